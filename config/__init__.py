@@ -1,0 +1,1 @@
+"""SoulSeer config package."""
