@@ -7,7 +7,18 @@ import logging
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import auth_routes, health, middleware
+from api import (
+    auth_routes,
+    health,
+    middleware,
+    notifications,
+    pages,
+    readers,
+    readings,
+    signaling,
+    wallet,
+    webhooks,
+)
 from api.appkeys import DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, SETTINGS
 from api.database import Database
 from api.http_metrics import HttpMetrics
@@ -36,6 +47,13 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     health.setup(app)
     auth_routes.setup(app)
+    readers.setup(app)
+    readings.setup(app)
+    wallet.setup(app)
+    webhooks.setup(app)
+    notifications.setup(app)
+    signaling.setup(app)
+    pages.setup(app)
     return app
 
 
