@@ -13,6 +13,7 @@ from api import (
     middleware,
     notifications,
     pages,
+    profiles,
     readers,
     readings,
     signaling,
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     webhooks.setup(app)
     notifications.setup(app)
     signaling.setup(app)
+    profiles.setup(app)
     pages.setup(app)
     return app
 
