@@ -56,3 +56,36 @@ def avatar_hue(user_id: str) -> int:
 
 FILTERS = {"money": money, "duration": duration, "when": when, "iso": iso, "initials": initials,
            "avatar_hue": avatar_hue}
+
+
+_NOTIFICATION_TEXT = {
+    "session-requested": "{clientName} requested a {sessionType} reading.",
+    "session-accepted": "{readerName} accepted your {sessionType} reading.",
+    "session-declined": "{readerName} declined your {sessionType} reading request.",
+    "session-cancelled": "{clientName} cancelled a {sessionType} reading request.",
+    "session-expired": "A {sessionType} reading request expired without an answer.",
+    "session-ended": "Your {sessionType} reading has ended.",
+    "low-balance": "Your balance is running low.",
+    "funds-added": "Funds were added to your wallet.",
+}
+
+
+class _Blank(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return {"sessionType": "", "clientName": "A client", "readerName": "Your reader"}.get(key, "")
+
+
+def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: ignore[type-arg]
+    """A sentence for a stored notification, and where it leads (the reading's page, when it names one)."""
+    normalized = kind.replace("_", "-")
+    template = _NOTIFICATION_TEXT.get(normalized)
+    text = payload.get("message") or payload.get("text")
+    if not text:
+        if template:
+            text = " ".join(template.format_map(_Blank(payload)).split()).replace(" .", ".")
+        else:
+            text = normalized.replace("-", " ").capitalize() + "."
+    nested = payload.get("session")
+    session_id = payload.get("sessionId") or (nested.get("id") if isinstance(nested, dict) else None)
+    link = f"/readings/{session_id}" if isinstance(session_id, str) and len(session_id) == 36 else None
+    return str(text), link

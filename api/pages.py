@@ -191,6 +191,10 @@ async def dashboard_page(request: web.Request) -> web.Response:
     rates = await pool.fetchrow("SELECT * FROM reader_rates WHERE reader_id = $1", auth.user.id)
     status = await pool.fetchval("SELECT status FROM reader_availability WHERE reader_id = $1", auth.user.id)
     profile = await profiles.load(pool, auth.user.id)
+    recent = await _readings_of(pool, auth.user.id, 6)
+    waiting = [{"id": r["id"], "clientName": r["other_name"], "sessionType": r["sessionType"],
+                "rateCents": r["rateCents"], "requestedAt": r["requestedAt"]}
+               for r in recent if r["status"] == "requested"]
     rate_data = {
         "chatCents": rates["chat_cents"] if rates else 0,
         "audioCents": rates["audio_cents"] if rates else 0,
@@ -198,21 +202,28 @@ async def dashboard_page(request: web.Request) -> web.Response:
         "flatCents": {m: (rates[f"flat_{m}_cents"] if rates else 0) for m in ("15", "30", "45", "60")},
     }
     return await _render(request, "dashboard.html", auth, script="dashboard", rates=rate_data,
-                         availability=status or "offline", profile=profile, data={
+                         availability=status or "offline", profile=profile, recent=recent, data={
                              "rates": rate_data, "status": status or "offline", "profile": profile.public(),
+                             "requests": waiting,
+                             "requestExpirySeconds": request.app[SETTINGS].request_expiry_seconds,
                          })
+
+
+async def _readings_of(pool: asyncpg.Pool, user_id: str, limit: int) -> list[dict[str, Any]]:
+    """A user's readings, newest first, each with the other participant's name."""
+    rows = await pool.fetch(
+        f"SELECT {SESSION_COLUMNS}, o.id AS other_id, o.display_name AS other_name"  # noqa: S608
+        " FROM rtc_sessions s JOIN users o ON o.id = CASE WHEN s.client_id = $1 THEN s.reader_id ELSE s.client_id END"
+        " WHERE s.client_id = $1 OR s.reader_id = $1 ORDER BY s.requested_at DESC LIMIT $2",
+        user_id, limit,
+    )
+    return [{**session_public(r), "other_id": str(r["other_id"]), "other_name": r["other_name"],
+             "requested_at": r["requested_at"]} for r in rows]
 
 
 async def history_page(request: web.Request) -> web.Response:
     auth = await _page_auth(request, "client", "reader")
-    rows = await request.app[DATABASE].pool.fetch(
-        f"SELECT {SESSION_COLUMNS}, o.id AS other_id, o.display_name AS other_name"  # noqa: S608
-        " FROM rtc_sessions s JOIN users o ON o.id = CASE WHEN s.client_id = $1 THEN s.reader_id ELSE s.client_id END"
-        " WHERE s.client_id = $1 OR s.reader_id = $1 ORDER BY s.requested_at DESC LIMIT 200",
-        auth.user.id,
-    )
-    readings = [{**session_public(r), "other_id": str(r["other_id"]), "other_name": r["other_name"],
-                 "requested_at": r["requested_at"]} for r in rows]
+    readings = await _readings_of(request.app[DATABASE].pool, auth.user.id, 200)
     return await _render(request, "history.html", auth, script="layout", readings=readings)
 
 
@@ -223,8 +234,12 @@ async def notifications_page(request: web.Request) -> web.Response:
         " ORDER BY created_at DESC LIMIT 100",
         auth.user.id,
     )
-    items = [{"id": str(r["id"]), "kind": r["kind"], "payload": r["payload"] or {}, "created_at": r["created_at"],
-              "unread": r["read_at"] is None} for r in rows]
+    items = []
+    for r in rows:
+        payload = r["payload"] if isinstance(r["payload"], dict) else {}
+        text, link = page_format.notification(r["kind"], payload)
+        items.append({"id": str(r["id"]), "kind": r["kind"], "text": text, "link": link,
+                      "created_at": r["created_at"], "unread": r["read_at"] is None})
     return await _render(request, "notifications.html", auth, script="notifications", items=items)
 
 
