@@ -41,7 +41,9 @@ class EventLog:
     def named(self, name: str, participant: str | None = None) -> list[tuple[Any, ...]]:
         return [e for e in self.events if e[0] == name and (participant is None or e[2] == participant)]
 
-    async def wait(self, name: str, participant: str | None = None, *, timeout: float = 10.0) -> tuple[Any, ...]:
+    async def wait(
+        self, name: str, participant: str | None = None, *, timeout: float = 10.0
+    ) -> tuple[Any, ...]:
         """The first ``name`` event (for ``participant``), waiting up to ``timeout`` seconds."""
 
         async def first() -> tuple[Any, ...]:
