@@ -1,0 +1,68 @@
+"""``create_app``: the one place that builds SoulSeer's web application and wires its parts together."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from api import (
+    auth_routes,
+    health,
+    middleware,
+    notifications,
+    pages,
+    readers,
+    readings,
+    signaling,
+    wallet,
+    webhooks,
+)
+from api.appkeys import DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, SETTINGS
+from api.database import Database
+from api.http_metrics import HttpMetrics
+from api.migrations import migrate
+from api.ratelimit import RateLimiter
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+# JSON bodies are small; anything bigger is refused before it is read into memory.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the application; the database opens (and migrates) on start-up and closes on clean-up."""
+    app = web.Application(
+        middlewares=[middleware.request_context, middleware.errors], client_max_size=MAX_BODY_BYTES
+    )
+    registry = CollectorRegistry()
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry
+    app[HTTP_METRICS] = HttpMetrics(registry)
+    app[DATABASE] = Database(settings)
+    app[LOGIN_LIMITER] = RateLimiter(settings.login_attempts_per_minute, 60.0)
+
+    app.cleanup_ctx.append(_database)
+    health.setup(app)
+    auth_routes.setup(app)
+    readers.setup(app)
+    readings.setup(app)
+    wallet.setup(app)
+    webhooks.setup(app)
+    notifications.setup(app)
+    signaling.setup(app)
+    pages.setup(app)
+    return app
+
+
+async def _database(app: web.Application):  # type: ignore[no-untyped-def]
+    database = app[DATABASE]
+    await database.open()
+    async with database.pool.acquire() as conn:
+        applied = await migrate(conn)
+    if applied:
+        log.info("database migrated", extra={"applied": applied})
+    yield
+    await database.close()

@@ -1,0 +1,17 @@
+"""Typed keys for what ``create_app`` puts on the application, so handlers find their collaborators."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from api.database import Database
+from api.http_metrics import HttpMetrics
+from api.ratelimit import RateLimiter
+from config import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
+LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)

@@ -1,0 +1,9 @@
+"""The signaling WebSocket at /ws: joins, offers and answers, chat, live session state."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def setup(app: web.Application) -> None:
+    """Register this module's routes (filled in by its feature)."""
