@@ -14,8 +14,11 @@ export const endpoints = {
   balance: "/api/webrtc/client/balance",
   addFunds: "/api/webrtc/client/add-funds",
   transactions: "/api/webrtc/client/transactions",
+  history: "/api/webrtc/sessions",
   session: (sessionId) => `/api/webrtc/session/${id(sessionId)}`,
+  transcript: (sessionId) => `/api/webrtc/session/${id(sessionId)}/transcript`,
   end: (sessionId) => `/api/webrtc/session/${id(sessionId)}/end`,
   notifications: "/api/notifications",
   markRead: (notificationId) => `/api/notifications/${id(notificationId)}/read`,
+  markAllRead: "/api/notifications/read-all",
 };

@@ -23,8 +23,8 @@ const ICE_GATHER_TIMEOUT_MS = 2500;
 // Chrome reports `disconnected` on a brief loss and only `failed` after ~15-30 s; re-offer sooner than that.
 const ICE_DISCONNECTED_GRACE_MS = 5000;
 const MAX_CHAT_LENGTH = 2000;
-const REQUEST_KINDS = new Set(["session-requested", "session_requested", "reading-requested", "reading_requested",
-  "request", "session-request"]);
+// Notification kinds that concern a reading request (api/notifications.py KINDS).
+const REQUEST_KIND = "session-requested";
 
 export class SoulSeerClient extends EventTarget {
   constructor({ sessionType = "video", userId = null, autoAcceptCalls = false, graceSeconds = 60,
@@ -435,9 +435,14 @@ export class SoulSeerClient extends EventTarget {
     this._emit("end-session", detail);
   }
 
-  async _maybeAutoAccept(notification) {
+  _maybeAutoAccept(notification) {
     const sessionId = notification.sessionId ?? notification.session?.id;
-    if (!sessionId || !REQUEST_KINDS.has(notification.kind) || this._handledRequests.has(sessionId)) return;
+    if (sessionId && notification.kind === REQUEST_KIND) this.handleIncomingRequest(sessionId, notification);
+  }
+
+  /** A request reached this reader (by notification or by polling): announce it once, accept it if asked to. */
+  async handleIncomingRequest(sessionId, notification = null) {
+    if (this._handledRequests.has(sessionId)) return;
     this._handledRequests.add(sessionId);
     this._emit("incoming-request", { sessionId, notification });
     if (!this.autoAcceptCalls) return;

@@ -18,9 +18,9 @@ const statusBadge = document.querySelector("[data-availability-status]");
 const availabilityError = document.querySelector("[data-availability-error]");
 const STATUS_TEXT = { online: "Online", busy: "In a reading", offline: "Offline" };
 
-function showAvailability(status) {
-  toggle.checked = status !== "offline";
-  toggleLabel.textContent = status === "offline" ? "You are offline" : "You are online";
+function showAvailability(status, chosen = status) {
+  toggle.checked = chosen !== "offline";
+  toggleLabel.textContent = chosen === "offline" ? "You are offline" : "You are online";
   statusBadge.className = `status ${status}`;
   statusBadge.textContent = STATUS_TEXT[status] ?? status;
 }
@@ -31,8 +31,8 @@ toggle.addEventListener("change", async () => {
   availabilityError.textContent = "";
   toggle.disabled = true;
   try {
-    const { status } = await api(endpoints.availability, { method: "POST", body: { status: wanted } });
-    showAvailability(status);
+    const { status, chosenStatus } = await api(endpoints.availability, { method: "POST", body: { status: wanted } });
+    showAvailability(status, chosenStatus ?? status);
   } catch (error) {
     showAvailability(wanted === "online" ? "offline" : "online");
     availabilityError.textContent = error.message;
@@ -206,12 +206,13 @@ function arrived(list) {
   if (!fresh.length) return;
   incoming.dataset.alerts = String(Number(incoming.dataset.alerts ?? 0) + 1);
   tone.play();
-  if (autoAccept.checked) accept_(fresh[0].id);
+  // The module accepts at once when auto-accept is on (it may have already, from the live notification).
+  for (const r of fresh) signaling.handleIncomingRequest(r.id);
 }
 
 async function poll() {
   try {
-    const { sessions } = await api(endpoints.readerSessions);
+    const { sessions } = await api(`${endpoints.readerSessions}?status=requested`);
     arrived(sessions.filter((s) => s.status === "requested").map((s) => ({
       id: s.id,
       clientName: s.clientName ?? s.client?.displayName,
@@ -222,10 +223,18 @@ async function poll() {
   } catch { /* try again on the next tick */ }
 }
 
+// Live: a `session-requested` notification on the signaling socket; polling covers a dropped socket.
 signaling.addEventListener("incoming-request", () => poll());
+signaling.addEventListener("notification", ({ detail }) => {
+  if (["session-cancelled", "session-expired"].includes(detail.kind)) poll();
+});
 signaling.addEventListener("auto-accepted", ({ detail }) => {
   window.location.assign(`/readings/${encodeURIComponent(detail.session.id)}`);
 });
+signaling.addEventListener("error", ({ detail }) => {
+  if (detail.code !== "connection_lost") toast(detail.message);
+});
+signaling.connect();
 
 arrived([...requests.values()]);
 setInterval(poll, POLL_MS);

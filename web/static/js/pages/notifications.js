@@ -28,7 +28,12 @@ document.querySelector("[data-mark-all]")?.addEventListener("click", async (even
   const button = event.currentTarget;
   button.disabled = true;
   try {
-    for (const item of document.querySelectorAll(".notification.unread")) await markRead(item);
+    await api(endpoints.markAllRead, { method: "POST" });
+    for (const item of document.querySelectorAll(".notification.unread")) {
+      item.classList.remove("unread");
+      item.querySelector("[data-mark-read]")?.remove();
+    }
+    setUnreadCount(0);
     button.remove();
   } catch (error) {
     button.disabled = false;
