@@ -21,7 +21,7 @@ if (!isClient) $("[data-charged-label]").textContent = "Earned";
 
 function show(view) {
   for (const section of $$("[data-view]")) section.hidden = section.dataset.view !== view;
-  document.body.dataset.view = view;
+  document.body.dataset.currentView = view;
 }
 
 function route() {
@@ -260,14 +260,20 @@ function onRemoteStream(stream) {
   const element = $("[data-remote-video]") ?? $("[data-remote-audio]");
   if (!element) return;
   if (element.srcObject !== stream) element.srcObject = stream;
-  const hasVideo = stream.getVideoTracks().length > 0;
-  const play = element.play();
-  play?.catch(() => { $("[data-play-blocked]").hidden = false; });
-  if (element.tagName === "VIDEO" && hasVideo) {
-    element.addEventListener("playing", () => {
-      element.hidden = false;
-      $("[data-placeholder]").hidden = true;
-    }, { once: true });
+  element.play()?.catch(() => { $("[data-play-blocked]").hidden = false; });
+  if (element.tagName === "VIDEO") {
+    // Reveal the video once it has a picture (tracks arrive one by one; audio may start playing first).
+    const reveal = () => {
+      if (element.videoWidth > 0) {
+        element.hidden = false;
+        $("[data-placeholder]").hidden = true;
+      }
+    };
+    element.hidden = false;
+    element.addEventListener("resize", reveal);
+    element.addEventListener("playing", reveal);
+    reveal();
+    if (element.videoWidth === 0) element.hidden = true;
   } else {
     $("[data-placeholder-text]").textContent = "Audio reading · connected";
   }
@@ -309,7 +315,7 @@ for (const button of $$("[data-end]")) {
     for (const b of $$("[data-end]")) b.disabled = true;
     if (client?.endSession()) {
       // The server answers with end-session; if it doesn't in a few seconds, ask over REST.
-      setTimeout(() => { if (document.body.dataset.view === "room") endOverRest(); }, 4000);
+      setTimeout(() => { if (document.body.dataset.currentView === "room") endOverRest(); }, 4000);
     } else {
       endOverRest();
     }
