@@ -79,9 +79,9 @@ class Console:
 
 
 async def new_context(browser: Browser, server: TestServer, *, media: bool = True,
-                      viewport: dict[str, int] | None = None) -> BrowserContext:
+                      viewport: dict[str, int] | None = None, base_url: str | None = None) -> BrowserContext:
     context = await browser.new_context(
-        base_url=str(server.make_url("")).rstrip("/"),
+        base_url=base_url or str(server.make_url("")).rstrip("/"),
         viewport=viewport or DESKTOP,
         permissions=["camera", "microphone"] if media else [],
     )

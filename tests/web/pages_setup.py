@@ -14,9 +14,10 @@ PASSWORD = "correct horse battery"
 
 
 async def signed_in(browser: Browser, server: TestServer, role: str, name: str, *, media: bool = True,
-                    viewport: dict[str, int] | None = None) -> tuple[BrowserContext, dict[str, Any]]:
+                    viewport: dict[str, int] | None = None,
+                    base_url: str | None = None) -> tuple[BrowserContext, dict[str, Any]]:
     """A new browser context holding the cookie login of a new account."""
-    context = await new_context(browser, server, media=media, viewport=viewport)
+    context = await new_context(browser, server, media=media, viewport=viewport, base_url=base_url)
     email = f"{role}-{uuid.uuid4().hex[:8]}@example.test"
     response = await context.request.post("/api/auth/register", data={
         "email": email, "password": PASSWORD, "displayName": name, "role": role})

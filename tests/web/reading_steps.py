@@ -52,9 +52,10 @@ async def ready_reader(browser: Browser, server: TestServer, console: Console, *
 
 
 async def funded_client(browser: Browser, server: TestServer, console: Console, database_url: str, *,
-                        name: str = "Ada Lovelace", cents: int = 2000, media: bool = True) -> Party:
+                        name: str = "Ada Lovelace", cents: int = 2000, media: bool = True,
+                        base_url: str | None = None) -> Party:
     """A client whose wallet was credited through billing's ledger (a manual deposit, as the CLI makes)."""
-    context, user = await signed_in(browser, server, "client", name, media=media)
+    context, user = await signed_in(browser, server, "client", name, media=media, base_url=base_url)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     try:
         await ledger.deposit(pool, client_id=user["id"], cents=cents, key=f"test-credit:{user['id']}",

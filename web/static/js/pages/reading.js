@@ -187,11 +187,23 @@ function enterRoom() {
   client.addEventListener("end-session", ({ detail }) => showSummary(detail));
   client.addEventListener("error", ({ detail }) => onError(detail));
   setInterval(renderMeter, 250);
+  setChatOpen(session.status === "active");
   client.joinSession(session.id);
+}
+
+// The server opens the chat when the reading is active (both connected); until then the box waits.
+function setChatOpen(open) {
+  const input = chatForm.text;
+  const button = chatForm.querySelector('button[type="submit"]');
+  if (input.disabled === !open) return;
+  input.disabled = !open;
+  button.disabled = !open;
+  input.placeholder = open ? "Write a message…" : "Chat opens when you are both connected…";
 }
 
 function applySession(fresh) {
   session = { ...session, ...fresh };
+  setChatOpen(session.status === "active");
   meter = { billableSeconds: session.billableSeconds ?? meter.billableSeconds, at: performance.now(),
     status: session.status };
   $("[data-charged]").textContent = money(isClient ? session.chargedCents : earnedOf(session.chargedCents));
@@ -204,7 +216,8 @@ function earnedOf(chargedCents) {
 function onSessionState(state) {
   lastState = { ...lastState, ...state };
   meter = { billableSeconds: state.billableSeconds ?? meter.billableSeconds, at: performance.now(),
-    status: state.status ?? meter.status };
+    status: state.status ?? meter.status, running: state.running };
+  if (state.status) setChatOpen(state.status === "active");
   if (state.chargedCents !== undefined || state.earnedCents !== undefined) {
     $("[data-charged]").textContent = money(isClient ? state.chargedCents : earnedOf(state.chargedCents));
   }
@@ -219,15 +232,15 @@ function onSessionState(state) {
   renderMeter();
 }
 
-// Between server updates the clock runs on locally while the reading is active and we are connected.
+// Between the server's updates (every second) the clock runs on locally while the meter runs.
 function billingRunning() {
-  return meter.status === "active" && connection === "connected";
+  return meter.status === "active" && connection === "connected" && meter.running !== false;
 }
 
 function renderMeter() {
   const elapsed = (performance.now() - meter.at) / 1000;
   const running = billingRunning();
-  $("[data-timer]").textContent = clock(meter.billableSeconds + (running ? Math.min(elapsed, 65) : 0));
+  $("[data-timer]").textContent = clock(meter.billableSeconds + (running ? Math.min(elapsed, 2) : 0));
   if (!isClient || secondsLeft === null) return;
   const left = Math.max(0, secondsLeft - (running ? (performance.now() - secondsLeftAt) / 1000 : 0));
   $("[data-time-left]").textContent = clock(left);
