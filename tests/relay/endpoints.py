@@ -11,7 +11,7 @@ import contextlib
 import fractions
 import time
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from av import VideoFrame
 
@@ -50,6 +50,7 @@ class Endpoint:
 
     :param send: kinds it publishes. :param receive: kinds it wants to receive.
     :param decode: decode received media (else only count encoded frames, which is much cheaper).
+    :param video_codec: offer only this video codec ("VP8", "H264").
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class Endpoint:
         data_channel: bool = True,
         video_size: tuple[int, int] = (160, 120),
         decode: bool = True,
+        video_codec: str | None = None,
     ) -> None:
         self.name = name
         self.decode = decode
@@ -82,7 +84,12 @@ class Endpoint:
             if kind in send:
                 track = PatternVideoTrack(*video_size) if kind == "video" else AudioStreamTrack()
                 self.tracks[kind] = track
-            self.pc.addTransceiver(track if track is not None else kind, direction=direction)
+            transceiver = self.pc.addTransceiver(track if track is not None else kind, direction=direction)
+            if kind == "video" and video_codec is not None:
+                transceiver.setCodecPreferences(
+                    [c for c in RTCRtpSender.getCapabilities("video").codecs
+                     if c.mimeType.lower() in (f"video/{video_codec.lower()}", "video/rtx")]
+                )
         self.channel = self.pc.createDataChannel("chat") if data_channel else None
         if self.channel is not None:
 
@@ -107,7 +114,7 @@ class Endpoint:
             return
         # Count encoded frames with the relay's own receiver hook: no decoder, little CPU.
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
-        codecs = {97: "VP8", 96: "OPUS"}
+        codecs = {97: "VP8", 99: "H264", 101: "H264", 96: "OPUS"}
         if track.kind == "video":
             assembler: VideoAssembler | AudioAssembler = VideoAssembler(
                 codecs, lambda *frame: self._count(track.kind), lambda: None
