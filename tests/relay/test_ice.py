@@ -68,7 +68,8 @@ def test_browser_candidates_are_parsed_and_end_of_candidates_accepted() -> None:
         "sdpMid": "0",
         "sdpMLineIndex": 0,
     })
-    assert candidate is not None and (candidate.ip, candidate.port, candidate.sdpMid) == ("192.0.2.2", 54321, "0")
+    assert candidate is not None
+    assert (candidate.ip, candidate.port, candidate.sdpMid) == ("192.0.2.2", 54321, "0")
     assert candidate_from_browser({"candidate": "", "sdpMid": "0"}) is None
     assert candidate_from_browser(None) is None
     with pytest.raises(RelayError) as bad:
