@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry
 from api.database import Database
 from api.http_metrics import HttpMetrics
 from api.ratelimit import RateLimiter
+from billing.metrics import BillingMetrics
+from billing.stripe_gateway import StripeGateway
 from config import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -15,3 +17,5 @@ DATABASE = web.AppKey("database", Database)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+BILLING_METRICS = web.AppKey("billing_metrics", BillingMetrics)
+STRIPE = web.AppKey("stripe", StripeGateway)
