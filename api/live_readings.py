@@ -41,8 +41,11 @@ class LiveReadings:
         self._clock = clock
         self._runtimes: dict[str, ReadingRuntime] = {}
         self._sweeper: asyncio.Task[None] | None = None
-        self._pool: asyncpg.Pool = app[DATABASE].pool
         self._settings = app[SETTINGS]
+
+    @property
+    def _pool(self) -> asyncpg.Pool:
+        return self._app[DATABASE].pool
 
     # -- life of the registry -------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ PRESENCE = web.AppKey("presence", Presence)
 # Kinds a client or reader may receive (the payload's other fields depend on the kind).
 KINDS = frozenset({
     "session-requested", "session-accepted", "session-declined", "session-cancelled", "session-expired",
-    "session-started", "session-ended", "low-balance",
+    "session-started", "session-ended", "session-booked", "low-balance",
 })
 
 

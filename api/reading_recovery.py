@@ -1,10 +1,11 @@
-"""Settling readings a process left behind: from the last heartbeat, exactly once.
+"""Settling readings a process left behind: from the meter's last heartbeat, exactly once.
 
 A process killed mid-reading leaves it ``active`` with the minutes it charged (each minute is charged
-at its start) and the billable seconds of its last heartbeat (at most a second old). Settling keeps
-the paid minutes that were used, refunds the unused part of the last one as the meter would have at
-that heartbeat, and ends the reading with reason ``interrupted``. The row lock and the refund's
-idempotency key make a second settlement (another node, a restart during recovery) a no-op.
+at its start) and the billable seconds of its last heartbeat (at most a second old). Billing settles
+the money (:func:`billing.recovery.settle_interrupted`: paid minutes stand, the unused part of the last
+one is refunded by the meter's own rule, the reading ends with ``server_restart``, each exactly once
+under a row lock and idempotency keys); this module does the readings' side of it: the reader is no
+longer busy and both participants get a stored ``session-ended`` notification.
 """
 
 from __future__ import annotations
@@ -16,51 +17,45 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications
-from api import reading_charges as charges
 from api.appkeys import DATABASE
 from api.reading_states import Actor, Event, State
-from api.reading_store import COLUMNS, FROM, apply, fetch, session_json, set_reader_busy
+from api.reading_store import apply, fetch, session_json, set_reader_busy
+from billing import recovery
+from billing.meter import prorated_refund
 
 log = logging.getLogger(__name__)
 
-
-def unused_cents(rate_cents: int, minutes_charged: int, billable_seconds: int) -> int:
-    """The refund for the unused seconds of the last charged minute, prorated to the second (rounded down)."""
-    if minutes_charged <= 0:
-        return 0
-    used = min(60, max(0, billable_seconds - (minutes_charged - 1) * 60))
-    return rate_cents * (60 - used) // 60
+Stored = list[tuple[str, dict[str, Any]]]
 
 
-async def settle(conn: asyncpg.Connection, session_id: str, reason: str) -> tuple[asyncpg.Record,
-                                                                                    list[tuple[str, dict[str, Any]]]]:
-    """Settle one left-behind active reading inside the caller's transaction; returns (row, notifications)."""
+async def _after_end(conn: asyncpg.Connection, row: asyncpg.Record) -> Stored:
+    await set_reader_busy(conn, str(row["reader_id"]), False)
+    return [await notifications.store(conn, uid, "session-ended", {"session": session_json(row)})
+            for uid in (str(row["client_id"]), str(row["reader_id"]))]
+
+
+async def settle(conn: asyncpg.Connection, session_id: str, reason: str) -> tuple[asyncpg.Record, Stored]:
+    """Settle one active reading that has no runtime, from its persisted meter state, in the caller's
+    transaction; returns (row, notifications to deliver after commit)."""
     row = await fetch(conn, session_id, lock=True)
     if row["status"] != State.ACTIVE:
         return row, []
-    refund = unused_cents(row["rate_cents"], row["minutes_charged"], row["billable_seconds"])
-    if refund:
-        await charges.refund_unused(conn, session_id=session_id, minute_index=row["minutes_charged"] - 1,
-                                    cents=refund)
-    _, after = await apply(conn, session_id, Event.END, Actor.SYSTEM, reason=reason, sets={"heartbeat_at": None})
-    await set_reader_busy(conn, str(after["reader_id"]), False)
-    stored = [await notifications.store(conn, uid, "session-ended", {"session": session_json(after)})
-              for uid in (str(after["client_id"]), str(after["reader_id"]))]
-    log.info("reading settled after interruption", extra={"sessionId": session_id, "reason": reason,
-                                                         "refundedCents": refund})
-    return after, stored
+    seconds, minutes = row["meter_billable_seconds"], row["meter_minutes_charged"]
+    refund = prorated_refund(row["rate_cents"], seconds, minutes) if row["mode"] == "per_minute" else 0
+    if row["mode"] == "per_minute":
+        await recovery.settle_reading(conn, session_id=session_id, billable_seconds=seconds, refund_cents=refund)
+    _, after = await apply(conn, session_id, Event.END, Actor.SYSTEM, reason=reason)
+    log.info("reading settled from its heartbeat", extra={"sessionId": session_id, "reason": reason,
+                                                          "refundCents": refund})
+    return after, await _after_end(conn, after)
 
 
-async def settle_interrupted(app: web.Application, *, older_than: float) -> list[asyncpg.Record]:
-    """Settle every per-minute reading left active with a heartbeat older than ``older_than`` seconds."""
+async def settle_interrupted(app: web.Application, *, older_than: float) -> list[str]:
+    """Settle every reading left active with a heartbeat older than ``older_than`` seconds (start-up)."""
     pool = app[DATABASE].pool
-    rows = await pool.fetch(
-        f"SELECT {COLUMNS} FROM {FROM} WHERE s.status = 'active' AND s.mode = 'per_minute'"  # noqa: S608
-        " AND (s.heartbeat_at IS NULL OR s.heartbeat_at < now() - make_interval(secs => $1))", older_than)
-    settled = []
-    for row in rows:
+    settled = await recovery.settle_interrupted(pool, older_than_seconds=older_than)
+    for session_id in settled:
         async with pool.acquire() as conn, conn.transaction():
-            after, stored = await settle(conn, str(row["id"]), "interrupted")
+            stored = await _after_end(conn, await fetch(conn, session_id))
         notifications.deliver(app, stored)
-        settled.append(after)
     return settled

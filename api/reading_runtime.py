@@ -7,11 +7,11 @@ order. It:
 
 - decides when the reading starts (both participants connected the first time: media for audio/video,
   the signaling socket for chat) and writes ``active``;
-- feeds billing's pure :class:`billing.meter.Meter` and executes its decisions through the ledger
-  (:mod:`api.reading_charges`): a charge at the start of each billable minute, a refund of the unused
-  part of the last one, the end;
-- records a heartbeat every tick (billable seconds so far), which also brings back the client's
-  balance, so funds added mid-reading (by a webhook, on any request) reach the meter within a second;
+- feeds billing's pure :class:`billing.meter.Meter` and executes its decisions through billing
+  (:mod:`billing.recovery`): a charge at the start of each billable minute, a refund of the unused
+  part of the last one with the totals, the end;
+- records the meter's heartbeat every tick (what a crash is settled from) and reads the client's
+  balance, so funds added mid-reading (a webhook, on any request) reach the meter within a second;
 - pushes ``session-state`` every second and on every change, ``start-session``, ``end-session`` and
   notifications to the participants' sockets;
 - when the reading ends, settles it, closes the relay room and stops.
@@ -20,6 +20,7 @@ order. It:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import time
@@ -29,12 +30,14 @@ from typing import Any
 
 import asyncpg
 
-from api import reading_charges as charges
+from api import scheduling
 from api.presence import Outlet
 from api.reading_states import Actor, Event, State
 from api.reading_store import apply, fetch, session_json, set_reader_busy
+from billing import ledger, recovery
 from billing.errors import InsufficientFunds
 from billing.meter import ChargeMinute, End, Meter, Pause, Refund, Resume, Warn
+from billing.split import split
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ class ReadingRuntime:
         self.session_type: str = row["session_type"]
         self.rate_cents: int = row["rate_cents"]
         self.status = State(row["status"])
+        self.scheduled = row["mode"] == "scheduled"
         self.row = row
         self._pool = pool
         self._relay_close = relay_close
@@ -105,16 +109,21 @@ class ReadingRuntime:
         self._connected: dict[Actor, bool] = dict.fromkeys(ROLES, False)
         self._meter: Meter | None = None
         self._balance: int | None = None
-        self._earned = int(row["earned_cents"]) if "earned_cents" in row else 0
+        self._earned = 0
         self._refund: Refund | None = None
         self._task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
         self._log = {"sessionId": self.session_id}
+        self._ever_connected: set[Actor] = set()
+        # A scheduled reading ends at its booked end (monotonic deadline), whenever it started.
+        self._ends_at = clock() + scheduling.seconds_until_end(row) if self.scheduled else None
+        self._started_at: float | None = clock() if self.status is State.ACTIVE else None
 
     # -- what the rest of the node tells the runtime (any task; applied in order by the runtime's task) --
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"reading {self.session_id}")
+        # A fresh context: the task outlives the request that started it (and its request id in the logs).
+        self._task = asyncio.create_task(self._run(), name=f"reading {self.session_id}", context=contextvars.Context())
 
     def attach(self, role: Actor, outlet: Outlet) -> None:
         """A participant's socket joined; it replaces (and is told so) any earlier socket of theirs."""
@@ -198,8 +207,10 @@ class ReadingRuntime:
                 previous.send({"type": "error", "code": "replaced",
                                "message": "this session was joined from another connection"})
             self._outlets[item.role] = item.outlet
-            await self._connectivity()
-            item.outlet.send(self._state_message(item.role))
+            if item.role is Actor.CLIENT and self._balance is None:
+                self._balance = await ledger.balance(self._pool, self.client_id)
+            if not await self._connectivity():
+                item.outlet.send(self._state_message(item.role))
         elif item.kind == "detach":
             assert item.role is not None
             if self._outlets[item.role] is item.outlet:
@@ -221,8 +232,9 @@ class ReadingRuntime:
         signaled = self._outlets[role] is not None
         return signaled and (self.session_type == "chat" or self._media[role])
 
-    async def _connectivity(self) -> None:
-        """Apply a change of who is connected: start the reading, or tell the meter."""
+    async def _connectivity(self) -> bool:
+        """Apply a change of who is connected: start the reading, or tell the meter. True if anything changed
+        (and the new state was pushed)."""
         now = self._clock()
         changed = False
         for role in ROLES:
@@ -231,6 +243,8 @@ class ReadingRuntime:
                 continue
             changed = True
             self._connected[role] = connected
+            if connected:
+                self._ever_connected.add(role)
             log.info("participant %s", "connected" if connected else "disconnected",
                      extra={**self._log, "role": role.value})
             if self._meter is not None and self.status is State.ACTIVE:
@@ -241,6 +255,7 @@ class ReadingRuntime:
             await self._start(now)
         if changed and self.status is not State.ENDED:
             self._push_state()
+        return changed
 
     async def _start(self, now: float) -> None:
         try:
@@ -250,7 +265,12 @@ class ReadingRuntime:
             log.warning("reading cannot start: the reader is in another reading", extra=self._log)
             return
         self.row, self.status = row, State.ACTIVE
-        self._balance = await charges.balance(self._pool, self.client_id)
+        self._started_at = now
+        if self.scheduled:  # paid at booking: no meter, just the booked time
+            log.info("scheduled reading started", extra=self._log)
+            self._send_all({"type": "start-session", "session": session_json(row)})
+            return
+        self._balance = await ledger.balance(self._pool, self.client_id)
         self._meter = Meter(rate_cents=self.rate_cents, balance_cents=self._balance, grace_seconds=self._grace,
                             warn_seconds=WARN_SECONDS)
         log.info("reading started", extra={**self._log, "balanceCents": self._balance})
@@ -262,18 +282,31 @@ class ReadingRuntime:
         now = self._clock()
         if self.status is State.ACCEPTED:
             if now >= self._deadline:
-                await self._end(Actor.SYSTEM, "not_started")
+                if not self.scheduled:
+                    reason = "not_started"
+                elif Actor.READER not in self._ever_connected:
+                    reason = "reader_no_show"
+                else:
+                    reason = "client_no_show"
+                await self._end(Actor.SYSTEM, reason)
+            return
+        if self.scheduled and self.status is State.ACTIVE:
+            if self._ends_at is not None and now >= self._ends_at:
+                await self._end(Actor.SYSTEM, "time_up")
+            else:
+                self._push_state()
             return
         if self._meter is None or self.status is not State.ACTIVE:
             return
         await self._execute(self._meter.tick(now), now)
         if self.status is not State.ACTIVE:
             return
-        balance = await charges.heartbeat(self._pool, self.session_id, int(self._meter.billable_seconds(now)))
-        if balance is not None and balance != self._balance:
-            previous, self._balance = self._balance, balance
-            if previous is None or balance > previous:
-                await self._execute(self._meter.funds_added(balance, now), now)
+        meter = self._meter
+        await recovery.record_heartbeat(self._pool, self.session_id, meter.billable_seconds(now), meter.minutes_charged)
+        # Polling is how funds added anywhere (a webhook on another request or node) reach the meter.
+        self._balance = await ledger.balance(self._pool, self.client_id)
+        if self._balance != meter.balance_cents:
+            await self._execute(meter.funds_added(self._balance, now), now)
         if self.status is State.ACTIVE:
             self._push_state()
 
@@ -284,7 +317,7 @@ class ReadingRuntime:
             decision = pending.pop(0)
             if isinstance(decision, ChargeMinute):
                 try:
-                    charged = await charges.charge_minute(
+                    charged = await recovery.charge_minute(
                         self._pool, session_id=self.session_id, client_id=self.client_id, reader_id=self.reader_id,
                         index=decision.index, cents=decision.cents)
                 except InsufficientFunds:
@@ -294,7 +327,7 @@ class ReadingRuntime:
                 if not charged.replayed:
                     self._earned += charged.reader_cents
                     if self._balance is not None:
-                        self._balance -= charged.cents
+                        self._balance -= charged.amount_cents
                 log.info("minute charged", extra={**self._log, "minute": decision.index, "cents": decision.cents})
                 self._push_state()
             elif isinstance(decision, Refund):
@@ -322,19 +355,20 @@ class ReadingRuntime:
 
     async def _settle(self, reason: str, now: float) -> None:
         """Write the end: refund the unused part, totals, state, availability, notifications; then tell everyone."""
-        billable = int(self._meter.billable_seconds(now)) if self._meter is not None else 0
+        meter = self._meter
         async with self._pool.acquire() as conn, conn.transaction():
-            if self._refund is not None and self._refund.cents > 0:
-                self._earned -= await charges.refund_unused(conn, session_id=self.session_id,
-                                                            minute_index=self._refund.minute_index,
-                                                            cents=self._refund.cents)
             current = await fetch(conn, self.session_id, lock=True)
-            if current["status"] == State.ENDED:
+            if current["status"] == State.ENDED:  # settled elsewhere (recovery on another node)
                 row = current
             else:
-                _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason,
-                                     sets={"billable_seconds": max(billable, current["billable_seconds"]),
-                                           "heartbeat_at": None})
+                if self.scheduled and reason == "reader_no_show":
+                    await scheduling.refund(conn, current, current["charged_cents"])
+                if meter is not None:
+                    refund = self._refund.cents if self._refund is not None else 0
+                    await recovery.settle_reading(conn, session_id=self.session_id,
+                                                  billable_seconds=meter.billable_seconds(now), refund_cents=refund)
+                    self._earned -= split(refund)[0]
+                _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason)
             await set_reader_busy(conn, self.reader_id, False)
             stored = [await self._store_notification(conn, user_id, "session-ended", {"session": session_json(row)})
                       for user_id in (self.client_id, self.reader_id)]
@@ -369,6 +403,12 @@ class ReadingRuntime:
             "running": bool(meter and meter.running),
             "connected": {r.value: self._connected[r] for r in ROLES},
         }
+        if self.scheduled:
+            started = self._started_at
+            message["billableSeconds"] = int(now - started) if started is not None else 0
+            message["chargedCents"] = int(self.row["charged_cents"])
+            message["secondsLeft"] = math.floor(max(0.0, (self._ends_at or now) - now))
+            message["running"] = self.status is State.ACTIVE
         if role is Actor.CLIENT:
             message["balanceCents"] = self._balance
         else:

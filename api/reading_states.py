@@ -1,4 +1,4 @@
-"""The reading's life cycle as a pure state machine: which event may move a reading from which state, and who may send it.
+"""The reading's life cycle as a pure state machine: which event moves a reading from which state, and who sends it.
 
 ``requested → accepted → active → ended``, or ``requested → declined | cancelled | expired``. A scheduled
 reading is booked straight into ``accepted`` (it was paid at booking) and its client may still cancel it

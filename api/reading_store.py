@@ -19,9 +19,9 @@ from api.reading_states import Actor, Event, IllegalTransition, State, transitio
 # The columns every reading query returns, with the two participants' display names.
 COLUMNS = """
     s.id, s.client_id, s.reader_id, s.session_type, s.mode, s.status, s.rate_cents, s.billable_seconds,
-    s.charged_cents, s.refunded_cents, s.earned_cents, s.minutes_charged, s.requested_at, s.accepted_at,
-    s.started_at, s.ended_at, s.end_reason, s.expires_at, s.scheduled_start, s.scheduled_minutes,
-    s.scheduled_end, s.heartbeat_at, c.display_name AS client_name, r.display_name AS reader_name
+    s.charged_cents, s.refunded_cents, s.meter_minutes_charged, s.meter_billable_seconds, s.requested_at,
+    s.accepted_at, s.started_at, s.ended_at, s.end_reason, s.expires_at, s.scheduled_start, s.scheduled_minutes,
+    s.scheduled_end, s.meter_heartbeat_at, c.display_name AS client_name, r.display_name AS reader_name
 """
 FROM = "rtc_sessions s JOIN users c ON c.id = s.client_id JOIN users r ON r.id = s.reader_id"
 
@@ -55,9 +55,11 @@ def session_json(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "mode": row["mode"],
         "status": row["status"],
         "rateCents": row["rate_cents"],
-        "billableSeconds": row["billable_seconds"],
+        # While active, the meter's last persisted state (at most a second old); at the end, the billed total.
+        "billableSeconds": (int(row["meter_billable_seconds"]) if row["status"] == State.ACTIVE
+                            else row["billable_seconds"]),
         "chargedCents": row["charged_cents"],
-        "minutesCharged": row["minutes_charged"],
+        "minutesCharged": row["meter_minutes_charged"],
         "requestedAt": iso(row["requested_at"]),
         "acceptedAt": iso(row["accepted_at"]),
         "startedAt": iso(row["started_at"]),

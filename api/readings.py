@@ -23,8 +23,8 @@ from api.live_readings import LIVE_READINGS
 from api.openapi import operation
 from api.readers import history_filters, rate_for
 from api.reading_states import Actor, Event
-from api.reading_store import fetch_for, history, iso, session_json, set_reader_busy
 from api.reading_store import apply as apply_event
+from api.reading_store import fetch_for, history, iso, session_json, set_reader_busy
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,6 @@ async def request_session(request: web.Request) -> web.Response:
         row, _ = await fetch_for(conn, str(session_id), user.id)
         stored = [await notifications.store(conn, reader_id, "session-requested", session_payload(row))]
     notifications.deliver(request.app, stored)
-    request.app[LIVE_READINGS].requested(row)
     log.info("reading requested", extra={"sessionId": str(session_id), "userId": user.id, "readerId": reader_id,
                                          "sessionType": session_type, "rateCents": rate})
     return web.json_response(session_payload(row), status=201)
@@ -131,8 +130,7 @@ async def cancel_session(request: web.Request) -> web.Response:
         if before["mode"] == "scheduled":
             refunded = await scheduling.refund_for_cancellation(conn, app[SETTINGS], before, datetime.now(UTC))
         _, row = await apply_event(conn, session_id, Event.CANCEL, Actor.CLIENT, user_id=user.id,
-                                   reason="cancelled_by_client",
-                                   sets={"refunded_cents": refunded, "charged_cents": before["charged_cents"] - refunded})
+                                   reason="cancelled_by_client")
         stored = [await notifications.store(conn, str(row["reader_id"]), "session-cancelled", session_payload(row))]
     notifications.deliver(app, stored)
     app[LIVE_READINGS].forget(session_id)
