@@ -4,6 +4,7 @@ wait for the message they expect, and an app whose readings run on a clock the t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
@@ -46,26 +46,15 @@ class Party:
         return str(self.user["id"])
 
 
-AppFactory = Callable[..., Awaitable[TestClient]]
-
-
-@pytest.fixture
-async def make_app(settings: Settings) -> AsyncIterator[AppFactory]:
-    """Start the whole app with settings overrides and, optionally, readings on a manual clock."""
-    started: list[TestClient] = []
-
-    async def make(clock: Callable[[], float] | None = None, **overrides: Any) -> TestClient:
-        app = create_app(replace(settings, **overrides))
-        if clock is not None:
-            app[LIVE_READINGS] = LiveReadings(app, app[RELAY], clock=clock)
-        test_client = TestClient(TestServer(app, host="127.0.0.1"))
-        await test_client.start_server()
-        started.append(test_client)
-        return test_client
-
-    yield make
-    for test_client in reversed(started):
-        await test_client.close()
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings, clock: Callable[[], float] | None = None,
+                      **overrides: Any) -> AsyncIterator[TestClient]:
+    """The whole app on a real port, with settings overrides and, optionally, readings on a manual clock."""
+    app = create_app(replace(settings, **overrides))
+    if clock is not None:
+        app[LIVE_READINGS] = LiveReadings(app, app[RELAY], clock=clock)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client
 
 
 async def deposit(pool: asyncpg.Pool, client_id: str, cents: int) -> None:
