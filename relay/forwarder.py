@@ -95,11 +95,6 @@ class SubscriberTrack(MediaStreamTrack):
         if self.kind == "video" and self.source is not None:
             self.source.request_keyframe(reason)
 
-    def restart(self) -> None:
-        """Drop what is queued and wait for a keyframe (a new feed, or a codec change)."""
-        self._queue.clear()
-        self._waiting_keyframe = self.kind == "video"
-
     async def recv(self) -> av.Packet:
         while not self._queue:
             if self.readyState != "live":
@@ -193,9 +188,8 @@ class Source:
             )
         else:
             assembler = AudioAssembler(codecs, self._on_frame)
+        # Subscribers need no reset: the new feed's assembler starts at a keyframe.
         self._assembler = assembler
-        for track in self.subscribers:
-            track.restart()
         logger.debug("Source(%s) fed by a new receiver (ssrc %s)", self._label, media_ssrc)
         return assembler
 

@@ -254,6 +254,12 @@ class Peer:
             self._set_state("connected")
         elif state == "failed" and self.state not in ("failed", "closed"):
             self._fail("ICE or DTLS failed")
+        elif state == "closed" and self._closing is None:
+            # The remote end closed DTLS (a clean hang-up): aiortc closed the connection itself.
+            logger.info("Peer(%s) closed by the remote end", self._label)
+            if self.state == "connected":
+                self._set_state("disconnected")
+            self.close()
 
     def _on_consent(self, alive: bool) -> None:
         if not alive and self.state == "connected":

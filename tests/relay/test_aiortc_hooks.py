@@ -164,6 +164,7 @@ async def test_hooked_sender_packs_av_packets_without_an_encoder_and_reports_key
     requests = asyncio.Event()
     aiortc_hooks.on_keyframe_request(sender, requests.set)
     decoded = asyncio.Event()
+    consumers: list[asyncio.Task[None]] = []
 
     @receiver_pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
@@ -171,7 +172,7 @@ async def test_hooked_sender_packs_av_packets_without_an_encoder_and_reports_key
             await track.recv()
             decoded.set()
 
-        asyncio.ensure_future(consume())
+        consumers.append(asyncio.ensure_future(consume()))
 
     await connect(sender_pc, receiver_pc)
     await asyncio.wait_for(decoded.wait(), 10)
