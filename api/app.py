@@ -12,6 +12,7 @@ from api import (
     health,
     middleware,
     notifications,
+    openapi,
     pages,
     profiles,
     readers,
@@ -21,14 +22,16 @@ from api import (
     wallet,
     webhooks,
 )
-from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, SETTINGS, STRIPE
+from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, RELAY, SETTINGS, STRIPE
 from api.database import Database
 from api.http_metrics import HttpMetrics
+from api.live_readings import LIVE_READINGS, LiveReadings
 from api.migrations import migrate
 from api.ratelimit import RateLimiter
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
 from config import Settings
+from relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,12 @@ def create_app(settings: Settings) -> web.Application:
     app[STRIPE] = StripeGateway(secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
                                 api_base=settings.stripe_api_base, public_url=settings.public_url)
 
+    app[RELAY] = Relay(ice_servers=list(settings.ice_servers), max_participants=settings.max_participants,
+                       max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry)
+    app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
+
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_media)
     health.setup(app)
     auth_routes.setup(app)
     readers.setup(app)
@@ -63,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     signaling.setup(app)
     profiles.setup(app)
     pages.setup(app)
+    openapi.setup(app)
     return app
 
 
@@ -75,3 +84,11 @@ async def _database(app: web.Application):  # type: ignore[no-untyped-def]
         log.info("database migrated", extra={"applied": applied})
     yield
     await database.close()
+
+
+async def _media(app: web.Application):  # type: ignore[no-untyped-def]
+    """Readings run between the database and the relay: settled before the relay closes, the relay before the db."""
+    await app[LIVE_READINGS].start()
+    yield
+    await app[LIVE_READINGS].close()
+    await app[RELAY].close()
