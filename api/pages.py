@@ -20,20 +20,18 @@ import jinja2
 from aiohttp import web
 
 import web as web_package
-from api import csp, page_format, profiles
+from api import csp, page_format, profiles, reading_store
 from api.appkeys import DATABASE, SETTINGS
 from api.auth import AuthContext, authenticate
 from api.errors import NotFound
+from api.reading_states import Actor
 from api.validation import path_uuid
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(web_package.__file__).resolve().parent
 HOME_BY_ROLE = {"client": "/", "reader": "/dashboard", "admin": "/"}
-SESSION_COLUMNS = (
-    "s.id, s.client_id, s.reader_id, s.session_type, s.mode, s.status, s.rate_cents, s.billable_seconds,"
-    " s.charged_cents, s.requested_at, s.accepted_at, s.started_at, s.ended_at, s.end_reason"
-)
+
 
 
 def safe_next(raw: str | None, default: str = "/") -> str:
@@ -41,25 +39,6 @@ def safe_next(raw: str | None, default: str = "/") -> str:
     if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw or "\n" in raw or "\r" in raw:
         return default
     return raw
-
-
-def session_public(row: asyncpg.Record) -> dict[str, Any]:
-    """A reading in the REST contract's ``session`` shape (DESIGN.md section 4)."""
-    return {
-        "id": str(row["id"]),
-        "clientId": str(row["client_id"]),
-        "readerId": str(row["reader_id"]),
-        "sessionType": row["session_type"],
-        "mode": row["mode"],
-        "status": row["status"],
-        "rateCents": row["rate_cents"],
-        "billableSeconds": row["billable_seconds"],
-        "chargedCents": row["charged_cents"],
-        "requestedAt": page_format.iso(row["requested_at"]),
-        "startedAt": page_format.iso(row["started_at"]),
-        "endedAt": page_format.iso(row["ended_at"]),
-        "endReason": row["end_reason"],
-    }
 
 
 async def _render(request: web.Request, template: str, auth: AuthContext | None, *, script: str,
@@ -156,40 +135,42 @@ async def wallet_page(request: web.Request) -> web.Response:
 
 async def reading_page(request: web.Request) -> web.Response:
     auth = await _page_auth(request, "client", "reader")
-    try:
-        session_id = path_uuid(request, "session_id")
-    except NotFound:
-        return await _render(request, "not_found.html", auth, script="layout", status=404)
     pool = request.app[DATABASE].pool
-    row = await pool.fetchrow(
-        f"SELECT {SESSION_COLUMNS}, c.display_name AS client_name, r.display_name AS reader_name"  # noqa: S608
-        " FROM rtc_sessions s JOIN users c ON c.id = s.client_id JOIN users r ON r.id = s.reader_id"
-        " WHERE s.id = $1 AND (s.client_id = $2 OR s.reader_id = $2)",
-        session_id, auth.user.id,
-    )
-    if row is None:
+    try:
+        row, actor = await reading_store.fetch_for(pool, path_uuid(request, "session_id"), auth.user.id)
+    except NotFound:  # unknown, malformed, or someone else's: the same page
         return await _render(request, "not_found.html", auth, script="layout", status=404)
-    is_client = str(row["client_id"]) == auth.user.id
+    session = reading_store.session_json(row)
+    is_client = actor is Actor.CLIENT
     other_id = str(row["reader_id"] if is_client else row["client_id"])
     other_name = row["reader_name"] if is_client else row["client_name"]
+    transcript: list[dict[str, Any]] = []
+    if session["status"] == "ended":
+        messages = await pool.fetch(
+            "SELECT sender_id, body, created_at FROM reading_messages WHERE session_id = $1 ORDER BY id", session["id"])
+        transcript = [{"who": "You" if str(m["sender_id"]) == auth.user.id else other_name, "text": m["body"],
+                       "at": reading_store.iso(m["created_at"])} for m in messages]
     settings = request.app[SETTINGS]
     data: dict[str, Any] = {
-        "session": session_public(row),
-        "role": "client" if is_client else "reader",
+        "session": session,
+        "role": actor.value,
         "counterpart": {"id": other_id, "displayName": other_name},
         "graceSeconds": settings.grace_seconds,
         "requestExpirySeconds": settings.request_expiry_seconds,
-        "minCents": settings.add_funds_min_cents,
+        "transcript": transcript,
     }
     return await _render(request, "reading.html", auth, script="reading", data=data,
-                         session=data["session"], counterpart=data["counterpart"], other_id=other_id)
+                         session=session, counterpart=data["counterpart"], other_id=other_id)
 
 
 async def dashboard_page(request: web.Request) -> web.Response:
     auth = await _page_auth(request, "reader")
     pool = request.app[DATABASE].pool
     rates = await pool.fetchrow("SELECT * FROM reader_rates WHERE reader_id = $1", auth.user.id)
-    status = await pool.fetchval("SELECT status FROM reader_availability WHERE reader_id = $1", auth.user.id)
+    availability = await pool.fetchrow(
+        "SELECT status, chosen_status FROM reader_availability WHERE reader_id = $1", auth.user.id)
+    status = availability["status"] if availability else "offline"
+    chosen = availability["chosen_status"] if availability else "offline"
     profile = await profiles.load(pool, auth.user.id)
     recent = await _readings_of(pool, auth.user.id, 6)
     waiting = [{"id": r["id"], "clientName": r["other_name"], "sessionType": r["sessionType"],
@@ -202,23 +183,26 @@ async def dashboard_page(request: web.Request) -> web.Response:
         "flatCents": {m: (rates[f"flat_{m}_cents"] if rates else 0) for m in ("15", "30", "45", "60")},
     }
     return await _render(request, "dashboard.html", auth, script="dashboard", rates=rate_data,
-                         availability=status or "offline", profile=profile, recent=recent, data={
-                             "rates": rate_data, "status": status or "offline", "profile": profile.public(),
+                         availability=status, chosen=chosen, profile=profile, recent=recent, data={
+                             "rates": rate_data, "status": status, "chosenStatus": chosen,
+                             "profile": profile.public(),
                              "requests": waiting,
                              "requestExpirySeconds": request.app[SETTINGS].request_expiry_seconds,
                          })
 
 
 async def _readings_of(pool: asyncpg.Pool, user_id: str, limit: int) -> list[dict[str, Any]]:
-    """A user's readings, newest first, each with the other participant's name."""
-    rows = await pool.fetch(
-        f"SELECT {SESSION_COLUMNS}, o.id AS other_id, o.display_name AS other_name"  # noqa: S608
-        " FROM rtc_sessions s JOIN users o ON o.id = CASE WHEN s.client_id = $1 THEN s.reader_id ELSE s.client_id END"
-        " WHERE s.client_id = $1 OR s.reader_id = $1 ORDER BY s.requested_at DESC LIMIT $2",
-        user_id, limit,
-    )
-    return [{**session_public(r), "other_id": str(r["other_id"]), "other_name": r["other_name"],
-             "requested_at": r["requested_at"]} for r in rows]
+    """A user's readings, newest first, each with the other participant's id and name."""
+    readings = []
+    for row in await reading_store.history(pool, user_id, limit=limit):
+        mine_as_client = str(row["client_id"]) == user_id
+        readings.append({
+            **reading_store.session_json(row),
+            "other_id": str(row["reader_id"] if mine_as_client else row["client_id"]),
+            "other_name": row["reader_name"] if mine_as_client else row["client_name"],
+            "requested_at": row["requested_at"],
+        })
+    return readings
 
 
 async def history_page(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from api import validation as v
 from api.appkeys import DATABASE
 from api.auth import require
 from api.errors import Invalid
+from api.openapi import operation
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +93,19 @@ async def save(conn: asyncpg.Connection | asyncpg.Pool, reader_id: str, profile:
     )
 
 
+PROFILE_SHAPE = "{profile: {bio, specialties: [string], autoAccept}}"
+
+
+@operation(summary="The reader's own profile (bio, specialties, auto-accept)", roles=("reader",),
+           response=PROFILE_SHAPE)
 async def get_profile(request: web.Request) -> web.Response:
     user = await require(request, "reader")
     profile = await load(request.app[DATABASE].pool, user.id)
     return web.json_response({"profile": profile.public()})
 
 
+@operation(summary="Set the reader's profile (fields left out keep their value)", roles=("reader",),
+           request="{bio?, specialties?: [string] | \"a, b\", autoAccept?: boolean}", response=PROFILE_SHAPE)
 async def update_profile(request: web.Request) -> web.Response:
     user = await require(request, "reader")
     body = await v.read_json(request)
