@@ -74,7 +74,8 @@ async def test_an_unanswered_request_expires_with_a_clear_message(browser: Brows
     await client.page.goto("/")
     await client.page.locator(f'[data-reader-id="{reader.user["id"]}"]').get_by_role(
         "button", name="Start video").click()
-    await expect(client.page.locator("[data-countdown]")).to_have_text(re.compile(r"^0:0[1-5]$"), timeout=2_000)
+    # Five seconds are short on a loaded machine: the countdown shows them, or says "a moment" at the end.
+    await expect(client.page.locator("[data-countdown]")).to_have_text(re.compile(r"^(0:0[0-5]|a moment)$"))
     await shot(client.page, "waiting", doc=True)
     await expect(client.page.get_by_role("heading", name="The request expired")).to_be_visible(timeout=15_000)
     await expect(client.page.get_by_text("Luna Hart didn't answer in time.")).to_be_visible()
