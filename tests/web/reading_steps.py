@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,8 @@ from billing import ledger
 from tests.web.conftest import Console
 from tests.web.pages_setup import signed_in
 
+# The summary's heading: "Your video reading with Luna Hart has ended".
+ENDED = re.compile(r"^Your (chat|audio|video) reading with .+ has ended$")
 FRAMES_DECODED = """async () => {
   const stats = await window.soulseerRoom?.getStats();
   let frames = 0;

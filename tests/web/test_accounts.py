@@ -27,7 +27,7 @@ async def test_a_client_registers_lands_on_the_readers_page_logs_out_and_back_in
     email = _email("ada")
 
     await page.goto("/register")
-    await shot(page, "register", doc=True)
+    await shot(page, "register")
     await page.get_by_label("Display name").fill("Ada Client")
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)

@@ -7,8 +7,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
-from tests.web.conftest import PHONE, Console, shot
+from api import demo
+from tests.web.conftest import PHONE, Console, new_context, shot
 from tests.web.pages_setup import signed_in
+from tests.web.reading_steps import ENDED
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -56,9 +58,9 @@ async def test_the_reader_dashboard_saves_a_profile_and_shows_it_on_the_home_pag
     await expect(card).to_contain_text("Dream work")
     await expect(card).to_contain_text("$1.99/min")
     await expect(card.get_by_role("button", name="Start video")).to_be_visible()
-    await shot(home, "home")
+    await shot(home, "home-one-reader")
     await home.set_viewport_size(PHONE)
-    await shot(home, "home-phone")
+    await shot(home, "home-one-reader-phone")
     assert console.violations() == []
     await reader_ctx.close()
     await client_ctx.close()
@@ -79,7 +81,7 @@ async def test_wallet_history_notifications_and_reading_pages_render(browser: Br
         await expect(page.get_by_role("heading", level=1)).to_be_visible()
         await shot(page, name)
     await page.goto(f"/readings/{ended}")
-    await expect(page.get_by_role("heading", name="Your reading has ended")).to_be_visible()
+    await expect(page.get_by_role("heading", name=ENDED)).to_be_visible()
     await expect(page.locator("[data-summary-amount]")).to_have_text("$25.87")
     await expect(page.locator("[data-summary-duration]")).to_have_text("12:34")
 
@@ -92,3 +94,26 @@ async def test_wallet_history_notifications_and_reading_pages_render(browser: Br
     assert console.violations() == []
     await client_ctx.close()
     await reader_ctx.close()
+
+
+async def test_the_demo_client_sees_the_demo_readers(browser: Browser, server: TestServer, database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await demo.seed(pool)
+    finally:
+        await pool.close()
+    console = Console()
+    context = await new_context(browser, server)
+    page = console.watch(await context.new_page())
+    await page.goto("/login")
+    await page.get_by_label("Email").fill(demo.CLIENT_EMAIL)
+    await page.get_by_label("Password").fill(demo.DEMO_PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_text("3 readers online")).to_be_visible()
+    await expect(page.get_by_role("link", name="Wallet")).to_contain_text("$50.00")
+    for reader in demo.READERS:
+        await expect(page.get_by_role("article", name=reader.display_name)).to_contain_text(reader.specialties[0])
+    await shot(page, "home", doc=True)
+    await page.set_viewport_size(PHONE)
+    await shot(page, "home-phone", doc=True)
+    assert console.violations() == []

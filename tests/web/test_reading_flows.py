@@ -12,6 +12,7 @@ from tests.web.conftest import Console, shot
 from tests.web.proxy import DroppingProxy
 from tests.web.reading_steps import (
     AUDIO_RECEIVED,
+    ENDED,
     FRAMES_DECODED,
     funded_client,
     ready_reader,
@@ -48,7 +49,7 @@ async def test_a_video_reading_from_request_to_summary(browser: Browser, server:
 
     await client.page.get_by_role("button", name="End reading").click()
     for party in (client, reader):
-        await expect(party.page.get_by_role("heading", name="Your reading has ended")).to_be_visible()
+        await expect(party.page.get_by_role("heading", name=ENDED)).to_be_visible()
     await expect(client.page.locator("[data-summary-reason]")).to_have_text("You ended the reading.")
     await expect(reader.page.locator("[data-summary-reason]")).to_have_text("Ada Lovelace ended the reading.")
     await expect(client.page.locator("[data-summary-transcript]")).to_contain_text("What would you like")
@@ -60,7 +61,7 @@ async def test_a_video_reading_from_request_to_summary(browser: Browser, server:
     row = client.page.locator(f'tr[data-session-id="{session_id}"]')
     await expect(row).to_contain_text("Ended")
     await expect(row).to_contain_text(charged)
-    await shot(client.page, "history", doc=True)
+    await shot(client.page, "history")
     assert console.violations() == []
     await client.context.close()
     await reader.context.close()
@@ -153,7 +154,7 @@ async def test_a_refused_camera_turns_a_video_reading_into_audio_for_that_side(
     await rising(reader.page, AUDIO_RECEIVED, above=10)  # and the reader hears the client
     await shot(client.page, "reading-room-camera-refused", full_page=False)
     await client.page.get_by_role("button", name="End reading").click()
-    await expect(reader.page.get_by_role("heading", name="Your reading has ended")).to_be_visible()
+    await expect(reader.page.get_by_role("heading", name=ENDED)).to_be_visible()
     await client.context.close()
     await reader.context.close()
 
@@ -183,7 +184,7 @@ async def test_a_dropped_connection_recovers_by_itself(browser: Browser, server:
         await rising(reader.page, FRAMES_DECODED, above=5)
         await send_chat(client.page, reader.page, "Sorry, my connection dropped.")
         await client.page.get_by_role("button", name="End reading").click()
-        await expect(reader.page.get_by_role("heading", name="Your reading has ended")).to_be_visible()
+        await expect(reader.page.get_by_role("heading", name=ENDED)).to_be_visible()
         assert console.violations() == []
         await client.context.close()
         await reader.context.close()

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from tests.web.conftest import Console, shot
-from tests.web.reading_steps import funded_client, ready_reader
+from tests.web.reading_steps import ENDED, funded_client, ready_reader
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -60,7 +60,7 @@ async def test_a_reader_who_accepts_automatically_lands_in_the_reading(browser: 
     for party in (client, reader):
         await expect(party.page.locator("[data-connection]")).to_have_text("Connected", timeout=15_000)
     await client.page.get_by_role("button", name="End reading").click()
-    await expect(reader.page.get_by_role("heading", name="Your reading has ended")).to_be_visible()
+    await expect(reader.page.get_by_role("heading", name=ENDED)).to_be_visible()
     assert console.violations() == []
     await client.context.close()
     await reader.context.close()

@@ -469,7 +469,20 @@ function showSummary({ session: fresh, reason }) {
   $("[data-summary-amount-label]").textContent = isClient ? "Charged" : "You earned";
   $("[data-summary-amount]").textContent = money(isClient ? session.chargedCents : earnedOf(session.chargedCents));
   renderTranscript(transcript.length ? transcript : (data.transcript ?? []));
+  $("[data-summary-note]").textContent = isClient
+    ? "Each minute was charged as it started; the unused part of the last one went back to your wallet."
+    : "You earn 70% of what the client paid; it is in your earnings already.";
+  if (isClient) refreshBalance();
   $("#summary-title").focus?.();
+}
+
+async function refreshBalance() {
+  try {
+    const { balanceCents } = await api(endpoints.balance);
+    setNavBalance(balanceCents, money);
+    $("[data-summary-balance]").textContent = money(balanceCents);
+    $("[data-summary-balance-item]").hidden = false;
+  } catch { /* the summary stands without it */ }
 }
 
 function renderTranscript(lines) {
