@@ -22,10 +22,15 @@ async def test_every_response_carries_a_strict_content_security_policy(client: T
 
 
 async def test_pages_have_no_inline_script_or_event_handlers(client: TestClient) -> None:
-    user = await register(client, "reader", name="Nova")
-    await login(client, user["email"])
-    for path in ("/", "/login", "/register", "/dashboard", "/history", "/notifications"):
-        html = await (await client.get(path)).text()
+    pages = []
+    for role, paths in (("reader", ("/dashboard", "/history", "/notifications")), ("client", ("/", "/wallet"))):
+        client.session.cookie_jar.clear()
+        user = await register(client, role, name="Nova")
+        await login(client, user["email"])
+        pages += [await (await client.get(path)).text() for path in paths]
+    client.session.cookie_jar.clear()
+    pages += [await (await client.get(path)).text() for path in ("/", "/login", "/register")]
+    for path, html in enumerate(pages):
         scripts = re.findall(r"<script\b([^>]*)>", html)
         assert scripts, path
         for attributes in scripts:

@@ -53,7 +53,7 @@ export function showFormError(form, error, banner) {
   clearFormErrors(form, banner);
   const slot = error.field ? form.querySelector(`[data-error-for="${CSS.escape(error.field)}"]`) : null;
   if (slot) {
-    slot.textContent = sentence(error.message);
+    slot.textContent = sentence(inWords(form, error.field, error.message));
     const field = slot.closest(".field, .fieldset");
     field?.classList.add("has-error");
     const input = form.querySelector(`[name="${CSS.escape(error.field)}"]`);
@@ -75,6 +75,14 @@ export function clearFormErrors(form, banner) {
   for (const field of form.querySelectorAll(".has-error")) field.classList.remove("has-error");
   for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
   if (banner) { banner.hidden = true; banner.textContent = ""; }
+}
+
+// The API names fields as in JSON ("displayName must be ..."); on a page, say it with the field's label.
+function inWords(form, field, message) {
+  const input = form.querySelector(`[name="${CSS.escape(field)}"]`);
+  const label = input?.id ? form.querySelector(`label[for="${CSS.escape(input.id)}"]`)?.textContent?.trim() : null;
+  const text = String(message || "");
+  return label && text.startsWith(field) ? label + text.slice(field.length) : text;
 }
 
 function sentence(message) {

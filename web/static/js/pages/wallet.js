@@ -49,7 +49,10 @@ form.addEventListener("submit", async (event) => {
       error.field = null;
       error.message = "Card payments aren't set up on this SoulSeer server yet. An operator can add credit with `soulseer credit`.";
     }
-    if (error.field === "amountCents") customField.hidden = false;
+    if (error.field === "amountCents") {
+      customField.hidden = false;
+      if (error.status === 422) error.message = `Choose an amount between ${money(data.minCents)} and ${money(data.maxCents)}`;
+    }
     showFormError(form, error, banner);
     button.disabled = false;
   }
@@ -72,10 +75,27 @@ function describe(tx) {
   return tx.memo && tx.kind === "deposit" ? `${base} · ${tx.memo}` : base;
 }
 
+const returned = new URLSearchParams(window.location.search).get("checkout") === "success";
+
+// Back from Checkout: once a card deposit from the last few minutes is in the list, say it arrived.
+function confirmArrival(transactions) {
+  if (!returned) return false;
+  const recent = transactions.find((tx) => tx.kind === "deposit" && Date.now() - Date.parse(tx.createdAt) < 15 * 60_000);
+  if (!recent) return false;
+  const notice = document.querySelector("[data-return-notice]");
+  notice.replaceChildren();
+  const p = document.createElement("p");
+  p.textContent = `Thank you. ${money(recent.amountCents)} was added to your wallet.`;
+  notice.append(p);
+  notice.hidden = false;
+  return true;
+}
+
 async function loadTransactions() {
   const body = document.querySelector("[data-transactions]");
   try {
     const { transactions } = await api(endpoints.transactions);
+    confirmArrival(transactions ?? []);
     body.replaceChildren();
     if (!transactions?.length) {
       const row = body.insertRow();
@@ -126,7 +146,7 @@ if (params.get("checkout") === "cancelled") {
   const notice = document.querySelector("[data-cancel-notice]");
   if (notice) notice.hidden = false;
 }
-if (params.has("funded") || params.has("session_id") || params.get("checkout") === "success") {
+if (returned) {
   document.querySelector("[data-return-notice]").hidden = false;
   // The webhook credits the wallet a moment after Checkout redirects back: look again for a short while.
   let tries = 0;

@@ -1,0 +1,83 @@
+"""The wallet in the browser: add funds through (a local stand-in for) Stripe Checkout, get credited by the
+signed webhook, see the new balance and the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, expect
+
+from config import Settings
+from tests.web.conftest import Console, _started, _stopped, shot
+from tests.web.fake_stripe import FakeStripe, signed_event
+from tests.web.pages_setup import signed_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+WEBHOOK_SECRET = "whsec_test_not_a_real_secret"  # noqa: S105
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def stripe() -> AsyncIterator[FakeStripe]:
+    fake = FakeStripe()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def paying_server(settings: Settings, browser: Browser, stripe: FakeStripe) -> AsyncIterator[TestServer]:
+    test_server = await _started(replace(settings, stripe_secret_key="sk_test_not_a_real_key",  # noqa: S106
+                                         stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=stripe.api_base))
+    try:
+        yield test_server
+    finally:
+        await _stopped(test_server, browser)
+
+
+async def test_adding_funds_through_checkout_credits_the_wallet(browser: Browser, paying_server: TestServer,
+                                                                stripe: FakeStripe) -> None:
+    console = Console()
+    context, user = await signed_in(browser, paying_server, "client", "Ada Lovelace")
+    page = console.watch(await context.new_page())
+    await page.goto("/wallet")
+    await expect(page.locator("[data-balance]")).to_have_text("$0.00")
+    await expect(page.locator("[data-transactions]")).to_contain_text("No transactions yet.")
+
+    await page.get_by_role("radio", name="Other").check()
+    await page.get_by_label("Other amount").fill("2")
+    await page.get_by_role("button", name="Continue to secure checkout").click()
+    await expect(page.locator('[data-error-for="amountCents"]')).to_have_text(
+        "Choose an amount between $5.00 and $500.00.")
+    await shot(page, "wallet-amount-error")
+
+    await page.get_by_label("Other amount").fill("20.50")
+    await page.get_by_role("button", name="Continue to secure checkout").click()
+    await expect(page.get_by_role("heading", name="Fake Checkout")).to_be_visible()
+    [session] = stripe.sessions.values()
+    assert session["amount_total"] == 2050 and session["client_reference_id"] == user["id"]
+
+    # Stripe sends the paid event to the webhook, and the browser back to the wallet.
+    payload, signature = signed_event(WEBHOOK_SECRET, "checkout.session.completed", {
+        **session, "payment_status": "paid", "payment_intent": "pi_test_1"})
+    response = await context.request.post("/api/webrtc/webhook", data=payload, headers={
+        "Stripe-Signature": signature, "Content-Type": "application/json"})
+    assert response.status == 200, await response.text()
+    # (success_url names the configured public URL; this test's app listens on a port of its own.)
+    back = urlsplit(session["success_url"])
+    assert back.path == "/wallet"
+    await page.goto(f"{back.path}?{back.query}")
+    await expect(page.locator("[data-return-notice]")).to_have_text("Thank you. $20.50 was added to your wallet.")
+    await expect(page.locator("[data-balance]")).to_have_text("$20.50")
+    await expect(page.locator("[data-transactions]")).to_contain_text("Funds added")
+    await expect(page.locator("[data-transactions]")).to_contain_text("+$20.50")
+    await expect(page.get_by_role("link", name="Wallet")).to_contain_text("$20.50")
+    await shot(page, "wallet", doc=True)
+    assert console.violations() == []
