@@ -52,13 +52,13 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
-async def _started(settings: Settings) -> TestServer:
+async def start_app(settings: Settings) -> TestServer:
     test_server = TestServer(create_app(settings), host="127.0.0.1")
     await test_server.start_server()
     return test_server
 
 
-async def _stopped(test_server: TestServer, browser: Browser) -> None:
+async def stop_app(test_server: TestServer, browser: Browser) -> None:
     # The test's browser contexts go first (even when the test failed half-way), so no page keeps
     # a signaling socket open while the app shuts down.
     for context in list(browser.contexts):
@@ -69,21 +69,21 @@ async def _stopped(test_server: TestServer, browser: Browser) -> None:
 @pytest_asyncio.fixture(loop_scope="module")
 async def server(settings: Settings, browser: Browser) -> AsyncIterator[TestServer]:
     """The whole app on 127.0.0.1 at a free port; ``server.make_url("/")`` is its address."""
-    test_server = await _started(settings)
+    test_server = await start_app(settings)
     try:
         yield test_server
     finally:
-        await _stopped(test_server, browser)
+        await stop_app(test_server, browser)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def quick_expiry_server(settings: Settings, browser: Browser) -> AsyncIterator[TestServer]:
     """The app with reading requests that expire after 5 seconds."""
-    test_server = await _started(replace(settings, request_expiry_seconds=5))
+    test_server = await start_app(replace(settings, request_expiry_seconds=5))
     try:
         yield test_server
     finally:
-        await _stopped(test_server, browser)
+        await stop_app(test_server, browser)
 
 
 class Console:

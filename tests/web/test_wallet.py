@@ -13,13 +13,13 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from config import Settings
-from tests.web.conftest import Console, _started, _stopped, shot
+from tests.web.conftest import Console, shot, start_app, stop_app
 from tests.web.fake_stripe import FakeStripe, signed_event
 from tests.web.pages_setup import signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-WEBHOOK_SECRET = "whsec_test_not_a_real_secret"  # noqa: S105
+WEBHOOK_SECRET = "whsec_test_not_a_real_secret"
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -34,12 +34,12 @@ async def stripe() -> AsyncIterator[FakeStripe]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def paying_server(settings: Settings, browser: Browser, stripe: FakeStripe) -> AsyncIterator[TestServer]:
-    test_server = await _started(replace(settings, stripe_secret_key="sk_test_not_a_real_key",  # noqa: S106
+    test_server = await start_app(replace(settings, stripe_secret_key="sk_test_not_a_real_key",
                                          stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=stripe.api_base))
     try:
         yield test_server
     finally:
-        await _stopped(test_server, browser)
+        await stop_app(test_server, browser)
 
 
 async def test_adding_funds_through_checkout_credits_the_wallet(browser: Browser, paying_server: TestServer,
