@@ -14,6 +14,7 @@ from api import (
     notifications,
     openapi,
     pages,
+    profiles,
     readers,
     readings,
     signaling,
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     slots.setup(app)
     notifications.setup(app)
     signaling.setup(app)
+    profiles.setup(app)
     pages.setup(app)
     openapi.setup(app)
     return app
