@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from api import (
     auth_routes,
+    gifts,
     health,
     middleware,
     notifications,
@@ -16,6 +17,7 @@ from api import (
     readers,
     readings,
     signaling,
+    streams,
     wallet,
     webhooks,
 )
@@ -52,6 +54,8 @@ def create_app(settings: Settings) -> web.Application:
     wallet.setup(app)
     webhooks.setup(app)
     notifications.setup(app)
+    streams.setup(app)
+    gifts.setup(app)
     signaling.setup(app)
     pages.setup(app)
     return app
