@@ -9,13 +9,16 @@ from prometheus_client import CollectorRegistry
 
 from api import (
     auth_routes,
+    gifting,
     gifts,
     health,
+    messages,
     middleware,
     notifications,
     pages,
     readers,
     readings,
+    refund_sweeper,
     signaling,
     streams,
     wallet,
@@ -56,6 +59,9 @@ def create_app(settings: Settings) -> web.Application:
     notifications.setup(app)
     streams.setup(app)
     gifts.setup(app)
+    gifting.setup(app)
+    messages.setup(app)
+    refund_sweeper.setup(app)
     signaling.setup(app)
     pages.setup(app)
     return app

@@ -163,8 +163,8 @@ async def test_gifts_need_a_client_a_known_gift_and_a_sane_request_id(client: Te
 
 async def test_the_leaderboard_ranks_gifters_by_cents_given(client: TestClient, pool: asyncpg.Pool) -> None:
     _, _, stream = await live_stream(client)
-    ann, ah = await funded_client(client, pool, 10_000, "Ann")
-    bob, bh = await funded_client(client, pool, 10_000, "Bob")
+    _ann, ah = await funded_client(client, pool, 10_000, "Ann")
+    _bob, bh = await funded_client(client, pool, 10_000, "Bob")
     rose, moon = await gift_by_name(client, ah, "Rose"), await gift_by_name(client, ah, "Full Moon")
     url = f"/api/streams/{stream['id']}/gifts"
     await client.post(url, json={"giftId": rose["id"], "requestId": "1"}, headers=ah)

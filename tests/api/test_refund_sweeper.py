@@ -49,7 +49,7 @@ async def test_an_unanswered_paid_message_is_refunded_after_the_window(client: T
 
 
 async def test_a_message_answered_in_time_is_not_refunded(client: TestClient, pool: asyncpg.Pool) -> None:
-    reader, ann, rh, sent = await paid_message(client, pool)
+    _reader, ann, rh, sent = await paid_message(client, pool)
     await client.post("/api/messages", json={"threadId": sent["thread"]["id"], "body": "Yes!"}, headers=rh)
     assert await sweep(pool, now=datetime.now(UTC) + 2 * WINDOW, window=WINDOW) == 0
     assert await ledger.balance(pool, ann["id"]) == 700
@@ -60,7 +60,7 @@ async def test_two_sweepers_at_once_refund_exactly_once(client: TestClient, pool
     _, ann, _, _ = await paid_message(client, pool, cents=100)
     # More paid messages from the same client, so both sweepers have a batch to fight over.
     reader_id = await pool.fetchval("SELECT reader_id FROM message_threads")
-    for i in range(7):
+    for _i in range(7):
         async with pool.acquire() as conn, conn.transaction():
             message_id = str(uuid.uuid4())
             await ledger.charge(conn, client_id=ann["id"], reader_id=str(reader_id), cents=100,
