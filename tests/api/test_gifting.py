@@ -11,18 +11,18 @@ from aiohttp.test_utils import TestClient
 from api.appkeys import SETTINGS
 from billing import ledger
 from billing.split import split
-from tests.api.helpers import bearer_user
+from tests.api.accounts import quick_user
 
 
 async def live_stream(client: TestClient) -> tuple[dict, dict[str, str], dict]:
-    reader, rh = await bearer_user(client, "reader", name="Madame Iris")
+    reader, rh = await quick_user(client, "reader", name="Madame Iris")
     resp = await client.post("/api/streams", json={"title": "Tarot live"}, headers=rh)
     return reader, rh, (await resp.json())["stream"]
 
 
 async def funded_client(client: TestClient, pool: asyncpg.Pool, cents: int,
                         name: str = "Ann") -> tuple[dict, dict[str, str]]:
-    user, headers = await bearer_user(client, name=name)
+    user, headers = await quick_user(client, name=name)
     if cents:
         await ledger.deposit(pool, client_id=user["id"], cents=cents, key=f"test-deposit:{user['id']}",
                              source="manual")

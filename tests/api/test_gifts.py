@@ -3,21 +3,16 @@ from __future__ import annotations
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from api.auth import start_login
-from api.auth_routes import create_user
-from tests.api.helpers import PASSWORD, bearer_user
+from tests.api.accounts import quick_user
 
 
-async def admin_headers(pool: asyncpg.Pool) -> dict[str, str]:
-    """Admins cannot self-register: made the way ``soulseer create-admin`` makes them."""
-    async with pool.acquire() as conn:
-        row = await create_user(conn, "admin@example.test", PASSWORD + "!!", "Admin", "admin")
-        token, _ = await start_login(conn, str(row["id"]), user_agent="test", address=None)
-    return {"Authorization": f"Bearer {token}"}
+async def admin_headers(client: TestClient) -> dict[str, str]:
+    """Admins cannot self-register: made directly, as ``soulseer create-admin`` does."""
+    return (await quick_user(client, "admin"))[1]
 
 
 async def test_the_catalogue_lists_active_gifts_cheapest_first(client: TestClient) -> None:
-    _, ch = await bearer_user(client)
+    _, ch = await quick_user(client)
     resp = await client.get("/api/gifts", headers=ch)
     gifts = (await resp.json())["gifts"]
     assert resp.status == 200 and len(gifts) >= 3
@@ -28,8 +23,8 @@ async def test_the_catalogue_lists_active_gifts_cheapest_first(client: TestClien
 
 
 async def test_an_admin_adds_reprices_and_retires_a_gift(client: TestClient, pool: asyncpg.Pool) -> None:
-    admin = await admin_headers(pool)
-    _, ch = await bearer_user(client)
+    admin = await admin_headers(client)
+    _, ch = await quick_user(client)
     resp = await client.post("/api/admin/gifts", json={"name": "Lotus", "priceCents": 750, "icon": "🪷"},
                              headers=admin)
     assert resp.status == 201, await resp.text()
@@ -48,8 +43,8 @@ async def test_an_admin_adds_reprices_and_retires_a_gift(client: TestClient, poo
 
 
 async def test_only_admins_manage_the_catalogue(client: TestClient) -> None:
-    _, ch = await bearer_user(client)
-    _, rh = await bearer_user(client, "reader")
+    _, ch = await quick_user(client)
+    _, rh = await quick_user(client, "reader")
     for headers in (ch, rh):
         resp = await client.post("/api/admin/gifts", json={"name": "X", "priceCents": 1, "icon": "star"},
                                  headers=headers)
@@ -57,7 +52,7 @@ async def test_only_admins_manage_the_catalogue(client: TestClient) -> None:
 
 
 async def test_bad_gifts_are_refused_with_the_field_named(client: TestClient, pool: asyncpg.Pool) -> None:
-    admin = await admin_headers(pool)
+    admin = await admin_headers(client)
     cases = [({"name": "A", "priceCents": 0, "icon": "star"}, "priceCents"),
              ({"name": "A", "priceCents": 1.5, "icon": "star"}, "priceCents"),
              ({"name": "A", "priceCents": 100, "icon": "<script>"}, "icon"),

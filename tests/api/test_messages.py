@@ -8,17 +8,17 @@ from aiohttp.test_utils import TestClient
 
 from billing import ledger
 from billing.split import split
-from tests.api.helpers import bearer_user
+from tests.api.accounts import quick_user
 
 
 async def reader_charging(client: TestClient, pool: asyncpg.Pool, cents: int) -> tuple[dict, dict[str, str]]:
-    reader, headers = await bearer_user(client, "reader", name="Madame Iris")
+    reader, headers = await quick_user(client, "reader", name="Madame Iris")
     await pool.execute("UPDATE reader_rates SET message_cents = $2 WHERE reader_id = $1", reader["id"], cents)
     return reader, headers
 
 
 async def funded_client(client: TestClient, pool: asyncpg.Pool, cents: int) -> tuple[dict, dict[str, str]]:
-    user, headers = await bearer_user(client, name="Ann")
+    user, headers = await quick_user(client, name="Ann")
     if cents:
         await ledger.deposit(pool, client_id=user["id"], cents=cents, key=f"test-deposit:{user['id']}",
                              source="manual")
@@ -79,8 +79,8 @@ async def test_insufficient_funds_stores_nothing_and_moves_nothing(client: TestC
 async def test_only_the_two_parties_read_a_thread(client: TestClient, pool: asyncpg.Pool) -> None:
     reader, rh = await reader_charging(client, pool, 0)
     _, ch = await funded_client(client, pool, 0)
-    _, stranger = await bearer_user(client)
-    _, other_reader = await bearer_user(client, "reader")
+    _, stranger = await quick_user(client)
+    _, other_reader = await quick_user(client, "reader")
     thread_id = (await (await client.post("/api/messages", json={"readerId": reader["id"], "body": "Hi"},
                                           headers=ch)).json())["thread"]["id"]
     for headers in (ch, rh):
@@ -137,7 +137,7 @@ async def test_the_reader_is_notified_of_a_new_message(client: TestClient, pool:
 
 async def test_messages_go_from_a_client_to_a_reader_only(client: TestClient, pool: asyncpg.Pool) -> None:
     reader, rh = await reader_charging(client, pool, 0)
-    other_client, _ = await bearer_user(client)
+    other_client, _ = await quick_user(client)
     _, ch = await funded_client(client, pool, 0)
     to_client = await client.post("/api/messages", json={"readerId": other_client["id"], "body": "hi"}, headers=ch)
     assert to_client.status == 404

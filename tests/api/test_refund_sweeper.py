@@ -15,16 +15,16 @@ from api.database import _init
 from api.refund_sweeper import REFUND_SWEEPER, sweep
 from billing import ledger
 from config import Settings
-from tests.api.helpers import bearer_user
+from tests.api.accounts import quick_user
 
 WINDOW = timedelta(hours=72)
 
 
 async def paid_message(client: TestClient, pool: asyncpg.Pool, *, cents: int = 300,
                        deposit: int = 1000) -> tuple[dict, dict, dict[str, str], dict]:
-    reader, rh = await bearer_user(client, "reader")
+    reader, rh = await quick_user(client, "reader")
     await pool.execute("UPDATE reader_rates SET message_cents = $2 WHERE reader_id = $1", reader["id"], cents)
-    ann, ch = await bearer_user(client, name="Ann")
+    ann, ch = await quick_user(client, name="Ann")
     await ledger.deposit(pool, client_id=ann["id"], cents=deposit, key=f"dep:{ann['id']}", source="manual")
     resp = await client.post("/api/messages", json={"readerId": reader["id"], "body": "Please answer"}, headers=ch)
     assert resp.status == 201
