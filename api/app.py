@@ -15,6 +15,7 @@ from api import (
     messages,
     middleware,
     notifications,
+    openapi,
     pages,
     readers,
     readings,
@@ -24,12 +25,14 @@ from api import (
     wallet,
     webhooks,
 )
-from api.appkeys import DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, SETTINGS
+from api.appkeys import DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, RELAY, SETTINGS
 from api.database import Database
 from api.http_metrics import HttpMetrics
+from api.live_readings import LIVE_READINGS, LiveReadings
 from api.migrations import migrate
 from api.ratelimit import RateLimiter
 from config import Settings
+from relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,12 @@ def create_app(settings: Settings) -> web.Application:
     app[DATABASE] = Database(settings)
     app[LOGIN_LIMITER] = RateLimiter(settings.login_attempts_per_minute, 60.0)
 
+    app[RELAY] = Relay(ice_servers=list(settings.ice_servers), max_participants=settings.max_participants,
+                       max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry)
+    app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
+
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_media)
     health.setup(app)
     auth_routes.setup(app)
     readers.setup(app)
@@ -64,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     refund_sweeper.setup(app)
     signaling.setup(app)
     pages.setup(app)
+    openapi.setup(app)
     return app
 
 
@@ -76,3 +85,11 @@ async def _database(app: web.Application):  # type: ignore[no-untyped-def]
         log.info("database migrated", extra={"applied": applied})
     yield
     await database.close()
+
+
+async def _media(app: web.Application):  # type: ignore[no-untyped-def]
+    """Readings run between the database and the relay: settled before the relay closes, the relay before the db."""
+    await app[LIVE_READINGS].start()
+    yield
+    await app[LIVE_READINGS].close()
+    await app[RELAY].close()

@@ -9,9 +9,11 @@ from api.database import Database
 from api.http_metrics import HttpMetrics
 from api.ratelimit import RateLimiter
 from config import Settings
+from relay import Relay
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+RELAY = web.AppKey("relay", Relay)
