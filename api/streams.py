@@ -72,10 +72,11 @@ async def create_stream(request: web.Request) -> web.Response:
         except asyncpg.UniqueViolationError:
             raise Conflict("you are already live; end that stream first", code="already_live") from None
         # A streaming reader takes private readings too: viewers can ask for one from the stream.
+        # (Going live is choosing to be online; a reading in progress keeps the reader busy until it ends.)
         await conn.execute(
-            "INSERT INTO reader_availability (reader_id, status) VALUES ($1, 'online')"
-            " ON CONFLICT (reader_id) DO UPDATE SET status = 'online', updated_at = now()"
-            " WHERE reader_availability.status = 'offline'", user.id)
+            "INSERT INTO reader_availability (reader_id, status, chosen_status) VALUES ($1, 'online', 'online')"
+            " ON CONFLICT (reader_id) DO UPDATE SET chosen_status = 'online', updated_at = now(),"
+            " status = CASE WHEN reader_availability.status = 'busy' THEN 'busy' ELSE 'online' END", user.id)
         row = await fetch_stream(conn, stream_id)
     log.info("stream started", extra={"streamId": str(stream_id), "userId": user.id})
     return web.json_response({"stream": stream_json(row, request.app[STREAM_HUB])}, status=201)
