@@ -21,6 +21,7 @@ from api import (
     readings,
     refund_sweeper,
     signaling,
+    stream_signaling,
     streams,
     wallet,
     webhooks,
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     messages.setup(app)
     refund_sweeper.setup(app)
     signaling.setup(app)
+    stream_signaling.setup(app)
     pages.setup(app)
     openapi.setup(app)
     return app

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from api import notifications
 from api import validation as v
 from api.appkeys import DATABASE, SETTINGS
 from api.auth import User, require
@@ -27,11 +28,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_CHARS = 2000
 PREVIEW_CHARS = 140
 MESSAGE_LIMITER = web.AppKey("message_limiter", RateLimiter)
-
-# Called after a message is stored with (recipient user id, the stored notification row as a dict), so whoever
-# owns live notifications (the signaling side) can push it at once. The stored row is the source of truth.
-Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
-MESSAGE_LISTENERS = web.AppKey("message_listeners", list[Notify])
 
 _THREAD = ("SELECT t.id, t.client_id, t.reader_id, t.created_at, t.last_message_at,"
            " c.display_name AS client_name, r.display_name AS reader_name"
@@ -174,12 +170,11 @@ async def post_message(request: web.Request) -> web.Response:
         payload = {"threadId": thread_id, "messageId": message_id,
                    "from": {"id": user.id, "displayName": user.display_name},
                    "preview": text[:PREVIEW_CHARS], "priceCents": price}
-        notification = await conn.fetchrow(
-            "INSERT INTO notifications (user_id, kind, payload) VALUES ($1, 'message', $2)"
-            " RETURNING id, kind, payload, created_at", recipient, payload)
+        # Stored with the message (the reader sees it later if offline), pushed live after the commit.
+        stored = await notifications.store(conn, recipient, "message", payload)
     log.info("message sent", extra={"threadId": thread_id, "messageId": message_id, "userId": user.id,
                                     "priceCents": price})
-    await _announce(request.app, recipient, notification)
+    notifications.deliver(request.app, [stored])
     status_thread = thread_json(thread, user)
     return web.json_response({"message": message_json(row), "thread": status_thread}, status=201)
 
@@ -208,21 +203,8 @@ async def _mark_answered(conn: asyncpg.Connection, thread_id: str, client_id: st
                            answered, reply_at)
 
 
-async def _announce(app: web.Application, user_id: str, notification: asyncpg.Record | None) -> None:
-    if notification is None:
-        return
-    stored = {"id": str(notification["id"]), "kind": notification["kind"], **notification["payload"],
-              "createdAt": notification["created_at"].isoformat()}
-    for listener in app[MESSAGE_LISTENERS]:
-        try:
-            await listener(user_id, stored)
-        except Exception:
-            log.exception("live message notification failed", extra={"userId": user_id})
-
-
 def setup(app: web.Application) -> None:
     app[MESSAGE_LIMITER] = RateLimiter(30, 60.0)
-    app[MESSAGE_LISTENERS] = []
     app.router.add_get("/api/messages/threads", list_threads)
     app.router.add_get("/api/messages/threads/{threadId}", get_thread)
     app.router.add_post("/api/messages/threads/{threadId}/read", mark_read)

@@ -12,10 +12,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from api import notifications
 from api.appkeys import DATABASE, SETTINGS
 from api.message_refunds import refund_due
 from billing import ledger
@@ -23,6 +25,7 @@ from billing import ledger
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Deliver = Callable[[list[tuple[str, dict[str, Any]]]], None]
 
 
 def refund_key(message_id: str) -> str:
@@ -33,8 +36,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def sweep(pool: asyncpg.Pool, *, now: datetime, window: timedelta, batch: int = 200) -> int:
-    """Refund every paid message owed back as of ``now``; returns how many this call refunded."""
+async def sweep(pool: asyncpg.Pool, *, now: datetime, window: timedelta, batch: int = 200,
+                deliver: Deliver | None = None) -> int:
+    """Refund every paid message owed back as of ``now``; returns how many this call refunded.
+
+    Each refund stores a ``message-refund`` notification for the client; ``deliver`` pushes it after the commit.
+    """
     refunded = 0
     while True:
         candidates = await pool.fetch(
@@ -43,7 +50,11 @@ async def sweep(pool: asyncpg.Pool, *, now: datetime, window: timedelta, batch: 
         this_pass = 0
         for candidate in candidates:
             try:
-                this_pass += await _refund_one(pool, str(candidate["id"]), now=now, window=window)
+                stored = await _refund_one(pool, str(candidate["id"]), now=now, window=window)
+                if stored is not None:
+                    this_pass += 1
+                    if deliver is not None:
+                        deliver([stored])
             except Exception:
                 # One bad row must not stop the others; it is tried again next sweep.
                 log.exception("message refund failed", extra={"messageId": str(candidate["id"])})
@@ -53,7 +64,8 @@ async def sweep(pool: asyncpg.Pool, *, now: datetime, window: timedelta, batch: 
             return refunded
 
 
-async def _refund_one(pool: asyncpg.Pool, message_id: str, *, now: datetime, window: timedelta) -> int:
+async def _refund_one(pool: asyncpg.Pool, message_id: str, *, now: datetime,
+                      window: timedelta) -> tuple[str, dict[str, Any]] | None:
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT m.id, m.created_at, m.price_cents, m.answered_at, m.refunded_at, m.ledger_key, m.thread_id,"
@@ -62,27 +74,26 @@ async def _refund_one(pool: asyncpg.Pool, message_id: str, *, now: datetime, win
         if row is None or not refund_due(sent_at=row["created_at"], price_cents=row["price_cents"],
                                          answered_at=row["answered_at"], refunded=row["refunded_at"] is not None,
                                          now=now, window=window):
-            return 0  # another sweeper has it, or it was answered or refunded meanwhile
+            return None  # another sweeper has it, or it was answered or refunded meanwhile
         txn = await ledger.refund_charge(conn, original_key=row["ledger_key"], cents=row["price_cents"],
                                          key=refund_key(message_id), memo="premium message not answered in time")
         await conn.execute(
             "UPDATE messages SET refunded_at = now(), refund_key = $2, refunded_cents = $3 WHERE id = $1",
             message_id, txn.key, row["price_cents"])
-        await conn.execute(
-            "INSERT INTO notifications (user_id, kind, payload) VALUES ($1, 'message-refund', $2)",
-            row["client_id"], {"threadId": str(row["thread_id"]), "messageId": message_id,
-                               "refundedCents": row["price_cents"]})
+        stored = await notifications.store(conn, str(row["client_id"]), "message-refund", {
+            "threadId": str(row["thread_id"]), "messageId": message_id, "refundedCents": row["price_cents"]})
     log.info("message refunded", extra={"messageId": message_id, "userId": str(row["client_id"]),
                                         "cents": row["price_cents"], "txnId": str(txn.id)})
-    return 1
+    return stored
 
 
 class RefundSweeper:
     """Runs :func:`sweep` every ``interval`` seconds; ``clock`` is injectable so tests can jump past 72 hours."""
 
     def __init__(self, pool: Callable[[], asyncpg.Pool], *, window: timedelta, interval: float,
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock = utc_now, deliver: Deliver | None = None) -> None:
         self._pool = pool
+        self._deliver = deliver
         self.window = window
         self.interval = interval
         self.clock = clock
@@ -110,7 +121,8 @@ class RefundSweeper:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                self.refunded += await sweep(self._pool(), now=self.clock(), window=self.window)
+                self.refunded += await sweep(self._pool(), now=self.clock(), window=self.window,
+                                             deliver=self._deliver)
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("refund sweep failed; retrying next interval", extra={"reason": repr(exc)})
             async with self._swept:
@@ -132,5 +144,6 @@ def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
     app[REFUND_SWEEPER] = RefundSweeper(
         lambda: app[DATABASE].pool, window=timedelta(seconds=settings.message_refund_after_seconds),
-        interval=settings.message_sweep_interval_seconds)
+        interval=settings.message_sweep_interval_seconds,
+        deliver=lambda stored: notifications.deliver(app, stored))
     app.cleanup_ctx.append(_running)

@@ -97,6 +97,22 @@ async def get_stream(request: web.Request) -> web.Response:
     return web.json_response({"stream": stream_json(row, request.app[STREAM_HUB])})
 
 
+async def finish_stream(app: web.Application, stream_id: str, *, reason: str) -> bool:
+    """End a live stream: store it ended, then tell everyone on it and let its media go.
+
+    Returns False when it had already ended. Waits for gifts being paid right now (they hold a share lock on the
+    row), so no gift lands after the end.
+    """
+    ended = await app[DATABASE].pool.fetchval(
+        "UPDATE streams SET status = 'ended', ended_at = now() WHERE id = $1 AND status = 'live' RETURNING id",
+        stream_id)
+    if ended is None:
+        return False
+    log.info("stream ended", extra={"streamId": stream_id, "reason": reason})
+    await app[STREAM_HUB].ended(stream_id)
+    return True
+
+
 async def end_stream(request: web.Request) -> web.Response:
     """End a live stream (its reader only). Ending an ended stream again answers with it unchanged."""
     user = await require(request, "reader")
@@ -105,13 +121,7 @@ async def end_stream(request: web.Request) -> web.Response:
     row = await fetch_stream(pool, stream_id)
     if str(row["reader_id"]) != user.id:
         raise Forbidden("only the stream's reader can end it", code="not_your_stream")
-    # Waits for gifts being paid right now (they hold a share lock on the row), so none lands after the end.
-    ended = await pool.fetchval(
-        "UPDATE streams SET status = 'ended', ended_at = now() WHERE id = $1 AND status = 'live' RETURNING id",
-        stream_id)
-    if ended is not None:
-        log.info("stream ended", extra={"streamId": stream_id, "userId": user.id})
-        await request.app[STREAM_HUB].ended(stream_id)
+    if await finish_stream(request.app, stream_id, reason="ended_by_reader"):
         row = await fetch_stream(pool, stream_id)
     return web.json_response({"stream": stream_json(row, request.app[STREAM_HUB])})
 
