@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import statistics
 import time
@@ -111,7 +112,7 @@ async def test_subscriber_keyframe_requests_are_forwarded_upstream_throttled(
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.1)
     assert 1 <= len(requests) <= 5, f"{len(requests)} keyframe requests reached the publisher in 1.5 s"
-    assert all(b - a >= 0.45 for a, b in zip(requests, requests[1:], strict=False))
+    assert all(b - a >= 0.45 for a, b in itertools.pairwise(requests))
 
 
 async def test_viewers_waiting_before_the_publisher_receive_it_when_it_arrives(
