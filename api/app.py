@@ -17,6 +17,7 @@ from api import (
     notifications,
     openapi,
     pages,
+    profiles,
     readers,
     readings,
     refund_sweeper,
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> web.Application:
     refund_sweeper.setup(app)
     signaling.setup(app)
     stream_signaling.setup(app)
+    profiles.setup(app)
     pages.setup(app)
     openapi.setup(app)
     return app

@@ -1,0 +1,132 @@
+// Wallet: balance, adding funds through Stripe Checkout, and the transaction history.
+import { api, clearFormErrors, showFormError } from "../api.js";
+import { endpoints } from "../endpoints.js";
+import { localTime, money, parseDollars } from "../format.js";
+import { pageData, setNavBalance } from "../layout.js";
+
+const data = pageData();
+const form = document.querySelector("[data-add-funds-form]");
+const banner = form.querySelector("[data-form-error]");
+const customField = form.querySelector("[data-custom-field]");
+const balanceSlot = document.querySelector("[data-balance]");
+
+for (const radio of form.querySelectorAll('input[name="preset"]')) {
+  radio.addEventListener("change", () => {
+    customField.hidden = form.preset.value !== "custom";
+    if (!customField.hidden) form.amountCents.focus();
+  });
+}
+
+function chosenCents() {
+  if (form.preset.value !== "custom") return Number(form.preset.value);
+  const cents = parseDollars(form.amountCents.value);
+  if (cents === null) throw Object.assign(new Error("Enter an amount like 20 or 20.50"), { field: "amountCents" });
+  return cents;
+}
+
+export async function startCheckout(amountCents) {
+  const { checkoutUrl } = await api(endpoints.addFunds, { method: "POST", body: { amountCents } });
+  return checkoutUrl;
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearFormErrors(form, banner);
+  let amountCents;
+  try {
+    amountCents = chosenCents();
+  } catch (error) {
+    customField.hidden = false;
+    showFormError(form, error, banner);
+    return;
+  }
+  const button = form.querySelector('button[type="submit"]');
+  button.disabled = true;
+  try {
+    window.location.assign(await startCheckout(amountCents));
+  } catch (error) {
+    if (error.code === "payments_unavailable") {
+      error.field = null;
+      error.message = "Card payments aren't set up on this SoulSeer server yet. An operator can add credit with `soulseer credit`.";
+    }
+    if (error.field === "amountCents") customField.hidden = false;
+    showFormError(form, error, banner);
+    button.disabled = false;
+  }
+});
+
+const DESCRIBE = {
+  deposit: "Funds added", stripe: "Funds added (card)", manual: "Credit added", charge: "Reading",
+  refund: "Refund", reading: "Reading", dispute: "Payment disputed", hold: "Payment disputed",
+};
+
+function describe(tx) {
+  if (tx.description) return tx.description;
+  const kind = tx.kind ?? tx.source ?? tx.type ?? "";
+  const base = DESCRIBE[kind] ?? (kind ? kind.replaceAll("_", " ") : "Transaction");
+  return tx.readerName ? `${base} with ${tx.readerName}` : base;
+}
+
+async function loadTransactions() {
+  const body = document.querySelector("[data-transactions]");
+  try {
+    const { transactions } = await api(endpoints.transactions);
+    body.replaceChildren();
+    if (!transactions?.length) {
+      const row = body.insertRow();
+      const cell = row.insertCell();
+      cell.colSpan = 3;
+      cell.className = "muted";
+      cell.textContent = "No transactions yet.";
+      return;
+    }
+    for (const tx of transactions) {
+      const row = body.insertRow();
+      row.insertCell().textContent = localTime(tx.createdAt ?? tx.at);
+      const what = row.insertCell();
+      what.textContent = describe(tx);
+      if (tx.sessionId) {
+        const link = document.createElement("a");
+        link.href = `/readings/${encodeURIComponent(tx.sessionId)}`;
+        link.textContent = " (details)";
+        what.append(link);
+      }
+      const amount = row.insertCell();
+      const cents = tx.amountCents ?? tx.cents ?? 0;
+      amount.className = `num ${cents > 0 ? "amount-in" : "amount-out"}`;
+      amount.textContent = (cents > 0 ? "+" : "") + money(cents);
+    }
+  } catch (error) {
+    body.replaceChildren();
+    const cell = body.insertRow().insertCell();
+    cell.colSpan = 3;
+    cell.className = "muted";
+    cell.textContent = `Transactions are unavailable right now (${error.message}).`;
+  }
+}
+
+async function refreshBalance() {
+  try {
+    const { balanceCents } = await api(endpoints.balance);
+    balanceSlot.textContent = money(balanceCents);
+    setNavBalance(balanceCents, money);
+    return balanceCents;
+  } catch { return null; }
+}
+
+const params = new URLSearchParams(window.location.search);
+if (params.has("funded") || params.has("session_id") || params.get("checkout") === "success") {
+  document.querySelector("[data-return-notice]").hidden = false;
+  // The webhook credits the wallet a moment after Checkout redirects back: look again for a short while.
+  let tries = 0;
+  const start = data.balanceCents;
+  const timer = setInterval(async () => {
+    tries += 1;
+    const now = await refreshBalance();
+    if ((now !== null && now !== start) || tries >= 20) {
+      clearInterval(timer);
+      loadTransactions();
+    }
+  }, 3000);
+}
+loadTransactions();
