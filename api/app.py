@@ -22,6 +22,7 @@ from api import (
     readings,
     refund_sweeper,
     signaling,
+    stream_pages,
     stream_signaling,
     streams,
     wallet,
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> web.Application:
     stream_signaling.setup(app)
     profiles.setup(app)
     pages.setup(app)
+    stream_pages.setup(app)
     openapi.setup(app)
     return app
 

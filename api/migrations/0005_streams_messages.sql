@@ -29,11 +29,11 @@ CREATE TABLE gifts (
 CREATE UNIQUE INDEX gifts_name_key ON gifts (lower(name));
 
 INSERT INTO gifts (name, price_cents, icon) VALUES
-    ('Rose', 100, '🌹'),
+    ('Rose', 100, 'rose'),
     ('Candle', 200, 'candle'),
-    ('Tarot Card', 500, '🃏'),
+    ('Lucky Star', 500, 'star'),
     ('Crystal Ball', 1000, 'crystal-ball'),
-    ('Full Moon', 2500, '🌕');
+    ('Full Moon', 2500, 'moon');
 
 -- One sent gift. ``request_id`` is the sender's idempotency token: a retry finds this row instead of paying twice.
 -- The price is copied from the catalogue at send time (the catalogue may change later).
