@@ -22,18 +22,21 @@ from api import (
     readings,
     refund_sweeper,
     signaling,
+    slots,
     stream_pages,
     stream_signaling,
     streams,
     wallet,
     webhooks,
 )
-from api.appkeys import DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, RELAY, SETTINGS
+from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, RELAY, SETTINGS, STRIPE
 from api.database import Database
 from api.http_metrics import HttpMetrics
 from api.live_readings import LIVE_READINGS, LiveReadings
 from api.migrations import migrate
 from api.ratelimit import RateLimiter
+from billing.metrics import BillingMetrics
+from billing.stripe_gateway import StripeGateway
 from config import Settings
 from relay import Relay
 
@@ -54,6 +57,9 @@ def create_app(settings: Settings) -> web.Application:
     app[HTTP_METRICS] = HttpMetrics(registry)
     app[DATABASE] = Database(settings)
     app[LOGIN_LIMITER] = RateLimiter(settings.login_attempts_per_minute, 60.0)
+    app[BILLING_METRICS] = BillingMetrics(registry)
+    app[STRIPE] = StripeGateway(secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
+                                api_base=settings.stripe_api_base, public_url=settings.public_url)
 
     app[RELAY] = Relay(ice_servers=list(settings.ice_servers), max_participants=settings.max_participants,
                        max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry)
@@ -67,6 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     readings.setup(app)
     wallet.setup(app)
     webhooks.setup(app)
+    slots.setup(app)
     notifications.setup(app)
     streams.setup(app)
     gifts.setup(app)

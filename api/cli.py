@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from api import logs
+from api import billing_cli, logs
 from api.database import Database
 from api.migrations import migrate
 from config import Settings, SettingsError, load_settings
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Sub-commands contributed by other modules (billing's ``credit``, ...): each adds its own parser.
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = [billing_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from billing.errors import BillingError
+
 
 class ApiError(Exception):
     """An error an API client is meant to see: an HTTP status, a stable code and a human message."""
@@ -83,3 +85,25 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+# The HTTP status of each billing refusal; anything not listed is a plain 400.
+BILLING_STATUS = {
+    "insufficient_funds": 402,
+    "unknown_account": 404,
+    "unknown_transaction": 404,
+    "slot_not_found": 404,
+    "idempotency_conflict": 409,
+    "refund_exceeds_charge": 409,
+    "slot_taken": 409,
+    "rate_not_set": 409,
+    "invalid_amount": 422,
+    "payments_unavailable": 503,
+}
+
+
+def from_billing(exc: BillingError) -> ApiError:
+    """The API error a billing refusal is shown as (same code and message)."""
+    error = ApiError(exc.message, code=exc.code)
+    error.status = BILLING_STATUS.get(exc.code, 400)
+    return error

@@ -19,6 +19,7 @@ from api import validation as v
 from api.appkeys import DATABASE, SETTINGS
 from api.auth import User, require
 from api.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
+from api.openapi import operation
 from api.ratelimit import RateLimiter
 from api.streams import STREAM_HUB
 from billing import ledger
@@ -66,6 +67,11 @@ def _replay(row: asyncpg.Record, stream_id: str, gift_id: str) -> web.Response:
     return web.json_response({"gift": sent_json(row), "replayed": True}, status=201)
 
 
+@operation(summary="Send a gift on a live stream (70% reader / 30% platform, one ledger transaction)",
+           roles=("client",), request="{giftId, requestId} (requestId makes a retry return the same gift)",
+           response="{gift: {id, streamId, giftId, name, icon, priceCents, senderId, senderName, requestId, createdAt},"
+           " balanceCents}; 402 insufficient_funds, 409 stream_ended, 429 rate_limited", status=201,
+           tags=("streams",))
 async def send_gift(request: web.Request) -> web.Response:
     user = await require(request, "client")
     stream_id = v.path_uuid(request, "streamId")

@@ -13,6 +13,7 @@ from api import validation as v
 from api.appkeys import DATABASE
 from api.auth import require
 from api.errors import Conflict, Invalid, NotFound
+from api.openapi import operation
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ def icon(body: dict[str, Any], name: str = "icon") -> str:
     raise Invalid(f"{name} must be an emoji or one of {', '.join(sorted(BUILTIN_ICONS))}", field=name)
 
 
+@operation(summary="The active gift catalogue, cheapest first", roles=(),
+           response="{gifts: [{id, name, priceCents, icon}]}", tags=("gifts",))
 async def list_gifts(request: web.Request) -> web.Response:
     await require(request)
     rows = await request.app[DATABASE].pool.fetch(
@@ -48,6 +51,8 @@ async def list_gifts(request: web.Request) -> web.Response:
     return web.json_response({"gifts": [gift_json(r) for r in rows]})
 
 
+@operation(summary="The whole gift catalogue, retired gifts included", roles=("admin",),
+           response="{gifts: [{id, name, priceCents, icon, active}]}", tags=("gifts",))
 async def admin_list_gifts(request: web.Request) -> web.Response:
     await require(request, "admin")
     rows = await request.app[DATABASE].pool.fetch(
@@ -55,6 +60,9 @@ async def admin_list_gifts(request: web.Request) -> web.Response:
     return web.json_response({"gifts": [gift_json(r, admin=True) for r in rows]})
 
 
+@operation(summary="Add a gift to the catalogue", roles=("admin",),
+           request="{name, priceCents, icon (emoji or built-in SVG name), active?}", response="{gift}", status=201,
+           tags=("gifts",))
 async def admin_create_gift(request: web.Request) -> web.Response:
     user = await require(request, "admin")
     body = await v.read_json(request)
@@ -73,6 +81,8 @@ async def admin_create_gift(request: web.Request) -> web.Response:
     return web.json_response({"gift": gift_json(row, admin=True)}, status=201)
 
 
+@operation(summary="Change a gift (sent gifts keep their price)", roles=("admin",),
+           request="{name?, priceCents?, icon?, active?}", response="{gift}", tags=("gifts",))
 async def admin_update_gift(request: web.Request) -> web.Response:
     """Change any of name, priceCents, icon, active. Gifts already sent keep the price they were sent at."""
     user = await require(request, "admin")

@@ -84,6 +84,11 @@ class LiveReadings:
         runtime = self._runtimes.get(session_id)
         return None if runtime is None or runtime.finished.is_set() else runtime
 
+    def wake(self) -> None:
+        """Make every runtime look at its clock now (tests that drive a manual clock)."""
+        for runtime in self._runtimes.values():
+            runtime.wake()
+
     def __len__(self) -> int:
         return len(self._runtimes)
 

@@ -19,6 +19,7 @@ from api.appkeys import DATABASE, SETTINGS
 from api.auth import User, require
 from api.errors import Invalid, NotFound, PaymentRequired, TooManyRequests
 from api.message_refunds import answers
+from api.openapi import operation
 from api.ratelimit import RateLimiter
 from billing import ledger
 from billing.errors import InsufficientFunds
@@ -74,6 +75,9 @@ async def _thread_for(db: asyncpg.Pool | asyncpg.Connection, thread_id: str, use
     return row
 
 
+@operation(summary="The user's message threads with unread counts", roles=("client", "reader"),
+           response="{threads: [{id, clientId, readerId, with, unreadCount, lastMessage, lastMessageAt}], unreadCount}",
+           tags=("messages",))
 async def list_threads(request: web.Request) -> web.Response:
     user = await require(request, "client", "reader")
     pool = request.app[DATABASE].pool
@@ -94,6 +98,8 @@ async def list_threads(request: web.Request) -> web.Response:
     return web.json_response({"threads": threads, "unreadCount": sum(t["unreadCount"] for t in threads)})
 
 
+@operation(summary="One thread and its messages (its two parties only)", roles=("client", "reader"),
+           response="{thread, messages: [message]}", tags=("messages",))
 async def get_thread(request: web.Request) -> web.Response:
     user = await require(request, "client", "reader")
     thread_id = v.path_uuid(request, "threadId")
@@ -108,6 +114,8 @@ async def get_thread(request: web.Request) -> web.Response:
                               "messages": [message_json(r) for r in rows]})
 
 
+@operation(summary="Mark the other party's messages in a thread read", roles=("client", "reader"),
+           response="{threadId, marked, unreadCount}", tags=("messages",))
 async def mark_read(request: web.Request) -> web.Response:
     user = await require(request, "client", "reader")
     thread_id = v.path_uuid(request, "threadId")
@@ -119,6 +127,9 @@ async def mark_read(request: web.Request) -> web.Response:
     return web.json_response({"threadId": thread_id, "marked": len(marked), "unreadCount": 0})
 
 
+@operation(summary="Send a message; a client pays the reader's messageCents (70/30), replies are free",
+           roles=("client", "reader"), request="{readerId | threadId, body (1..2000 chars)}",
+           response="{message, thread}; 402 insufficient_funds", status=201, tags=("messages",))
 async def post_message(request: web.Request) -> web.Response:
     """A client writes to a reader (``readerId``) or in a thread; a reader answers in a thread (``threadId``)."""
     user = await require(request, "client", "reader")

@@ -12,7 +12,8 @@ from aiohttp.typedefs import Handler
 
 from api import logs
 from api.appkeys import HTTP_METRICS
-from api.errors import HTTP_CODES, ApiError
+from api.errors import HTTP_CODES, ApiError, from_billing
+from billing.errors import BillingError
 
 log = logging.getLogger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -67,6 +68,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         return _json_error(exc.status, exc.code, exc.message, exc.headers, exc.body())
+    except BillingError as exc:
+        error = from_billing(exc)
+        return _json_error(error.status, error.code, error.message, body=error.body())
     except web.HTTPException as exc:
         if exc.status < 400 or not _wants_json(request):
             raise

@@ -137,6 +137,10 @@ class ReadingRuntime:
         """The relay says the participant's media connected or dropped."""
         self._queue.put_nowait(_Item("media", role, value=connected))
 
+    def wake(self) -> None:
+        """Look at the clock now (a test that moved its clock does not wait for the next real second)."""
+        self._queue.put_nowait(_Item("wake"))
+
     def broadcast(self, message: dict[str, Any]) -> None:
         """Send to both participants' sockets (chat)."""
         self._queue.put_nowait(_Item("broadcast", value=message))
@@ -362,7 +366,7 @@ class ReadingRuntime:
                 row = current
             else:
                 if self.scheduled and reason == "reader_no_show":
-                    await scheduling.refund(conn, current, current["charged_cents"])
+                    await scheduling.refund(conn, current, current["charged_cents"], "the reader did not come")
                 if meter is not None:
                     refund = self._refund.cents if self._refund is not None else 0
                     await recovery.settle_reading(conn, session_id=self.session_id,
@@ -410,7 +414,8 @@ class ReadingRuntime:
             message["secondsLeft"] = math.floor(max(0.0, (self._ends_at or now) - now))
             message["running"] = self.status is State.ACTIVE
         if role is Actor.CLIENT:
-            message["balanceCents"] = self._balance
+            # The meter's view (last balance read, less the minutes it charged since) agrees with chargedCents.
+            message["balanceCents"] = meter.balance_cents if meter is not None and not meter.ended else self._balance
         else:
             message["earnedCents"] = self._earned
         return message

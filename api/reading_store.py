@@ -21,7 +21,8 @@ COLUMNS = """
     s.id, s.client_id, s.reader_id, s.session_type, s.mode, s.status, s.rate_cents, s.billable_seconds,
     s.charged_cents, s.refunded_cents, s.meter_minutes_charged, s.meter_billable_seconds, s.requested_at,
     s.accepted_at, s.started_at, s.ended_at, s.end_reason, s.expires_at, s.scheduled_start, s.scheduled_minutes,
-    s.scheduled_end, s.meter_heartbeat_at, c.display_name AS client_name, r.display_name AS reader_name
+    s.scheduled_start + make_interval(mins => s.scheduled_minutes) AS scheduled_end, s.meter_heartbeat_at,
+    c.display_name AS client_name, r.display_name AS reader_name
 """
 FROM = "rtc_sessions s JOIN users c ON c.id = s.client_id JOIN users r ON r.id = s.reader_id"
 

@@ -8,7 +8,7 @@ running readings to the node's :class:`api.live_readings.LiveReadings`.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -192,8 +192,7 @@ async def schedule_session(request: web.Request) -> web.Response:
     session_type = v.choice(body, "sessionType", SESSION_TYPES)
     minutes = v.integer(body, "minutes", options=scheduling.LENGTHS)
     starts_at = scheduling.parse_start(body.get("startsAt"))
-    now = datetime.now(UTC)
-    if starts_at < now - timedelta(seconds=60):
+    if starts_at <= datetime.now(UTC):
         raise Invalid("startsAt must be in the future", field="startsAt")
     row, stored = await scheduling.book(request.app, user.id, reader_id, session_type, starts_at, minutes)
     notifications.deliver(request.app, stored)

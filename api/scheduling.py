@@ -1,7 +1,8 @@
 """Scheduled readings: booked and paid at the reader's flat rate, refunded by policy, run in a time window.
 
-- Booking takes the reader's time (``reader_slots``: billing's table, whose trigger refuses overlaps)
-  and charges the flat price at once (ledger key ``scheduled:{id}``); the reading is ``accepted``.
+- A client books one of the reader's open slots (``reader_slots``, published by the reader) at its
+  time and length; billing creates the reading ``accepted`` and charges the flat price at once
+  (:func:`billing.slots.book_slot`, ledger key ``scheduled:{id}``).
 - Both may join from ``schedule_early_join_seconds`` before the start; the reading becomes active when
   both are connected and ends at its booked end (``time_up``), however late it started.
 - A reader who has not connected ``reader_no_show_seconds`` after the start: the reading ends
@@ -23,22 +24,12 @@ from api import notifications
 from api.appkeys import DATABASE
 from api.errors import Conflict, Invalid, NotFound
 from api.reading_store import COLUMNS, FROM, fetch, session_json
-from billing import ledger
-from billing.errors import InsufficientFunds
+from billing import scheduled, slots
 from config import Settings
 
 log = logging.getLogger(__name__)
 
 LENGTHS = (15, 30, 45, 60)
-MAX_DAYS_AHEAD = 180
-
-
-def booking_key(session_id: str) -> str:
-    return f"scheduled:{session_id}"
-
-
-def refund_key(session_id: str) -> str:
-    return f"scheduled:{session_id}:refund"
 
 
 def parse_start(raw: Any) -> datetime:
@@ -85,68 +76,45 @@ def seconds_until_end(row: asyncpg.Record | dict[str, Any], now: datetime | None
 
 async def book(app: web.Application, client_id: str, reader_id: str, session_type: str, starts_at: datetime,
                minutes: int) -> tuple[asyncpg.Record, list[tuple[str, dict[str, Any]]]]:
-    """Book the reader's time and charge the flat price, atomically; returns (reading, notifications)."""
-    from api.readings import PaymentRequired
-
-    if starts_at > datetime.now(UTC) + timedelta(days=MAX_DAYS_AHEAD):
-        raise Invalid(f"startsAt must be within {MAX_DAYS_AHEAD} days", field="startsAt")
-    ends_at = starts_at + timedelta(minutes=minutes)
+    """Book the reader's open slot at ``starts_at`` of ``minutes`` and pay its flat price, atomically
+    (billing's :func:`billing.slots.book_slot`); returns (reading, notifications to deliver)."""
     async with app[DATABASE].pool.acquire() as conn, conn.transaction():
-        reader = await conn.fetchrow(
-            f"SELECT u.role, r.flat_{minutes}_cents AS price FROM users u"  # noqa: S608 (minutes is 15|30|45|60)
-            " LEFT JOIN reader_rates r ON r.reader_id = u.id WHERE u.id = $1", reader_id)
-        if reader is None or reader["role"] != "reader":
+        reader = await conn.fetchval("SELECT role FROM users WHERE id = $1", reader_id)
+        if reader != "reader":
             raise NotFound("no such reader", code="unknown_reader", field="readerId")
-        price = reader["price"] or 0
-        if price <= 0:
-            raise Conflict(f"the reader does not offer {minutes}-minute readings", code="not_offered",
-                           field="minutes")
-        session_id = str(await conn.fetchval(
-            "INSERT INTO rtc_sessions (client_id, reader_id, session_type, mode, status, rate_cents, accepted_at,"
-            " scheduled_start, scheduled_minutes, scheduled_end) VALUES ($1, $2, $3, 'scheduled', 'accepted', $4,"
-            " now(), $5, $6, $7) RETURNING id",
-            client_id, reader_id, session_type, price, starts_at, minutes, ends_at))
-        try:
-            async with conn.transaction():
-                await conn.execute(
-                    "INSERT INTO reader_slots (reader_id, starts_at, minutes, session_id, booked_at)"
-                    " VALUES ($1, $2, $3, $4, now())", reader_id, starts_at, minutes, session_id)
-        except asyncpg.ExclusionViolationError:
-            raise Conflict("the reader is already booked at that time", code="slot_taken",
-                           field="startsAt") from None
-        try:
-            await ledger.charge(conn, client_id=client_id, reader_id=reader_id, cents=price,
-                                key=booking_key(session_id), kind="scheduled_reading", ref=session_id,
-                                memo=f"{minutes}-minute {session_type} reading")
-        except InsufficientFunds:
-            raise PaymentRequired(f"the balance must cover the price ({price} cents)") from None
-        await conn.execute("UPDATE rtc_sessions SET charged_cents = $2 WHERE id = $1", session_id, price)
-        row = await fetch(conn, session_id)
+        slot_id = await conn.fetchval(
+            "SELECT id FROM reader_slots WHERE reader_id = $1 AND starts_at = $2 AND minutes = $3", reader_id,
+            starts_at, minutes)
+        if slot_id is None:
+            raise Conflict("the reader has no open slot at that time and length", code="slot_not_found",
+                           field="startsAt")
+        session, _ = await slots.book_slot(conn, slot_id=str(slot_id), client_id=client_id,
+                                           session_type=session_type)
+        row = await fetch(conn, str(session["id"]))
         stored = [await notifications.store(conn, reader_id, "session-booked", {"session": session_json(row)})]
-    log.info("reading booked", extra={"sessionId": session_id, "userId": client_id, "readerId": reader_id,
-                                      "priceCents": price, "startsAt": starts_at.isoformat()})
+    log.info("reading booked", extra={"sessionId": str(row["id"]), "userId": client_id, "readerId": reader_id,
+                                      "priceCents": row["charged_cents"], "startsAt": starts_at.isoformat()})
     return row, stored
 
 
-async def refund(conn: asyncpg.Connection, row: asyncpg.Record, cents: int) -> int:
-    """Give ``cents`` of the booking back and free the reader's time; in the caller's transaction."""
+async def refund(conn: asyncpg.Connection, row: asyncpg.Record, cents: int, reason: str) -> int:
+    """Give ``cents`` of the booking back (billing) and open the reader's slot again; caller's transaction."""
     session_id = str(row["id"])
-    await conn.execute("DELETE FROM reader_slots WHERE session_id = $1", session_id)
+    await slots.release_slot(conn, session_id=session_id)
     if cents <= 0:
         return 0
-    txn = await ledger.refund_charge(conn, original_key=booking_key(session_id), cents=cents,
-                                     key=refund_key(session_id), memo="scheduled reading refund")
+    txn = await scheduled.refund_scheduled(conn, session_id=session_id, cents=cents, reason=reason)
     if not txn.replayed:
-        await conn.execute(
-            "UPDATE rtc_sessions SET charged_cents = charged_cents - $2, refunded_cents = refunded_cents + $2"
-            " WHERE id = $1", session_id, txn.amount_cents)
+        await conn.execute("UPDATE rtc_sessions SET refunded_cents = refunded_cents + $2 WHERE id = $1",
+                           session_id, txn.amount_cents)
     return txn.amount_cents
 
 
 async def refund_for_cancellation(conn: asyncpg.Connection, settings: Settings, row: asyncpg.Record,
                                   now: datetime) -> int:
     """Refund a client's cancellation by the policy; returns the cents given back."""
-    return await refund(conn, row, cancellation_refund(row["charged_cents"], row["scheduled_start"], now, settings))
+    cents = cancellation_refund(row["charged_cents"], row["scheduled_start"], now, settings)
+    return await refund(conn, row, cents, "cancelled by the client")
 
 
 async def due(pool: asyncpg.Pool, settings: Settings) -> list[asyncpg.Record]:

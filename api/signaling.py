@@ -36,6 +36,7 @@ from api.reading_runtime import ReadingRuntime, participant_id
 from api.reading_states import Actor, State
 from api.reading_store import fetch_for, session_json
 from api.turn import ice_servers_for
+from billing.errors import BillingError
 from relay import RelayError
 
 log = logging.getLogger(__name__)
@@ -228,7 +229,7 @@ async def handle_text(socket: SignalingSocket, data: str) -> None:
         socket.error(exc.code, exc.message)
     except ApiError as exc:
         socket.error(exc.code, exc.message)
-    except RelayError as exc:
+    except (RelayError, BillingError) as exc:
         socket.error(exc.code, exc.message)
     except Exception:
         log.exception("signaling message failed", extra={"userId": socket.user_id, "sessionId": socket.session_id})

@@ -13,6 +13,7 @@ from api.appkeys import DATABASE, SETTINGS
 from api.auth import require
 from api.errors import Conflict, Forbidden, NotFound
 from api.leaderboard import Gifter, Leaderboard
+from api.openapi import operation
 from api.stream_hub import StreamHub
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ async def leaderboard(db: asyncpg.Pool | asyncpg.Connection, stream_id: str) -> 
                         for r in rows], limit=LEADERBOARD_SIZE)
 
 
+@operation(summary="Go live: start a stream (at most one live stream per reader)", roles=("reader",),
+           request="{title, description?}",
+           response="{stream: {id, readerId, readerName, title, description, status, viewerCount, startedAt, endedAt}}",
+           status=201, tags=("streams",))
 async def create_stream(request: web.Request) -> web.Response:
     user = await require(request, "reader")
     body = await v.read_json(request)
@@ -82,6 +87,7 @@ async def create_stream(request: web.Request) -> web.Response:
     return web.json_response({"stream": stream_json(row, request.app[STREAM_HUB])}, status=201)
 
 
+@operation(summary="The live streams, newest first", roles=(), response="{streams: [stream]}", tags=("streams",))
 async def list_streams(request: web.Request) -> web.Response:
     await require(request)
     rows = await request.app[DATABASE].pool.fetch(
@@ -91,6 +97,7 @@ async def list_streams(request: web.Request) -> web.Response:
     return web.json_response({"streams": [stream_json(r, hub) for r in rows]})
 
 
+@operation(summary="One stream, live or ended", roles=(), response="{stream}", tags=("streams",))
 async def get_stream(request: web.Request) -> web.Response:
     await require(request)
     row = await fetch_stream(request.app[DATABASE].pool, v.path_uuid(request, "streamId"))
@@ -113,6 +120,8 @@ async def finish_stream(app: web.Application, stream_id: str, *, reason: str) ->
     return True
 
 
+@operation(summary="End a live stream (its reader); everyone on it is told", roles=("reader",),
+           response="{stream}", tags=("streams",))
 async def end_stream(request: web.Request) -> web.Response:
     """End a live stream (its reader only). Ending an ended stream again answers with it unchanged."""
     user = await require(request, "reader")
@@ -126,6 +135,9 @@ async def end_stream(request: web.Request) -> web.Response:
     return web.json_response({"stream": stream_json(row, request.app[STREAM_HUB])})
 
 
+@operation(summary="A stream's top gifters by cents given", roles=(),
+           response="{streamId, leaderboard: [{rank, userId, displayName, totalCents, gifts}], totalCents}",
+           tags=("streams",))
 async def get_leaderboard(request: web.Request) -> web.Response:
     await require(request)
     stream_id = v.path_uuid(request, "streamId")

@@ -1,9 +1,35 @@
-"""Stripe webhooks: verified, deduplicated, turned into ledger movements."""
+"""Stripe webhooks: verified on the raw body, deduplicated by event id, turned into ledger movements."""
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
+
+from api.appkeys import BILLING_METRICS, DATABASE, STRIPE
+from billing.errors import PaymentsUnavailable, WebhookRejected
+from billing.stripe_events import handle_event
+
+log = logging.getLogger(__name__)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """No user auth: the Stripe-Signature header is the authentication. A bad signature is a 400 (Stripe
+    shows it in its dashboard); a handled or ignored event is a 200; a failure is a 500 so Stripe retries."""
+    gateway = request.app[STRIPE]
+    metrics = request.app[BILLING_METRICS]
+    if not gateway.webhooks_enabled:
+        raise PaymentsUnavailable("webhooks are not configured on this server")
+    payload = await request.read()
+    try:
+        event = gateway.verify(payload, request.headers.get("Stripe-Signature"))
+    except WebhookRejected:
+        metrics.webhook("unverified", "rejected")
+        log.warning("webhook rejected", extra={"remote": request.remote})
+        raise
+    outcome = await handle_event(request.app[DATABASE].pool, event, metrics=metrics)
+    return web.json_response({"received": True, "outcome": outcome})
 
 
 def setup(app: web.Application) -> None:
-    """Register this module's routes (filled in by its feature)."""
+    app.router.add_post("/api/webrtc/webhook", webhook)

@@ -4,7 +4,6 @@
 
 ALTER TABLE rtc_sessions
     ADD COLUMN expires_at     timestamptz,
-    ADD COLUMN scheduled_end  timestamptz,
     ADD COLUMN refunded_cents bigint NOT NULL DEFAULT 0 CHECK (refunded_cents >= 0);
 
 -- A client has at most one pay-per-minute reading in flight (requested, accepted or active)...
