@@ -179,7 +179,7 @@ async def post_message(request: web.Request) -> web.Response:
             await _mark_answered(conn, thread_id, str(thread["client_id"]), row["created_at"],
                                  timedelta(seconds=request.app[SETTINGS].message_refund_after_seconds))
         payload = {"threadId": thread_id, "messageId": message_id,
-                   "from": {"id": user.id, "displayName": user.display_name},
+                   "from": {"id": user.id, "displayName": user.display_name}, "fromName": user.display_name,
                    "preview": text[:PREVIEW_CHARS], "priceCents": price}
         # Stored with the message (the reader sees it later if offline), pushed live after the commit.
         stored = await notifications.store(conn, recipient, "message", payload)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from api import page_format
 from billing import ledger
 from billing.split import split
 from tests.api.accounts import quick_user
@@ -133,6 +134,9 @@ async def test_the_reader_is_notified_of_a_new_message(client: TestClient, pool:
     row = await pool.fetchrow("SELECT kind, payload FROM notifications WHERE user_id = $1", reader["id"])
     assert row["kind"] == "message" and row["payload"]["preview"] == "Are you there?"
     assert row["payload"]["from"]["displayName"] == "Ann"
+    # The notifications page reads it as a sentence leading to the thread.
+    text, link = page_format.notification(row["kind"], row["payload"])
+    assert text == "New message from Ann." and link == f"/messages/{row['payload']['threadId']}"
 
 
 async def test_messages_go_from_a_client_to_a_reader_only(client: TestClient, pool: asyncpg.Pool) -> None:
