@@ -67,12 +67,15 @@ _NOTIFICATION_TEXT = {
     "session-ended": "Your {sessionType} reading has ended.",
     "low-balance": "Your balance is running low.",
     "funds-added": "Funds were added to your wallet.",
+    "message": "New message from {fromName}.",
+    "message-refund": "A message was not answered in time: it was refunded.",
 }
 
 
 class _Blank(dict):  # type: ignore[type-arg]
     def __missing__(self, key: str) -> str:
-        return {"sessionType": "", "clientName": "A client", "readerName": "Your reader"}.get(key, "")
+        return {"sessionType": "", "clientName": "A client", "readerName": "Your reader",
+                "fromName": "someone"}.get(key, "")
 
 
 def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: ignore[type-arg]
@@ -88,4 +91,7 @@ def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: i
     nested = payload.get("session")
     session_id = payload.get("sessionId") or (nested.get("id") if isinstance(nested, dict) else None)
     link = f"/readings/{session_id}" if isinstance(session_id, str) and len(session_id) == 36 else None
+    thread_id = payload.get("threadId")
+    if link is None and isinstance(thread_id, str) and len(thread_id) == 36:
+        link = f"/messages/{thread_id}"
     return str(text), link

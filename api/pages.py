@@ -101,7 +101,12 @@ async def home(request: web.Request) -> web.Response:
     } for r in rows]
     available = [r for r in readers if r["status"] != "offline"]
     away = [r for r in readers if r["status"] == "offline"][:12]
-    return await _render(request, "home.html", auth, script="home", available=available, away=away)
+    # Live streams are for signed-in users (watching needs an account).
+    from api.stream_pages import live_streams
+
+    streams = await live_streams(request.app) if auth is not None else []
+    return await _render(request, "home.html", auth, script="home", available=available, away=away,
+                         streams=streams)
 
 
 async def login_page(request: web.Request) -> web.Response:
