@@ -64,6 +64,8 @@ export class SoulSeerClient extends EventTarget {
     this._mediaReady = null;
     this._handledRequests = new Set();
     this._lastConnection = null;
+    this._joined = false;       // this socket has joined the reading (a `joined` arrived since it opened)
+    this._recovering = false;   // connectivity was lost and is not fully back yet
   }
 
   // ---- public surface ----
@@ -269,6 +271,7 @@ export class SoulSeerClient extends EventTarget {
     if (state === "connected") {
       this._attempt = 0;
       this._lostSince = null;
+      this._recovering = false;
     } else if (state === "failed") {
       this._recoverMedia();
     } else if (state === "disconnected") {
@@ -289,6 +292,7 @@ export class SoulSeerClient extends EventTarget {
       return;
     }
     this.mediaState = "reconnecting";
+    this._recovering = true;
     this._emitConnection();
     if (this._ws?.readyState === WebSocket.OPEN) this._startPeer();
     // Otherwise the socket's own reconnection re-joins, and `joined` starts a fresh peer connection.
@@ -334,6 +338,8 @@ export class SoulSeerClient extends EventTarget {
         return;
       }
       this._lostSince ??= Date.now();
+      this._joined = false;
+      this._recovering = true;
       this.signalingState = "reconnecting";
       this._emitConnection();
       this._scheduleReconnect();
@@ -373,6 +379,9 @@ export class SoulSeerClient extends EventTarget {
       case "joined":
         this._attempt = 0;
         this._lostSince = null;
+        this._joined = true;
+        if (this.sessionType === "chat") this._recovering = false;
+        else this.mediaState = "connecting";  // a fresh peer connection follows; the old one is let go
         this.role = detail.role ?? null;
         this._iceServers = Array.isArray(detail.iceServers) ? detail.iceServers : [];
         if (detail.session) this.session = detail.session;
@@ -458,11 +467,13 @@ export class SoulSeerClient extends EventTarget {
 
   _overallState() {
     if (this._ended || this._closing) return "closed";
-    if (this.signalingState === "reconnecting" || this.mediaState === "reconnecting" ||
+    if (!this.sessionId) return this.signalingState === "open" ? "connected" : "connecting";
+    const back = this.signalingState === "open" && this._joined &&
+      (this.sessionType === "chat" || this.mediaState === "connected");
+    if (back) return "connected";
+    if (this._recovering || this.signalingState === "reconnecting" || this.mediaState === "reconnecting" ||
         this.mediaState === "disconnected" || this.mediaState === "failed") return "reconnecting";
-    if (this.signalingState !== "open") return "connecting";
-    if (this.sessionType === "chat" || !this.sessionId) return "connected";
-    return this.mediaState === "connected" ? "connected" : "connecting";
+    return "connecting";
   }
 
   _emitConnection() {
