@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
-from tests.web.conftest import Console, shot
+from tests.web.conftest import PHONE, Console, shot
 from tests.web.proxy import DroppingProxy
 from tests.web.reading_steps import (
     AUDIO_RECEIVED,
@@ -46,6 +46,8 @@ async def test_a_video_reading_from_request_to_summary(browser: Browser, server:
     await expect(reader.page.locator("[data-charged]")).to_have_text("$1.39")
     await shot(client.page, "reading-room-video", doc=True, full_page=False)
     await shot(reader.page, "reading-room-video-reader")
+    await reader.page.set_viewport_size(PHONE)
+    await shot(reader.page, "reading-room-video-phone")
 
     await client.page.get_by_role("button", name="End reading").click()
     for party in (client, reader):

@@ -23,6 +23,8 @@ const ICE_GATHER_TIMEOUT_MS = 2500;
 // Chrome reports `disconnected` on a brief loss and only `failed` after ~15-30 s; re-offer sooner than that.
 const ICE_DISCONNECTED_GRACE_MS = 5000;
 const MAX_CHAT_LENGTH = 2000;
+// Close codes of api/signaling.py after which reconnecting would not help.
+const FINAL_CLOSE_CODES = { 4401: "unauthorized", 4429: "rate_limited" };
 // Notification kinds that concern a reading request (api/notifications.py KINDS).
 const REQUEST_KIND = "session-requested";
 
@@ -329,9 +331,14 @@ export class SoulSeerClient extends EventTarget {
     ws.addEventListener("message", (event) => {
       if (this._ws === ws) this._onMessage(event.data);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (this._ws !== ws) return;
       this._ws = null;
+      if (FINAL_CLOSE_CODES[event.code]) {
+        // The server closed for a reason a retry cannot fix (the login ended, or this tab flooded it).
+        this._closing = true;
+        this._emit("error", { code: FINAL_CLOSE_CODES[event.code], message: "The connection to SoulSeer was closed." });
+      }
       if (this._closing || this._ended) {
         this.signalingState = "closed";
         this._emitConnection();

@@ -238,7 +238,10 @@ async function poll() {
       rateCents: s.rateCents,
       requestedAt: s.requestedAt,
     })));
-  } catch { /* try again on the next tick */ }
+  } catch (error) {
+    // Logged out (in another tab, say): this page cannot work any more.
+    if (error.status === 401) window.location.assign("/login?next=/dashboard");
+  }
 }
 
 // Live: a `session-requested` notification on the signaling socket; polling covers a dropped socket.
@@ -250,7 +253,8 @@ signaling.addEventListener("auto-accepted", ({ detail }) => {
   window.location.assign(`/readings/${encodeURIComponent(detail.session.id)}`);
 });
 signaling.addEventListener("error", ({ detail }) => {
-  if (detail.code !== "connection_lost") toast(detail.message);
+  if (detail.code === "unauthorized") poll();  // finds the login gone, and goes to the login page
+  else if (detail.code !== "connection_lost") toast(detail.message);
 });
 signaling.connect();
 
