@@ -43,7 +43,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def encode_video(seconds: float, width: int = 640, height: int = 480, bitrate: int = 1_000_000) -> list[bytes]:
+def encode_video(seconds: float, width: int = 640, height: int = 480, bitrate: int = 1_000_000) -> list[bytes]:  # noqa: E501
     """A GOP of VP8 frames (keyframe first): a panning blocky texture with a noisy patch.
 
     Tuned to look like a webcam at 1 Mbps to the relay: ~30 KB keyframe, ~3.5 KB delta frames.
@@ -152,7 +152,9 @@ async def run_publisher(relay_url: str) -> None:
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     bitrate = sum(len(f) for f in video._frames) * 8 / 2.0
     await serve_commands({"ready": True, "video_bitrate": bitrate}, lambda: {
-        "sent": video.sent, "keyframes": video.keyframe_requests, "cpu": cpu_seconds(), "at": time.monotonic()})
+        "sent": video.sent, "keyframes": video.keyframe_requests,
+        "cpu": cpu_seconds(), "at": time.monotonic(),
+    })
     await pc.close()
 
 
@@ -195,7 +197,8 @@ class Viewer:
 
     async def join(self, session: aiohttp.ClientSession, relay_url: str) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        answer = await exchange(session, f"{relay_url}/watch", {"id": self.name, "sdp": self.pc.localDescription.sdp})
+        offer = {"id": self.name, "sdp": self.pc.localDescription.sdp}
+        answer = await exchange(session, f"{relay_url}/watch", offer)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         self.answered_at = time.monotonic()
 

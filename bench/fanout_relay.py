@@ -75,7 +75,8 @@ class MediaRelayControl:
         self.pcs.append(pc)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         for transceiver in pc.getTransceivers():
-            transceiver.sender.replaceTrack(self.media_relay.subscribe(self.sources[transceiver.kind], buffered=False))
+            proxy = self.media_relay.subscribe(self.sources[transceiver.kind], buffered=False)
+            transceiver.sender.replaceTrack(proxy)
             transceiver.direction = "sendonly"
         await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)

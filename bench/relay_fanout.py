@@ -168,7 +168,8 @@ def measure(mode: str, n: int, before: dict[str, Any], after: dict[str, Any], tt
         latencies += a["latency"]
     relay_sent = 0.0
     if "forwarded" in after["relay"]:
-        frames = after["relay"]["forwarded"]["video"]["frames"] - before["relay"]["forwarded"]["video"]["frames"]
+        forwarded_before, forwarded_after = before["relay"]["forwarded"], after["relay"]["forwarded"]
+        frames = forwarded_after["video"]["frames"] - forwarded_before["video"]["frames"]
         relay_sent = frames / relay_elapsed / pub_rate / n
     return Row(
         mode=mode, viewers=n, relay_cpu=relay_cpu,
@@ -184,8 +185,8 @@ def measure(mode: str, n: int, before: dict[str, Any], after: dict[str, Any], tt
 
 
 HEADER = (f"{'relay':<11} {'viewers':>7} {'cpu s/s':>8} {'cpu/viewer':>10} {'delivered':>9} {'worst':>6} "
-          f"{'relay-sent':>10} {'ttff p50/p95 (s)':>17} {'g2g p50/p95 (ms)':>17} {'viewer cpu':>10} {'PLIs':>4} "
-          f"{'load':>5}")
+          f"{'relay-sent':>10} {'ttff p50/p95 (s)':>17} {'g2g p50/p95 (ms)':>17} {'viewer cpu':>10} "
+          f"{'PLIs':>4} {'load':>5}")
 
 
 def print_row(row: Row) -> None:
@@ -194,8 +195,8 @@ def print_row(row: Row) -> None:
     relay_sent = f"{row.relay_sent:.3f}" if row.relay_sent else "n/a"
     print(f"{row.mode:<11} {row.viewers:>7} {row.relay_cpu:>8.3f} {row.cpu_per_viewer * 100:>9.2f}% "
           f"{row.delivered * 100:>8.1f}% {row.worst * 100:>5.0f}% {relay_sent:>10} "
-          f"{row.ttff_median:>7.2f} / {row.ttff_p95:<7.2f} {latency:>17} {row.viewer_cpu:>10.2f} {row.keyframes:>4} "
-          f"{row.load:>5.1f}",
+          f"{row.ttff_median:>7.2f} / {row.ttff_p95:<7.2f} {latency:>17} {row.viewer_cpu:>10.2f} "
+          f"{row.keyframes:>4} {row.load:>5.1f}",
           flush=True)
 
 
@@ -214,16 +215,19 @@ async def orchestrate(args: argparse.Namespace) -> None:
     held = [r for r in passthrough if r.delivered >= 0.99]
     best = held[-1] if held else passthrough[0]
     print()
-    print(f"baseline CPU per viewer at N={baseline_n}: MediaRelay {baseline[0].cpu_per_viewer * 100:.2f}% of a core,"
-          f" passthrough {same_n.cpu_per_viewer * 100:.2f}% -> {baseline[0].cpu_per_viewer / same_n.cpu_per_viewer:.0f}x")
+    base = baseline[0].cpu_per_viewer
+    print(f"baseline CPU per viewer at N={baseline_n}: MediaRelay {base * 100:.2f}% of a core,"
+          f" passthrough {same_n.cpu_per_viewer * 100:.2f}% -> {base / same_n.cpu_per_viewer:.0f}x")
     print(f"largest N at >= 99% delivery: {best.viewers} viewers, relay CPU {best.relay_cpu:.2f} s/s "
           f"({best.viewers / max(best.relay_cpu, 1e-9):.0f} viewers per core of relay CPU); "
           f"MediaRelay per viewer / passthrough per viewer there: "
-          f"{baseline[0].cpu_per_viewer / best.cpu_per_viewer:.0f}x")
+          f"{base / best.cpu_per_viewer:.0f}x")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="short series and windows (< 2 minutes)")
     parser.add_argument("--max", type=int, default=400, help="largest number of viewers to try")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured at each N")
