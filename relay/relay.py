@@ -70,8 +70,8 @@ class Relay(AsyncIOEventEmitter):
     :param max_viewers_per_stream: viewers one stream accepts.
     :param registry: where metrics are registered (a private registry if None, never the global).
     :param keyframe_interval: minimum seconds between two keyframe requests to one publisher.
-    :param consent_interval: seconds between ICE consent checks; a peer missing ``consent_lost_after``
-        in a row is reported disconnected, ``consent_expire_after`` failed.
+    :param consent_interval: seconds between ICE consent checks; a peer that answers none for
+        ``consent_lost_after`` seconds is reported disconnected, for ``consent_expire_after`` failed.
     :param connect_timeout: a peer not connected this long after its answer is failed and closed.
     :param video_queue_frames, audio_queue_frames: per-subscriber queue bounds.
     :param video_codecs: video codecs the relay negotiates, in order of preference. Publisher and
@@ -88,8 +88,8 @@ class Relay(AsyncIOEventEmitter):
         registry: CollectorRegistry | None = None,
         keyframe_interval: float = 0.5,
         consent_interval: float = 1.0,
-        consent_lost_after: int = 2,
-        consent_expire_after: int = 10,
+        consent_lost_after: float = 2.0,
+        consent_expire_after: float = 15.0,
         connect_timeout: float = 30.0,
         video_queue_frames: int = 15,
         audio_queue_frames: int = 25,
