@@ -77,6 +77,8 @@ class Relay(AsyncIOEventEmitter):
     :param video_codecs: video codecs the relay negotiates, in order of preference. Publisher and
         subscriber must end up with the same codec (every browser offers VP8).
     :param stats_interval: seconds between RTCP quality polls for the metrics.
+    :param max_frame_lag: a frame reaching the relay this many seconds later than the publisher's
+        best delay is a backlog and is dropped (video then waits for a keyframe).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class Relay(AsyncIOEventEmitter):
         audio_queue_frames: int = 25,
         video_codecs: Sequence[str] = ("VP8", "H264"),
         stats_interval: float = 5.0,
+        max_frame_lag: float = 1.0,
     ) -> None:
         super().__init__()
         self._ice_servers = ice_servers_from_config(ice_servers)
@@ -108,6 +111,7 @@ class Relay(AsyncIOEventEmitter):
         self._queue_frames = {"video": video_queue_frames, "audio": audio_queue_frames}
         self._video_codecs = tuple(video_codecs)
         self._stats_interval = stats_interval
+        self._max_frame_lag = max_frame_lag
         self._rooms: dict[str, Room] = {}
         self._streams: dict[str, Stream] = {}
         self._participants: dict[str, Participant] = {}
@@ -303,6 +307,8 @@ class Relay(AsyncIOEventEmitter):
                 on_keyframe_request=lambda s, reason: self.metrics.keyframe_requests.labels(reason).inc(),
                 on_pli_sent=lambda s: self.metrics.keyframe_requests_sent.inc(),
                 on_codec_mismatch=self._on_codec_mismatch,
+                on_stale=lambda s: self.metrics.forwarding_errors.labels("stale").inc(),
+                max_lag=self._max_frame_lag,
             )
 
         return make_source
