@@ -1,1 +1,38 @@
-"""SoulSeer relay package."""
+"""SoulSeer's media relay: forwards encoded WebRTC media between participants, never transcoding.
+
+See ``relay/README.md`` for the design, and :class:`Relay` for the API the signaling layer uses.
+"""
+
+from relay.errors import (
+    BadCandidateError,
+    BadIceServerError,
+    BadSdpError,
+    CapacityError,
+    PublisherExistsError,
+    RelayClosedError,
+    RelayError,
+    RelayFullError,
+    RoomFullError,
+    StreamFullError,
+    UnknownParticipantError,
+    UnknownRoomError,
+    UnknownStreamError,
+)
+from relay.relay import Relay
+
+__all__ = [
+    "BadCandidateError",
+    "BadIceServerError",
+    "BadSdpError",
+    "CapacityError",
+    "PublisherExistsError",
+    "Relay",
+    "RelayClosedError",
+    "RelayError",
+    "RelayFullError",
+    "RoomFullError",
+    "StreamFullError",
+    "UnknownParticipantError",
+    "UnknownRoomError",
+    "UnknownStreamError",
+]

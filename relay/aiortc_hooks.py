@@ -1,0 +1,202 @@
+"""Every place the relay reaches into aiortc 1.16 / aioice 0.13 internals, and nowhere else.
+
+aiortc is built for endpoints that decode what they receive and encode what they send. A relay
+forwards encoded media, so it meets aiortc at five private seams (see DESIGN.md section 8):
+
+1. ``RTCRtpReceiver.receive()`` starts a decoder thread fed from a private queue. We replace it,
+   per receiver, with the same steps minus the thread (:func:`take_encoded_frames`).
+2. ``RTCRtpReceiver._handle_rtp_packet`` hands each depayloaded RTP packet to its private
+   ``__jitter_buffer``. We swap that for our own frame assembler, which delivers whole encoded
+   frames to the relay instead of to a decoder (:func:`take_encoded_frames`).
+3. ``RTCRtpSender._next_encoded_frame`` creates an encoder with ``get_encoder()`` unless its private
+   ``__encoder`` is set. We set it to a packetizer, so an ``av.Packet`` is packed and no encoder (not
+   even Opus's, whose constructor opens a libopus context) is ever built (:func:`pack_without_encoder`).
+4. A subscriber's PLI/FIR ends in ``RTCRtpSender._send_keyframe``, which only flags the encoder we
+   do not have; we catch it (:func:`on_keyframe_request`) and ask the publisher with
+   ``RTCRtpReceiver._send_rtcp_pli`` (:func:`send_pli`).
+5. aioice checks consent freshness every 5 s and gives up after 6 failures (~30 s). Billing needs a
+   dead peer noticed in seconds, so :func:`watch_consent` installs a per-connection check with our
+   own interval, reporting lost and regained consent.
+
+Packetization reuses aiortc's codec packetizers (:func:`vp8_payloads`, :func:`h264_payloads`).
+``tests/relay/test_aiortc_hooks.py`` fingerprints every hooked method: an aiortc upgrade that moves
+any of them fails that test loudly, before it silently breaks forwarding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aioice import Connection, stun
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+from aiortc.rtp import RtpPacket
+
+logger = logging.getLogger(__name__)
+
+#: The aiortc/aioice versions these hooks were written and tested against.
+AIORTC_VERSION = "1.16.0"
+AIOICE_VERSION = "0.13.0"
+
+
+class FrameAssembler(Protocol):
+    """What the receiver's ``__jitter_buffer`` slot must offer (``JitterBuffer.add``'s contract)."""
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]: ...
+
+
+class Packer(Protocol):
+    """What the sender's ``__encoder`` slot must offer on the packet path (``Encoder.pack``)."""
+
+    def pack(self, packet: Any) -> tuple[list[bytes], int]: ...
+
+
+def take_encoded_frames(receiver: RTCRtpReceiver, assembler: FrameAssembler) -> None:
+    """Route ``receiver``'s incoming RTP into ``assembler``; its decoder thread never starts.
+
+    Call from the peer connection's ``track`` event, which fires before ``receive()``. The
+    assembler must return ``(False, None)`` from ``add``: keyframe requests are the relay's (throttled)
+    decision, and nothing must reach the decoder queue.
+    """
+    r: Any = receiver
+    r._RTCRtpReceiver__jitter_buffer = assembler
+    r.receive = types.MethodType(_receive_without_decoder, receiver)
+
+
+async def _receive_without_decoder(self: Any, parameters: RTCRtpReceiveParameters) -> None:
+    # aiortc 1.16 RTCRtpReceiver.receive(), minus the decoder thread. Leaving
+    # __decoder_thread None also keeps _handle_rtp_packet from queueing frames.
+    if self._RTCRtpReceiver__started:
+        return
+    codecs = self._RTCRtpReceiver__codecs
+    for codec in parameters.codecs:
+        codecs[codec.payloadType] = codec
+    rtx_ssrc = self._RTCRtpReceiver__rtx_ssrc
+    for encoding in parameters.encodings:
+        if encoding.rtx:
+            rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
+    self._RTCRtpReceiver__transport._register_rtp_receiver(self, parameters)
+    self._RTCRtpReceiver__rtcp_task = asyncio.ensure_future(self._run_rtcp())
+    self._RTCRtpReceiver__started = True
+
+
+def decoder_thread_started(receiver: RTCRtpReceiver) -> bool:
+    """Whether aiortc started a decoder thread for ``receiver`` (for tests and assertions)."""
+    return getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None
+
+
+def pack_without_encoder(sender: RTCRtpSender, packer: Packer) -> None:
+    """Make ``sender`` packetize through ``packer``; call before the sender starts."""
+    s: Any = sender
+    s._RTCRtpSender__encoder = packer
+
+
+def sender_encoder(sender: RTCRtpSender) -> object | None:
+    """The object in ``sender``'s encoder slot (our packer, or an aiortc encoder)."""
+    return getattr(sender, "_RTCRtpSender__encoder", None)
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when the remote end of ``sender`` sends PLI or FIR."""
+    s: Any = sender
+    s._send_keyframe = callback
+
+
+async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Send an RTCP Picture Loss Indication for ``media_ssrc`` from ``receiver``."""
+    r: Any = receiver
+    await r._send_rtcp_pli(media_ssrc)
+
+
+def vp8_payloads(frame: bytes, picture_id: int) -> list[bytes]:
+    """RTP payloads (RFC 7741) for one encoded VP8 frame."""
+    payloads: list[bytes] = Vp8Encoder._packetize(frame, picture_id)
+    return payloads
+
+
+def h264_payloads(access_unit: bytes) -> list[bytes]:
+    """RTP payloads (RFC 6184, packetization-mode 1) for one Annex-B H.264 access unit."""
+    nal_units = H264Encoder._split_bitstream(access_unit)
+    payloads: list[bytes] = H264Encoder._packetize(nal_units)
+    return payloads
+
+
+def ice_connections(pc: RTCPeerConnection) -> list[Connection]:
+    """The aioice connections under ``pc`` (one when everything is bundled)."""
+    transports: list[Any] = [t.receiver.transport.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport.transport)
+    seen: dict[int, Connection] = {}
+    for transport in transports:
+        connection: Connection = transport._connection
+        seen[id(connection)] = connection
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class ConsentPolicy:
+    """How often consent freshness (RFC 7675) is checked, and when to give up.
+
+    A check that gets no answer fails after aioice's STUN RTO (0.5 s). ``lost_after`` consecutive
+    failures report the peer gone (media disconnected); ``expire_after`` failures close the ICE
+    connection, as RFC 7675 requires once consent has expired.
+    """
+
+    interval: float = 1.0
+    lost_after: int = 2
+    expire_after: int = 10
+
+
+def watch_consent(
+    connections: Iterable[Connection], policy: ConsentPolicy, on_change: Callable[[str], None]
+) -> None:
+    """Replace aioice's consent checks on ``connections`` with ones following ``policy``.
+
+    ``on_change`` is called with "lost", "regained", or "expired" (just before the connection is
+    closed). Call before ICE connects: aioice starts ``query_consent()`` at the end of ``connect()``.
+    """
+    for connection in connections:
+        c: Any = connection
+        c.query_consent = types.MethodType(
+            lambda self, _p=policy, _cb=on_change: _query_consent(self, _p, _cb), connection
+        )
+
+
+async def _query_consent(self: Any, policy: ConsentPolicy, on_change: Callable[[str], None]) -> None:
+    # aioice 0.13 Connection.query_consent() with our interval and a "lost" report.
+    failures = 0
+    lost = False
+    while True:
+        await asyncio.sleep(policy.interval * (0.8 + 0.4 * random.random()))
+        for pair in list(self._nominated.values()):
+            request = self.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(
+                    request,
+                    pair.remote_addr,
+                    integrity_key=self.remote_password.encode("utf8"),
+                    retransmissions=0,
+                )
+                failures = 0
+            except stun.TransactionError:
+                failures += 1
+        if failures >= policy.lost_after and not lost:
+            lost = True
+            on_change("lost")
+        elif failures == 0 and lost:
+            lost = False
+            on_change("regained")
+        if failures >= policy.expire_after:
+            logger.info("ICE consent expired after %d failed checks", failures)
+            on_change("expired")
+            self._query_consent_task = None
+            await self.close()
+            return

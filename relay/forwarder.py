@@ -1,0 +1,273 @@
+"""Forwarding encoded frames from one publisher's track to many subscribers' senders.
+
+A :class:`Source` is one participant's published media of one kind (their audio, their video). It
+outlives the participant's peer connections: when a publisher drops and comes back, the new
+connection's receiver becomes the source's new *feed* and every subscriber keeps its track.
+
+A :class:`SubscriberTrack` is what one subscriber's ``RTCRtpSender`` reads. Its ``recv()`` returns
+the very ``av.Packet`` the source built for a frame (one object shared by all subscribers), which the
+sender packs without encoding. Each track has a bounded queue; video starts, and restarts after an
+overflow, only at a keyframe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+import av
+from aiortc import RTCRtpReceiver
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from relay.aiortc_hooks import send_pli
+from relay.depacketizer import AudioAssembler, VideoAssembler
+from relay.keyframes import KeyframeRequester
+
+logger = logging.getLogger(__name__)
+
+CLOCK_RATES = {"audio": 48000, "video": 90000}
+
+
+class SubscriberTrack(MediaStreamTrack):
+    """One subscriber's outgoing audio or video: encoded frames from whichever source feeds it.
+
+    :param kind: "audio" or "video".
+    :param owner: the subscribing participant's id (for logs).
+    :param capacity: frames queued before the queue is cleared (video then waits for a keyframe).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        owner: str,
+        capacity: int,
+        on_overflow: Callable[[SubscriberTrack], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.owner = owner
+        self.codec: str | None = None  # negotiated with the subscriber ("VP8"), set once answered
+        self.source: Source | None = None
+        self.created_at = time.monotonic()
+        self.first_frame_at: float | None = None
+        self.overflows = 0
+        self._capacity = capacity
+        self._on_overflow = on_overflow
+        self._queue: deque[av.Packet] = deque()
+        self._waiting_keyframe = kind == "video"
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self._waiting_keyframe
+
+    def push(self, packet: av.Packet, keyframe: bool) -> None:
+        """Queue a frame for the sender; frames a subscriber could not decode are not queued."""
+        if self.readyState != "live":
+            return
+        if self._waiting_keyframe:
+            if not keyframe:
+                return
+            self._waiting_keyframe = False
+        if len(self._queue) >= self._capacity:
+            self._queue.clear()
+            self.overflows += 1
+            if self.kind == "video" and not keyframe:
+                # Never a delta frame after a gap: wait for the next keyframe.
+                self._waiting_keyframe = True
+            if self._on_overflow is not None:
+                self._on_overflow(self)
+            if self._waiting_keyframe:
+                self.request_keyframe("overflow")
+                return
+        self._queue.append(packet)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def request_keyframe(self, reason: str) -> None:
+        """Ask the feeding publisher for a keyframe (throttled upstream)."""
+        if self.kind == "video" and self.source is not None:
+            self.source.request_keyframe(reason)
+
+    async def recv(self) -> av.Packet:
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
+        return self._queue.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.clear()
+        if self.source is not None:
+            self.source.unsubscribe(self)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class Source:
+    """One participant's published audio or video, fanned out to its subscribers.
+
+    :param kind: "audio" or "video".
+    :param owner: the publishing participant's id.
+    :param scope: the room or stream id (for logs and events).
+    :param keyframe_interval: minimum seconds between two keyframe requests sent upstream.
+    :param on_first_frame: called when a new feed delivers its first frame (track published).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        owner: str,
+        scope: str,
+        keyframe_interval: float,
+        on_first_frame: Callable[[Source], None] | None = None,
+        on_keyframe_request: Callable[[Source, str], None] | None = None,
+        on_pli_sent: Callable[[Source], None] | None = None,
+        on_codec_mismatch: Callable[[Source, SubscriberTrack], None] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.owner = owner
+        self.scope = scope
+        self.codec: str | None = None
+        self.subscribers: set[SubscriberTrack] = set()
+        self.frames_in = 0
+        self._label = f"{scope}/{owner}/{kind}"
+        self._time_base = fractions.Fraction(1, CLOCK_RATES[kind])
+        self._clock_rate = CLOCK_RATES[kind]
+        self._on_first_frame = on_first_frame
+        self._on_keyframe_request = on_keyframe_request
+        self._on_pli_sent = on_pli_sent
+        self._on_codec_mismatch = on_codec_mismatch
+        self._receiver: RTCRtpReceiver | None = None
+        self._assembler: AudioAssembler | VideoAssembler | None = None
+        self._media_ssrc: int | None = None
+        self._feed_origin: int | None = None  # RTP timestamp of the current feed's first frame
+        self._pts_base = 0
+        self._last_pts: int | None = None
+        self._last_frame_at = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._requester = KeyframeRequester(self._send_pli, interval=keyframe_interval, label=self._label)
+
+    @property
+    def live(self) -> bool:
+        """Whether a publisher's receiver currently feeds this source."""
+        return self._receiver is not None
+
+    @property
+    def keyframe_requests_sent(self) -> int:
+        return self._requester.sent
+
+    def attach(
+        self, receiver: RTCRtpReceiver, codecs: dict[int, str], media_ssrc: int | None
+    ) -> AudioAssembler | VideoAssembler:
+        """Make ``receiver`` (a new publisher connection) this source's feed; returns its assembler."""
+        self._receiver = receiver
+        self._media_ssrc = media_ssrc
+        self._feed_origin = None
+        assembler: AudioAssembler | VideoAssembler
+        if self.kind == "video":
+            assembler = VideoAssembler(
+                codecs, self._on_frame, lambda: self.request_keyframe("loss")
+            )
+        else:
+            assembler = AudioAssembler(codecs, self._on_frame)
+        # Subscribers need no reset: the new feed's assembler starts at a keyframe.
+        self._assembler = assembler
+        logger.debug("Source(%s) fed by a new receiver (ssrc %s)", self._label, media_ssrc)
+        return assembler
+
+    def detach(self, receiver: RTCRtpReceiver) -> None:
+        """``receiver``'s connection ended; the source waits for the publisher to return."""
+        if self._receiver is receiver:
+            self._receiver = None
+            self._assembler = None
+
+    def subscribe(self, track: SubscriberTrack) -> None:
+        if track.source is not None and track.source is not self:
+            track.source.unsubscribe(track)
+        track.source = self
+        self.subscribers.add(track)
+        track.request_keyframe("join")
+
+    def unsubscribe(self, track: SubscriberTrack) -> None:
+        self.subscribers.discard(track)
+        if track.source is self:
+            track.source = None
+
+    def request_keyframe(self, reason: str) -> None:
+        if self.kind != "video":
+            return
+        if self._on_keyframe_request is not None:
+            self._on_keyframe_request(self, reason)
+        if self._receiver is not None:
+            self._requester.request(reason)
+
+    async def close(self) -> None:
+        self._requester.close()
+        for track in list(self.subscribers):
+            self.unsubscribe(track)
+        self._receiver = None
+        self._assembler = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _on_frame(self, codec: str, data: bytes, timestamp: int, keyframe: bool) -> None:
+        now = time.monotonic()
+        if self._feed_origin is None:
+            # A new feed: continue the outgoing timeline where the previous feed left it, so that
+            # subscribers see RTP timestamps advance with wall-clock time across the reconnect.
+            self._feed_origin = timestamp
+            if self._last_pts is not None:
+                gap = max(1, int((now - self._last_frame_at) * self._clock_rate))
+                self._pts_base = self._last_pts + gap
+            if self._on_first_frame is not None:
+                self._on_first_frame(self)
+        if codec != self.codec:
+            self.codec = codec
+        pts = self._pts_base + timestamp - self._feed_origin
+        self._last_pts = pts
+        self._last_frame_at = now
+        self.frames_in += 1
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = self._time_base
+        if keyframe and self.kind == "video":
+            self._requester.keyframe_seen()
+        for track in self.subscribers:
+            if track.codec is not None and track.codec != codec:
+                if self._on_codec_mismatch is not None:
+                    self._on_codec_mismatch(self, track)
+                continue
+            track.push(packet, keyframe)
+
+    def _send_pli(self) -> None:
+        receiver = self._receiver
+        ssrc = self._media_ssrc
+        if ssrc is None and self._assembler is not None:
+            ssrc = self._assembler.media_ssrc
+        if receiver is None or ssrc is None:
+            return
+        if self._on_pli_sent is not None:
+            self._on_pli_sent(self)
+        task = asyncio.ensure_future(send_pli(receiver, ssrc))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

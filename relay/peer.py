@@ -1,0 +1,290 @@
+"""One participant's peer connection to the relay: negotiation, media wiring and connection truth.
+
+The browser always offers; the peer answers. For each audio/video m-line it decides, from the
+offer's direction and the participant's role, whether the relay receives (the participant publishes
+into a :class:`~relay.forwarder.Source`) and whether it sends (a
+:class:`~relay.forwarder.SubscriberTrack` is attached to the answer's transceiver at once, so media
+flows whenever a publisher appears, without renegotiation).
+
+Connection truth: "connected" means ICE and DTLS are connected (aiortc's ``connectionState``), and
+stays true only while ICE consent freshness checks are answered. A peer that stops answering is
+reported disconnected within ~2 consent intervals, and failed when consent expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpsender import RTCRtpSender
+
+from relay.aiortc_hooks import (
+    ConsentPolicy,
+    ice_connections,
+    on_keyframe_request,
+    pack_without_encoder,
+    take_encoded_frames,
+    watch_consent,
+)
+from relay.depacketizer import AudioAssembler
+from relay.errors import BadSdpError
+from relay.forwarder import Source, SubscriberTrack
+from relay.ice import candidate_from_browser
+from relay.metrics import LinkQuality
+from relay.packetizer import ForwardCounters, Packetizer
+from relay.sdp import SessionSummary, parse_session
+
+logger = logging.getLogger(__name__)
+
+#: Peer states; the relay emits ``participant-<state>`` for the last four.
+STATES = ("new", "connecting", "connected", "disconnected", "failed", "closed")
+
+StateCallback = Callable[["Peer", str, float], None]
+ChatCallback = Callable[["Peer", str], None]
+
+
+@dataclass
+class PeerQuality:
+    """RTCP-derived quality of one peer: ``up`` (what it publishes), ``down`` (what it receives)."""
+
+    up: LinkQuality = field(default_factory=LinkQuality)
+    down: LinkQuality = field(default_factory=LinkQuality)
+
+
+class Peer:
+    """A participant's ``RTCPeerConnection`` to the relay, inside one room or stream.
+
+    :param participant_id: the participant's id.
+    :param scope: the room or stream id.
+    :param config: the ICE configuration (from :func:`relay.ice.configuration`).
+    :param consent: how fast a silent peer is reported disconnected.
+    :param on_state: called with (peer, state, monotonic time) on each state change.
+    :param on_chat: called with (peer, text) for each data channel text message.
+    :param connect_timeout: a peer not connected by then is failed and closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        participant_id: str,
+        scope: str,
+        config: RTCConfiguration,
+        consent: ConsentPolicy,
+        on_state: StateCallback,
+        on_chat: ChatCallback,
+        forwarded: dict[str, ForwardCounters],
+        audio_codecs: tuple[str, ...] = ("opus",),
+        video_codecs: tuple[str, ...] = ("VP8", "H264"),
+        connect_timeout: float = 30.0,
+    ) -> None:
+        self.participant_id = participant_id
+        self.scope = scope
+        self.state = "new"
+        self.created_at = time.monotonic()
+        self.connected_at: float | None = None
+        self.pc = RTCPeerConnection(config)
+        self.published: dict[str, Source] = {}
+        self.tracks: dict[str, SubscriberTrack] = {}
+        self._consent = consent
+        self._on_state = on_state
+        self._on_chat = on_chat
+        self._forwarded = forwarded
+        self._codec_prefs = {"audio": audio_codecs, "video": video_codecs}
+        self._connect_timeout = connect_timeout
+        self._timeout: asyncio.TimerHandle | None = None
+        self._channel: RTCDataChannel | None = None
+        self._offer: SessionSummary | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self._label = f"{scope}/{participant_id}"
+        self.pc.on("connectionstatechange", self._on_connection_state)
+        self.pc.on("track", self._on_track)
+        self.pc.on("datachannel", self._on_datachannel)
+
+    def __repr__(self) -> str:
+        return f"Peer({self._label}, {self.state})"
+
+    @property
+    def closed(self) -> bool:
+        return self._closing is not None
+
+    async def answer(
+        self,
+        offer_sdp: str,
+        *,
+        publish: Callable[[str], Source | None],
+        subscribe: Callable[[str], SubscriberTrack | None],
+    ) -> str:
+        """Negotiate ``offer_sdp``; returns the answer SDP (with all ICE candidates).
+
+        :param publish: for a kind the participant sends, the source its media feeds (or None).
+        :param subscribe: for a kind the participant receives, its subscriber track (or None).
+        """
+        offer = parse_session(offer_sdp)
+        self._offer = offer
+        seen: set[str] = set()
+        for media in offer.media:
+            track: SubscriberTrack | None = None
+            receive = False
+            if media.kind not in seen:  # one track per kind; extra m-lines stay inactive
+                seen.add(media.kind)
+                if media.receives:
+                    track = subscribe(media.kind)
+                if media.sends:
+                    source = publish(media.kind)
+                    if source is not None:
+                        self.published[media.kind] = source
+                        receive = True
+            direction = {(True, True): "sendrecv", (True, False): "sendonly",
+                         (False, True): "recvonly", (False, False): "inactive"}[(track is not None, receive)]
+            transceiver = self.pc.addTransceiver(track if track is not None else media.kind, direction)
+            self._prefer_codecs(transceiver, media.kind)
+            if track is not None:
+                self.tracks[media.kind] = track
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            watch_consent(ice_connections(self.pc), self._consent, self._on_consent)
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except (ValueError, OperationError, InvalidAccessError, InvalidStateError, InternalError) as exc:
+            raise BadSdpError(f"cannot negotiate offer: {exc}") from exc
+        answer = parse_session(self.pc.localDescription.sdp)
+        for transceiver in self.pc.getTransceivers():
+            outgoing = transceiver.sender.track
+            answered = answer.by_mid(transceiver.mid)
+            if isinstance(outgoing, SubscriberTrack) and answered is not None and answered.first_codec:
+                self._wire_sender(transceiver.sender, outgoing, answered.first_codec)
+        self.state = "connecting"
+        self._timeout = asyncio.get_running_loop().call_later(self._connect_timeout, self._connect_timed_out)
+        return self.pc.localDescription.sdp
+
+    async def add_ice_candidate(self, candidate: dict[str, object] | None) -> None:
+        await self.pc.addIceCandidate(candidate_from_browser(candidate))
+
+    def send_chat(self, text: str) -> bool:
+        """Send ``text`` over the participant's data channel; False if it is not open."""
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            return False
+        channel.send(text)
+        return True
+
+    async def quality(self) -> PeerQuality:
+        """Loss and RTT from this peer's RTCP reports (aiortc's public stats)."""
+        result = PeerQuality()
+        report = await self.pc.getStats()
+        for stats in report.values():
+            kind = getattr(stats, "type", "")
+            if kind == "inbound-rtp":
+                lost = max(0, stats.packetsLost)
+                total = lost + stats.packetsReceived
+                result.up.packets_lost += lost
+                result.up.fraction_lost.append(lost / total if total else 0.0)
+            elif kind == "remote-inbound-rtp":
+                result.down.packets_lost += max(0, stats.packetsLost)
+                result.down.fraction_lost.append(stats.fractionLost / 256)
+                if stats.roundTripTime is not None:
+                    result.down.rtt.append(stats.roundTripTime)
+        if self.published and result.down.rtt:
+            # aiortc measures RTT only on its senders; the path is the same in both directions.
+            result.up.rtt = list(result.down.rtt)
+        return result
+
+    def close(self) -> asyncio.Task[None]:
+        """Close the connection and release its tracks; idempotent, returns the closing task."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        return self._closing
+
+    async def _close(self) -> None:
+        if self._timeout is not None:
+            self._timeout.cancel()
+        for transceiver in self.pc.getTransceivers():
+            for source in self.published.values():
+                source.detach(transceiver.receiver)
+        for track in self.tracks.values():
+            track.stop()
+        await self.pc.close()
+        self._set_state("closed")
+
+    def _prefer_codecs(self, transceiver: object, kind: str) -> None:
+        names = [c.upper() for c in self._codec_prefs[kind]]
+        capabilities = RTCRtpSender.getCapabilities(kind).codecs
+        preferred = [c for name in names for c in capabilities if c.mimeType.split("/")[1].upper() == name]
+        if kind == "video":
+            preferred += [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
+        transceiver.setCodecPreferences(preferred)  # type: ignore[attr-defined]
+
+    def _wire_sender(self, sender: RTCRtpSender, track: SubscriberTrack, codec: str) -> None:
+        track.codec = codec
+        pack_without_encoder(sender, Packetizer(codec, self._forwarded[track.kind]))
+        on_keyframe_request(sender, lambda: track.request_keyframe("pli"))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        transceiver = next((t for t in self.pc.getTransceivers() if t.receiver.track is track), None)
+        if transceiver is None:
+            return
+        receiver = transceiver.receiver
+        offer = self._offer.by_mid(transceiver.mid) if self._offer is not None else None
+        source = self.published.get(track.kind)
+        if source is None or offer is None or transceiver.direction not in ("recvonly", "sendrecv"):
+            # Media we do not forward: still never let aiortc decode it.
+            take_encoded_frames(receiver, AudioAssembler({}, lambda *_: None))
+            return
+        take_encoded_frames(receiver, source.attach(receiver, offer.codecs, offer.media_ssrc))
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        self._channel = channel
+
+        @channel.on("message")
+        def on_message(message: object) -> None:
+            if isinstance(message, str):
+                self._on_chat(self, message)
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected" and self.state in ("new", "connecting"):
+            if self._timeout is not None:
+                self._timeout.cancel()
+            self.connected_at = time.monotonic()
+            self._set_state("connected")
+        elif state == "failed" and self.state not in ("failed", "closed"):
+            self._fail("ICE or DTLS failed")
+        elif state == "closed" and self._closing is None:
+            # The remote end closed DTLS (a clean hang-up): aiortc closed the connection itself.
+            logger.info("Peer(%s) closed by the remote end", self._label)
+            if self.state == "connected":
+                self._set_state("disconnected")
+            self.close()
+
+    def _on_consent(self, change: str) -> None:
+        if change == "lost" and self.state == "connected":
+            logger.info("Peer(%s) stopped answering ICE consent checks", self._label)
+            self._set_state("disconnected")
+        elif change == "regained" and self.state == "disconnected":
+            logger.info("Peer(%s) answers ICE consent checks again", self._label)
+            self._set_state("connected")
+        elif change == "expired" and self.state not in ("failed", "closed"):
+            self._fail("ICE consent expired")
+
+    def _connect_timed_out(self) -> None:
+        if self.state in ("new", "connecting"):
+            self._fail(f"not connected after {self._connect_timeout:.0f} s")
+
+    def _fail(self, why: str) -> None:
+        logger.warning("Peer(%s) failed: %s", self._label, why)
+        if self.state == "connected":
+            self._set_state("disconnected")
+        self._set_state("failed")
+        self.close()
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state or self.state == "closed":
+            return
+        logger.debug("Peer(%s) %s -> %s", self._label, self.state, state)
+        self.state = state
+        self._on_state(self, state, time.monotonic())

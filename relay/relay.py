@@ -1,0 +1,425 @@
+"""The relay: rooms, streams and their participants' peer connections on one node.
+
+This is the surface the signaling layer codes against. It answers offers, enforces caps, and tells
+the rest of the system what happened to each participant's media through events (pyee), each with
+the ``time.monotonic()`` at which the relay observed it, last:
+
+- ``participant-connected`` (scope_id, participant_id, at): ICE and DTLS connected (again).
+- ``participant-disconnected`` (scope_id, participant_id, at): the peer stopped answering ICE
+  consent checks, or its connection failed or was replaced by a re-join.
+- ``participant-failed`` (scope_id, participant_id, at): the connection failed or never connected;
+  the relay closes it.
+- ``participant-closed`` (scope_id, participant_id, at): the connection was closed for good
+  (leave, room/stream closed, relay closed, or cleanup after a failure). Not emitted when a re-join
+  replaces the connection.
+- ``track-published`` (scope_id, participant_id, kind, at): a publisher's media of ``kind``
+  started flowing into the relay (again, after a reconnect).
+- ``chat-message`` (scope_id, participant_id, text, at): text on the participant's data channel.
+- ``room-closed`` (room_id, at), ``stream-closed`` (stream_id, at).
+
+The relay knows nothing of money, users or databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from pyee.asyncio import AsyncIOEventEmitter
+
+from relay.aiortc_hooks import ConsentPolicy
+from relay.errors import (
+    RelayClosedError,
+    RelayError,
+    RelayFullError,
+    UnknownParticipantError,
+    UnknownRoomError,
+    UnknownStreamError,
+)
+from relay.forwarder import Source, SubscriberTrack
+from relay.ice import configuration, ice_servers_from_config
+from relay.metrics import Census, LinkQuality, RelayMetrics
+from relay.peer import Peer
+from relay.room import Room
+from relay.router import Router, SourceFactory
+from relay.sdp import parse_session
+from relay.stream import Stream
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Participant:
+    """Someone in a room or stream, and their current peer connection."""
+
+    id: str
+    scope: Room | Stream
+    peer: Peer | None = None
+
+
+class Relay(AsyncIOEventEmitter):
+    """The media relay of one node: forwards encoded media between participants' peer connections.
+
+    :param ice_servers: browser-shaped ``RTCIceServer`` dicts; ``[]`` means host candidates only.
+    :param max_participants: participants (peer connections) this node accepts.
+    :param max_viewers_per_stream: viewers one stream accepts.
+    :param registry: where metrics are registered (a private registry if None, never the global).
+    :param keyframe_interval: minimum seconds between two keyframe requests to one publisher.
+    :param consent_interval: seconds between ICE consent checks; a peer missing ``consent_lost_after``
+        in a row is reported disconnected, ``consent_expire_after`` failed.
+    :param connect_timeout: a peer not connected this long after its answer is failed and closed.
+    :param video_queue_frames, audio_queue_frames: per-subscriber queue bounds.
+    :param video_codecs: video codecs the relay negotiates, in order of preference. Publisher and
+        subscriber must end up with the same codec (every browser offers VP8).
+    :param stats_interval: seconds between RTCP quality polls for the metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        ice_servers: Sequence[Mapping[str, Any]],
+        max_participants: int = 500,
+        max_viewers_per_stream: int = 1000,
+        registry: CollectorRegistry | None = None,
+        keyframe_interval: float = 0.5,
+        consent_interval: float = 1.0,
+        consent_lost_after: int = 2,
+        consent_expire_after: int = 10,
+        connect_timeout: float = 30.0,
+        video_queue_frames: int = 15,
+        audio_queue_frames: int = 25,
+        video_codecs: Sequence[str] = ("VP8", "H264"),
+        stats_interval: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self._ice_servers = ice_servers_from_config(ice_servers)
+        self.max_participants = max_participants
+        self.max_viewers_per_stream = max_viewers_per_stream
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = RelayMetrics(self.registry, self._census)
+        self._keyframe_interval = keyframe_interval
+        self._consent = ConsentPolicy(consent_interval, consent_lost_after, consent_expire_after)
+        self._connect_timeout = connect_timeout
+        self._queue_frames = {"video": video_queue_frames, "audio": audio_queue_frames}
+        self._video_codecs = tuple(video_codecs)
+        self._stats_interval = stats_interval
+        self._rooms: dict[str, Room] = {}
+        self._streams: dict[str, Stream] = {}
+        self._participants: dict[str, Participant] = {}
+        self._closing_peers: set[asyncio.Task[None]] = set()
+        self._stats_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- joining ---------------------------------------------------------------------------------
+
+    async def join_room(self, room_id: str, participant_id: str, offer_sdp: str) -> str:
+        """Answer a reading participant's offer; a re-join replaces their previous connection."""
+        room = self._rooms.get(room_id) or Room(room_id, make_source=self._source_factory(room_id))
+        return await self._join(room, self._rooms, participant_id, offer_sdp, room.admit)
+
+    async def publish_stream(self, stream_id: str, participant_id: str, offer_sdp: str) -> str:
+        """Answer a stream publisher's (sendonly) offer; a re-publish replaces the connection."""
+        stream = self._stream(stream_id)
+        return await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_publisher)
+
+    async def watch_stream(self, stream_id: str, participant_id: str, offer_sdp: str) -> str:
+        """Answer a viewer's (recvonly) offer. The stream need not have a publisher yet."""
+        stream = self._stream(stream_id)
+        return await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_viewer)
+
+    # -- participants ----------------------------------------------------------------------------
+
+    async def add_ice_candidate(self, participant_id: str, candidate: dict[str, Any] | None) -> None:
+        """Add a trickled browser candidate; an empty or missing one means end-of-candidates."""
+        peer = self._peer(participant_id)
+        await peer.add_ice_candidate(candidate)
+
+    async def send_chat(self, participant_id: str, text: str) -> None:
+        """Send ``text`` to the participant over its data channel, if one is open."""
+        peer = self._peer(participant_id)
+        if not peer.send_chat(text):
+            logger.debug("chat to %s dropped: no open data channel", participant_id)
+
+    def participant_state(self, participant_id: str) -> str | None:
+        """new, connecting, connected, disconnected, failed or closed; None if unknown."""
+        participant = self._participants.get(participant_id)
+        if participant is None or participant.peer is None:
+            return None
+        return participant.peer.state
+
+    def participant_scope(self, participant_id: str) -> str | None:
+        participant = self._participants.get(participant_id)
+        return participant.scope.id if participant is not None else None
+
+    def subscriber_tracks(self, participant_id: str) -> dict[str, SubscriberTrack]:
+        """The participant's current outgoing tracks by kind (for time-to-first-frame measurements)."""
+        participant = self._participants.get(participant_id)
+        if participant is None or participant.peer is None:
+            return {}
+        return dict(participant.peer.tracks)
+
+    def sources(self, scope_id: str) -> list[Source]:
+        scope: Room | Stream | None = self._rooms.get(scope_id) or self._streams.get(scope_id)
+        return list(scope.router.sources.values()) if scope is not None else []
+
+    async def leave(self, participant_id: str) -> None:
+        """Close the participant's connection and forget them; unknown ids are ignored."""
+        participant = self._participants.get(participant_id)
+        if participant is not None:
+            await self._remove(participant)
+
+    async def close_room(self, room_id: str) -> None:
+        room = self._rooms.get(room_id)
+        if room is None:
+            raise UnknownRoomError(f"no room {room_id}")
+        await self._close_scope(room)
+
+    async def close_stream(self, stream_id: str) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise UnknownStreamError(f"no stream {stream_id}")
+        await self._close_scope(stream)
+
+    async def close(self) -> None:
+        """Close every room, stream and connection, and stop background work."""
+        self._closed = True
+        scopes: list[Room | Stream] = [*self._rooms.values(), *self._streams.values()]
+        for scope in scopes:
+            await self._close_scope(scope)
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            await asyncio.gather(self._stats_task, return_exceptions=True)
+            self._stats_task = None
+        if self._closing_peers:
+            await asyncio.gather(*self._closing_peers, return_exceptions=True)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RelayClosedError("the relay is closed")
+
+    def _stream(self, stream_id: str) -> Stream:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = Stream(
+                stream_id,
+                make_source=self._source_factory(stream_id),
+                max_viewers=self.max_viewers_per_stream,
+            )
+        return stream
+
+    async def _join(
+        self,
+        scope: Room | Stream,
+        registry: dict[str, Any],
+        participant_id: str,
+        offer_sdp: str,
+        admit: Callable[[str], None],
+    ) -> str:
+        self._check_open()
+        parse_session(offer_sdp)
+        participant = self._participants.get(participant_id)
+        if participant is not None and participant.scope is not scope:
+            # A participant is in one room or stream at a time: joining another moves them.
+            await self._remove(participant)
+            participant = None
+        try:
+            if participant is None and len(self._participants) >= self.max_participants:
+                raise RelayFullError(f"this relay holds {self.max_participants} participants, its maximum")
+            admit(participant_id)
+        except RelayError as exc:
+            self.metrics.refused.labels(exc.code).inc()
+            raise
+        registry[scope.id] = scope
+        if participant is None:
+            participant = Participant(participant_id, scope)
+        return await self._negotiate(participant, offer_sdp)
+
+    async def _negotiate(self, participant: Participant, offer_sdp: str) -> str:
+        scope = participant.scope
+        router = scope.router
+        peer = Peer(
+            participant_id=participant.id,
+            scope=scope.id,
+            config=configuration(self._ice_servers),
+            consent=self._consent,
+            on_state=self._on_peer_state,
+            on_chat=self._on_chat,
+            forwarded=self.metrics.forwarded,
+            video_codecs=self._video_codecs,
+            connect_timeout=self._connect_timeout,
+        )
+        old = participant.peer
+        participant.peer = peer
+        self._participants[participant.id] = participant
+        if old is not None:
+            self._retire(old)
+        self._ensure_stats_task()
+        publishes = not isinstance(scope, Stream) or scope.publisher == participant.id
+        subscribes = not isinstance(scope, Stream) or scope.publisher != participant.id
+        try:
+            answer = await peer.answer(
+                offer_sdp,
+                publish=lambda kind: router.source(participant.id, kind) if publishes else None,
+                subscribe=lambda kind: self._subscriber_track(router, participant.id, kind)
+                if subscribes
+                else None,
+            )
+        except BaseException:
+            await peer.close()
+            if participant.peer is peer:
+                await self._remove(participant)
+            raise
+        if participant.peer is not peer or peer.closed:
+            raise RelayError(f"participant {participant.id} left or re-joined during negotiation",
+                             code="superseded")
+        logger.info("participant %s joined %s", participant.id, repr(scope))
+        return answer
+
+    def _subscriber_track(self, router: Router, participant_id: str, kind: str) -> SubscriberTrack:
+        track = SubscriberTrack(
+            kind,
+            owner=participant_id,
+            capacity=self._queue_frames[kind],
+            on_overflow=lambda t: self.metrics.forwarding_errors.labels("queue_overflow").inc(),
+        )
+        router.add_track(track)
+        return track
+
+    def _source_factory(self, scope_id: str) -> SourceFactory:
+        def make_source(participant_id: str, kind: str) -> Source:
+            return Source(
+                kind,
+                owner=participant_id,
+                scope=scope_id,
+                keyframe_interval=self._keyframe_interval,
+                on_first_frame=self._on_first_frame,
+                on_keyframe_request=lambda s, reason: self.metrics.keyframe_requests.labels(reason).inc(),
+                on_pli_sent=lambda s: self.metrics.keyframe_requests_sent.inc(),
+                on_codec_mismatch=self._on_codec_mismatch,
+            )
+
+        return make_source
+
+    def _retire(self, peer: Peer) -> None:
+        """A re-join replaced ``peer``: report it gone if it was connected, and close it quietly."""
+        if peer.state == "connected":
+            self._emit("participant-disconnected", peer.scope, peer.participant_id, time.monotonic())
+        self._track_close(peer.close())
+
+    async def _remove(self, participant: Participant) -> None:
+        peer = participant.peer
+        if peer is not None:
+            await peer.close()  # emits participant-closed while still current
+        if self._participants.get(participant.id) is participant:
+            del self._participants[participant.id]
+        scope = participant.scope
+        await scope.remove(participant.id)
+        if scope.empty:
+            await self._close_scope(scope)
+
+    async def _close_scope(self, scope: Room | Stream) -> None:
+        registry: dict[str, Any] = self._rooms if isinstance(scope, Room) else self._streams
+        if registry.get(scope.id) is not scope:
+            return
+        del registry[scope.id]
+        members = [p for p in self._participants.values() if p.scope is scope]
+        for participant in members:
+            if participant.peer is not None:
+                await participant.peer.close()
+            if self._participants.get(participant.id) is participant:
+                del self._participants[participant.id]
+        await scope.close()
+        event = "room-closed" if isinstance(scope, Room) else "stream-closed"
+        self._emit(event, scope.id, time.monotonic())
+        logger.info("%s closed", repr(scope))
+
+    def _peer(self, participant_id: str) -> Peer:
+        participant = self._participants.get(participant_id)
+        if participant is None or participant.peer is None:
+            raise UnknownParticipantError(f"no participant {participant_id}")
+        return participant.peer
+
+    def _is_current(self, peer: Peer) -> bool:
+        participant = self._participants.get(peer.participant_id)
+        return participant is not None and participant.peer is peer
+
+    def _on_peer_state(self, peer: Peer, state: str, at: float) -> None:
+        if state not in ("connected", "disconnected", "failed", "closed") or not self._is_current(peer):
+            return
+        if state == "failed":
+            self.metrics.forwarding_errors.labels("peer_failed").inc()
+        self._emit(f"participant-{state}", peer.scope, peer.participant_id, at)
+
+    def _on_chat(self, peer: Peer, text: str) -> None:
+        if not self._is_current(peer):
+            return
+        self._emit("chat-message", peer.scope, peer.participant_id, text, time.monotonic())
+        participant = self._participants[peer.participant_id]
+        if isinstance(participant.scope, Room):
+            for other_id in participant.scope.others(peer.participant_id):
+                other = self._participants.get(other_id)
+                if other is not None and other.peer is not None:
+                    other.peer.send_chat(text)
+
+    def _on_first_frame(self, source: Source) -> None:
+        self._emit("track-published", source.scope, source.owner, source.kind, time.monotonic())
+
+    def _on_codec_mismatch(self, source: Source, track: SubscriberTrack) -> None:
+        self.metrics.forwarding_errors.labels("codec_mismatch").inc()
+        logger.debug("%s/%s sends %s but %s negotiated %s", source.scope, source.owner, source.codec,
+                     track.owner, track.codec)
+
+    def _emit(self, event: str, *args: Any) -> None:
+        if event.startswith("participant-"):
+            self.metrics.participant_events.labels(event.removeprefix("participant-")).inc()
+        try:
+            self.emit(event, *args)
+        except Exception:
+            logger.exception("a %s listener failed", event)
+
+    def _track_close(self, task: asyncio.Task[None]) -> None:
+        self._closing_peers.add(task)
+        task.add_done_callback(self._closing_peers.discard)
+
+    def _spawn(self, coro: Any) -> None:
+        self._track_close(asyncio.ensure_future(coro))
+
+    def _census(self) -> Census:
+        return Census(
+            peers=sum(1 for p in self._participants.values() if p.peer is not None),
+            rooms=len(self._rooms),
+            streams=len(self._streams),
+            viewers=sum(len(s.viewers) for s in self._streams.values()),
+            participants=len(self._participants),
+        )
+
+    def _ensure_stats_task(self) -> None:
+        if self._stats_task is None and self._stats_interval > 0:
+            self._stats_task = asyncio.ensure_future(self._poll_quality())
+
+    async def _poll_quality(self) -> None:
+        while True:
+            await asyncio.sleep(self._stats_interval)
+            up, down = LinkQuality(), LinkQuality()
+            peers = [p.peer for p in list(self._participants.values()) if p.peer is not None]
+            for peer in peers:
+                if peer.state != "connected":
+                    continue
+                try:
+                    quality = await peer.quality()
+                except Exception:  # a peer closing under us; its numbers are not worth a crash
+                    logger.debug("stats of %s unavailable", repr(peer), exc_info=True)
+                    continue
+                for total, part in ((up, quality.up), (down, quality.down)):
+                    total.fraction_lost += part.fraction_lost
+                    total.packets_lost += part.packets_lost
+                    total.rtt += part.rtt
+            self.metrics.record_quality("up", up)
+            self.metrics.record_quality("down", down)

@@ -1,0 +1,185 @@
+"""The aiortc/aioice internals the relay hooks are still where relay/aiortc_hooks.py expects them.
+
+If one of these fails after an upgrade, do not just update a fingerprint: read the new source of
+the method named in the failure, check each assumption listed in relay/aiortc_hooks.py's docstring
+still holds, adapt the hook, then record the new fingerprint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import hashlib
+import inspect
+import threading
+from importlib.metadata import version
+
+import aioice
+import av
+import pytest
+from aioice import Connection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcicetransport import RTCIceTransport
+
+from relay import aiortc_hooks
+from relay.depacketizer import VideoAssembler
+from relay.packetizer import ForwardCounters, Packetizer
+from tests.relay.endpoints import PatternVideoTrack
+
+FINGERPRINTS = {
+    "RTCRtpReceiver.__init__": (RTCRtpReceiver.__init__, "3e3b7b5cefbaac6f"),
+    "RTCRtpReceiver.receive": (RTCRtpReceiver.receive, "d6d8d8d7a0bf4e95"),
+    "RTCRtpReceiver._handle_rtp_packet": (RTCRtpReceiver._handle_rtp_packet, "4e54983d021a6336"),
+    "RTCRtpReceiver._send_rtcp_pli": (RTCRtpReceiver._send_rtcp_pli, "ae74c43d50f6eb7b"),
+    "RTCRtpReceiver.stop": (RTCRtpReceiver.stop, "63734b6894ce67a5"),
+    "RTCRtpSender._next_encoded_frame": (RTCRtpSender._next_encoded_frame, "89dd9fa4fb33741c"),
+    "RTCRtpSender._handle_rtcp_packet": (RTCRtpSender._handle_rtcp_packet, "a4ee4c7355f8de7a"),
+    "RTCRtpSender._send_keyframe": (RTCRtpSender._send_keyframe, "26c49629470d1928"),
+    "RTCRtpSender._run_rtp": (RTCRtpSender._run_rtp, "ff597a1d554cb373"),
+    "RTCIceTransport.__init__": (RTCIceTransport.__init__, "b11403aba1c3a32b"),
+    "Vp8Encoder._packetize": (Vp8Encoder._packetize, "03f61a0f38aa0d62"),
+    "H264Encoder._packetize": (H264Encoder._packetize, "85ce3fe3b3174b5a"),
+    "H264Encoder._split_bitstream": (H264Encoder._split_bitstream, "f6a4817f670e6e26"),
+    "aioice.Connection.query_consent": (Connection.query_consent, "fe49173a650a378a"),
+    "aioice.Connection.connect": (Connection.connect, "da51be46190141ee"),
+}
+
+
+def fingerprint(obj: object) -> str:
+    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]  # type: ignore[arg-type]
+
+
+def test_installed_aiortc_and_aioice_are_the_versions_the_hooks_were_written_for() -> None:
+    assert version("aiortc") == aiortc_hooks.AIORTC_VERSION
+    assert version("aioice") == aiortc_hooks.AIOICE_VERSION
+
+
+@pytest.mark.parametrize("name", sorted(FINGERPRINTS))
+def test_hooked_aiortc_source_is_unchanged(name: str) -> None:
+    obj, expected = FINGERPRINTS[name]
+    assert fingerprint(obj) == expected, (
+        f"{name} changed in this aiortc/aioice: re-check relay/aiortc_hooks.py against its new source"
+    )
+
+
+async def test_private_attributes_the_hooks_touch_exist_on_real_objects() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    transceiver = pc.addTransceiver("video")
+    receiver, sender = transceiver.receiver, transceiver.sender
+    for name in ("__jitter_buffer", "__codecs", "__rtx_ssrc", "__transport", "__rtcp_task", "__started",
+                 "__decoder_thread"):
+        assert hasattr(receiver, f"_RTCRtpReceiver{name}"), name
+    assert hasattr(sender, "_RTCRtpSender__encoder")
+    assert callable(getattr(receiver, "_run_rtcp", None))
+    connections = aiortc_hooks.ice_connections(pc)
+    assert len(connections) == 1 and isinstance(connections[0], aioice.Connection)
+    assert hasattr(connections[0], "_nominated") and callable(connections[0].build_request)
+    await pc.close()
+
+
+class PacketTrack(MediaStreamTrack):
+    """Returns pre-encoded VP8 packets, as the relay's subscriber tracks do."""
+
+    kind = "video"
+
+    def __init__(self, packets: list[av.Packet]) -> None:
+        super().__init__()
+        self._packets = packets
+        self._index = 0
+
+    async def recv(self) -> av.Packet:
+        await asyncio.sleep(1 / 30)
+        packet = self._packets[self._index % len(self._packets)]
+        packet.pts = self._index * 3000
+        self._index += 1
+        return packet
+
+
+def encode_vp8(count: int) -> list[av.Packet]:
+    encoder = av.CodecContext.create("libvpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 160, 120, "yuv420p"
+    encoder.time_base = fractions.Fraction(1, 30)
+    encoder.options = {"deadline": "realtime", "lag-in-frames": "0"}
+    packets: list[av.Packet] = []
+    for i in range(count):
+        frame = av.VideoFrame(width=160, height=120, format="yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes([(i * 7) % 256]) * plane.buffer_size)
+        frame.pts = i
+        packets.extend(encoder.encode(frame))
+    packets.extend(encoder.encode(None))
+    for packet in packets:
+        packet.time_base = fractions.Fraction(1, 90000)
+    return packets
+
+
+async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+
+
+async def test_hooked_receiver_delivers_encoded_frames_and_starts_no_decoder_thread() -> None:
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender_pc.addTrack(PatternVideoTrack())
+    frames: list[tuple[str, bytes, int, bool]] = []
+    got_frames = asyncio.Event()
+    hooked: list[RTCRtpReceiver] = []
+
+    def on_frame(codec: str, data: bytes, timestamp: int, keyframe: bool) -> None:
+        frames.append((codec, data, timestamp, keyframe))
+        if len(frames) >= 10:
+            got_frames.set()
+
+    @receiver_pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        receiver = next(t.receiver for t in receiver_pc.getTransceivers() if t.receiver.track is track)
+        aiortc_hooks.take_encoded_frames(receiver, VideoAssembler({97: "VP8"}, on_frame, lambda: None))
+        hooked.append(receiver)
+
+    threads_before = {t.name for t in threading.enumerate()}
+    await connect(sender_pc, receiver_pc)
+    await asyncio.wait_for(got_frames.wait(), 10)
+    assert frames[0][0] == "VP8" and frames[0][3], "the first frame forwarded is a keyframe"
+    assert not aiortc_hooks.decoder_thread_started(hooked[0])
+    new_threads = {t.name for t in threading.enumerate()} - threads_before
+    assert not any("decoder" in name for name in new_threads), new_threads
+    await sender_pc.close()
+    await receiver_pc.close()
+
+
+async def test_hooked_sender_packs_av_packets_without_an_encoder_and_reports_keyframe_requests() -> None:
+    packets = await asyncio.to_thread(encode_vp8, 30)
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender = sender_pc.addTrack(PacketTrack(packets))
+    counters = ForwardCounters()
+    packetizer = Packetizer("VP8", counters)
+    aiortc_hooks.pack_without_encoder(sender, packetizer)
+    requests = asyncio.Event()
+    aiortc_hooks.on_keyframe_request(sender, requests.set)
+    decoded = asyncio.Event()
+    consumers: list[asyncio.Task[None]] = []
+
+    @receiver_pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        async def consume() -> None:
+            await track.recv()
+            decoded.set()
+
+        consumers.append(asyncio.ensure_future(consume()))
+
+    await connect(sender_pc, receiver_pc)
+    await asyncio.wait_for(decoded.wait(), 10)
+    assert aiortc_hooks.sender_encoder(sender) is packetizer
+    assert counters.frames > 0 and counters.packets >= counters.frames
+    receiver = receiver_pc.getReceivers()[0]
+    await aiortc_hooks.send_pli(receiver, sender._ssrc)
+    await asyncio.wait_for(requests.wait(), 5)
+    await sender_pc.close()
+    await receiver_pc.close()

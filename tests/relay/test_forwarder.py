@@ -1,0 +1,118 @@
+"""Sources fan one shared packet out to subscriber tracks; tracks start and restart at keyframes only."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import av
+import pytest
+from aiortc.mediastreams import MediaStreamError
+from hypothesis import given
+from hypothesis import strategies as st
+
+from relay.forwarder import Source, SubscriberTrack
+from tests.relay.test_depacketizer import DELTA, KEY, stream
+
+
+def packet(n: int) -> av.Packet:
+    p = av.Packet(b"x")
+    p.pts = n
+    return p
+
+
+async def test_video_subscriber_gets_nothing_until_a_keyframe() -> None:
+    track = SubscriberTrack("video", owner="v", capacity=10)
+    track.push(packet(0), keyframe=False)
+    track.push(packet(1), keyframe=False)
+    assert track.waiting_for_keyframe
+    track.push(packet(2), keyframe=True)
+    track.push(packet(3), keyframe=False)
+    assert [(await track.recv()).pts for _ in range(2)] == [2, 3]
+
+
+async def test_overflow_clears_the_queue_and_waits_for_the_next_keyframe() -> None:
+    overflows: list[SubscriberTrack] = []
+    track = SubscriberTrack("video", owner="v", capacity=3, on_overflow=overflows.append)
+    track.push(packet(0), keyframe=True)
+    for n in range(1, 6):
+        track.push(packet(n), keyframe=False)
+    assert overflows == [track] and track.waiting_for_keyframe
+    track.push(packet(6), keyframe=False)
+    track.push(packet(7), keyframe=True)
+    assert (await track.recv()).pts == 7
+
+
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), max_size=200))
+def test_a_delta_frame_is_never_forwarded_after_a_gap(events: list[tuple[bool, bool]]) -> None:
+    """Whatever the mix of keyframes, deltas and reads, what comes out decodes: it starts at a
+    keyframe, and every run after a cleared queue starts at a keyframe too."""
+
+    async def run() -> None:
+        track = SubscriberTrack("video", owner="v", capacity=4)
+        sent: list[tuple[int, bool]] = []
+        out: list[int] = []
+        for n, (keyframe, read) in enumerate(events):
+            sent.append((n, keyframe))
+            track.push(packet(n), keyframe)
+            if read and track._queue:
+                out.append((await track.recv()).pts)
+        while track._queue:
+            out.append((await track.recv()).pts)
+        is_key = dict(sent)
+        for i, pts in enumerate(out):
+            previous = out[i - 1] if i else None
+            if previous is None or pts != previous + 1:
+                assert is_key[pts], f"frame {pts} follows a gap but is not a keyframe: {out}"
+
+    asyncio.run(run())
+
+
+async def test_stopped_track_ends_the_senders_recv() -> None:
+    track = SubscriberTrack("audio", owner="v", capacity=4)
+    waiting = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0)
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await waiting
+
+
+class SilentReceiver:
+    """Stands in for aiortc's RTCRtpReceiver: the source only sends PLIs through it."""
+
+    async def _send_rtcp_pli(self, media_ssrc: int) -> None:
+        self.pli = media_ssrc
+
+
+async def test_source_shares_one_packet_object_among_all_subscribers() -> None:
+    source = Source("video", owner="pub", scope="s", keyframe_interval=0.5)
+    tracks = [SubscriberTrack("video", owner=f"v{i}", capacity=10) for i in range(5)]
+    for track in tracks:
+        track.codec = "VP8"
+        source.subscribe(track)
+    receiver: Any = SilentReceiver()
+    assembler = source.attach(receiver, {97: "VP8"}, media_ssrc=1234)
+    for frame in stream([KEY, DELTA]):
+        for rtp in frame:
+            assembler.add(rtp)
+    firsts = [await t.recv() for t in tracks]
+    seconds = [await t.recv() for t in tracks]
+    assert all(p is firsts[0] for p in firsts) and all(p is seconds[0] for p in seconds)
+    assert bytes(firsts[0]) == KEY and seconds[0].pts - firsts[0].pts == 3000
+    assert source.codec == "VP8" and source.frames_in == 2
+    await source.close()
+
+
+async def test_a_returning_publisher_continues_the_subscribers_timeline() -> None:
+    source = Source("video", owner="pub", scope="s", keyframe_interval=0.5)
+    track = SubscriberTrack("video", owner="v", capacity=10)
+    source.subscribe(track)
+    receiver: Any = SilentReceiver()
+    for _ in range(2):  # the same publisher, two connections: timestamps restart from scratch
+        assembler = source.attach(receiver, {97: "VP8"}, media_ssrc=1)
+        for frame in stream([KEY, DELTA]):
+            for rtp in frame:
+                assembler.add(rtp)
+    pts = [(await track.recv()).pts for _ in range(4)]
+    assert pts == sorted(pts) and len(set(pts)) == 4
+    await source.close()
