@@ -32,37 +32,39 @@ def refund_key(session_id: str) -> str:
     return f"reading:{session_id}:refund"
 
 
+# The minute's charge and the reading's row in one statement. A minute is charged at its start: billable
+# time has reached index * 60 s ($11). Only a charge that happened (``txn`` not empty) touches the row.
+_READING_CTE = """, reading AS (
+    UPDATE rtc_sessions SET charged_cents = charged_cents + txn.amount_cents,
+           meter_minutes_charged = greatest(meter_minutes_charged, $10::integer),
+           meter_billable_seconds = greatest(meter_billable_seconds, $11::double precision),
+           meter_heartbeat_at = now()
+    FROM txn WHERE rtc_sessions.id = $8::uuid
+)
+SELECT * FROM txn"""
+_CHARGE_MINUTE = ledger.CHARGE_CTES + _READING_CTE
+
+
 async def charge_minute(db: Db, *, session_id: str, client_id: str, reader_id: str, index: int, cents: int,
                         metrics: BillingMetrics | None = None) -> Txn:
-    """Charge minute ``index`` of a reading and record it on the reading's row, in one transaction.
-
-    Idempotent by ``reading:{session_id}:minute:{index}``: a retry (or a second node) returns the original
-    charge and changes nothing. Raises :class:`billing.errors.InsufficientFunds` with nothing changed.
+    """Charge minute ``index`` of a reading and record it on the reading's row, in one transaction (one
+    statement). Idempotent by ``reading:{session_id}:minute:{index}``: a retry (or a second node) returns the
+    original charge and changes nothing. Raises :class:`billing.errors.InsufficientFunds`, nothing changed.
     """
-
-    async def work(conn: asyncpg.Connection) -> Txn:
-        try:
-            txn = await ledger.charge(conn, client_id=client_id, reader_id=reader_id, cents=cents,
-                                      key=minute_key(session_id, index), kind="reading_minute", ref=session_id,
-                                      memo=f"minute {index + 1}")
-        except InsufficientFunds:
-            if metrics is not None:
-                metrics.refused()
-            raise
-        if not txn.replayed:
-            # A minute is charged at its start: billable time has reached index * 60 s.
-            await conn.execute(
-                "UPDATE rtc_sessions SET charged_cents = charged_cents + $2,"
-                " meter_minutes_charged = greatest(meter_minutes_charged, $3),"
-                " meter_billable_seconds = greatest(meter_billable_seconds, $4), meter_heartbeat_at = now()"
-                " WHERE id = $1", session_id, cents, index + 1, float(index * MINUTE))
-            if metrics is not None:
-                metrics.charged("reading_minute", cents, txn.platform_cents)
-            log.info("minute charged", extra={"sessionId": session_id, "clientId": client_id, "minute": index,
-                                              "cents": cents})
-        return txn
-
-    return await atomic(db, work)
+    try:
+        txn = await ledger.charge_using(db, _CHARGE_MINUTE, client_id=client_id, reader_id=reader_id, cents=cents,
+                                        key=minute_key(session_id, index), kind="reading_minute", ref=session_id,
+                                        memo=f"minute {index + 1}", extra_args=(index + 1, float(index * MINUTE)))
+    except InsufficientFunds:
+        if metrics is not None:
+            metrics.refused()
+        raise
+    if not txn.replayed:
+        if metrics is not None:
+            metrics.charged("reading_minute", cents, txn.platform_cents)
+        log.info("minute charged", extra={"sessionId": session_id, "clientId": client_id, "minute": index,
+                                          "cents": cents})
+    return txn
 
 
 async def record_heartbeat(db: Db, session_id: str, billable_seconds: float, minutes_charged: int) -> None:
