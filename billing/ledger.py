@@ -69,6 +69,11 @@ _LOCK_TXN = ("SELECT id, key, kind, amount_cents, reader_cents, platform_cents, 
              " original_id FROM ledger_transactions WHERE key = $1 FOR NO KEY UPDATE")
 
 
+def txn_from_row(row: asyncpg.Record) -> Txn:
+    """A movement just recorded, from its ``ledger_transactions`` row."""
+    return _txn(row, replayed=False)
+
+
 def _txn(row: asyncpg.Record, *, replayed: bool) -> Txn:
     return Txn(id=str(row["id"]), key=row["key"], kind=row["kind"], amount_cents=row["amount_cents"],
                reader_cents=row["reader_cents"], platform_cents=row["platform_cents"], replayed=replayed,
@@ -197,7 +202,7 @@ WITH debit AS (
                                 ('revenue', NULL::uuid, $7::bigint)) AS e (account, owner_id, amount)
     WHERE e.amount <> 0
 )"""
-_CHARGE = CHARGE_CTES + "\nSELECT * FROM txn"
+CHARGE_STATEMENT = CHARGE_CTES + "\nSELECT * FROM txn"
 
 # A free minute (rate 0) moves nothing but is still recorded, so its key is taken like any other.
 _FREE_CHARGE = """
@@ -214,7 +219,7 @@ async def charge(db: Db, *, client_id: str, reader_id: str, cents: int, key: str
 
     Raises :class:`InsufficientFunds` when the wallet does not cover it; nothing is moved then.
     """
-    return await charge_using(db, _CHARGE, client_id=client_id, reader_id=reader_id, cents=cents, key=key,
+    return await charge_using(db, CHARGE_STATEMENT, client_id=client_id, reader_id=reader_id, cents=cents, key=key,
                               kind=kind, ref=ref, memo=memo)
 
 

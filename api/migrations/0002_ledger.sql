@@ -52,10 +52,12 @@ CREATE FUNCTION ledger_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
 BEGIN
-    SELECT e.txn_id, sum(e.amount_cents) AS total INTO bad
-    FROM ledger_entries e
-    WHERE e.txn_id IN (SELECT DISTINCT txn_id FROM new_entries)
-    GROUP BY e.txn_id HAVING sum(e.amount_cents) <> 0
+    -- LATERAL: one index lookup per transaction touched (a transition table has no statistics, and a join
+    -- planned blind can scan the whole ledger).
+    SELECT n.txn_id, s.total INTO bad
+    FROM (SELECT DISTINCT txn_id FROM new_entries) AS n
+    CROSS JOIN LATERAL (SELECT sum(e.amount_cents) AS total FROM ledger_entries e WHERE e.txn_id = n.txn_id) AS s
+    WHERE s.total <> 0
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'ledger transaction % is unbalanced by % cents', bad.txn_id, bad.total
