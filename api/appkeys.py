@@ -11,6 +11,7 @@ from api.ratelimit import RateLimiter
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
 from config import Settings
+from relay import Relay
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -19,3 +20,4 @@ HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
 BILLING_METRICS = web.AppKey("billing_metrics", BillingMetrics)
 STRIPE = web.AppKey("stripe", StripeGateway)
+RELAY = web.AppKey("relay", Relay)

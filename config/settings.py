@@ -40,12 +40,20 @@ class Settings:
     add_funds_max_cents: int = 50_000
     request_expiry_seconds: int = 60
     grace_seconds: int = 60
+    schedule_early_join_seconds: int = 600
+    reader_no_show_seconds: int = 600
+    cancel_full_refund_hours: int = 24
+    late_cancel_refund_percent: int = 0
     max_participants: int = 500
     max_viewers_per_stream: int = 1000
     login_attempts_per_minute: int = 10
     log_level: str = "INFO"
     log_json: bool = True
     metrics_token: str | None = None
+    message_refund_after_seconds: int = 72 * 3600
+    message_sweep_interval_seconds: int = 60
+    gift_rate_limit: int = 10
+    stream_chat_rate_limit: int = 10
 
     @property
     def secure_cookies(self) -> bool:
@@ -160,10 +168,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         add_funds_max_cents=max_cents,
         request_expiry_seconds=_int(env, "SOULSEER_REQUEST_EXPIRY_SECONDS", 60, 5, 3600),
         grace_seconds=_int(env, "SOULSEER_GRACE_SECONDS", 60, 1, 3600),
+        schedule_early_join_seconds=_int(env, "SOULSEER_SCHEDULE_EARLY_JOIN_SECONDS", 600, 0, 86_400),
+        reader_no_show_seconds=_int(env, "SOULSEER_READER_NO_SHOW_SECONDS", 600, 60, 86_400),
+        cancel_full_refund_hours=_int(env, "SOULSEER_CANCEL_FULL_REFUND_HOURS", 24, 0, 24 * 30),
+        late_cancel_refund_percent=_int(env, "SOULSEER_LATE_CANCEL_REFUND_PERCENT", 0, 0, 100),
         max_participants=_int(env, "SOULSEER_MAX_PARTICIPANTS", 500, 2, 100_000),
         max_viewers_per_stream=_int(env, "SOULSEER_MAX_VIEWERS_PER_STREAM", 1000, 1, 100_000),
         login_attempts_per_minute=_int(env, "SOULSEER_LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10_000),
         log_level=level,
         log_json=_bool(env, "SOULSEER_LOG_JSON", True),
         metrics_token=env.get("SOULSEER_METRICS_TOKEN") or None,
+        message_refund_after_seconds=_int(env, "SOULSEER_MESSAGE_REFUND_AFTER_SECONDS", 72 * 3600, 60, 90 * 86_400),
+        message_sweep_interval_seconds=_int(env, "SOULSEER_MESSAGE_SWEEP_INTERVAL_SECONDS", 60, 1, 86_400),
+        gift_rate_limit=_int(env, "SOULSEER_GIFT_RATE_LIMIT", 10, 1, 10_000),
+        stream_chat_rate_limit=_int(env, "SOULSEER_STREAM_CHAT_RATE_LIMIT", 10, 1, 10_000),
     )
