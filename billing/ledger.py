@@ -1,7 +1,7 @@
 """The ledger: every movement of money as a balanced double-entry transaction in PostgreSQL.
 
 Each movement writes a ``ledger_transactions`` row (unique idempotency ``key``), its ``ledger_entries``
-(summing to zero; a trigger refuses any statement that leaves a transaction unbalanced) and the
+(summing to zero; a deferred trigger refuses to commit them otherwise) and the
 ``client_balances`` row it changes, in one database transaction. Calling again with a key already used
 returns the original movement (``Txn.replayed``) and moves nothing; reusing a key for a different movement
 raises :class:`IdempotencyConflict`.
@@ -322,7 +322,7 @@ async def refund_charge(db: Db, *, original_key: str, cents: int, key: str, memo
 
 
 async def _entries(conn: asyncpg.Connection, txn_id: Any, entries: list[tuple[str, str | None, int]]) -> None:
-    """All of a transaction's entries in one statement: the database checks the balance per statement."""
+    """All of a transaction's entries, in one statement (one round trip)."""
     kept = [(account, owner, cents) for account, owner, cents in entries if cents != 0]
     await conn.execute(
         "INSERT INTO ledger_entries (txn_id, account, owner_id, amount_cents)"

@@ -45,29 +45,22 @@ CREATE TABLE ledger_entries (
 CREATE INDEX ledger_entries_txn_idx ON ledger_entries (txn_id);
 CREATE INDEX ledger_entries_owner_idx ON ledger_entries (owner_id, id) WHERE owner_id IS NOT NULL;
 
--- Every transaction balances, checked in the database at the end of each statement that writes entries
--- (the ledger writes all of a transaction's entries in one statement). One check per statement, not per
--- row; it sums *all* entries of each transaction touched, so entries added later must balance too.
+-- Every transaction balances: checked when its database transaction commits (deferred), so entries may be
+-- written in any order but never committed unbalanced.
 CREATE FUNCTION ledger_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    bad record;
+    total numeric;
 BEGIN
-    -- LATERAL: one index lookup per transaction touched (a transition table has no statistics, and a join
-    -- planned blind can scan the whole ledger).
-    SELECT n.txn_id, s.total INTO bad
-    FROM (SELECT DISTINCT txn_id FROM new_entries) AS n
-    CROSS JOIN LATERAL (SELECT sum(e.amount_cents) AS total FROM ledger_entries e WHERE e.txn_id = n.txn_id) AS s
-    WHERE s.total <> 0
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'ledger transaction % is unbalanced by % cents', bad.txn_id, bad.total
+    SELECT sum(amount_cents) INTO total FROM ledger_entries WHERE txn_id = NEW.txn_id;
+    IF total <> 0 THEN
+        RAISE EXCEPTION 'ledger transaction % is unbalanced by % cents', NEW.txn_id, total
             USING ERRCODE = 'check_violation';
     END IF;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER ledger_entries_balanced AFTER INSERT ON ledger_entries
-    REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT EXECUTE FUNCTION ledger_check_balanced();
+CREATE CONSTRAINT TRIGGER ledger_entries_balanced AFTER INSERT ON ledger_entries
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_balanced();
 
 -- The ledger is append-only: a mistake is corrected by a new transaction, never by editing history.
 CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
