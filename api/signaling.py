@@ -87,6 +87,7 @@ class SignalingSocket:
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_MESSAGES)
         self._writer = asyncio.create_task(self._write(), name=f"ws writer {self.user_id}")
         self.closed = False
+        self._closing: asyncio.Task[bool] | None = None
 
     def send(self, message: dict[str, Any]) -> bool:
         """Queue a message for the tab; a tab that stops reading is closed rather than buffered forever."""
@@ -114,12 +115,18 @@ class SignalingSocket:
                 return
 
     def close_soon(self, code: int, message: str) -> None:
-        self.closed = True
-        task = asyncio.create_task(self.ws.close(code=code, message=message.encode()))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        """Close with ``code`` from any task; the socket's own handler waits for it before it returns."""
+        if self._closing is None:
+            self.closed = True
+            self._closing = asyncio.create_task(self.ws.close(code=code, message=message.encode()))
+            self._closing.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def finish(self) -> None:
         """Stop the writer after flushing what is queued (the socket is closing)."""
+        if self._closing is not None:
+            # Returning from the handler before the close frame is out would drop the close code (1006).
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, ConnectionError):
+                await asyncio.wait_for(asyncio.shield(self._closing), 2.0)
         self.closed = True
         with contextlib.suppress(asyncio.QueueFull):
             self._outbox.put_nowait(None)
