@@ -156,12 +156,12 @@ class ConsentPolicy:
 
 
 def watch_consent(
-    connections: Iterable[Connection], policy: ConsentPolicy, on_change: Callable[[bool], None]
+    connections: Iterable[Connection], policy: ConsentPolicy, on_change: Callable[[str], None]
 ) -> None:
     """Replace aioice's consent checks on ``connections`` with ones following ``policy``.
 
-    ``on_change(False)`` is called when consent is lost, ``on_change(True)`` when it is regained.
-    Call before ICE connects: aioice starts ``query_consent()`` at the end of ``connect()``.
+    ``on_change`` is called with "lost", "regained", or "expired" (just before the connection is
+    closed). Call before ICE connects: aioice starts ``query_consent()`` at the end of ``connect()``.
     """
     for connection in connections:
         c: Any = connection
@@ -170,7 +170,7 @@ def watch_consent(
         )
 
 
-async def _query_consent(self: Any, policy: ConsentPolicy, on_change: Callable[[bool], None]) -> None:
+async def _query_consent(self: Any, policy: ConsentPolicy, on_change: Callable[[str], None]) -> None:
     # aioice 0.13 Connection.query_consent() with our interval and a "lost" report.
     failures = 0
     lost = False
@@ -190,12 +190,13 @@ async def _query_consent(self: Any, policy: ConsentPolicy, on_change: Callable[[
                 failures += 1
         if failures >= policy.lost_after and not lost:
             lost = True
-            on_change(False)
+            on_change("lost")
         elif failures == 0 and lost:
             lost = False
-            on_change(True)
+            on_change("regained")
         if failures >= policy.expire_after:
             logger.info("ICE consent expired after %d failed checks", failures)
+            on_change("expired")
             self._query_consent_task = None
             await self.close()
             return

@@ -76,6 +76,8 @@ def candidate_from_browser(candidate: Mapping[str, Any] | None) -> RTCIceCandida
         raise BadCandidateError("candidate must be a string")
     if text.startswith("candidate:"):
         text = text[len("candidate:"):]
+    if len(text.split()) < 8:  # aiortc asserts this; refuse it as a value error instead
+        raise BadCandidateError(f"malformed ICE candidate {text!r}")
     try:
         parsed = candidate_from_sdp(text)
     except (ValueError, IndexError) as exc:

@@ -261,13 +261,15 @@ class Peer:
                 self._set_state("disconnected")
             self.close()
 
-    def _on_consent(self, alive: bool) -> None:
-        if not alive and self.state == "connected":
+    def _on_consent(self, change: str) -> None:
+        if change == "lost" and self.state == "connected":
             logger.info("Peer(%s) stopped answering ICE consent checks", self._label)
             self._set_state("disconnected")
-        elif alive and self.state == "disconnected":
+        elif change == "regained" and self.state == "disconnected":
             logger.info("Peer(%s) answers ICE consent checks again", self._label)
             self._set_state("connected")
+        elif change == "expired" and self.state not in ("failed", "closed"):
+            self._fail("ICE consent expired")
 
     def _connect_timed_out(self) -> None:
         if self.state in ("new", "connecting"):

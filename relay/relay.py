@@ -279,7 +279,7 @@ class Relay(AsyncIOEventEmitter):
         if participant.peer is not peer or peer.closed:
             raise RelayError(f"participant {participant.id} left or re-joined during negotiation",
                              code="superseded")
-        logger.info("participant %s joined %s", participant.id, scope)
+        logger.info("participant %s joined %s", participant.id, repr(scope))
         return answer
 
     def _subscriber_track(self, router: Router, participant_id: str, kind: str) -> SubscriberTrack:
@@ -338,7 +338,7 @@ class Relay(AsyncIOEventEmitter):
         await scope.close()
         event = "room-closed" if isinstance(scope, Room) else "stream-closed"
         self._emit(event, scope.id, time.monotonic())
-        logger.info("%s closed", scope)
+        logger.info("%s closed", repr(scope))
 
     def _peer(self, participant_id: str) -> Peer:
         participant = self._participants.get(participant_id)
@@ -415,7 +415,7 @@ class Relay(AsyncIOEventEmitter):
                 try:
                     quality = await peer.quality()
                 except Exception:  # a peer closing under us; its numbers are not worth a crash
-                    logger.debug("stats of %r unavailable", peer, exc_info=True)
+                    logger.debug("stats of %s unavailable", repr(peer), exc_info=True)
                     continue
                 for total, part in ((up, quality.up), (down, quality.down)):
                     total.fraction_lost += part.fraction_lost

@@ -11,9 +11,12 @@ import contextlib
 import fractions
 import time
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from av import VideoFrame
+
+from relay.aiortc_hooks import take_encoded_frames
+from relay.depacketizer import AudioAssembler, VideoAssembler
 
 
 class PatternVideoTrack(VideoStreamTrack):
@@ -46,6 +49,8 @@ class Endpoint:
     """An aiortc peer that offers to the relay, like a browser tab.
 
     :param send: kinds it publishes. :param receive: kinds it wants to receive.
+    :param decode: decode received media (else only count encoded frames, which is much cheaper).
+    :param video_codec: offer only this video codec ("VP8", "H264").
     """
 
     def __init__(
@@ -56,8 +61,11 @@ class Endpoint:
         receive: tuple[str, ...] = ("audio", "video"),
         data_channel: bool = True,
         video_size: tuple[int, int] = (160, 120),
+        decode: bool = True,
+        video_codec: str | None = None,
     ) -> None:
         self.name = name
+        self.decode = decode
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.decoded: dict[str, int] = {"audio": 0, "video": 0}
         self.first_frame_at: dict[str, float] = {}
@@ -76,7 +84,12 @@ class Endpoint:
             if kind in send:
                 track = PatternVideoTrack(*video_size) if kind == "video" else AudioStreamTrack()
                 self.tracks[kind] = track
-            self.pc.addTransceiver(track if track is not None else kind, direction=direction)
+            transceiver = self.pc.addTransceiver(track if track is not None else kind, direction=direction)
+            if kind == "video" and video_codec is not None:
+                transceiver.setCodecPreferences(
+                    [c for c in RTCRtpSender.getCapabilities("video").codecs
+                     if c.mimeType.lower() in (f"video/{video_codec.lower()}", "video/rtx")]
+                )
         self.channel = self.pc.createDataChannel("chat") if data_channel else None
         if self.channel is not None:
 
@@ -96,7 +109,24 @@ class Endpoint:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        self._tasks.append(asyncio.ensure_future(self._consume(track)))
+        if self.decode:
+            self._tasks.append(asyncio.ensure_future(self._consume(track)))
+            return
+        # Count encoded frames with the relay's own receiver hook: no decoder, little CPU.
+        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
+        codecs = {97: "VP8", 99: "H264", 101: "H264", 96: "OPUS"}
+        if track.kind == "video":
+            assembler: VideoAssembler | AudioAssembler = VideoAssembler(
+                codecs, lambda *frame: self._count(track.kind), lambda: None
+            )
+        else:
+            assembler = AudioAssembler(codecs, lambda *frame: self._count(track.kind))
+        take_encoded_frames(receiver, assembler)
+
+    def _count(self, kind: str) -> None:
+        self.decoded[kind] += 1
+        self.first_frame_at.setdefault(kind, time.monotonic())
+        self._frame_events[kind].set()
 
     async def _consume(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):

@@ -1,0 +1,79 @@
+"""Billing trusts the relay's connection events: their order and timing are specified here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from relay import Relay
+from tests.relay.conftest import EventLog, join
+from tests.relay.endpoints import Endpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+logger = logging.getLogger(__name__)
+
+
+async def test_connected_is_reported_once_dtls_is_up_and_closed_on_leave(
+    relay: Relay, events: EventLog, endpoints: Callable[..., Endpoint]
+) -> None:
+    reader = endpoints("reader")
+    answered = await join(relay, "room", reader)
+    await reader.wait_connected()
+    _, scope, participant, at = await events.wait("participant-connected", "reader")
+    assert (scope, participant) == ("room", "reader")
+    assert at >= answered - 0.5 and at <= time.monotonic()
+    await relay.leave("reader")
+    names = [e[0] for e in events.events if e[0].startswith("participant") and e[2] == "reader"]
+    assert names == ["participant-connected", "participant-closed"]
+
+
+@pytest.mark.slow
+async def test_a_killed_participant_is_reported_disconnected_within_a_few_seconds_then_failed(
+    endpoints: Callable[..., Endpoint]
+) -> None:
+    # Default consent timing (1 s checks, disconnected after 2 misses); expiry shortened from 10
+    # misses to 4 so the test also sees "failed" and "closed" within its budget.
+    relay = Relay(ice_servers=[], consent_expire_after=4)
+    events = EventLog(relay)
+    other = endpoints("reader")
+    await join(relay, "room", other)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.relay.peer_process",
+        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        offer = json.loads(await asyncio.wait_for(child.stdout.readline(), 20))["offer"]
+        answer = await relay.join_room("room", "client", offer)
+        child.stdin.write((json.dumps({"answer": answer}) + "\n").encode())
+        await child.stdin.drain()
+        await events.wait("participant-connected", "client", timeout=15)
+        await other.wait_decoded("video", 10)  # media really flows from the child
+        killed_at = time.monotonic()
+        os.kill(child.pid, signal.SIGKILL)
+        await child.wait()
+        disconnected = await events.wait("participant-disconnected", "client", timeout=10)
+        assert relay.participant_state("client") == "disconnected"
+        assert relay.participant_state("reader") == "connected"
+        failed = await events.wait("participant-failed", "client", timeout=15)
+        closed = await events.wait("participant-closed", "client", timeout=5)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        await relay.close()
+    detected = disconnected[3] - killed_at
+    logger.info("killed participant: disconnected after %.2f s, failed after %.2f s",
+                detected, failed[3] - killed_at)
+    assert disconnected[1:3] == ("room", "client")
+    assert 0 < detected < 5.0, f"disconnect reported {detected:.1f} s after the kill"
+    assert disconnected[3] <= failed[3] <= closed[3]
