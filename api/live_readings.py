@@ -174,7 +174,7 @@ class LiveReadings:
         routed = self._route(room_id, participant)
         if routed is not None:
             runtime, role = routed
-            task = asyncio.create_task(reading_chat.post(self._pool, runtime, role, text))
+            task = asyncio.create_task(reading_chat.post(self._pool, runtime, role, text, relay_it=False))
             task.add_done_callback(_log_failure)
 
     # -- the sweep -------------------------------------------------------------------------------------
