@@ -28,8 +28,11 @@ from relay import Relay
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
-# A reading whose heartbeat is older than this at start-up was left by a dead process.
+# A reading whose heartbeat (written every second by its runtime) is older than this was left by a dead
+# process: settled at start-up and by the sweep every RECOVERY_EVERY sweeps (a restart faster than this
+# leaves the reading active for a few seconds more, never unsettled).
 STALE_HEARTBEAT_SECONDS = 5
+RECOVERY_EVERY = 5
 
 
 class LiveReadings:
@@ -180,12 +183,16 @@ class LiveReadings:
     # -- the sweep -------------------------------------------------------------------------------------
 
     async def _sweep_loop(self) -> None:
+        rounds = 0
         while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            rounds += 1
             try:
                 await self.sweep()
+                if rounds % RECOVERY_EVERY == 0:
+                    await reading_recovery.settle_interrupted(self._app, older_than=STALE_HEARTBEAT_SECONDS)
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("readings sweep failed: %s", exc)
-            await asyncio.sleep(SWEEP_SECONDS)
 
     async def sweep(self) -> None:
         """Expire unanswered requests; start the runtimes of scheduled readings whose window opened."""

@@ -297,8 +297,10 @@ class ReadingRuntime:
         if self.scheduled and self.status is State.ACTIVE:
             if self._ends_at is not None and now >= self._ends_at:
                 await self._end(Actor.SYSTEM, "time_up")
-            else:
-                self._push_state()
+                return
+            # Unmetered, but alive: recovery must not take a running scheduled reading for an orphan.
+            await recovery.record_heartbeat(self._pool, self.session_id, now - (self._started_at or now), 0)
+            self._push_state()
             return
         if self._meter is None or self.status is not State.ACTIVE:
             return
