@@ -9,15 +9,23 @@ from prometheus_client import CollectorRegistry
 
 from api import (
     auth_routes,
+    gifting,
+    gifts,
     health,
+    messages,
     middleware,
     notifications,
     openapi,
     pages,
+    profiles,
     readers,
     readings,
+    refund_sweeper,
     signaling,
     slots,
+    stream_pages,
+    stream_signaling,
+    streams,
     wallet,
     webhooks,
 )
@@ -68,8 +76,16 @@ def create_app(settings: Settings) -> web.Application:
     webhooks.setup(app)
     slots.setup(app)
     notifications.setup(app)
+    streams.setup(app)
+    gifts.setup(app)
+    gifting.setup(app)
+    messages.setup(app)
+    refund_sweeper.setup(app)
     signaling.setup(app)
+    stream_signaling.setup(app)
+    profiles.setup(app)
     pages.setup(app)
+    stream_pages.setup(app)
     openapi.setup(app)
     return app
 

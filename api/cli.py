@@ -37,6 +37,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from api.app import create_app
 
     app = create_app(settings)
+    if getattr(args, "demo", False):
+        from api import demo
+
+        demo.install(app, announce=print)
     log.info("starting", extra={"host": settings.host, "port": settings.port,
                                 "embeddedDatabase": settings.database_url is None})
     # run_app turns SIGINT/SIGTERM into a graceful shutdown that runs every clean-up (pool, embedded db).
@@ -85,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web server (and an embedded database without DATABASE_URL)")
     serve.add_argument("--host", help="listen address (SOULSEER_HOST)")
     serve.add_argument("--port", type=int, help="listen port (SOULSEER_PORT)")
+    serve.add_argument("--demo", action="store_true",
+                       help="create (idempotently) demo readers and a demo client with credit, and print their logins")
     serve.set_defaults(run=_serve)
 
     sub.add_parser("migrate", help="apply database migrations (idempotent)").set_defaults(run=_migrate)
@@ -120,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             print("soulseer: configuration error: --port must be between 1 and 65535", file=sys.stderr)
             return 2
         settings = replace(settings, port=args.port)
+    if (getattr(args, "host", None) or getattr(args, "port", None)) and not os.environ.get("SOULSEER_PUBLIC_URL"):
+        # The default public URL follows the address actually served (Checkout return URLs, the banner).
+        settings = replace(settings, public_url=f"http://{settings.host}:{settings.port}")
     logs.configure(settings.log_level, settings.log_json)
     command: Command = args.run
     return command(settings, args)

@@ -37,6 +37,12 @@ class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
 
 
+class PaymentRequired(ApiError):
+    """The wallet cannot pay for this; nothing was charged."""
+
+    status, code = 402, "insufficient_funds"
+
+
 class Forbidden(ApiError):
     status, code = 403, "forbidden"
 
@@ -71,6 +77,7 @@ class Unavailable(ApiError):
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    402: "insufficient_funds",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",

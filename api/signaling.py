@@ -238,11 +238,12 @@ async def handle_text(socket: SignalingSocket, data: str) -> None:
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise SignalingError("bad_message", "a message is a JSON object with a string type")
         handler = HANDLERS.get(message["type"])
+        stream_handler = socket.app.get(STREAM_HANDLER)
+        if socket.stream is not None and callable(stream_handler) and message["type"] not in ("join", "ping"):
+            # A socket on a live stream: its offers, candidates, chat and leave are the stream's.
+            await stream_handler(socket, message)
+            return
         if handler is None:
-            stream_handler = socket.app.get(STREAM_HANDLER)
-            if socket.stream is not None and callable(stream_handler):
-                await stream_handler(socket, message)
-                return
             raise SignalingError("unknown_type", f"unknown message type {message['type'][:40]!r}")
         await handler(socket, message)
     except SignalingError as exc:
@@ -285,6 +286,9 @@ async def on_join(socket: SignalingSocket, message: dict[str, Any]) -> None:
         await stream_handler(socket, message)
         return
     raw = _string(message, "sessionId", max_len=64)
+    stream_handler = socket.app.get(STREAM_HANDLER)
+    if socket.stream is not None and callable(stream_handler):
+        await stream_handler(socket, {"type": "leave"})  # a socket is on one stream or one reading at a time
     try:
         session_id = str(uuid.UUID(raw))
     except ValueError:

@@ -50,6 +50,10 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     metrics_token: str | None = None
+    message_refund_after_seconds: int = 72 * 3600
+    message_sweep_interval_seconds: int = 60
+    gift_rate_limit: int = 10
+    stream_chat_rate_limit: int = 10
 
     @property
     def secure_cookies(self) -> bool:
@@ -174,4 +178,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=level,
         log_json=_bool(env, "SOULSEER_LOG_JSON", True),
         metrics_token=env.get("SOULSEER_METRICS_TOKEN") or None,
+        message_refund_after_seconds=_int(env, "SOULSEER_MESSAGE_REFUND_AFTER_SECONDS", 72 * 3600, 60, 90 * 86_400),
+        message_sweep_interval_seconds=_int(env, "SOULSEER_MESSAGE_SWEEP_INTERVAL_SECONDS", 60, 1, 86_400),
+        gift_rate_limit=_int(env, "SOULSEER_GIFT_RATE_LIMIT", 10, 1, 10_000),
+        stream_chat_rate_limit=_int(env, "SOULSEER_STREAM_CHAT_RATE_LIMIT", 10, 1, 10_000),
     )
