@@ -106,12 +106,6 @@ class LiveReadings:
             runtime = self._spawn(row)
         return runtime
 
-    def scheduled(self, row: asyncpg.Record) -> None:
-        """A booking was made; its runtime starts when its join window opens (see the sweep)."""
-
-    def forget(self, session_id: str) -> None:
-        """A reading that never ran (cancelled) has nothing to stop; kept for symmetry with ``accepted``."""
-
     def _spawn(self, row: asyncpg.Record) -> ReadingRuntime:
         settings = self._settings
         if row["mode"] == "scheduled":
