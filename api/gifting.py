@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from api import page_format
 from api import validation as v
 from api.appkeys import DATABASE, SETTINGS
 from api.auth import User, require
@@ -107,7 +108,8 @@ async def send_gift(request: web.Request) -> web.Response:
                                       cents=gift["price_cents"], key=gift_key(user.id, request_id), kind="gift",
                                       ref=send_id, memo=f"gift {gift['name']} on stream {stream_id}")
         except InsufficientFunds:
-            raise PaymentRequired(f"your balance does not cover {gift['name']}") from None
+            raise PaymentRequired(f"your balance does not cover {gift['name']} "
+                                  f"({page_format.money(gift['price_cents'])})") from None
         inserted = await conn.fetchval(
             "INSERT INTO gift_sends (id, stream_id, sender_id, gift_id, request_id, price_cents, ledger_txn_id,"
             " ledger_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
