@@ -188,7 +188,7 @@ async def test_an_abandoned_stream_ends_after_the_grace_period(settings: Setting
 
 
 async def test_a_reader_who_comes_back_in_time_keeps_the_stream(settings: Settings, pool: asyncpg.Pool) -> None:
-    app = create_app(replace(settings, grace_seconds=2))
+    app = create_app(replace(settings, grace_seconds=1))
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         _, rh, stream = await live(client)
         first = await SignalingClient.connect(client, rh)
@@ -198,7 +198,7 @@ async def test_a_reader_who_comes_back_in_time_keeps_the_stream(settings: Settin
         await again.join_stream(stream["id"])
         # Past the grace period the stream is still live: wait on a condition that would fail if it ended.
         with pytest.raises(TimeoutError):
-            await again.wait("stream-state", lambda m: m["status"] == "ended", timeout=3)
+            await again.wait("stream-state", lambda m: m["status"] == "ended", timeout=2)
         assert await pool.fetchval("SELECT status FROM streams WHERE id = $1", stream["id"]) == "live"
         await again.close()
 
