@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             print("soulseer: configuration error: --port must be between 1 and 65535", file=sys.stderr)
             return 2
         settings = replace(settings, port=args.port)
+    if (getattr(args, "host", None) or getattr(args, "port", None)) and not os.environ.get("SOULSEER_PUBLIC_URL"):
+        # The default public URL follows the address actually served (Checkout return URLs, the banner).
+        settings = replace(settings, public_url=f"http://{settings.host}:{settings.port}")
     logs.configure(settings.log_level, settings.log_json)
     command: Command = args.run
     return command(settings, args)

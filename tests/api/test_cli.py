@@ -62,7 +62,10 @@ def test_serve_on_embedded_postgres_answers_readyz_and_stops_cleanly(tmp_path: P
                     break
             except OSError:
                 time.sleep(0.1)
-        assert status == 200
+        if status != 200:
+            proc.kill()
+            output, _ = proc.communicate(timeout=10)
+            raise AssertionError(f"no /readyz 200 (exit code {proc.returncode}):\n{output[-4000:]}")
         assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)

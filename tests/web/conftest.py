@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -51,16 +52,38 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def server(settings: Settings) -> AsyncIterator[TestServer]:
-    """The whole app on 127.0.0.1 at a free port; ``server.make_url("/")`` is its address."""
-    app = create_app(settings)
-    test_server = TestServer(app, host="127.0.0.1")
+async def _started(settings: Settings) -> TestServer:
+    test_server = TestServer(create_app(settings), host="127.0.0.1")
     await test_server.start_server()
+    return test_server
+
+
+async def _stopped(test_server: TestServer, browser: Browser) -> None:
+    # The test's browser contexts go first (even when the test failed half-way), so no page keeps
+    # a signaling socket open while the app shuts down.
+    for context in list(browser.contexts):
+        await context.close()
+    await test_server.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def server(settings: Settings, browser: Browser) -> AsyncIterator[TestServer]:
+    """The whole app on 127.0.0.1 at a free port; ``server.make_url("/")`` is its address."""
+    test_server = await _started(settings)
     try:
         yield test_server
     finally:
-        await test_server.close()
+        await _stopped(test_server, browser)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def quick_expiry_server(settings: Settings, browser: Browser) -> AsyncIterator[TestServer]:
+    """The app with reading requests that expire after 5 seconds."""
+    test_server = await _started(replace(settings, request_expiry_seconds=5))
+    try:
+        yield test_server
+    finally:
+        await _stopped(test_server, browser)
 
 
 class Console:

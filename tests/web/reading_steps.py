@@ -77,7 +77,7 @@ async def request_and_accept(client: Party, reader: Party, kind: str) -> str:
     incoming = reader.page.locator("[data-incoming]")
     await expect(incoming).to_be_visible()
     await expect(incoming).to_have_attribute("data-alerts", "1")
-    await expect(incoming).to_contain_text(f"wants a {kind} reading")
+    await expect(incoming).to_contain_text(f"wants {'an' if kind == 'audio' else 'a'} {kind} reading")
     await incoming.get_by_role("button", name="Accept").click()
     await reader.page.wait_for_url(f"**/readings/{session_id}")
     return session_id

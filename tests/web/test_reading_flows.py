@@ -97,7 +97,8 @@ async def test_a_chat_reading_with_no_camera_or_microphone(browser: Browser, ser
                                                           database_url: str) -> None:
     console = Console()
     reader = await ready_reader(browser, server, console, name="Sage Okafor")
-    client = await funded_client(browser, server, console, database_url, name="Ada", media=False)
+    # Enough for one minute at $0.99 (and a bit): the low-balance banner shows from the start.
+    client = await funded_client(browser, server, console, database_url, name="Ada", media=False, cents=150)
     await request_and_accept(client, reader, "chat")
 
     for party in (client, reader):
@@ -108,7 +109,15 @@ async def test_a_chat_reading_with_no_camera_or_microphone(browser: Browser, ser
     await expect(client.page.locator("[data-charged]")).to_have_text("$0.99")
     await expect(client.page.locator("[data-timer]")).not_to_have_text("0:00")
     assert await client.page.evaluate("window.soulseerRoom.localStream") is None
+    banner = client.page.locator("[data-low-balance]")
+    await expect(banner).to_be_visible()
     await shot(client.page, "reading-room-chat", doc=True, full_page=False)
+    # Without Stripe configured, adding funds says so, and the tab opened for Checkout is closed again.
+    await banner.get_by_role("button", name="Add $10").click()
+    await expect(client.page.locator("[data-top-up-error]")).to_have_text(
+        "Card payments aren't available on this server right now.")
+    await expect(client.page.locator("[data-connection]")).to_have_text("Connected")
+    assert len(client.context.pages) == 1
     await client.page.get_by_role("button", name="End reading").click()
     await expect(reader.page.locator("[data-summary-transcript]")).to_contain_text("change jobs")
     assert console.violations() == []

@@ -3,7 +3,7 @@
 import { AlertTone } from "../alert-tone.js";
 import { api, clearFormErrors, showFormError } from "../api.js";
 import { endpoints } from "../endpoints.js";
-import { money, parseDollars } from "../format.js";
+import { localTime, money, parseDollars } from "../format.js";
 import { pageData, toast } from "../layout.js";
 import { SoulSeerClient } from "../soulseer-client.js";
 
@@ -119,9 +119,26 @@ wireForm(profileForm, () => ({ specialties: profileForm.specialties.value, bio: 
 // ---- earnings ----
 async function loadEarnings() {
   try {
-    const earnings = await api(endpoints.earnings);
-    const total = earnings.totalCents ?? earnings.earnedCents ?? earnings.earningsCents ?? earnings.balanceCents;
-    if (total !== undefined) document.querySelector("[data-earnings-total]").textContent = money(total);
+    const { earningsCents, transactions } = await api(`${endpoints.earnings}?limit=5`);
+    document.querySelector("[data-earnings-total]").textContent = money(earningsCents);
+    const list = document.querySelector("[data-earnings-list]");
+    list.replaceChildren();
+    for (const tx of transactions ?? []) {
+      const item = document.createElement("li");
+      const what = document.createElement("div");
+      what.className = "grow";
+      what.textContent = tx.kind === "reading_minute" ? "Reading minute" : tx.kind.replaceAll("_", " ");
+      const when = document.createElement("small");
+      when.className = "muted";
+      when.textContent = ` ${localTime(tx.createdAt)}`;
+      what.append(document.createElement("br"), when);
+      const amount = document.createElement("strong");
+      amount.className = `tabular ${tx.amountCents >= 0 ? "amount-in" : ""}`;
+      amount.textContent = `${tx.amountCents >= 0 ? "+" : ""}${money(tx.amountCents)}`;
+      item.append(what, amount);
+      list.append(item);
+    }
+    list.hidden = list.children.length === 0;
   } catch { /* earnings are informative; the rest of the page works without them */ }
 }
 loadEarnings();
@@ -148,7 +165,8 @@ function renderRequests() {
     who.textContent = request.clientName ?? "A client";
     const detail = document.createElement("div");
     detail.className = "muted";
-    detail.textContent = `wants a ${request.sessionType} reading · ${money(request.rateCents)}/min`;
+    const article = request.sessionType === "audio" ? "an" : "a";
+    detail.textContent = `wants ${article} ${request.sessionType} reading · ${money(request.rateCents)}/min`;
     text.append(who, detail);
     const accept = button("Accept", "button success", () => accept_(request.id, accept));
     const decline = button("Decline", "button secondary", () => decline_(request.id, decline));

@@ -47,7 +47,12 @@ let countdownTimer = null;
 
 function showWaiting() {
   show("waiting");
-  const expiresAt = Date.parse(session.requestedAt) + data.requestExpirySeconds * 1000;
+  // The server's own deadline when it gives one; our clock may differ from its, so count the time left
+  // from the moment this page learned it.
+  const total = session.expiresAt && session.requestedAt
+    ? (Date.parse(session.expiresAt) - Date.parse(session.requestedAt)) / 1000 : data.requestExpirySeconds;
+  const elapsed = Math.max(0, (Date.now() - Date.parse(session.requestedAt)) / 1000);
+  const expiresAt = Date.now() + Math.max(0, total - Math.min(elapsed, total)) * 1000;
   const slot = $("[data-countdown]");
   const tick = () => {
     const left = Math.max(0, Math.ceil((expiresAt - Date.now()) / 1000));

@@ -55,16 +55,21 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
+// Ledger movement kinds (billing/ledger.py), as a person reads them.
 const DESCRIBE = {
-  deposit: "Funds added", stripe: "Funds added (card)", manual: "Credit added", charge: "Reading",
-  refund: "Refund", reading: "Reading", dispute: "Payment disputed", hold: "Payment disputed",
+  deposit: "Funds added",
+  reading_minute: "Reading minute",
+  refund: "Unused time returned",
+  scheduled_reading: "Scheduled reading",
+  stripe_refund: "Card refund",
+  dispute: "Card payment disputed",
+  dispute_reinstated: "Dispute resolved in your favour",
 };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function describe(tx) {
-  if (tx.description) return tx.description;
-  const kind = tx.kind ?? tx.source ?? tx.type ?? "";
-  const base = DESCRIBE[kind] ?? (kind ? kind.replaceAll("_", " ") : "Transaction");
-  return tx.readerName ? `${base} with ${tx.readerName}` : base;
+  const base = DESCRIBE[tx.kind] ?? String(tx.kind ?? "Transaction").replaceAll("_", " ");
+  return tx.memo && tx.kind === "deposit" ? `${base} · ${tx.memo}` : base;
 }
 
 async function loadTransactions() {
@@ -85,10 +90,12 @@ async function loadTransactions() {
       row.insertCell().textContent = localTime(tx.createdAt ?? tx.at);
       const what = row.insertCell();
       what.textContent = describe(tx);
-      if (tx.sessionId) {
+      if (typeof tx.ref === "string" && UUID.test(tx.ref)) {
+        what.append(" ");
         const link = document.createElement("a");
-        link.href = `/readings/${encodeURIComponent(tx.sessionId)}`;
-        link.textContent = " (details)";
+        link.href = `/readings/${encodeURIComponent(tx.ref)}`;
+        link.textContent = "details";
+        link.setAttribute("aria-label", `details of the reading (${describe(tx)})`);
         what.append(link);
       }
       const amount = row.insertCell();
@@ -115,6 +122,10 @@ async function refreshBalance() {
 }
 
 const params = new URLSearchParams(window.location.search);
+if (params.get("checkout") === "cancelled") {
+  const notice = document.querySelector("[data-cancel-notice]");
+  if (notice) notice.hidden = false;
+}
 if (params.has("funded") || params.has("session_id") || params.get("checkout") === "success") {
   document.querySelector("[data-return-notice]").hidden = false;
   // The webhook credits the wallet a moment after Checkout redirects back: look again for a short while.
