@@ -147,6 +147,7 @@ class Bench:
         self.tabs: list[Tab] = []
         self.password_hash = PasswordHasher().hash("bench password not secret")
         self.gift_ids: list[dict[str, Any]] = []
+        self.publisher: asyncio.subprocess.Process | None = None
         self.sent: dict[str, float] = {}
 
     async def start(self) -> None:
@@ -193,23 +194,24 @@ class Bench:
             self.stream_id = (await resp.json())["stream"]["id"]
         async with self.http.get("/api/gifts", headers=self.reader_headers) as resp:
             self.gift_ids = (await resp.json())["gifts"]
-        self.reader_ws = await self.http.ws_connect("/ws", headers=self.reader_headers)
-        self.publisher = Endpoint("publisher", send=("video",), receive=(), data_channel=False)
-        await self.reader_ws.send_json({"type": "join", "streamId": self.stream_id})
-        await self.reader_ws.send_json({"type": "offer", "sdp": await self.publisher.offer()})
-        async for message in self.reader_ws:
-            data = json.loads(message.data)
-            if data["type"] == "answer":
-                await self.publisher.accept(data["sdp"])
-                break
-            if data["type"] == "error":
-                raise RuntimeError(data)
-        self._drain_reader = asyncio.create_task(self._drain(self.reader_ws))
+        # The publisher runs in a process of its own: the viewers' event loop, busy setting up dozens of peer
+        # connections, must not delay its answers to the relay's ICE consent checks (the relay would drop it).
+        self.publisher = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--publish", self.stream_id, "--base", self.base,
+            "--token", self.reader_headers["Authorization"].removeprefix("Bearer "),
+            stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+        self.published = 0
+        assert self.publisher.stdout is not None
+        first = await asyncio.wait_for(self.publisher.stdout.readline(), 60)
+        if not first.startswith(b"frames"):
+            raise RuntimeError(f"the publisher did not start: {first!r}")
+        self._publisher_lines = asyncio.create_task(self._follow_publisher())
 
-    @staticmethod
-    async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for _ in ws:
-            pass
+    async def _follow_publisher(self) -> None:
+        assert self.publisher is not None and self.publisher.stdout is not None
+        async for line in self.publisher.stdout:
+            if line.startswith(b"frames "):
+                self.published = int(line.split()[1])
 
     async def add_viewer(self, i: int) -> None:
         assert self.http is not None and self.pool is not None
@@ -243,7 +245,7 @@ class Bench:
         """Measure one window; with ``gift_rate`` > 0, gifts are sent at that rate throughout it."""
         assert self.server is not None and self.http is not None
         frames_before = sum(t.endpoint.frames for t in self.tabs)
-        published_before = self.publisher.tracks["video"].count  # type: ignore[attr-defined]
+        published_before = self.published
         server_before, self_before = cpu_seconds(self.server.pid), time.process_time()
         started = time.monotonic()
         gifts: list[asyncio.Task[str]] = []
@@ -258,7 +260,7 @@ class Bench:
         server_cpu = cpu_seconds(self.server.pid) - server_before
         own_cpu = time.process_time() - self_before
         frames = sum(t.endpoint.frames for t in self.tabs) - frames_before
-        published = self.publisher.tracks["video"].count - published_before  # type: ignore[attr-defined]
+        published = self.published - published_before
         latencies = []
         for gift_id in await asyncio.gather(*gifts):
             deadline = time.monotonic() + 10
@@ -295,10 +297,10 @@ class Bench:
             await tab.ws.close()
             if tab.reader is not None:
                 tab.reader.cancel()
-        with contextlib.suppress(Exception):
-            await self.publisher.close()
-            await self.reader_ws.close()
-            self._drain_reader.cancel()
+        if self.publisher is not None and self.publisher.returncode is None:
+            self.publisher.terminate()
+            await self.publisher.wait()
+            self._publisher_lines.cancel()
         if self.http is not None:
             await self.http.close()
         if self.pool is not None:
@@ -313,6 +315,35 @@ class Bench:
         admin = await asyncpg.connect(self.args.postgres_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         await admin.close()
+
+
+async def publish(args: argparse.Namespace) -> None:
+    """The ``--publish`` child: the reader's tab, publishing video and printing ``frames N`` every 0.5 s."""
+    endpoint = Endpoint("publisher", send=("video",), receive=(), data_channel=False)
+    headers = {"Authorization": f"Bearer {args.token}"}
+    async with aiohttp.ClientSession(args.base) as http, http.ws_connect("/ws", headers=headers) as ws:
+        await ws.send_json({"type": "join", "streamId": args.publish})
+        await ws.send_json({"type": "offer", "sdp": await endpoint.offer()})
+        async for message in ws:
+            data = json.loads(message.data)
+            if data["type"] == "answer":
+                await endpoint.accept(data["sdp"])
+                break
+            if data["type"] == "error":
+                raise RuntimeError(data)
+
+        async def drain() -> None:  # read everything the server pushes, as a browser tab does
+            async for _ in ws:
+                pass
+
+        reading = asyncio.create_task(drain())
+        try:
+            while not reading.done():
+                print(f"frames {endpoint.tracks['video'].count}", flush=True)  # type: ignore[attr-defined]
+                await asyncio.sleep(0.5)
+        finally:
+            reading.cancel()
+            await endpoint.close()
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -360,7 +391,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measured window (default 8)")
     parser.add_argument("--postgres-url", default=os.environ.get("TEST_DATABASE_URL")
                         or "postgresql://postgres@127.0.0.1:5432/postgres", help="PostgreSQL server to use")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--publish", metavar="STREAM_ID", help=argparse.SUPPRESS)
+    parser.add_argument("--base", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.publish:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(publish(args))
+        return
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
