@@ -50,8 +50,9 @@ def sent_json(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def broadcast_json(row: asyncpg.Record) -> dict[str, Any]:
-    """The signaling ``gift`` message body: ``{streamId, from, giftId, name, priceCents}`` (+ icon, id)."""
-    return {"streamId": str(row["stream_id"]), "from": {"id": str(row["sender_id"]), "name": row["sender_name"]},
+    """The signaling ``gift`` message body: ``{streamId, from, giftId, name, priceCents}`` (+ fromName, icon, id);
+    ``from`` is the sender's user id, as in a reading's ``chat-message``."""
+    return {"streamId": str(row["stream_id"]), "from": str(row["sender_id"]), "fromName": row["sender_name"],
             "giftId": str(row["gift_id"]), "name": row["name"], "priceCents": row["price_cents"],
             "icon": row["icon"], "id": str(row["id"])}
 

@@ -191,7 +191,7 @@ class StreamSignaling:
             raise SignalingError("rate_limited", f"too many chat messages; wait {wait:.0f} s")
         await self._hub.broadcast(seat.stream_id, {
             "type": "chat-message", "streamId": seat.stream_id,
-            "from": {"id": socket.user_id, "name": socket.user.display_name, "role": seat.role},
+            "from": socket.user_id, "fromName": socket.user.display_name, "role": seat.role,
             "text": text, "at": datetime.now(UTC).isoformat(),
         })
 

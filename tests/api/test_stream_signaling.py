@@ -67,7 +67,7 @@ async def test_a_gift_reaches_everyone_on_the_stream_with_the_new_leaderboard(cl
     assert resp.status == 201
     for ws in sockets:
         gift = await ws.wait("gift")
-        assert gift["from"]["name"] == "Ann" and gift["giftId"] == gifts[0]["id"]
+        assert gift["fromName"] == "Ann" and gift["giftId"] == gifts[0]["id"]
         assert gift["streamId"] == stream["id"] and gift["priceCents"] == gifts[0]["priceCents"]
         state = await ws.wait("stream-state", lambda m: bool(m["leaderboard"]))
         assert state["leaderboard"][0]["displayName"] == "Ann"
@@ -123,7 +123,7 @@ async def test_stream_chat_goes_to_everyone_and_a_flood_is_refused(client: TestC
     await ann_ws.join_stream(stream["id"])
     await ann_ws.send({"type": "chat-message", "text": "  Hello Iris!  "})
     chat = await reader_ws.wait("chat-message")
-    assert chat["text"] == "Hello Iris!" and chat["from"]["name"] == "Ann" and chat["from"]["role"] == "viewer"
+    assert chat["text"] == "Hello Iris!" and chat["fromName"] == "Ann" and chat["role"] == "viewer"
     limit = client.app[SETTINGS].stream_chat_rate_limit
     for i in range(limit + 3):
         await ann_ws.send({"type": "chat-message", "text": f"spam {i}"})
