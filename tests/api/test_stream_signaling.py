@@ -217,3 +217,19 @@ async def test_a_viewer_asks_the_streaming_reader_for_a_private_reading(client: 
     note = await reader_ws.wait("notification", lambda m: m["kind"] == "session-requested")
     assert note
     await reader_ws.close()
+
+
+async def test_a_stream_left_live_by_a_previous_process_ends_unless_its_reader_returns(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    reader = await pool.fetchval(
+        "INSERT INTO users (email, password_hash, display_name, role) VALUES ('r@x.test', 'h', 'R', 'reader')"
+        " RETURNING id")
+    stale = await pool.fetchval("INSERT INTO streams (reader_id, title) VALUES ($1, 'crashed') RETURNING id", reader)
+    app = create_app(replace(settings, grace_seconds=1))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        _, ah = await viewer(client, pool, "Ann")
+        ann_ws = await SignalingClient.connect(client, ah)
+        await ann_ws.join_stream(str(stale))
+        await ann_ws.wait("stream-state", lambda m: m["status"] == "ended", timeout=10)
+        assert await pool.fetchval("SELECT status FROM streams WHERE id = $1", stale) == "ended"
+        await ann_ws.close()
