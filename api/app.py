@@ -1,0 +1,109 @@
+"""``create_app``: the one place that builds SoulSeer's web application and wires its parts together."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from api import (
+    auth_routes,
+    gifting,
+    gifts,
+    health,
+    messages,
+    middleware,
+    notifications,
+    openapi,
+    pages,
+    profiles,
+    readers,
+    readings,
+    refund_sweeper,
+    signaling,
+    slots,
+    stream_pages,
+    stream_signaling,
+    streams,
+    wallet,
+    webhooks,
+)
+from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, RELAY, SETTINGS, STRIPE
+from api.database import Database
+from api.http_metrics import HttpMetrics
+from api.live_readings import LIVE_READINGS, LiveReadings
+from api.migrations import migrate
+from api.ratelimit import RateLimiter
+from api.turn import relay_ice_servers
+from billing.metrics import BillingMetrics
+from billing.stripe_gateway import StripeGateway
+from config import Settings
+from relay import Relay
+
+log = logging.getLogger(__name__)
+
+# JSON bodies are small; anything bigger is refused before it is read into memory.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the application; the database opens (and migrates) on start-up and closes on clean-up."""
+    app = web.Application(
+        middlewares=[middleware.request_context, middleware.errors], client_max_size=MAX_BODY_BYTES
+    )
+    registry = CollectorRegistry()
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry
+    app[HTTP_METRICS] = HttpMetrics(registry)
+    app[DATABASE] = Database(settings)
+    app[LOGIN_LIMITER] = RateLimiter(settings.login_attempts_per_minute, 60.0)
+    app[BILLING_METRICS] = BillingMetrics(registry)
+    app[STRIPE] = StripeGateway(secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
+                                api_base=settings.stripe_api_base, public_url=settings.public_url)
+
+    app[RELAY] = Relay(ice_servers=relay_ice_servers(settings), max_participants=settings.max_participants,
+                       max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry)
+    app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
+
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_media)
+    health.setup(app)
+    auth_routes.setup(app)
+    readers.setup(app)
+    readings.setup(app)
+    wallet.setup(app)
+    webhooks.setup(app)
+    slots.setup(app)
+    notifications.setup(app)
+    streams.setup(app)
+    gifts.setup(app)
+    gifting.setup(app)
+    messages.setup(app)
+    refund_sweeper.setup(app)
+    signaling.setup(app)
+    stream_signaling.setup(app)
+    profiles.setup(app)
+    pages.setup(app)
+    stream_pages.setup(app)
+    openapi.setup(app)
+    return app
+
+
+async def _database(app: web.Application):  # type: ignore[no-untyped-def]
+    database = app[DATABASE]
+    await database.open()
+    async with database.pool.acquire() as conn:
+        applied = await migrate(conn)
+    if applied:
+        log.info("database migrated", extra={"applied": applied})
+    yield
+    await database.close()
+
+
+async def _media(app: web.Application):  # type: ignore[no-untyped-def]
+    """Readings run between the database and the relay: settled before the relay closes, the relay before the db."""
+    await app[LIVE_READINGS].start()
+    yield
+    await app[LIVE_READINGS].close()
+    await app[RELAY].close()

@@ -1,0 +1,23 @@
+"""Typed keys for what ``create_app`` puts on the application, so handlers find their collaborators."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from api.database import Database
+from api.http_metrics import HttpMetrics
+from api.ratelimit import RateLimiter
+from billing.metrics import BillingMetrics
+from billing.stripe_gateway import StripeGateway
+from config import Settings
+from relay import Relay
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
+LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+BILLING_METRICS = web.AppKey("billing_metrics", BillingMetrics)
+STRIPE = web.AppKey("stripe", StripeGateway)
+RELAY = web.AppKey("relay", Relay)

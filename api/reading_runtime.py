@@ -1,0 +1,462 @@
+"""One running reading on this node: joins its participants' connectivity to the meter, and the meter to money.
+
+A :class:`ReadingRuntime` lives from the reader's accept until the reading ends. It runs ONE task that
+takes everything that happens to the reading from a queue (a socket joined or left, media connected or
+dropped, someone ends it) and a tick every second, so its state is only ever touched by that task, in
+order. It:
+
+- decides when the reading starts (both participants connected the first time: media for audio/video,
+  the signaling socket for chat) and writes ``active``;
+- feeds billing's pure :class:`billing.meter.Meter` and executes its decisions through billing
+  (:mod:`billing.recovery`): a charge at the start of each billable minute, a refund of the unused
+  part of the last one with the totals, the end;
+- records the meter's heartbeat every tick (what a crash is settled from) and reads the client's
+  balance, so funds added mid-reading (a webhook, on any request) reach the meter within a second;
+- pushes ``session-state`` every second and on every change, ``start-session``, ``end-session`` and
+  notifications to the participants' sockets;
+- when the reading ends, settles it, closes the relay room and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from api import scheduling
+from api.presence import Outlet
+from api.reading_states import Actor, Event, State
+from api.reading_store import apply, fetch, session_json, set_reader_busy
+from billing import ledger, recovery
+from billing.errors import InsufficientFunds
+from billing.meter import ChargeMinute, End, Meter, Pause, Refund, Resume, Warn
+from billing.split import split
+
+log = logging.getLogger(__name__)
+
+ROLES = (Actor.CLIENT, Actor.READER)
+WARN_SECONDS = 60
+
+
+def participant_id(session_id: str, role: Actor | str) -> str:
+    """The relay participant of one side of a reading (the room is the reading's id)."""
+    return f"{session_id}:{Actor(role).value}"
+
+
+@dataclass
+class _Item:
+    """Something that happened to the reading, for the runtime's task to apply in order."""
+
+    kind: str
+    role: Actor | None = None
+    outlet: Outlet | None = None
+    value: Any = None
+    done: asyncio.Future[Any] | None = field(default=None, repr=False)
+
+
+class ReadingRuntime:
+    """The live part of one reading: connectivity, meter, money and pushes, driven by one task.
+
+    :param row: the reading as stored when it was accepted (or found accepted/active at start-up).
+    :param pool: the database.
+    :param relay_close: closes the reading's relay room (``relay.close_room``), called once at the end.
+    :param deliver: pushes stored notifications after their transaction commits.
+    :param store_notification: stores one notification in a transaction (``notifications.store``).
+    :param start_timeout: seconds an accepted reading may wait for both participants before it ends.
+    :param grace_seconds: how long one participant may be away before the meter ends the reading.
+    :param clock: monotonic seconds; injectable so the meter can be driven by a test's clock.
+    """
+
+    def __init__(
+        self,
+        row: asyncpg.Record | dict[str, Any],
+        *,
+        pool: asyncpg.Pool,
+        relay_close: Callable[[str], Awaitable[None]],
+        deliver: Callable[[list[tuple[str, dict[str, Any]]]], None],
+        store_notification: Callable[..., Awaitable[tuple[str, dict[str, Any]]]],
+        start_timeout: float,
+        grace_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_finished: Callable[[ReadingRuntime], None] | None = None,
+    ) -> None:
+        self.session_id = str(row["id"])
+        self.client_id = str(row["client_id"])
+        self.reader_id = str(row["reader_id"])
+        self.session_type: str = row["session_type"]
+        self.rate_cents: int = row["rate_cents"]
+        self.status = State(row["status"])
+        self.scheduled = row["mode"] == "scheduled"
+        self.row = row
+        self._pool = pool
+        self._relay_close = relay_close
+        self._deliver = deliver
+        self._store_notification = store_notification
+        self._grace = grace_seconds
+        self._clock = clock
+        self._on_finished = on_finished
+        self._deadline = clock() + start_timeout
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._outlets: dict[Actor, Outlet | None] = dict.fromkeys(ROLES)
+        self._media: dict[Actor, bool] = dict.fromkeys(ROLES, False)
+        self._connected: dict[Actor, bool] = dict.fromkeys(ROLES, False)
+        self._meter: Meter | None = None
+        self._balance: int | None = None
+        self._earned = 0
+        self._refund: Refund | None = None
+        # Decisions a database error interrupted, carried out again (idempotently) on the next tick.
+        self._retry: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
+        self._log = {"sessionId": self.session_id}
+        self._ever_connected: set[Actor] = set()
+        # A scheduled reading ends at its booked end (monotonic deadline), whenever it started.
+        self._ends_at = clock() + scheduling.seconds_until_end(row) if self.scheduled else None
+        self._started_at: float | None = clock() if self.status is State.ACTIVE else None
+
+    # -- what the rest of the node tells the runtime (any task; applied in order by the runtime's task) --
+
+    def start(self) -> None:
+        # A fresh context: the task outlives the request that started it (and its request id in the logs).
+        self._task = asyncio.create_task(self._run(), name=f"reading {self.session_id}", context=contextvars.Context())
+
+    def attach(self, role: Actor, outlet: Outlet) -> None:
+        """A participant's socket joined; it replaces (and is told so) any earlier socket of theirs."""
+        self._queue.put_nowait(_Item("attach", role, outlet))
+
+    def detach(self, role: Actor, outlet: Outlet) -> None:
+        """A participant's socket left (closed, or joined something else)."""
+        self._queue.put_nowait(_Item("detach", role, outlet))
+
+    def media_changed(self, role: Actor, connected: bool) -> None:
+        """The relay says the participant's media connected or dropped."""
+        self._queue.put_nowait(_Item("media", role, value=connected))
+
+    def wake(self) -> None:
+        """Look at the clock now (a test that moved its clock does not wait for the next real second)."""
+        self._queue.put_nowait(_Item("wake"))
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        """Send to both participants' sockets (chat)."""
+        self._queue.put_nowait(_Item("broadcast", value=message))
+
+    async def end(self, actor: Actor, reason: str) -> asyncpg.Record:
+        """End the reading (settling it) and return its final row; ends only once, later calls get the row."""
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item("end", actor, value=reason, done=done))
+        if self._task is None or self._task.done():
+            return await fetch(self._pool, self.session_id)
+        return await done
+
+    def is_current(self, role: Actor, outlet: Outlet) -> bool:
+        return self._outlets.get(role) is outlet
+
+    async def close(self) -> None:
+        """Stop the task without settling (the process is going away; start-up recovery will settle)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- the task ---------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        next_tick = self._clock() + 1.0
+        try:
+            while self.status not in (State.ENDED,):
+                timeout = max(0.0, next_tick - self._clock())
+                try:
+                    item: _Item | None = await asyncio.wait_for(self._queue.get(), timeout)
+                except TimeoutError:
+                    item = None
+                try:
+                    if item is not None:
+                        await self._handle(item)
+                    if self._clock() >= next_tick and self.status is not State.ENDED:
+                        next_tick = self._clock() + 1.0
+                        await self._tick()
+                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                    # The database hiccuped: keep the reading; the next tick (idempotent) tries again.
+                    log.warning("reading runtime step failed: %s", exc, extra=self._log)
+                    if item is not None and item.done is not None and not item.done.done():
+                        item.done.set_exception(exc)
+            self._answer_waiting()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reading runtime crashed", extra=self._log)
+        finally:
+            self.finished.set()
+            if self._on_finished is not None:
+                self._on_finished(self)
+
+    def _answer_waiting(self) -> None:
+        """After the end, whoever still waits on ``end()`` gets the final row."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item.done is not None and not item.done.done():
+                item.done.set_result(self.row)
+            if item.kind == "attach" and item.outlet is not None:
+                item.outlet.send(self._end_message())
+
+    async def _handle(self, item: _Item) -> None:
+        if item.kind == "attach":
+            assert item.role is not None and item.outlet is not None
+            previous = self._outlets[item.role]
+            if previous is not None and previous is not item.outlet:
+                previous.send({"type": "error", "code": "replaced",
+                               "message": "this session was joined from another connection"})
+            self._outlets[item.role] = item.outlet
+            if item.role is Actor.CLIENT and self._balance is None:
+                self._balance = await ledger.balance(self._pool, self.client_id)
+            if not await self._connectivity():
+                item.outlet.send(self._state_message(item.role))
+        elif item.kind == "detach":
+            assert item.role is not None
+            if self._outlets[item.role] is item.outlet:
+                self._outlets[item.role] = None
+                await self._connectivity()
+        elif item.kind == "media":
+            assert item.role is not None
+            self._media[item.role] = bool(item.value)
+            await self._connectivity()
+        elif item.kind == "broadcast":
+            self._send_all(item.value)
+        elif item.kind == "end":
+            assert item.role is not None and item.done is not None
+            row = await self._end(item.role, str(item.value))
+            if not item.done.done():
+                item.done.set_result(row)
+
+    def _is_connected(self, role: Actor) -> bool:
+        signaled = self._outlets[role] is not None
+        return signaled and (self.session_type == "chat" or self._media[role])
+
+    async def _connectivity(self) -> bool:
+        """Apply a change of who is connected: start the reading, or tell the meter. True if anything changed
+        (and the new state was pushed)."""
+        now = self._clock()
+        changed = False
+        for role in ROLES:
+            connected = self._is_connected(role)
+            if connected == self._connected[role]:
+                continue
+            changed = True
+            self._connected[role] = connected
+            if connected:
+                self._ever_connected.add(role)
+            log.info("participant %s", "connected" if connected else "disconnected",
+                     extra={**self._log, "role": role.value})
+            if self._meter is not None and self.status is State.ACTIVE:
+                decisions = (self._meter.connected(role.value, now) if connected
+                             else self._meter.disconnected(role.value, now))
+                await self._execute(decisions, now)
+        if self.status is State.ACCEPTED and all(self._connected.values()):
+            await self._start(now)
+        if changed and self.status is not State.ENDED:
+            self._push_state()
+        return changed
+
+    async def _start(self, now: float) -> None:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                _, row = await apply(conn, self.session_id, Event.START, Actor.SYSTEM)
+        except asyncpg.UniqueViolationError:
+            log.warning("reading cannot start: the reader is in another reading", extra=self._log)
+            return
+        self.row, self.status = row, State.ACTIVE
+        self._started_at = now
+        if self.scheduled:  # paid at booking: no meter, just the booked time
+            log.info("scheduled reading started", extra=self._log)
+            self._send_all({"type": "start-session", "session": session_json(row)})
+            return
+        self._balance = await ledger.balance(self._pool, self.client_id)
+        self._meter = Meter(rate_cents=self.rate_cents, balance_cents=self._balance, grace_seconds=self._grace,
+                            warn_seconds=WARN_SECONDS)
+        log.info("reading started", extra={**self._log, "balanceCents": self._balance})
+        self._send_all({"type": "start-session", "session": session_json(row)})
+        decisions = self._meter.connected("client", now) + self._meter.connected("reader", now)
+        await self._execute(decisions, now)
+
+    async def _tick(self) -> None:
+        now = self._clock()
+        if self.status is State.ACCEPTED:
+            if now >= self._deadline:
+                if not self.scheduled:
+                    reason = "not_started"
+                elif Actor.READER not in self._ever_connected:
+                    reason = "reader_no_show"
+                else:
+                    reason = "client_no_show"
+                await self._end(Actor.SYSTEM, reason)
+            return
+        if self.scheduled and self.status is State.ACTIVE:
+            if self._ends_at is not None and now >= self._ends_at:
+                await self._end(Actor.SYSTEM, "time_up")
+                return
+            # Unmetered, but alive: recovery must not take a running scheduled reading for an orphan.
+            await recovery.record_heartbeat(self._pool, self.session_id, now - (self._started_at or now), 0)
+            self._push_state()
+            return
+        if self._meter is None or self.status is not State.ACTIVE:
+            return
+        if self._retry:
+            retry, self._retry = self._retry, []
+            await self._execute(retry, now)
+        if self._meter.ended and self.status is State.ACTIVE and not self._retry:
+            # The meter ended but the settlement did not commit (database error): settle again.
+            await self._settle(self._meter.end_reason or "ended", now)
+            return
+        await self._execute(self._meter.tick(now), now)
+        if self.status is not State.ACTIVE or self._retry:
+            return  # no heartbeat while a charge is outstanding: a crash must settle from the ledger's minutes
+        meter = self._meter
+        await recovery.record_heartbeat(self._pool, self.session_id, meter.billable_seconds(now), meter.minutes_charged)
+        # Polling is how funds added anywhere (a webhook on another request or node) reach the meter.
+        self._balance = await ledger.balance(self._pool, self.client_id)
+        if self._balance != meter.balance_cents:
+            await self._execute(meter.funds_added(self._balance, now), now)
+        if self.status is State.ACTIVE:
+            self._push_state()
+
+    async def _execute(self, decisions: list[Any], now: float) -> None:
+        """Carry out the meter's decisions in order, feeding failures back to it."""
+        pending = list(decisions)
+        while pending and self.status is not State.ENDED:
+            decision = pending.pop(0)
+            if isinstance(decision, ChargeMinute):
+                try:
+                    charged = await recovery.charge_minute(
+                        self._pool, session_id=self.session_id, client_id=self.client_id, reader_id=self.reader_id,
+                        index=decision.index, cents=decision.cents)
+                except InsufficientFunds:
+                    log.info("minute not covered", extra={**self._log, "minute": decision.index})
+                    pending = self._meter.charge_failed(now) + pending if self._meter else pending
+                    continue
+                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                    # The meter counts this minute as charged: the same (idempotent) charge must happen
+                    # before anything else, or the settlement would refund a minute the ledger never had.
+                    log.warning("minute charge failed, retrying next tick: %s", exc,
+                                extra={**self._log, "minute": decision.index})
+                    self._retry = [decision, *pending]
+                    return
+                if not charged.replayed:
+                    self._earned += charged.reader_cents
+                    if self._balance is not None:
+                        self._balance -= charged.amount_cents
+                log.info("minute charged", extra={**self._log, "minute": decision.index, "cents": decision.cents})
+                self._push_state()
+            elif isinstance(decision, Refund):
+                self._refund = decision
+            elif isinstance(decision, Warn):
+                self._push(Actor.CLIENT, {"type": "notification", "kind": "low-balance", "sessionId": self.session_id,
+                                          "secondsLeft": math.floor(decision.seconds_left)})
+            elif isinstance(decision, (Pause, Resume)):
+                self._push_state()
+            elif isinstance(decision, End):
+                await self._settle(decision.reason, now)
+
+    async def _end(self, actor: Actor, reason: str) -> asyncpg.Record:
+        if self.status is State.ENDED:
+            return self.row
+        now = self._clock()
+        if self._meter is not None and self.status is State.ACTIVE:
+            decisions = self._meter.finish(now, reason)
+            await self._execute(decisions, now)
+            if self.status is not State.ENDED:  # a meter that ended without an End decision
+                await self._settle(reason, now)
+        else:
+            await self._settle(reason, now)
+        return self.row
+
+    async def _settle(self, reason: str, now: float) -> None:
+        """Write the end: refund the unused part, totals, state, availability, notifications; then tell everyone."""
+        meter = self._meter
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await fetch(conn, self.session_id, lock=True)
+            if current["status"] == State.ENDED:  # settled elsewhere (recovery on another node)
+                row = current
+            else:
+                if self.scheduled and reason == "reader_no_show":
+                    await scheduling.refund(conn, current, current["charged_cents"], "the reader did not come")
+                if meter is not None:
+                    refund = self._refund.cents if self._refund is not None else 0
+                    await recovery.settle_reading(conn, session_id=self.session_id,
+                                                  billable_seconds=meter.billable_seconds(now), refund_cents=refund)
+                    self._earned -= split(refund)[0]
+                _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason)
+            await set_reader_busy(conn, self.reader_id, False)
+            stored = [await self._store_notification(conn, user_id, "session-ended", {"session": session_json(row)})
+                      for user_id in (self.client_id, self.reader_id)]
+        self.row, self.status = row, State.ENDED
+        log.info("reading ended", extra={**self._log, "reason": row["end_reason"],
+                                         "billableSeconds": row["billable_seconds"],
+                                         "chargedCents": row["charged_cents"]})
+        self._send_all(self._end_message())
+        self._deliver(stored)
+        for role in ROLES:
+            self._outlets[role] = None
+        try:
+            await self._relay_close(self.session_id)
+        except Exception as exc:  # the room may never have existed (chat) or is already gone
+            log.debug("relay room not closed: %s", exc, extra=self._log)
+
+    # -- pushes ------------------------------------------------------------------------------------------
+
+    def _end_message(self) -> dict[str, Any]:
+        return {"type": "end-session", "session": session_json(self.row), "reason": self.row["end_reason"]}
+
+    def _state_message(self, role: Actor) -> dict[str, Any]:
+        now = self._clock()
+        meter = self._meter
+        message: dict[str, Any] = {
+            "type": "session-state",
+            "sessionId": self.session_id,
+            "status": self.status.value,
+            "billableSeconds": int(meter.billable_seconds(now)) if meter else 0,
+            "chargedCents": meter.charged_cents if meter else 0,
+            "secondsLeft": math.floor(meter.seconds_left(now)) if meter else None,
+            "running": bool(meter and meter.running),
+            "connected": {r.value: self._connected[r] for r in ROLES},
+        }
+        if self.scheduled:
+            started = self._started_at
+            message["billableSeconds"] = int(now - started) if started is not None else 0
+            message["chargedCents"] = int(self.row["charged_cents"])
+            message["secondsLeft"] = math.floor(max(0.0, (self._ends_at or now) - now))
+            message["running"] = self.status is State.ACTIVE
+        if role is Actor.CLIENT:
+            # The meter's view (last balance read, less the minutes it charged since) agrees with chargedCents.
+            message["balanceCents"] = meter.balance_cents if meter is not None and not meter.ended else self._balance
+        else:
+            message["earnedCents"] = self._earned
+        return message
+
+    def _push_state(self) -> None:
+        for role in ROLES:
+            if self._outlets[role] is not None:
+                self._push(role, self._state_message(role))
+
+    def _push(self, role: Actor, message: dict[str, Any]) -> None:
+        outlet = self._outlets[role]
+        if outlet is not None:
+            outlet.send(message)
+
+    def _send_all(self, message: dict[str, Any]) -> None:
+        for role in ROLES:
+            self._push(role, message)
+
+    # -- views for tests and metrics ----------------------------------------------------------------------
+
+    @property
+    def meter(self) -> Meter | None:
+        return self._meter
+
+    def connected(self, role: Actor) -> bool:
+        return self._connected[role]

@@ -1,0 +1,154 @@
+"""Readings in PostgreSQL (``rtc_sessions``): the JSON shape clients see, and state changes as compare-and-set.
+
+Every state change goes through :func:`apply`: the row is locked, the pure state machine
+(:mod:`api.reading_states`) decides, and the new state is written in the caller's transaction. Two
+requests racing (an accept and an expiry, two ends) therefore serialize on the row and the loser gets a
+clear ``409`` instead of a half-applied change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from api.errors import Conflict, Forbidden, NotFound
+from api.reading_states import Actor, Event, IllegalTransition, State, transition
+
+# The columns every reading query returns, with the two participants' display names.
+COLUMNS = """
+    s.id, s.client_id, s.reader_id, s.session_type, s.mode, s.status, s.rate_cents, s.billable_seconds,
+    s.charged_cents, s.refunded_cents, s.meter_minutes_charged, s.meter_billable_seconds, s.requested_at,
+    s.accepted_at, s.started_at, s.ended_at, s.end_reason, s.expires_at, s.scheduled_start, s.scheduled_minutes,
+    s.scheduled_start + make_interval(mins => s.scheduled_minutes) AS scheduled_end, s.meter_heartbeat_at,
+    c.display_name AS client_name, r.display_name AS reader_name
+"""
+FROM = "rtc_sessions s JOIN users c ON c.id = s.client_id JOIN users r ON r.id = s.reader_id"
+
+# Which timestamp column records arriving in a state.
+_STAMP = {
+    State.ACCEPTED: "accepted_at",
+    State.ACTIVE: "started_at",
+    State.ENDED: "ended_at",
+    State.DECLINED: "ended_at",
+    State.CANCELLED: "ended_at",
+    State.EXPIRED: "ended_at",
+}
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a ``Z``, to the millisecond, as the REST contract wants."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def session_json(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    """The contract's ``session`` object (plus a few fields UIs need: names, times, schedule)."""
+    body: dict[str, Any] = {
+        "id": str(row["id"]),
+        "clientId": str(row["client_id"]),
+        "readerId": str(row["reader_id"]),
+        "clientName": row["client_name"],
+        "readerName": row["reader_name"],
+        "sessionType": row["session_type"],
+        "mode": row["mode"],
+        "status": row["status"],
+        "rateCents": row["rate_cents"],
+        # While active, the meter's last persisted state (at most a second old); at the end, the billed total.
+        "billableSeconds": (int(row["meter_billable_seconds"]) if row["status"] == State.ACTIVE
+                            else row["billable_seconds"]),
+        "chargedCents": row["charged_cents"],
+        "minutesCharged": row["meter_minutes_charged"],
+        "requestedAt": iso(row["requested_at"]),
+        "acceptedAt": iso(row["accepted_at"]),
+        "startedAt": iso(row["started_at"]),
+        "endedAt": iso(row["ended_at"]),
+        "endReason": row["end_reason"],
+        "expiresAt": iso(row["expires_at"]) if row["status"] == State.REQUESTED else None,
+    }
+    if row["mode"] == "scheduled":
+        body["startsAt"] = iso(row["scheduled_start"])
+        body["endsAt"] = iso(row["scheduled_end"])
+        body["minutes"] = row["scheduled_minutes"]
+    return body
+
+
+async def fetch(db: asyncpg.Connection | asyncpg.Pool, session_id: str, *, lock: bool = False) -> asyncpg.Record:
+    """The reading, or a 404; ``lock`` takes the row lock (inside a transaction) for a state change."""
+    suffix = " FOR UPDATE OF s" if lock else ""
+    row = await db.fetchrow(f"SELECT {COLUMNS} FROM {FROM} WHERE s.id = $1{suffix}", session_id)  # noqa: S608
+    if row is None:
+        raise NotFound("no such session", code="unknown_session")
+    return row
+
+
+def actor_of(row: asyncpg.Record | dict[str, Any], user_id: str) -> Actor:
+    """Which side of the reading ``user_id`` is; anyone else gets the same 404 as for an unknown id."""
+    if str(row["client_id"]) == user_id:
+        return Actor.CLIENT
+    if str(row["reader_id"]) == user_id:
+        return Actor.READER
+    # Not 403: a stranger must not learn that the id exists.
+    raise NotFound("no such session", code="unknown_session")
+
+
+async def fetch_for(db: asyncpg.Connection | asyncpg.Pool, session_id: str, user_id: str, *,
+                    lock: bool = False) -> tuple[asyncpg.Record, Actor]:
+    row = await fetch(db, session_id, lock=lock)
+    return row, actor_of(row, user_id)
+
+
+async def apply(conn: asyncpg.Connection, session_id: str, event: Event, actor: Actor, *,
+                reason: str | None = None, user_id: str | None = None,
+                sets: dict[str, Any] | None = None) -> tuple[asyncpg.Record, asyncpg.Record]:
+    """Lock, check with the state machine, write; returns (before, after). Must run inside a transaction.
+
+    ``user_id`` (for a client or reader actor) must be that side of the reading; ``sets`` are extra
+    columns written with the change (totals at the end, for example).
+    """
+    before = await fetch(conn, session_id, lock=True)
+    if user_id is not None and actor_of(before, user_id) is not actor:
+        raise Forbidden(f"only the {actor.value} of this reading can do that", code="not_allowed")
+    try:
+        after_state = transition(before["status"], event, actor, before["mode"])
+    except IllegalTransition as exc:
+        raise Conflict(exc.message, code=exc.code) from None
+    columns = {"status": after_state.value, **(sets or {})}
+    if after_state in _STAMP:
+        columns.setdefault(_STAMP[after_state], datetime.now(UTC))
+    if reason is not None:
+        columns["end_reason"] = reason
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=2))
+    await conn.execute(
+        f"UPDATE rtc_sessions SET {assignments} WHERE id = $1",  # noqa: S608 (column names are ours)
+        session_id, *columns.values(),
+    )
+    after = await fetch(conn, session_id)
+    return before, after
+
+
+async def history(db: asyncpg.Connection | asyncpg.Pool, user_id: str, *, limit: int = 50,
+                  statuses: list[str] | None = None, before: datetime | None = None) -> list[asyncpg.Record]:
+    """A user's readings (as client or reader), newest first."""
+    return list(await db.fetch(
+        f"SELECT {COLUMNS} FROM {FROM} WHERE (s.client_id = $1 OR s.reader_id = $1)"  # noqa: S608
+        " AND ($2::text[] IS NULL OR s.status = ANY($2)) AND ($3::timestamptz IS NULL OR s.requested_at < $3)"
+        " ORDER BY s.requested_at DESC LIMIT $4",
+        user_id, statuses, before, limit,
+    ))
+
+
+async def set_reader_busy(conn: asyncpg.Connection, reader_id: str, busy: bool) -> None:
+    """``busy`` while a reading holds the reader; afterwards back to what the reader chose."""
+    if busy:
+        await conn.execute("UPDATE reader_availability SET status = 'busy', updated_at = now() WHERE reader_id = $1",
+                           reader_id)
+    else:
+        await conn.execute(
+            "UPDATE reader_availability SET status = chosen_status, updated_at = now()"
+            " WHERE reader_id = $1 AND NOT EXISTS (SELECT 1 FROM rtc_sessions WHERE reader_id = $1"
+            " AND (status = 'active' OR (mode = 'per_minute' AND status = 'accepted')))",
+            reader_id,
+        )

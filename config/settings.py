@@ -1,0 +1,185 @@
+"""SoulSeer's settings: read from the environment once, validated, immutable, passed down explicitly."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A configuration value is unusable; the message names the variable so start-up can say it in one line."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the process needs to know about its environment, validated at start-up."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    secret_key: str = ""
+    database_url: str | None = None
+    data_dir: Path = Path(".soulseer-data")
+    redis_url: str | None = None
+    ice_servers: tuple[Mapping[str, Any], ...] = ()
+    turn_shared_secret: str | None = None
+    turn_credential_ttl: int = 3600
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    add_funds_min_cents: int = 500
+    add_funds_max_cents: int = 50_000
+    request_expiry_seconds: int = 60
+    grace_seconds: int = 60
+    schedule_early_join_seconds: int = 600
+    reader_no_show_seconds: int = 600
+    cancel_full_refund_hours: int = 24
+    late_cancel_refund_percent: int = 0
+    max_participants: int = 500
+    max_viewers_per_stream: int = 1000
+    login_attempts_per_minute: int = 10
+    log_level: str = "INFO"
+    log_json: bool = True
+    metrics_token: str | None = None
+    message_refund_after_seconds: int = 72 * 3600
+    message_sweep_interval_seconds: int = 60
+    gift_rate_limit: int = 10
+    stream_chat_rate_limit: int = 10
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies get the Secure flag whenever the public URL is https."""
+        return self.public_url.startswith("https://")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(name, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        raise SettingsError(name, f"must be a URL with scheme {' or '.join(schemes)}")
+    return raw
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(name, f"must be true or false, got {raw!r}")
+
+
+def _ice_servers(env: Mapping[str, str]) -> tuple[Mapping[str, Any], ...]:
+    """ICE servers in the browser's RTCIceServer shape; empty by default so nothing reaches the internet."""
+    servers: list[dict[str, Any]] = []
+    raw = env.get("WEBRTC_ICE_SERVERS")
+    if raw:
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SettingsError("WEBRTC_ICE_SERVERS", f"is not valid JSON ({exc.msg})") from None
+        if isinstance(parsed, dict):
+            parsed = [parsed]
+        if not isinstance(parsed, list):
+            raise SettingsError("WEBRTC_ICE_SERVERS", "must be a JSON list of {urls, username?, credential?}")
+        for entry in parsed:
+            if isinstance(entry, str):
+                entry = {"urls": entry}
+            if not isinstance(entry, dict) or "urls" not in entry:
+                raise SettingsError("WEBRTC_ICE_SERVERS", "every entry needs a 'urls' field")
+            urls = entry["urls"] if isinstance(entry["urls"], list) else [entry["urls"]]
+            if not urls or not all(
+                isinstance(u, str) and u.split(":", 1)[0] in {"stun", "stuns", "turn", "turns"} for u in urls
+            ):
+                raise SettingsError("WEBRTC_ICE_SERVERS", "urls must start with stun:, stuns:, turn: or turns:")
+            servers.append(dict(entry))
+    turn = env.get("WEBRTC_TURN_SERVERS")
+    if turn:
+        urls = [u.strip() for u in turn.split(",") if u.strip()]
+        if not all(u.split(":", 1)[0] in {"turn", "turns"} for u in urls):
+            raise SettingsError("WEBRTC_TURN_SERVERS", "must be a comma-separated list of turn: or turns: URLs")
+        turn_entry: dict[str, Any] = {"urls": urls}
+        if env.get("WEBRTC_TURN_SERVERS_USERNAME"):
+            turn_entry["username"] = env["WEBRTC_TURN_SERVERS_USERNAME"]
+        if env.get("WEBRTC_TURN_SERVERS_PASSWORD"):
+            turn_entry["credential"] = env["WEBRTC_TURN_SERVERS_PASSWORD"]
+        servers.append(turn_entry)
+    return tuple(servers)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the environment (``os.environ`` by default) into one :class:`Settings`."""
+    env = os.environ if env is None else env
+    port = _int(env, "SOULSEER_PORT", 8080, 1, 65535)
+    host = env.get("SOULSEER_HOST") or "127.0.0.1"
+    public_url = _url(env, "SOULSEER_PUBLIC_URL", ("http", "https")) or f"http://{host}:{port}"
+    secret_key = env.get("SOULSEER_SECRET_KEY") or ""
+    if secret_key and len(secret_key) < 16:
+        raise SettingsError("SOULSEER_SECRET_KEY", "must be at least 16 characters")
+    level = (env.get("SOULSEER_LOG_LEVEL") or "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError("SOULSEER_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+    min_cents = _int(env, "SOULSEER_ADD_FUNDS_MIN_CENTS", 500, 50, 10_000_000)
+    max_cents = _int(env, "SOULSEER_ADD_FUNDS_MAX_CENTS", 50_000, 50, 10_000_000)
+    if max_cents < min_cents:
+        raise SettingsError("SOULSEER_ADD_FUNDS_MAX_CENTS", "must not be below SOULSEER_ADD_FUNDS_MIN_CENTS")
+    return Settings(
+        host=host,
+        port=port,
+        public_url=public_url.rstrip("/"),
+        secret_key=secret_key,
+        database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
+        data_dir=Path(env.get("SOULSEER_DATA_DIR") or ".soulseer-data"),
+        redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+        ice_servers=_ice_servers(env),
+        turn_shared_secret=env.get("WEBRTC_TURN_SHARED_SECRET") or None,
+        turn_credential_ttl=_int(env, "WEBRTC_TURN_CREDENTIAL_TTL", 3600, 60, 86_400),
+        stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
+        stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SIGNING_SECRET") or None,
+        stripe_api_base=_url(env, "STRIPE_API_BASE", ("http", "https")),
+        add_funds_min_cents=min_cents,
+        add_funds_max_cents=max_cents,
+        request_expiry_seconds=_int(env, "SOULSEER_REQUEST_EXPIRY_SECONDS", 60, 5, 3600),
+        grace_seconds=_int(env, "SOULSEER_GRACE_SECONDS", 60, 1, 3600),
+        schedule_early_join_seconds=_int(env, "SOULSEER_SCHEDULE_EARLY_JOIN_SECONDS", 600, 0, 86_400),
+        reader_no_show_seconds=_int(env, "SOULSEER_READER_NO_SHOW_SECONDS", 600, 60, 86_400),
+        cancel_full_refund_hours=_int(env, "SOULSEER_CANCEL_FULL_REFUND_HOURS", 24, 0, 24 * 30),
+        late_cancel_refund_percent=_int(env, "SOULSEER_LATE_CANCEL_REFUND_PERCENT", 0, 0, 100),
+        max_participants=_int(env, "SOULSEER_MAX_PARTICIPANTS", 500, 2, 100_000),
+        max_viewers_per_stream=_int(env, "SOULSEER_MAX_VIEWERS_PER_STREAM", 1000, 1, 100_000),
+        login_attempts_per_minute=_int(env, "SOULSEER_LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10_000),
+        log_level=level,
+        log_json=_bool(env, "SOULSEER_LOG_JSON", True),
+        metrics_token=env.get("SOULSEER_METRICS_TOKEN") or None,
+        message_refund_after_seconds=_int(env, "SOULSEER_MESSAGE_REFUND_AFTER_SECONDS", 72 * 3600, 60, 90 * 86_400),
+        message_sweep_interval_seconds=_int(env, "SOULSEER_MESSAGE_SWEEP_INTERVAL_SECONDS", 60, 1, 86_400),
+        gift_rate_limit=_int(env, "SOULSEER_GIFT_RATE_LIMIT", 10, 1, 10_000),
+        stream_chat_rate_limit=_int(env, "SOULSEER_STREAM_CHAT_RATE_LIMIT", 10, 1, 10_000),
+    )

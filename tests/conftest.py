@@ -1,0 +1,116 @@
+"""Shared fixtures: a real PostgreSQL with a clean, migrated database for every test, and the app on it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import create_app
+from api.migrations import migrate
+from config import Settings, load_settings
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """TEST_DATABASE_URL (or DATABASE_URL) when set; otherwise an embedded pgserver for the whole run."""
+    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="soulseer-pg-"))
+    server = pgserver.get_server(folder, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_url: str) -> Iterator[str]:
+    """A database migrated once per run; each test's database is a cheap copy of it."""
+    name = f"soulseer_tpl_{os.getpid()}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(_with_database(postgres_url, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(_drop(postgres_url, name))
+
+
+async def _drop(postgres_url: str, name: str) -> None:
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+    """A fresh database for this test alone, dropped afterwards."""
+    name = f"soulseer_t_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    yield _with_database(postgres_url, name)
+    asyncio.run(_drop(postgres_url, name))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    base = load_settings({})
+    return replace(base, database_url=database_url, data_dir=tmp_path / "data",
+                   secret_key="test-secret-key-not-for-production", log_json=False)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    from api.database import _init
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10, init=_init)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[TestClient]:
+    """The whole app on a real TCP port (127.0.0.1), with a cookie jar like a browser's."""
+    app = create_app(settings)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client

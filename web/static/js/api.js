@@ -1,0 +1,83 @@
+// Calls to SoulSeer's REST API from a page: JSON in and out, the login's CSRF token on every write,
+// and errors as ApiError values carrying the API's {code, message, field}.
+
+export class ApiError extends Error {
+  constructor(status, code, message, field) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.field = field ?? null;
+  }
+}
+
+export function csrfToken() {
+  return document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+}
+
+export async function api(path, { method = "GET", body, signal } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && method !== "HEAD") {
+    const token = csrfToken();
+    if (token) headers["X-CSRF-Token"] = token;
+  }
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      signal,
+    });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, "network", "We couldn't reach SoulSeer. Check your connection and try again.");
+  }
+  let payload = null;
+  const text = await response.text();
+  if (text) {
+    try { payload = JSON.parse(text); } catch { payload = null; }
+  }
+  if (!response.ok) {
+    const error = payload?.error ?? {};
+    throw new ApiError(response.status, error.code ?? "error",
+      error.message ?? `Something went wrong (${response.status}).`, error.field);
+  }
+  return payload;
+}
+
+// Show an API error next to the form field it names (the API's 422 `field`), else in the form's banner.
+export function showFormError(form, error, banner) {
+  clearFormErrors(form, banner);
+  const slot = error.field ? form.querySelector(`[data-error-for="${CSS.escape(error.field)}"]`) : null;
+  if (slot) {
+    slot.textContent = sentence(error.message);
+    const field = slot.closest(".field, .fieldset");
+    field?.classList.add("has-error");
+    const input = form.querySelector(`[name="${CSS.escape(error.field)}"]`);
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    }
+    return;
+  }
+  if (banner) {
+    banner.textContent = sentence(error.message);
+    banner.hidden = false;
+    banner.focus?.();
+  }
+}
+
+export function clearFormErrors(form, banner) {
+  for (const slot of form.querySelectorAll("[data-error-for]")) slot.textContent = "";
+  for (const field of form.querySelectorAll(".has-error")) field.classList.remove("has-error");
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  if (banner) { banner.hidden = true; banner.textContent = ""; }
+}
+
+function sentence(message) {
+  const text = String(message || "Something went wrong.");
+  return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".");
+}

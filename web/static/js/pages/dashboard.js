@@ -1,0 +1,258 @@
+// Reader dashboard: availability, auto-accept, rates, profile, earnings, and incoming requests
+// (shown, rung with a WebAudio tone, accepted or declined; accepted at once when auto-accept is on).
+import { AlertTone } from "../alert-tone.js";
+import { api, clearFormErrors, showFormError } from "../api.js";
+import { endpoints } from "../endpoints.js";
+import { localTime, money, parseDollars } from "../format.js";
+import { pageData, toast } from "../layout.js";
+import { SoulSeerClient } from "../soulseer-client.js";
+
+const data = pageData();
+const tone = new AlertTone();
+const POLL_MS = 2500;
+
+// ---- availability and auto-accept ----
+const toggle = document.querySelector("[data-availability]");
+const toggleLabel = document.querySelector("[data-availability-label]");
+const statusBadge = document.querySelector("[data-availability-status]");
+const availabilityError = document.querySelector("[data-availability-error]");
+const STATUS_TEXT = { online: "Online", busy: "In a reading", offline: "Offline" };
+
+function showAvailability(status, chosen = status) {
+  toggle.checked = chosen !== "offline";
+  toggleLabel.textContent = chosen === "offline" ? "You are offline" : "You are online";
+  statusBadge.className = `status ${status}`;
+  statusBadge.textContent = STATUS_TEXT[status] ?? status;
+}
+
+toggle.addEventListener("change", async () => {
+  tone.unlock();
+  const wanted = toggle.checked ? "online" : "offline";
+  availabilityError.textContent = "";
+  toggle.disabled = true;
+  try {
+    const { status, chosenStatus } = await api(endpoints.availability, { method: "POST", body: { status: wanted } });
+    showAvailability(status, chosenStatus ?? status);
+  } catch (error) {
+    showAvailability(wanted === "online" ? "offline" : "online");
+    availabilityError.textContent = error.message;
+  } finally {
+    toggle.disabled = false;
+  }
+});
+
+const autoAccept = document.querySelector("[data-auto-accept]");
+const autoAcceptStatus = document.querySelector("[data-auto-accept-status]");
+autoAccept.addEventListener("change", async () => {
+  tone.unlock();
+  autoAcceptStatus.textContent = "";
+  try {
+    await api(endpoints.profile, { method: "POST", body: { autoAccept: autoAccept.checked } });
+    signaling.autoAcceptCalls = autoAccept.checked;
+    autoAcceptStatus.textContent = autoAccept.checked ? "Requests will be accepted automatically." : "You'll be asked for each request.";
+    autoAcceptStatus.className = "form-status ok";
+  } catch (error) {
+    autoAccept.checked = !autoAccept.checked;
+    autoAcceptStatus.textContent = error.message;
+    autoAcceptStatus.className = "form-status field-error";
+  }
+});
+
+// ---- rates and profile forms ----
+function wireForm(form, buildBody, path, done) {
+  const banner = form.querySelector("[data-form-error]");
+  const status = form.querySelector("[data-form-status]");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormErrors(form, banner);
+    status.textContent = "";
+    let body;
+    try {
+      body = buildBody();
+    } catch (error) {
+      showFormError(form, error, banner);
+      return;
+    }
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    try {
+      const result = await api(path, { method: "POST", body });
+      status.textContent = "Saved.";
+      status.className = "form-status ok";
+      done?.(result);
+    } catch (error) {
+      showFormError(form, error, banner);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function centsFrom(input, field) {
+  const cents = parseDollars(input.value || "0");
+  if (cents === null) {
+    throw Object.assign(new Error("Enter an amount like 2.50"), { field });
+  }
+  return cents;
+}
+
+const ratesForm = document.querySelector("[data-rates-form]");
+wireForm(ratesForm, () => {
+  const flatCents = {};
+  for (const input of ratesForm.querySelectorAll("[data-flat]")) flatCents[input.dataset.flat] = centsFrom(input, "flatCents");
+  return {
+    chatCents: centsFrom(ratesForm.chatCents, "chatCents"),
+    audioCents: centsFrom(ratesForm.audioCents, "audioCents"),
+    videoCents: centsFrom(ratesForm.videoCents, "videoCents"),
+    flatCents,
+  };
+}, endpoints.rates, (rates) => {
+  for (const kind of ["chat", "audio", "video"]) {
+    if (rates?.[`${kind}Cents`] !== undefined) ratesForm[`${kind}Cents`].value = money(rates[`${kind}Cents`]).slice(1);
+  }
+});
+
+const profileForm = document.querySelector("[data-profile-form]");
+wireForm(profileForm, () => ({ specialties: profileForm.specialties.value, bio: profileForm.bio.value }),
+  endpoints.profile, ({ profile }) => { profileForm.specialties.value = profile.specialties.join(", "); });
+
+// ---- earnings ----
+async function loadEarnings() {
+  try {
+    const { earningsCents, transactions } = await api(`${endpoints.earnings}?limit=5`);
+    document.querySelector("[data-earnings-total]").textContent = money(earningsCents);
+    const list = document.querySelector("[data-earnings-list]");
+    list.replaceChildren();
+    for (const tx of transactions ?? []) {
+      const item = document.createElement("li");
+      const what = document.createElement("div");
+      what.className = "grow";
+      what.textContent = tx.kind === "reading_minute" ? "Reading minute" : tx.kind.replaceAll("_", " ");
+      const when = document.createElement("small");
+      when.className = "muted";
+      when.textContent = ` ${localTime(tx.createdAt)}`;
+      what.append(document.createElement("br"), when);
+      const amount = document.createElement("strong");
+      amount.className = `tabular ${tx.amountCents >= 0 ? "amount-in" : ""}`;
+      amount.textContent = `${tx.amountCents >= 0 ? "+" : ""}${money(tx.amountCents)}`;
+      item.append(what, amount);
+      list.append(item);
+    }
+    list.hidden = list.children.length === 0;
+  } catch { /* earnings are informative; the rest of the page works without them */ }
+}
+loadEarnings();
+
+// ---- incoming requests ----
+const incoming = document.querySelector("[data-incoming]");
+const incomingList = document.querySelector("[data-incoming-list]");
+const seen = new Set();
+let requests = new Map((data.requests ?? []).map((r) => [r.id, r]));
+const baseTitle = document.title;
+
+const signaling = new SoulSeerClient({ sessionType: "chat", userId: data.user?.id,
+  autoAcceptCalls: Boolean(data.profile?.autoAccept) });
+
+function renderRequests() {
+  incomingList.replaceChildren();
+  for (const request of requests.values()) {
+    const item = document.createElement("div");
+    item.className = "request-item";
+    item.dataset.requestId = request.id;
+    const text = document.createElement("div");
+    text.className = "grow";
+    const who = document.createElement("strong");
+    who.textContent = request.clientName ?? "A client";
+    const detail = document.createElement("div");
+    detail.className = "muted";
+    const article = request.sessionType === "audio" ? "an" : "a";
+    detail.textContent = `wants ${article} ${request.sessionType} reading · ${money(request.rateCents)}/min`;
+    text.append(who, detail);
+    const accept = button("Accept", "button success", () => accept_(request.id, accept));
+    const decline = button("Decline", "button secondary", () => decline_(request.id, decline));
+    item.append(text, accept, decline);
+    incomingList.append(item);
+  }
+  const count = requests.size;
+  incoming.hidden = count === 0;
+  incoming.classList.toggle("ringing", count > 0);
+  document.title = count ? `(${count}) New request · SoulSeer` : baseTitle;
+}
+
+function button(label, className, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = className;
+  b.textContent = label;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+const accepting = new Set();
+
+async function accept_(sessionId, control) {
+  if (accepting.has(sessionId)) return;
+  accepting.add(sessionId);
+  if (control) control.disabled = true;
+  try {
+    await signaling.acceptSession(sessionId);
+    window.location.assign(`/readings/${encodeURIComponent(sessionId)}`);
+  } catch (error) {
+    accepting.delete(sessionId);
+    if (control) control.disabled = false;
+    toast(error.message);
+    await poll();
+  }
+}
+
+async function decline_(sessionId, control) {
+  control.disabled = true;
+  try {
+    await api(endpoints.decline(sessionId), { method: "POST" });
+  } catch (error) {
+    toast(error.message);
+  }
+  requests.delete(sessionId);
+  renderRequests();
+}
+
+function arrived(list) {
+  const fresh = list.filter((r) => !seen.has(r.id));
+  for (const r of list) seen.add(r.id);
+  requests = new Map(list.map((r) => [r.id, r]));
+  renderRequests();
+  if (!fresh.length) return;
+  incoming.dataset.alerts = String(Number(incoming.dataset.alerts ?? 0) + 1);
+  tone.play();
+  // The module accepts at once when auto-accept is on (it may have already, from the live notification).
+  for (const r of fresh) signaling.handleIncomingRequest(r.id);
+}
+
+async function poll() {
+  try {
+    const { sessions } = await api(`${endpoints.readerSessions}?status=requested`);
+    arrived(sessions.filter((s) => s.status === "requested").map((s) => ({
+      id: s.id,
+      clientName: s.clientName ?? s.client?.displayName,
+      sessionType: s.sessionType,
+      rateCents: s.rateCents,
+      requestedAt: s.requestedAt,
+    })));
+  } catch { /* try again on the next tick */ }
+}
+
+// Live: a `session-requested` notification on the signaling socket; polling covers a dropped socket.
+signaling.addEventListener("incoming-request", () => poll());
+signaling.addEventListener("notification", ({ detail }) => {
+  if (["session-cancelled", "session-expired"].includes(detail.kind)) poll();
+});
+signaling.addEventListener("auto-accepted", ({ detail }) => {
+  window.location.assign(`/readings/${encodeURIComponent(detail.session.id)}`);
+});
+signaling.addEventListener("error", ({ detail }) => {
+  if (detail.code !== "connection_lost") toast(detail.message);
+});
+signaling.connect();
+
+arrived([...requests.values()]);
+setInterval(poll, POLL_MS);

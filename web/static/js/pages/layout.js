@@ -1,0 +1,2 @@
+// Pages with no behaviour of their own still get the shared layout (log out, local times).
+import "../layout.js";

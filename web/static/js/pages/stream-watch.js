@@ -1,0 +1,110 @@
+// Watching a live stream: the video, gifts (with their animation), the live leaderboard and the stream chat;
+// a client can send gifts and ask the streaming reader for a private reading.
+import { api } from "../api.js";
+import { endpoints } from "../endpoints.js";
+import { money } from "../format.js";
+import { pageData, setNavBalance } from "../layout.js";
+import { StreamClient } from "../stream-client.js";
+import { StreamView, showConnection, wireChat } from "../stream-view.js";
+
+const data = pageData();
+const root = document.querySelector("[data-stream-watch]");
+const view = new StreamView(root, { userId: data.user?.id });
+const video = root.querySelector("[data-remote-video]");
+const placeholder = root.querySelector("[data-placeholder]");
+const placeholderText = root.querySelector("[data-placeholder-text]");
+const connection = root.querySelector("[data-connection]");
+const status = root.querySelector("[data-stream-status]");
+const giftPanel = root.querySelector("[data-gift-panel]");
+const giftError = root.querySelector("[data-gift-error]");
+const playBlocked = root.querySelector("[data-play-blocked]");
+
+const GIFT_ERRORS = {
+  insufficient_funds: "Your balance doesn't cover this gift.",
+  stream_ended: "This stream has ended.",
+  rate_limited: "That's a lot of gifts at once! Wait a few seconds.",
+};
+
+function ended() {
+  status.textContent = "Ended";
+  placeholder.hidden = false;
+  video.hidden = true;
+  placeholderText.textContent = "This stream has ended. Thank you for watching!";
+  if (giftPanel) giftPanel.hidden = true;
+  showConnection(connection, "closed");
+}
+
+const client = new StreamClient({ streamId: data.stream.id });
+window.soulseerStream = client; // tests and the curious read getStats() here
+client.addEventListener("connection", (e) => showConnection(connection, e.detail.state));
+client.addEventListener("stream-state", (e) => {
+  view.state(e.detail);
+  if (e.detail.status === "ended") ended();
+});
+client.addEventListener("gift", (e) => view.gift(e.detail));
+client.addEventListener("chat-message", (e) => view.chat(e.detail));
+client.addEventListener("remote-stream", (e) => {
+  if (video.srcObject !== e.detail.stream) video.srcObject = e.detail.stream;
+  video.hidden = false;
+  placeholder.hidden = true;
+  video.play().catch(() => { playBlocked.hidden = false; });
+});
+client.addEventListener("error", (e) => {
+  if (e.detail.code === "stream_ended") ended();
+  else if (e.detail.code === "rate_limited") view.system("Slow down a little: too many messages.");
+  else view.system(e.detail.message);
+});
+root.querySelector("[data-play]")?.addEventListener("click", () => {
+  video.muted = false;
+  video.play().then(() => { playBlocked.hidden = true; }).catch(() => {});
+});
+wireChat(root.querySelector("[data-chat-form]"), client, view);
+
+if (data.stream.status === "live") client.start();
+else ended();
+
+// ---- gifts ----
+for (const button of root.querySelectorAll("[data-gift-id]")) {
+  button.addEventListener("click", async () => {
+    giftError.textContent = "";
+    button.disabled = true;
+    // One request id per click: a retry of this click (a network blip) cannot pay twice.
+    const requestId = crypto.randomUUID();
+    try {
+      const { balanceCents } = await api(`/api/streams/${encodeURIComponent(data.stream.id)}/gifts`, {
+        method: "POST", body: { giftId: button.dataset.giftId, requestId } });
+      if (Number.isInteger(balanceCents)) setNavBalance(balanceCents, money);
+    } catch (error) {
+      giftError.textContent = GIFT_ERRORS[error.code] ?? error.message;
+      if (error.code === "insufficient_funds") {
+        const link = document.createElement("a");
+        link.href = "/wallet";
+        link.textContent = " Add funds";
+        giftError.append(link);
+      }
+      if (error.code === "stream_ended") ended();
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+// ---- from the stream to a private reading ----
+const startError = root.querySelector("[data-start-error]");
+for (const button of root.querySelectorAll("[data-start]")) {
+  button.addEventListener("click", async () => {
+    startError.textContent = "";
+    button.disabled = true;
+    try {
+      const { session } = await api(endpoints.requestSession, {
+        method: "POST", body: { readerId: data.stream.readerId, sessionType: button.dataset.start } });
+      client.leave();
+      window.location.assign(`/readings/${encodeURIComponent(session.id)}`);
+    } catch (error) {
+      startError.textContent = error.code === "insufficient_funds"
+        ? "Your balance doesn't cover a first minute with this reader." : error.message;
+      button.disabled = false;
+    }
+  });
+}
+window.addEventListener("pagehide", () => client.leave());
