@@ -43,7 +43,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def encode_video(seconds: float, width: int = 640, height: int = 480, bitrate: int = 1_000_000) -> list[bytes]:  # noqa: E501
+def encode_video(seconds: float, width: int = 640, height: int = 480, bitrate: int = 1_000_000) -> list[bytes]:
     """A GOP of VP8 frames (keyframe first): a panning blocky texture with a noisy patch.
 
     Tuned to look like a webcam at 1 Mbps to the relay: ~30 KB keyframe, ~3.5 KB delta frames.
