@@ -96,13 +96,19 @@ async def test_an_audio_reading_ended_by_the_reader(browser: Browser, server: Te
     await reader.context.close()
 
 
-async def test_a_chat_reading_with_no_camera_or_microphone(browser: Browser, server: TestServer,
-                                                          database_url: str) -> None:
+async def test_a_chat_reading_accepted_automatically_with_no_camera_or_microphone(
+        browser: Browser, server: TestServer, database_url: str) -> None:
     console = Console()
     reader = await ready_reader(browser, server, console, name="Sage Okafor")
+    await reader.page.get_by_label("Accept requests automatically").check()
+    await expect(reader.page.locator("[data-auto-accept-status]")).to_have_text(
+        "Requests will be accepted automatically.")
     # Enough for one minute at $0.99 (and a bit): the low-balance banner shows from the start.
     client = await funded_client(browser, server, console, database_url, name="Ada", media=False, cents=150)
-    await request_and_accept(client, reader, "chat")
+    await client.page.goto("/")
+    await client.page.locator(f'[data-reader-id="{reader.user["id"]}"]').get_by_role(
+        "button", name="Start chat").click()
+    await reader.page.wait_for_url("**/readings/*")  # the reader's dashboard accepted and opened the room
 
     for party in (client, reader):
         await expect(party.page.locator("[data-connection]")).to_have_text("Connected", timeout=15_000)

@@ -1,5 +1,5 @@
 """A reading request as both people see it: the client's waiting screen, the reader's alert, and every way
-a request can close (declined, cancelled, expired, or accepted automatically)."""
+a request can close unanswered (declined, cancelled, expired); automatic acceptance is in the chat reading."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from tests.web.conftest import Console, shot
-from tests.web.reading_steps import ENDED, funded_client, ready_reader
+from tests.web.reading_steps import funded_client, ready_reader
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -40,27 +40,6 @@ async def test_a_declined_request_then_a_cancelled_one(browser: Browser, server:
     await client.page.get_by_role("button", name="Cancel request").click()
     await expect(client.page.get_by_role("heading", name="The request was cancelled")).to_be_visible()
     await expect(incoming).to_be_hidden()
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
-
-
-async def test_a_reader_who_accepts_automatically_lands_in_the_reading(browser: Browser, server: TestServer,
-                                                                     database_url: str) -> None:
-    console = Console()
-    reader = await ready_reader(browser, server, console)
-    await reader.page.get_by_label("Accept requests automatically").check()
-    await expect(reader.page.locator("[data-auto-accept-status]")).to_have_text(
-        "Requests will be accepted automatically.")
-    client = await funded_client(browser, server, console, database_url)
-    await client.page.goto("/")
-    await client.page.locator(f'[data-reader-id="{reader.user["id"]}"]').get_by_role(
-        "button", name="Start chat").click()
-    await reader.page.wait_for_url("**/readings/*")
-    for party in (client, reader):
-        await expect(party.page.locator("[data-connection]")).to_have_text("Connected", timeout=15_000)
-    await client.page.get_by_role("button", name="End reading").click()
-    await expect(reader.page.get_by_role("heading", name=ENDED)).to_be_visible()
     assert console.violations() == []
     await client.context.close()
     await reader.context.close()
