@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from api import page_format
 from api import validation as v
 from api.appkeys import DATABASE, SETTINGS
 from api.auth import User, require
@@ -49,8 +50,9 @@ def sent_json(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def broadcast_json(row: asyncpg.Record) -> dict[str, Any]:
-    """The signaling ``gift`` message body: ``{streamId, from, giftId, name, priceCents}`` (+ icon, id)."""
-    return {"streamId": str(row["stream_id"]), "from": {"id": str(row["sender_id"]), "name": row["sender_name"]},
+    """The signaling ``gift`` message body: ``{streamId, from, giftId, name, priceCents}`` (+ fromName, icon, id);
+    ``from`` is the sender's user id, as in a reading's ``chat-message``."""
+    return {"streamId": str(row["stream_id"]), "from": str(row["sender_id"]), "fromName": row["sender_name"],
             "giftId": str(row["gift_id"]), "name": row["name"], "priceCents": row["price_cents"],
             "icon": row["icon"], "id": str(row["id"])}
 
@@ -107,7 +109,8 @@ async def send_gift(request: web.Request) -> web.Response:
                                       cents=gift["price_cents"], key=gift_key(user.id, request_id), kind="gift",
                                       ref=send_id, memo=f"gift {gift['name']} on stream {stream_id}")
         except InsufficientFunds:
-            raise PaymentRequired(f"your balance does not cover {gift['name']}") from None
+            raise PaymentRequired(f"your balance does not cover {gift['name']} "
+                                  f"({page_format.money(gift['price_cents'])})") from None
         inserted = await conn.fetchval(
             "INSERT INTO gift_sends (id, stream_id, sender_id, gift_id, request_id, price_cents, ledger_txn_id,"
             " ledger_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import notifications
+from api import notifications, page_format
 from api import validation as v
 from api.appkeys import DATABASE, SETTINGS
 from api.auth import User, require
@@ -165,7 +165,7 @@ async def post_message(request: web.Request) -> web.Response:
                                           key=message_key(message_id), kind="message", ref=message_id,
                                           memo=f"message to {thread['reader_name']}")
             except InsufficientFunds:
-                raise PaymentRequired(f"a message to {thread['reader_name']} costs {price} cents; "
+                raise PaymentRequired(f"a message to {thread['reader_name']} costs {page_format.money(price)}; "
                                       "add funds first") from None
             txn_id = str(txn.id)
         row = await conn.fetchrow(

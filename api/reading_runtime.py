@@ -111,6 +111,8 @@ class ReadingRuntime:
         self._balance: int | None = None
         self._earned = 0
         self._refund: Refund | None = None
+        # Decisions a database error interrupted, carried out again (idempotently) on the next tick.
+        self._retry: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
         self._log = {"sessionId": self.session_id}
@@ -297,14 +299,23 @@ class ReadingRuntime:
         if self.scheduled and self.status is State.ACTIVE:
             if self._ends_at is not None and now >= self._ends_at:
                 await self._end(Actor.SYSTEM, "time_up")
-            else:
-                self._push_state()
+                return
+            # Unmetered, but alive: recovery must not take a running scheduled reading for an orphan.
+            await recovery.record_heartbeat(self._pool, self.session_id, now - (self._started_at or now), 0)
+            self._push_state()
             return
         if self._meter is None or self.status is not State.ACTIVE:
             return
-        await self._execute(self._meter.tick(now), now)
-        if self.status is not State.ACTIVE:
+        if self._retry:
+            retry, self._retry = self._retry, []
+            await self._execute(retry, now)
+        if self._meter.ended and self.status is State.ACTIVE and not self._retry:
+            # The meter ended but the settlement did not commit (database error): settle again.
+            await self._settle(self._meter.end_reason or "ended", now)
             return
+        await self._execute(self._meter.tick(now), now)
+        if self.status is not State.ACTIVE or self._retry:
+            return  # no heartbeat while a charge is outstanding: a crash must settle from the ledger's minutes
         meter = self._meter
         await recovery.record_heartbeat(self._pool, self.session_id, meter.billable_seconds(now), meter.minutes_charged)
         # Polling is how funds added anywhere (a webhook on another request or node) reach the meter.
@@ -328,6 +339,13 @@ class ReadingRuntime:
                     log.info("minute not covered", extra={**self._log, "minute": decision.index})
                     pending = self._meter.charge_failed(now) + pending if self._meter else pending
                     continue
+                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                    # The meter counts this minute as charged: the same (idempotent) charge must happen
+                    # before anything else, or the settlement would refund a minute the ledger never had.
+                    log.warning("minute charge failed, retrying next tick: %s", exc,
+                                extra={**self._log, "minute": decision.index})
+                    self._retry = [decision, *pending]
+                    return
                 if not charged.replayed:
                     self._earned += charged.reader_cents
                     if self._balance is not None:

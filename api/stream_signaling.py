@@ -191,7 +191,7 @@ class StreamSignaling:
             raise SignalingError("rate_limited", f"too many chat messages; wait {wait:.0f} s")
         await self._hub.broadcast(seat.stream_id, {
             "type": "chat-message", "streamId": seat.stream_id,
-            "from": {"id": socket.user_id, "name": socket.user.display_name, "role": seat.role},
+            "from": socket.user_id, "fromName": socket.user.display_name, "role": seat.role,
             "text": text, "at": datetime.now(UTC).isoformat(),
         })
 
@@ -227,6 +227,16 @@ class StreamSignaling:
         with contextlib.suppress(RelayError):
             await self._app[RELAY].close_stream(stream_id)
 
+    async def start(self) -> None:
+        """Streams left live by a previous process have no publisher here: each ends unless its reader comes back
+        within the grace period. (A stream lives on one node; several nodes serving one stream are not supported.)
+        """
+        rows = await self._app[DATABASE].pool.fetch("SELECT id FROM streams WHERE status = 'live'")
+        for row in rows:
+            self._publisher_away(str(row["id"]))
+        if rows:
+            log.info("live streams waiting for their readers", extra={"count": len(rows)})
+
     async def close(self) -> None:
         tasks, self._away = list(self._away.values()), {}
         for task in tasks:
@@ -238,6 +248,7 @@ STREAM_SIGNALING = web.AppKey("stream_signaling", StreamSignaling)
 
 
 async def _running(app: web.Application):  # type: ignore[no-untyped-def]
+    await app[STREAM_SIGNALING].start()
     yield
     await app[STREAM_SIGNALING].close()
 

@@ -1,12 +1,13 @@
 """Viewers served per core by one SoulSeer node while gifts flow on a live stream.
 
-Starts ``soulseer serve`` in a child process on a fresh PostgreSQL database, puts a reader live with an aiortc
-publisher (160x120 VP8 at 30 fps), and grows an audience of aiortc viewers, each on its own signaling socket.
-At every audience size it measures the server process's CPU over a window twice: with no gifts (the baseline)
-and while viewers send gifts at ``--gift-rate`` per second (each gift: an HTTP POST, a ledger transaction, a
-``gift`` message to every socket on the stream and a ``stream-state`` push). It prints, per size, the server's
-CPU, viewers per core, the frame rate viewers received, and gift fan-out latency (POST sent -> the last viewer
-has the ``gift`` message), plus the ratio of viewers per core with gifts to without.
+Starts ``soulseer serve`` in a child process on a fresh PostgreSQL database, puts a reader live with an
+aiortc publisher (160x120 VP8 at 30 fps), and grows an audience of aiortc viewers (each on its own signaling
+socket, counting the encoded video frames it receives without decoding them). At every audience size it
+measures the server process's CPU over a window twice: with no gifts (the baseline) and while viewers send
+gifts at ``--gift-rate`` per second (each gift: an HTTP POST, a ledger transaction, a ``gift`` message to
+every socket on the stream and a ``stream-state`` push). It prints, per size, the server's CPU, viewers per
+core, the frame rate the publisher sent and each viewer received, and gift fan-out latency (POST sent -> the
+last viewer has the ``gift`` message), plus the ratio of viewers per core with gifts to without.
 
     python bench/stream_gifts.py --viewers 10,25,50 --gift-rate 10 --seconds 8
 
@@ -41,8 +42,13 @@ from argon2 import PasswordHasher
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  # noqa: E402
+from aiortc.mediastreams import MediaStreamTrack  # noqa: E402
+from aiortc.rtp import RtpPacket  # noqa: E402
+
 from api.auth import start_login  # noqa: E402
 from billing import ledger  # noqa: E402
+from relay.aiortc_hooks import take_encoded_frames  # noqa: E402
 from tests.relay.endpoints import Endpoint  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,6 +70,50 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
+class Watcher:
+    """A viewer's peer connection that counts the encoded video frames it receives and never decodes them,
+    so the load generator stays light (the server's work is the same either way)."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.frames = 0
+        self._changed = asyncio.Event()
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
+        take_encoded_frames(transceiver.receiver, self)
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        if packet.marker:  # the last packet of a video frame
+            self.frames += 1
+            self._changed.set()
+        return False, None
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    async def wait_frames(self, count: int, timeout: float) -> bool:
+        async def reached() -> None:
+            while self.frames < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
 @dataclass
 class Tab:
     """One viewer: an account, its signaling socket and its aiortc peer."""
@@ -71,7 +121,7 @@ class Tab:
     user_id: str
     headers: dict[str, str]
     ws: aiohttp.ClientWebSocketResponse
-    endpoint: Endpoint
+    endpoint: Watcher
     gifts: dict[str, float] = field(default_factory=dict)  # gift id -> when it arrived
     reader: asyncio.Task[None] | None = None
 
@@ -97,6 +147,7 @@ class Bench:
         self.tabs: list[Tab] = []
         self.password_hash = PasswordHasher().hash("bench password not secret")
         self.gift_ids: list[dict[str, Any]] = []
+        self.publisher: asyncio.subprocess.Process | None = None
         self.sent: dict[str, float] = {}
 
     async def start(self) -> None:
@@ -143,30 +194,31 @@ class Bench:
             self.stream_id = (await resp.json())["stream"]["id"]
         async with self.http.get("/api/gifts", headers=self.reader_headers) as resp:
             self.gift_ids = (await resp.json())["gifts"]
-        self.reader_ws = await self.http.ws_connect("/ws", headers=self.reader_headers)
-        self.publisher = Endpoint("publisher", send=("video",), receive=(), data_channel=False)
-        await self.reader_ws.send_json({"type": "join", "streamId": self.stream_id})
-        await self.reader_ws.send_json({"type": "offer", "sdp": await self.publisher.offer()})
-        async for message in self.reader_ws:
-            data = json.loads(message.data)
-            if data["type"] == "answer":
-                await self.publisher.accept(data["sdp"])
-                break
-            if data["type"] == "error":
-                raise RuntimeError(data)
-        self._drain_reader = asyncio.create_task(self._drain(self.reader_ws))
+        # The publisher runs in a process of its own: the viewers' event loop, busy setting up dozens of peer
+        # connections, must not delay its answers to the relay's ICE consent checks (the relay would drop it).
+        self.publisher = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--publish", self.stream_id, "--base", self.base,
+            "--token", self.reader_headers["Authorization"].removeprefix("Bearer "),
+            stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+        self.published = 0
+        assert self.publisher.stdout is not None
+        first = await asyncio.wait_for(self.publisher.stdout.readline(), 60)
+        if not first.startswith(b"frames"):
+            raise RuntimeError(f"the publisher did not start: {first!r}")
+        self._publisher_lines = asyncio.create_task(self._follow_publisher())
 
-    @staticmethod
-    async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for _ in ws:
-            pass
+    async def _follow_publisher(self) -> None:
+        assert self.publisher is not None and self.publisher.stdout is not None
+        async for line in self.publisher.stdout:
+            if line.startswith(b"frames "):
+                self.published = int(line.split()[1])
 
     async def add_viewer(self, i: int) -> None:
         assert self.http is not None and self.pool is not None
         user_id, headers = await self.user("client", f"Viewer {i}")
         await ledger.deposit(self.pool, client_id=user_id, cents=10_000_000, key=f"bench:{user_id}", source="manual")
         ws = await self.http.ws_connect("/ws", headers=headers)
-        endpoint = Endpoint(f"viewer-{i}", send=(), receive=("video",), data_channel=False)
+        endpoint = Watcher()
         await ws.send_json({"type": "join", "streamId": self.stream_id})
         await ws.send_json({"type": "offer", "sdp": await endpoint.offer()})
         async for message in ws:
@@ -180,17 +232,20 @@ class Bench:
         tab.reader = asyncio.create_task(tab.read())
         self.tabs.append(tab)
 
-    async def grow(self, viewers: int) -> None:
+    async def grow(self, viewers: int) -> int:
+        """Add viewers up to ``viewers``; returns how many are receiving video (the rest are reported)."""
         while len(self.tabs) < viewers:
             batch = range(len(self.tabs), min(viewers, len(self.tabs) + 10))
             await asyncio.gather(*(self.add_viewer(i) for i in batch))
-        await asyncio.gather(*(t.endpoint.wait_decoded("video", t.endpoint.decoded["video"] + 3, timeout=60)
-                               for t in self.tabs))
+        receiving = await asyncio.gather(*(t.endpoint.wait_frames(t.endpoint.frames + 3, timeout=30)
+                                           for t in self.tabs))
+        return sum(receiving)
 
     async def window(self, seconds: float, gift_rate: float) -> dict[str, float]:
         """Measure one window; with ``gift_rate`` > 0, gifts are sent at that rate throughout it."""
         assert self.server is not None and self.http is not None
-        frames_before = sum(t.endpoint.decoded["video"] for t in self.tabs)
+        frames_before = sum(t.endpoint.frames for t in self.tabs)
+        published_before = self.published
         server_before, self_before = cpu_seconds(self.server.pid), time.process_time()
         started = time.monotonic()
         gifts: list[asyncio.Task[str]] = []
@@ -204,7 +259,8 @@ class Bench:
         elapsed = time.monotonic() - started
         server_cpu = cpu_seconds(self.server.pid) - server_before
         own_cpu = time.process_time() - self_before
-        frames = sum(t.endpoint.decoded["video"] for t in self.tabs) - frames_before
+        frames = sum(t.endpoint.frames for t in self.tabs) - frames_before
+        published = self.published - published_before
         latencies = []
         for gift_id in await asyncio.gather(*gifts):
             deadline = time.monotonic() + 10
@@ -215,6 +271,7 @@ class Bench:
                 latencies.append(max(a for a in arrived if a is not None) - self.sent[gift_id])
         result = {"cpu": server_cpu / elapsed, "own_cpu": own_cpu / elapsed,
                   "fps": frames / elapsed / len(self.tabs), "gifts": float(len(gifts)),
+                  "published_fps": published / elapsed,
                   "gifts_seen": float(len(latencies))}
         if latencies:
             latencies.sort()
@@ -240,10 +297,10 @@ class Bench:
             await tab.ws.close()
             if tab.reader is not None:
                 tab.reader.cancel()
-        with contextlib.suppress(Exception):
-            await self.publisher.close()
-            await self.reader_ws.close()
-            self._drain_reader.cancel()
+        if self.publisher is not None and self.publisher.returncode is None:
+            self.publisher.terminate()
+            await self.publisher.wait()
+            self._publisher_lines.cancel()
         if self.http is not None:
             await self.http.close()
         if self.pool is not None:
@@ -260,6 +317,35 @@ class Bench:
         await admin.close()
 
 
+async def publish(args: argparse.Namespace) -> None:
+    """The ``--publish`` child: the reader's tab, publishing video and printing ``frames N`` every 0.5 s."""
+    endpoint = Endpoint("publisher", send=("video",), receive=(), data_channel=False)
+    headers = {"Authorization": f"Bearer {args.token}"}
+    async with aiohttp.ClientSession(args.base) as http, http.ws_connect("/ws", headers=headers) as ws:
+        await ws.send_json({"type": "join", "streamId": args.publish})
+        await ws.send_json({"type": "offer", "sdp": await endpoint.offer()})
+        async for message in ws:
+            data = json.loads(message.data)
+            if data["type"] == "answer":
+                await endpoint.accept(data["sdp"])
+                break
+            if data["type"] == "error":
+                raise RuntimeError(data)
+
+        async def drain() -> None:  # read everything the server pushes, as a browser tab does
+            async for _ in ws:
+                pass
+
+        reading = asyncio.create_task(drain())
+        try:
+            while not reading.done():
+                print(f"frames {endpoint.tracks['video'].count}", flush=True)  # type: ignore[attr-defined]
+                await asyncio.sleep(0.5)
+        finally:
+            reading.cancel()
+            await endpoint.close()
+
+
 async def run(args: argparse.Namespace) -> None:
     bench = Bench(args)
     rows = []
@@ -267,23 +353,26 @@ async def run(args: argparse.Namespace) -> None:
         await bench.start()
         await bench.go_live()
         for viewers in args.viewers:
-            await bench.grow(viewers)
+            receiving = await bench.grow(viewers)
             idle = await bench.window(args.seconds, 0)
             busy = await bench.window(args.seconds, args.gift_rate)
+            idle["receiving"] = busy["receiving"] = receiving
             rows.append((viewers, idle, busy))
             print(f"  measured {viewers} viewers", file=sys.stderr)
     finally:
         await bench.close()
     print(f"\nstream_gifts: one node, one stream, 160x120 VP8 30 fps publisher; gifts at {args.gift_rate}/s; "
           f"{args.seconds:.0f} s windows; server CPU in cores (1.00 = one core busy)\n")
-    header = ("viewers", "gifts/s", "server cpu", "viewers/core", "fps/viewer", "gift p50 ms", "gift p95 ms",
+    header = ("viewers (receiving)", "gifts/s", "server cpu", "viewers/core", "frames/s sent", "frames/s per viewer",
+              "gift p50 ms", "gift p95 ms",
               "seen", "loadgen cpu")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for viewers, idle, busy in rows:
         for label, r in (("0 (baseline)", idle), (f"{args.gift_rate:g}", busy)):
             per_core = viewers / r["cpu"] if r["cpu"] > 0 else float("inf")
-            print(f"| {viewers} | {label} | {r['cpu']:.2f} | {per_core:.0f} | {r['fps']:.1f} | "
+            print(f"| {viewers} ({int(r['receiving'])}) | {label} | {r['cpu']:.2f} | {per_core:.0f} | "
+                  f"{r['published_fps']:.1f} | {r['fps']:.1f} | "
                   f"{r.get('p50_ms', float('nan')):.0f} | {r.get('p95_ms', float('nan')):.0f} | "
                   f"{int(r['gifts_seen'])}/{int(r['gifts'])} | {r['own_cpu']:.2f} |")
     print("\nratio of viewers/core with gifts to the baseline without:")
@@ -302,7 +391,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measured window (default 8)")
     parser.add_argument("--postgres-url", default=os.environ.get("TEST_DATABASE_URL")
                         or "postgresql://postgres@127.0.0.1:5432/postgres", help="PostgreSQL server to use")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--publish", metavar="STREAM_ID", help=argparse.SUPPRESS)
+    parser.add_argument("--base", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.publish:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(publish(args))
+        return
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ async def test_a_gift_reaches_everyone_on_the_stream_with_the_new_leaderboard(cl
     assert resp.status == 201
     for ws in sockets:
         gift = await ws.wait("gift")
-        assert gift["from"]["name"] == "Ann" and gift["giftId"] == gifts[0]["id"]
+        assert gift["fromName"] == "Ann" and gift["giftId"] == gifts[0]["id"]
         assert gift["streamId"] == stream["id"] and gift["priceCents"] == gifts[0]["priceCents"]
         state = await ws.wait("stream-state", lambda m: bool(m["leaderboard"]))
         assert state["leaderboard"][0]["displayName"] == "Ann"
@@ -123,7 +123,7 @@ async def test_stream_chat_goes_to_everyone_and_a_flood_is_refused(client: TestC
     await ann_ws.join_stream(stream["id"])
     await ann_ws.send({"type": "chat-message", "text": "  Hello Iris!  "})
     chat = await reader_ws.wait("chat-message")
-    assert chat["text"] == "Hello Iris!" and chat["from"]["name"] == "Ann" and chat["from"]["role"] == "viewer"
+    assert chat["text"] == "Hello Iris!" and chat["fromName"] == "Ann" and chat["role"] == "viewer"
     limit = client.app[SETTINGS].stream_chat_rate_limit
     for i in range(limit + 3):
         await ann_ws.send({"type": "chat-message", "text": f"spam {i}"})
@@ -188,7 +188,7 @@ async def test_an_abandoned_stream_ends_after_the_grace_period(settings: Setting
 
 
 async def test_a_reader_who_comes_back_in_time_keeps_the_stream(settings: Settings, pool: asyncpg.Pool) -> None:
-    app = create_app(replace(settings, grace_seconds=2))
+    app = create_app(replace(settings, grace_seconds=1))
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         _, rh, stream = await live(client)
         first = await SignalingClient.connect(client, rh)
@@ -198,7 +198,7 @@ async def test_a_reader_who_comes_back_in_time_keeps_the_stream(settings: Settin
         await again.join_stream(stream["id"])
         # Past the grace period the stream is still live: wait on a condition that would fail if it ended.
         with pytest.raises(TimeoutError):
-            await again.wait("stream-state", lambda m: m["status"] == "ended", timeout=3)
+            await again.wait("stream-state", lambda m: m["status"] == "ended", timeout=2)
         assert await pool.fetchval("SELECT status FROM streams WHERE id = $1", stream["id"]) == "live"
         await again.close()
 
@@ -217,3 +217,19 @@ async def test_a_viewer_asks_the_streaming_reader_for_a_private_reading(client: 
     note = await reader_ws.wait("notification", lambda m: m["kind"] == "session-requested")
     assert note
     await reader_ws.close()
+
+
+async def test_a_stream_left_live_by_a_previous_process_ends_unless_its_reader_returns(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    reader = await pool.fetchval(
+        "INSERT INTO users (email, password_hash, display_name, role) VALUES ('r@x.test', 'h', 'R', 'reader')"
+        " RETURNING id")
+    stale = await pool.fetchval("INSERT INTO streams (reader_id, title) VALUES ($1, 'crashed') RETURNING id", reader)
+    app = create_app(replace(settings, grace_seconds=1))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        _, ah = await viewer(client, pool, "Ann")
+        ann_ws = await SignalingClient.connect(client, ah)
+        await ann_ws.join_stream(str(stale))
+        await ann_ws.wait("stream-state", lambda m: m["status"] == "ended", timeout=10)
+        assert await pool.fetchval("SELECT status FROM streams WHERE id = $1", stale) == "ended"
+        await ann_ws.close()

@@ -40,6 +40,8 @@ async def test_go_live_watch_gift_and_chat(browser: Browser, server: TestServer,
     client = await funded_client(browser, server, console, database_url, name="Ada Lovelace", cents=5000)
     await client.page.goto("/")
     card = client.page.locator("[data-live-streams] .stream-card").filter(has_text="Full moon tarot")
+    await expect(card).to_contain_text("Luna Hart")
+    await shot(client.page, "home-live-now", full_page=False)
     await card.get_by_role("link", name="Full moon tarot").click()
     await expect(client.page.locator("[data-connection]")).to_have_text("Connected", timeout=20_000)
     await expect(client.page.locator("[data-remote-video]")).to_be_visible()

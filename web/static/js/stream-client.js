@@ -3,8 +3,8 @@
 // Signaling is the same WebSocket as readings (/ws, DESIGN.md section 5): `join {streamId}`; the server says
 // `joined {role: "publisher" | "viewer", iceServers, stream}`; the browser offers (publisher: sendonly camera
 // and microphone; viewer: recvonly) and the relay answers. It reports what happens as DOM events:
-//   joined {role, stream}   stream-state {viewerCount, leaderboard, status}   gift {from, giftId, name, priceCents, icon}
-//   chat-message {from, text, at}   notification {kind, ...}   local-stream {stream}   remote-stream {stream}
+//   joined {role, stream}   stream-state {viewerCount, leaderboard, status}
+//   gift {from, fromName, giftId, name, priceCents, icon}   chat-message {from, fromName, role, text, at}   notification {kind, ...}   local-stream {stream}   remote-stream {stream}
 //   connection {state}  (connecting | connected | reconnecting | closed)   media-error {message}   error {code, message}
 // The socket reconnects with backoff and re-joins (a fresh peer connection) until the stream ends or leave().
 

@@ -57,7 +57,7 @@ export class StreamView {
   }
 
   // A gift floats up over the video with the sender's name, then goes away (also with reduced motion).
-  gift({ from, name, icon, priceCents }) {
+  gift({ fromName, name, icon, priceCents }) {
     if (!this.overlay) return;
     const item = document.createElement("div");
     item.className = "gift-flight";
@@ -65,24 +65,24 @@ export class StreamView {
     const text = document.createElement("span");
     text.className = "gift-text";
     const who = document.createElement("strong");
-    who.textContent = from?.name ?? "Someone";
+    who.textContent = fromName ?? "Someone";
     text.append(who, ` sent ${name} · ${money(priceCents)}`);
     item.append(giftIcon(icon), text);
     this.overlay.append(item);
     setTimeout(() => item.remove(), ANIMATION_MS);
   }
 
-  chat({ from, text, at }) {
+  chat({ from, fromName, role, text, at }) {
     if (!this.chatLog) return;
     const li = document.createElement("li");
-    const mine = from?.id === this.userId;
+    const mine = from === this.userId;
     if (mine) li.classList.add("mine");
     const bubble = document.createElement("div");
     bubble.className = "bubble";
     bubble.textContent = text;
     const meta = document.createElement("div");
     meta.className = "meta";
-    meta.textContent = `${mine ? "You" : from?.name ?? ""}${from?.role === "publisher" ? " (host)" : ""} · ${
+    meta.textContent = `${mine ? "You" : fromName ?? ""}${role === "publisher" ? " (host)" : ""} · ${
       new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
     li.append(bubble, meta);
     this.chatLog.append(li);
