@@ -83,9 +83,7 @@ ALTER TABLE rtc_sessions
     ADD COLUMN meter_billable_seconds double precision NOT NULL DEFAULT 0 CHECK (meter_billable_seconds >= 0),
     ADD COLUMN meter_minutes_charged  integer NOT NULL DEFAULT 0 CHECK (meter_minutes_charged >= 0),
     ADD COLUMN meter_heartbeat_at     timestamptz;
--- Finds the active readings for recovery. Deliberately not on meter_heartbeat_at: a heartbeat (every few
--- seconds per reading) that changes no indexed column is a cheap HOT update.
-CREATE INDEX rtc_sessions_active_idx ON rtc_sessions (id) WHERE status = 'active';
+CREATE INDEX rtc_sessions_active_idx ON rtc_sessions (meter_heartbeat_at) WHERE status = 'active';
 
 -- A reader's open time for scheduled readings. A slot is booked by at most one reading (unique
 -- session_id, set only while it is NULL), and a reader's slots never overlap (trigger below).
