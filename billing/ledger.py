@@ -322,7 +322,10 @@ async def refund_charge(db: Db, *, original_key: str, cents: int, key: str, memo
 
 
 async def _entries(conn: asyncpg.Connection, txn_id: Any, entries: list[tuple[str, str | None, int]]) -> None:
-    """All of a transaction's entries, in one statement (one round trip)."""
+    """All of a transaction's entries, in one statement (one round trip). Checked here as well as in the
+    database: an unbalanced movement is a bug, refused before it reaches PostgreSQL."""
+    if sum(cents for _, _, cents in entries) != 0:
+        raise AssertionError(f"unbalanced ledger entries {entries!r}")
     kept = [(account, owner, cents) for account, owner, cents in entries if cents != 0]
     await conn.execute(
         "INSERT INTO ledger_entries (txn_id, account, owner_id, amount_cents)"

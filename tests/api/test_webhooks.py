@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from billing import ledger
 from config import Settings
-from tests.api.helpers import bearer_user
 from tests.api.stripe_fake import WEBHOOK_SECRET, checkout_completed, signed
+from tests.billing.people import make_user
 
 URL = "/api/webrtc/webhook"
 
@@ -35,13 +35,13 @@ async def deliver(client: TestClient, event: dict[str, Any], **sign: Any) -> tup
     return resp.status, await resp.json()
 
 
-async def a_client(client: TestClient) -> str:
-    user, _ = await bearer_user(client, "client")
-    return str(user["id"])
+async def a_client(pool: asyncpg.Pool) -> str:
+    """A client account (made directly: a webhook needs no login, and password hashing is slow on purpose)."""
+    return await make_user(pool, "client")
 
 
 async def test_a_paid_checkout_credits_the_wallet_once(app_client: TestClient, pool: asyncpg.Pool) -> None:
-    client_id = await a_client(app_client)
+    client_id = await a_client(pool)
     event = checkout_completed("evt_1", "cs_1", client_id, 2500)
     assert await deliver(app_client, event) == (200, {"received": True, "outcome": "credited"})
     # Stripe redelivers the same event: ignored.
@@ -54,7 +54,7 @@ async def test_a_paid_checkout_credits_the_wallet_once(app_client: TestClient, p
 
 
 async def test_concurrent_deliveries_of_one_event_credit_once(app_client: TestClient, pool: asyncpg.Pool) -> None:
-    client_id = await a_client(app_client)
+    client_id = await a_client(pool)
     event = checkout_completed("evt_1", "cs_1", client_id, 1000)
     results = await asyncio.gather(*(deliver(app_client, event) for _ in range(6)))
     assert sorted(r[1]["outcome"] for r in results) == ["credited"] + ["duplicate"] * 5
@@ -62,7 +62,7 @@ async def test_concurrent_deliveries_of_one_event_credit_once(app_client: TestCl
 
 
 async def test_an_unpaid_checkout_waits_for_its_async_payment(app_client: TestClient, pool: asyncpg.Pool) -> None:
-    client_id = await a_client(app_client)
+    client_id = await a_client(pool)
     pending = checkout_completed("evt_1", "cs_1", client_id, 1000, paid=False)
     assert (await deliver(app_client, pending))[1]["outcome"] == "not_paid"
     assert await ledger.balance(pool, client_id) == 0
@@ -74,7 +74,7 @@ async def test_an_unpaid_checkout_waits_for_its_async_payment(app_client: TestCl
 @pytest.mark.parametrize("tamper", ["wrong_secret", "stale", "future", "no_header", "body_changed", "garbage"])
 async def test_unverifiable_webhooks_are_rejected_and_credit_nothing(app_client: TestClient, pool: asyncpg.Pool,
                                                                      tamper: str) -> None:
-    client_id = await a_client(app_client)
+    client_id = await a_client(pool)
     event = checkout_completed("evt_1", "cs_1", client_id, 5000)
     body, header = signed(event, secret="whsec_someone_else" if tamper == "wrong_secret" else WEBHOOK_SECRET,
                           at=time.time() - 301 if tamper == "stale" else time.time() + 400 if tamper == "future"
@@ -105,8 +105,8 @@ async def test_webhooks_without_a_signing_secret_are_unavailable(client: TestCli
 
 async def test_checkouts_for_unknown_or_non_client_users_credit_nothing(app_client: TestClient,
                                                                         pool: asyncpg.Pool) -> None:
-    reader, _ = await bearer_user(app_client, "reader")
-    for n, who in enumerate(["00000000-0000-0000-0000-000000000000", reader["id"], "not-a-uuid"]):
+    reader = await make_user(pool, "reader")
+    for n, who in enumerate(["00000000-0000-0000-0000-000000000000", reader, "not-a-uuid"]):
         assert (await deliver(app_client, checkout_completed(f"evt_{n}", f"cs_{n}", who, 100)))[1] == {
             "received": True, "outcome": "rejected"}
     assert await pool.fetchval("SELECT count(*) FROM ledger_transactions") == 0
@@ -118,7 +118,7 @@ async def test_unknown_event_types_are_acknowledged_and_ignored(app_client: Test
 
 
 async def test_card_refunds_take_back_what_was_refunded_once(app_client: TestClient, pool: asyncpg.Pool) -> None:
-    client_id = await a_client(app_client)
+    client_id = await a_client(pool)
     await deliver(app_client, checkout_completed("evt_1", "cs_1", client_id, 3000, payment_intent="pi_9"))
 
     def refunded(event_id: str, cumulative: int) -> dict:
@@ -140,10 +140,10 @@ async def test_card_refunds_take_back_what_was_refunded_once(app_client: TestCli
 
 async def test_a_dispute_withdraws_the_money_and_winning_it_puts_it_back(app_client: TestClient,
                                                                          pool: asyncpg.Pool) -> None:
-    client_id = await a_client(app_client)
-    reader, _ = await bearer_user(app_client, "reader")
+    client_id = await a_client(pool)
+    reader = await make_user(pool, "reader")
     await deliver(app_client, checkout_completed("evt_1", "cs_1", client_id, 2000, payment_intent="pi_7"))
-    await ledger.charge(pool, client_id=client_id, reader_id=reader["id"], cents=1500, key="spent", kind="gift")
+    await ledger.charge(pool, client_id=client_id, reader_id=reader, cents=1500, key="spent", kind="gift")
     dispute = {"id": "evt_2", "type": "charge.dispute.created", "data": {"object": {
         "id": "dp_7", "object": "dispute", "charge": "ch_7", "payment_intent": "pi_7", "amount": 2000,
         "reason": "fraudulent", "status": "needs_response"}}}
@@ -159,7 +159,7 @@ async def test_a_dispute_withdraws_the_money_and_winning_it_puts_it_back(app_cli
 
 
 async def test_a_lost_dispute_keeps_the_money_withdrawn(app_client: TestClient, pool: asyncpg.Pool) -> None:
-    client_id = await a_client(app_client)
+    client_id = await a_client(pool)
     await deliver(app_client, checkout_completed("evt_1", "cs_1", client_id, 2000, payment_intent="pi_8"))
     created = {"id": "evt_2", "type": "charge.dispute.created", "data": {"object": {
         "id": "dp_8", "payment_intent": "pi_8", "amount": 2000}}}
@@ -169,8 +169,8 @@ async def test_a_lost_dispute_keeps_the_money_withdrawn(app_client: TestClient, 
     assert await ledger.balance(pool, client_id) == 0
 
 
-async def test_webhook_outcomes_are_counted_in_metrics(app_client: TestClient) -> None:
-    client_id = await a_client(app_client)
+async def test_webhook_outcomes_are_counted_in_metrics(app_client: TestClient, pool: asyncpg.Pool) -> None:
+    client_id = await a_client(pool)
     await deliver(app_client, checkout_completed("evt_1", "cs_1", client_id, 700))
     await deliver(app_client, checkout_completed("evt_1", "cs_1", client_id, 700))
     text = await (await app_client.get("/metrics")).text()
