@@ -35,6 +35,7 @@ from api.http_metrics import HttpMetrics
 from api.live_readings import LIVE_READINGS, LiveReadings
 from api.migrations import migrate
 from api.ratelimit import RateLimiter
+from api.turn import relay_ice_servers
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
 from config import Settings
@@ -61,7 +62,7 @@ def create_app(settings: Settings) -> web.Application:
     app[STRIPE] = StripeGateway(secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
                                 api_base=settings.stripe_api_base, public_url=settings.public_url)
 
-    app[RELAY] = Relay(ice_servers=list(settings.ice_servers), max_participants=settings.max_participants,
+    app[RELAY] = Relay(ice_servers=relay_ice_servers(settings), max_participants=settings.max_participants,
                        max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry)
     app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
 

@@ -19,7 +19,7 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications, reading_chat, reading_recovery, scheduling
-from api.appkeys import DATABASE, SETTINGS
+from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
 from api.reading_runtime import ReadingRuntime
 from api.reading_states import Actor, Event, State
 from api.reading_store import COLUMNS, FROM, apply, fetch, session_json, set_reader_busy
@@ -28,8 +28,11 @@ from relay import Relay
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
-# A reading whose heartbeat is older than this at start-up was left by a dead process.
+# A reading whose heartbeat (written every second by its runtime) is older than this was left by a dead
+# process: settled at start-up and by the sweep every RECOVERY_EVERY sweeps (a restart faster than this
+# leaves the reading active for a few seconds more, never unsettled).
 STALE_HEARTBEAT_SECONDS = 5
+RECOVERY_EVERY = 5
 
 
 class LiveReadings:
@@ -103,12 +106,6 @@ class LiveReadings:
             runtime = self._spawn(row)
         return runtime
 
-    def scheduled(self, row: asyncpg.Record) -> None:
-        """A booking was made; its runtime starts when its join window opens (see the sweep)."""
-
-    def forget(self, session_id: str) -> None:
-        """A reading that never ran (cancelled) has nothing to stop; kept for symmetry with ``accepted``."""
-
     def _spawn(self, row: asyncpg.Record) -> ReadingRuntime:
         settings = self._settings
         if row["mode"] == "scheduled":
@@ -120,6 +117,7 @@ class LiveReadings:
             deliver=lambda stored: notifications.deliver(self._app, stored),
             store_notification=notifications.store, start_timeout=start_timeout,
             grace_seconds=float(settings.grace_seconds), clock=self._clock, on_finished=self._finished,
+            metrics=self._app[BILLING_METRICS],
         )
         self._runtimes[runtime.session_id] = runtime
         runtime.start()
@@ -174,18 +172,22 @@ class LiveReadings:
         routed = self._route(room_id, participant)
         if routed is not None:
             runtime, role = routed
-            task = asyncio.create_task(reading_chat.post(self._pool, runtime, role, text))
+            task = asyncio.create_task(reading_chat.post(self._pool, runtime, role, text, relay_it=False))
             task.add_done_callback(_log_failure)
 
     # -- the sweep -------------------------------------------------------------------------------------
 
     async def _sweep_loop(self) -> None:
+        rounds = 0
         while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            rounds += 1
             try:
                 await self.sweep()
+                if rounds % RECOVERY_EVERY == 0:
+                    await reading_recovery.settle_interrupted(self._app, older_than=STALE_HEARTBEAT_SECONDS)
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("readings sweep failed: %s", exc)
-            await asyncio.sleep(SWEEP_SECONDS)
 
     async def sweep(self) -> None:
         """Expire unanswered requests; start the runtimes of scheduled readings whose window opened."""

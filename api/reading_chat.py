@@ -24,8 +24,13 @@ def clean(text: object) -> str:
     return text
 
 
-async def post(pool: asyncpg.Pool, runtime: ReadingRuntime, role: Actor, text: object) -> None:
-    """Store a participant's message and send ``chat-message`` {from, role, text, at} to both sides."""
+async def post(pool: asyncpg.Pool, runtime: ReadingRuntime, role: Actor, text: object, *,
+               relay_it: bool = True) -> None:
+    """Store a participant's message and send ``chat-message`` {from, role, text, at} to both sides.
+
+    ``relay_it=False`` for text that came over the media data channel: the relay already forwarded it to
+    the other participant's data channel, so it is only stored.
+    """
     if runtime.status is not State.ACTIVE:
         raise Conflict("chat opens when the reading is active", code="wrong_state")
     body = clean(text)
@@ -35,5 +40,7 @@ async def post(pool: asyncpg.Pool, runtime: ReadingRuntime, role: Actor, text: o
         runtime.session_id, sender, body,
     )
     assert row is not None
+    if not relay_it:
+        return
     runtime.broadcast({"type": "chat-message", "sessionId": runtime.session_id, "id": row["id"], "from": sender,
                        "role": role.value, "text": body, "at": iso(row["created_at"])})

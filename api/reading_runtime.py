@@ -37,6 +37,7 @@ from api.reading_store import apply, fetch, session_json, set_reader_busy
 from billing import ledger, recovery
 from billing.errors import InsufficientFunds
 from billing.meter import ChargeMinute, End, Meter, Pause, Refund, Resume, Warn
+from billing.metrics import BillingMetrics
 from billing.split import split
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class ReadingRuntime:
         grace_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[ReadingRuntime], None] | None = None,
+        metrics: BillingMetrics | None = None,
     ) -> None:
         self.session_id = str(row["id"])
         self.client_id = str(row["client_id"])
@@ -99,6 +101,7 @@ class ReadingRuntime:
         self._relay_close = relay_close
         self._deliver = deliver
         self._store_notification = store_notification
+        self._metrics = metrics
         self._grace = grace_seconds
         self._clock = clock
         self._on_finished = on_finished
@@ -111,6 +114,8 @@ class ReadingRuntime:
         self._balance: int | None = None
         self._earned = 0
         self._refund: Refund | None = None
+        # Decisions a database error interrupted, carried out again (idempotently) on the next tick.
+        self._retry: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
         self._log = {"sessionId": self.session_id}
@@ -297,14 +302,23 @@ class ReadingRuntime:
         if self.scheduled and self.status is State.ACTIVE:
             if self._ends_at is not None and now >= self._ends_at:
                 await self._end(Actor.SYSTEM, "time_up")
-            else:
-                self._push_state()
+                return
+            # Unmetered, but alive: recovery must not take a running scheduled reading for an orphan.
+            await recovery.record_heartbeat(self._pool, self.session_id, now - (self._started_at or now), 0)
+            self._push_state()
             return
         if self._meter is None or self.status is not State.ACTIVE:
             return
-        await self._execute(self._meter.tick(now), now)
-        if self.status is not State.ACTIVE:
+        if self._retry:
+            retry, self._retry = self._retry, []
+            await self._execute(retry, now)
+        if self._meter.ended and self.status is State.ACTIVE and not self._retry:
+            # The meter ended but the settlement did not commit (database error): settle again.
+            await self._settle(self._meter.end_reason or "ended", now)
             return
+        await self._execute(self._meter.tick(now), now)
+        if self.status is not State.ACTIVE or self._retry:
+            return  # no heartbeat while a charge is outstanding: a crash must settle from the ledger's minutes
         meter = self._meter
         await recovery.record_heartbeat(self._pool, self.session_id, meter.billable_seconds(now), meter.minutes_charged)
         # Polling is how funds added anywhere (a webhook on another request or node) reach the meter.
@@ -316,6 +330,8 @@ class ReadingRuntime:
 
     async def _execute(self, decisions: list[Any], now: float) -> None:
         """Carry out the meter's decisions in order, feeding failures back to it."""
+        if self._metrics is not None:
+            self._metrics.meter(decisions)
         pending = list(decisions)
         while pending and self.status is not State.ENDED:
             decision = pending.pop(0)
@@ -323,11 +339,18 @@ class ReadingRuntime:
                 try:
                     charged = await recovery.charge_minute(
                         self._pool, session_id=self.session_id, client_id=self.client_id, reader_id=self.reader_id,
-                        index=decision.index, cents=decision.cents)
+                        index=decision.index, cents=decision.cents, metrics=self._metrics)
                 except InsufficientFunds:
                     log.info("minute not covered", extra={**self._log, "minute": decision.index})
                     pending = self._meter.charge_failed(now) + pending if self._meter else pending
                     continue
+                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                    # The meter counts this minute as charged: the same (idempotent) charge must happen
+                    # before anything else, or the settlement would refund a minute the ledger never had.
+                    log.warning("minute charge failed, retrying next tick: %s", exc,
+                                extra={**self._log, "minute": decision.index})
+                    self._retry = [decision, *pending]
+                    return
                 if not charged.replayed:
                     self._earned += charged.reader_cents
                     if self._balance is not None:
@@ -370,7 +393,8 @@ class ReadingRuntime:
                 if meter is not None:
                     refund = self._refund.cents if self._refund is not None else 0
                     await recovery.settle_reading(conn, session_id=self.session_id,
-                                                  billable_seconds=meter.billable_seconds(now), refund_cents=refund)
+                                                  billable_seconds=meter.billable_seconds(now), refund_cents=refund,
+                                                  metrics=self._metrics)
                     self._earned -= split(refund)[0]
                 _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason)
             await set_reader_busy(conn, self.reader_id, False)

@@ -133,7 +133,6 @@ async def cancel_session(request: web.Request) -> web.Response:
                                    reason="cancelled_by_client")
         stored = [await notifications.store(conn, str(row["reader_id"]), "session-cancelled", session_payload(row))]
     notifications.deliver(app, stored)
-    app[LIVE_READINGS].forget(session_id)
     log.info("reading cancelled", extra={"sessionId": session_id, "userId": user.id, "refundedCents": refunded})
     return web.json_response({**session_payload(row), "refundedCents": refunded})
 
@@ -196,7 +195,6 @@ async def schedule_session(request: web.Request) -> web.Response:
         raise Invalid("startsAt must be in the future", field="startsAt")
     row, stored = await scheduling.book(request.app, user.id, reader_id, session_type, starts_at, minutes)
     notifications.deliver(request.app, stored)
-    request.app[LIVE_READINGS].scheduled(row)
     return web.json_response(session_payload(row), status=201)
 
 

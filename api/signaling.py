@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -31,6 +32,7 @@ from api.auth import AuthContext, User, authenticate, credentials, resolve
 from api.errors import ApiError, Forbidden, Unauthorized
 from api.live_readings import LIVE_READINGS
 from api.notifications import PRESENCE
+from api.presence import Presence
 from api.ratelimit import RateLimiter
 from api.reading_runtime import ReadingRuntime, participant_id
 from api.reading_states import Actor, State
@@ -55,6 +57,8 @@ CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED, CLOSE_IDLE, CLOSE_SLOW = 4429, 4401, 440
 # Other features (live streams) handle ``join`` {streamId} and their own message types through this hook.
 StreamHandler = Callable[["SignalingSocket", dict[str, Any]], Awaitable[None]]
 STREAM_HANDLER = web.AppKey("signaling_stream_handler", object)
+# Socket clean-ups still running (kept referenced until done).
+CLEANUPS = web.AppKey("signaling_cleanups", set)
 
 
 class SignalingError(Exception):
@@ -87,6 +91,7 @@ class SignalingSocket:
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_MESSAGES)
         self._writer = asyncio.create_task(self._write(), name=f"ws writer {self.user_id}")
         self.closed = False
+        self._closing: asyncio.Task[bool] | None = None
 
     def send(self, message: dict[str, Any]) -> bool:
         """Queue a message for the tab; a tab that stops reading is closed rather than buffered forever."""
@@ -114,12 +119,18 @@ class SignalingSocket:
                 return
 
     def close_soon(self, code: int, message: str) -> None:
-        self.closed = True
-        task = asyncio.create_task(self.ws.close(code=code, message=message.encode()))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        """Close with ``code`` from any task; the socket's own handler waits for it before it returns."""
+        if self._closing is None:
+            self.closed = True
+            self._closing = asyncio.create_task(self.ws.close(code=code, message=message.encode()))
+            self._closing.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def finish(self) -> None:
         """Stop the writer after flushing what is queued (the socket is closing)."""
+        if self._closing is not None:
+            # Returning from the handler before the close frame is out would drop the close code (1006).
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, ConnectionError):
+                await asyncio.wait_for(asyncio.shield(self._closing), 2.0)
         self.closed = True
         with contextlib.suppress(asyncio.QueueFull):
             self._outbox.put_nowait(None)
@@ -190,15 +201,25 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 continue
             await handle_text(socket, message.data)
     finally:
-        presence.remove(socket)
-        await leave_reading(socket)
-        await socket.finish()
-        stream_handler = request.app.get(STREAM_HANDLER)
-        if socket.stream is not None and callable(stream_handler):
-            with contextlib.suppress(Exception):
-                await stream_handler(socket, {"type": "leave"})
-        log.info("signaling closed", extra={"userId": socket.user_id, "code": ws.close_code})
+        # aiohttp cancels this handler when the peer's connection drops; the clean-up (relay peer, meter)
+        # must still run to the end, so it runs as its own task that the cancellation cannot interrupt.
+        cleanup = asyncio.create_task(_cleanup(socket, presence, request.app), context=contextvars.copy_context())
+        tasks = request.app[CLEANUPS]
+        tasks.add(cleanup)
+        cleanup.add_done_callback(tasks.discard)
+        await asyncio.shield(cleanup)
     return ws
+
+
+async def _cleanup(socket: SignalingSocket, presence: Presence, app: web.Application) -> None:
+    presence.remove(socket)
+    await leave_reading(socket)
+    await socket.finish()
+    stream_handler = app.get(STREAM_HANDLER)
+    if socket.stream is not None and callable(stream_handler):
+        with contextlib.suppress(Exception):
+            await stream_handler(socket, {"type": "leave"})
+    log.info("signaling closed", extra={"userId": socket.user_id, "code": socket.ws.close_code})
 
 
 def _idle_timeout(socket: SignalingSocket) -> float:
@@ -398,4 +419,5 @@ HANDLERS: dict[str, Callable[[SignalingSocket, dict[str, Any]], Awaitable[None]]
 
 
 def setup(app: web.Application) -> None:
+    app[CLEANUPS] = set()
     app.router.add_get("/ws", websocket)

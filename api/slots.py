@@ -11,6 +11,7 @@ from aiohttp import web
 from api.appkeys import DATABASE
 from api.auth import require
 from api.errors import Invalid
+from api.openapi import operation
 from api.validation import choice, integer, path_uuid, read_json, text
 from billing import slots
 from billing.slots import Slot
@@ -58,6 +59,8 @@ def _starts_at(body: dict[str, Any]) -> datetime:
     return moment
 
 
+@operation(summary="The reader's own slots from now on", roles=("reader",),
+           response="{slots: [{id, readerId, startsAt, minutes, priceCents, booked, sessionId}]}", tags=("slots",))
 async def my_slots(request: web.Request) -> web.Response:
     """The reader's own slots from now on, booked or not."""
     user = await require(request, "reader")
@@ -66,6 +69,8 @@ async def my_slots(request: web.Request) -> web.Response:
     return web.json_response({"slots": [slot_json(s, for_reader=True) for s in found]})
 
 
+@operation(summary="Open a slot for scheduled readings", roles=("reader",), request="{startsAt, minutes}",
+           response="{slot}", status=201, tags=("slots",))
 async def publish(request: web.Request) -> web.Response:
     """``{startsAt, minutes: 15|30|45|60}`` -> 201 ``{slot}``; 409 ``slot_taken`` if it overlaps another."""
     user = await require(request, "reader")
@@ -77,6 +82,7 @@ async def publish(request: web.Request) -> web.Response:
     return web.json_response({"slot": slot_json(slot, for_reader=True)}, status=201)
 
 
+@operation(summary="Withdraw an open slot", roles=("reader",), status=204, tags=("slots",))
 async def withdraw(request: web.Request) -> web.Response:
     """Delete an open slot (404 if not the reader's, 409 if booked)."""
     user = await require(request, "reader")
@@ -84,6 +90,8 @@ async def withdraw(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@operation(summary="A reader's open slots with their flat price", roles=("client", "admin"),
+           response="{slots: [{id, readerId, startsAt, minutes, priceCents}]}", tags=("slots",))
 async def open_slots(request: web.Request) -> web.Response:
     """A reader's open slots from now on, with their flat price (client's view: no booking details)."""
     await require(request, "client", "admin")
@@ -92,6 +100,8 @@ async def open_slots(request: web.Request) -> web.Response:
     return web.json_response({"slots": [slot_json(s, for_reader=False) for s in found if s.price_cents]})
 
 
+@operation(summary="Book a slot: the scheduled reading is created and paid now", roles=("client",),
+           request="{sessionType}", response="{session}", status=201, tags=("slots",))
 async def book(request: web.Request) -> web.Response:
     """``{sessionType}`` -> 201 ``{session}``: the slot's reading, paid now at the reader's flat rate."""
     user = await require(request, "client")

@@ -41,3 +41,9 @@ def ice_servers_for(settings: Settings, user_id: str, now: float) -> list[dict[s
                 server["username"] = username
                 server["credential"] = credential
     return servers
+
+
+def relay_ice_servers(settings: Settings) -> list[dict[str, Any]]:
+    """The servers the relay's own peer connections use: STUN, and TURN only where a static credential is
+    configured. Per-user TURN credentials (shared secret) are for browsers; the relay is reachable directly."""
+    return [dict(s) for s in settings.ice_servers if not _is_turn(s) or (s.get("username") and s.get("credential"))]

@@ -9,6 +9,7 @@ from aiohttp import web
 from api.appkeys import DATABASE, SETTINGS, STRIPE
 from api.auth import require
 from api.errors import Invalid
+from api.openapi import operation
 from api.validation import cents, read_json
 from billing import ledger
 from billing.stripe_events import record_checkout
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
+PAGE_QUERY = {"limit": "page size, 1 to 200 (default 50)", "before": "the nextCursor of the previous page"}
 
 
 def _page(request: web.Request) -> tuple[int, int | None]:
@@ -35,12 +37,16 @@ def _history_page(items: list[dict], limit: int) -> dict:
     return {"transactions": items, "nextCursor": items[-1]["cursor"] if len(items) == limit else None}
 
 
+@operation(summary="The client's wallet balance", roles=("client",), response="{balanceCents}", tags=("wallet",))
 async def balance(request: web.Request) -> web.Response:
     """``{balanceCents}``: what the client's wallet holds."""
     user = await require(request, "client")
     return web.json_response({"balanceCents": await ledger.balance(request.app[DATABASE].pool, user.id)})
 
 
+@operation(summary="The wallet's movements, newest first", roles=("client",),
+           response="{transactions: [{id, kind, account, amountCents, ref, memo, createdAt, cursor}], nextCursor}",
+           query=PAGE_QUERY, tags=("wallet",))
 async def transactions(request: web.Request) -> web.Response:
     """``{transactions: [...], nextCursor}``: the wallet's movements, newest first."""
     user = await require(request, "client")
@@ -49,6 +55,8 @@ async def transactions(request: web.Request) -> web.Response:
     return web.json_response(_history_page(items, limit))
 
 
+@operation(summary="What the reader has earned, and each movement", roles=("reader",),
+           response="{earningsCents, transactions: [...], nextCursor}", query=PAGE_QUERY, tags=("wallet",))
 async def earnings(request: web.Request) -> web.Response:
     """``{earningsCents, transactions: [...], nextCursor}``: what the reader has earned, and how."""
     user = await require(request, "reader")
@@ -58,6 +66,9 @@ async def earnings(request: web.Request) -> web.Response:
     return web.json_response({"earningsCents": await ledger.earnings(pool, user.id), **_history_page(items, limit)})
 
 
+@operation(summary="Open a Stripe Checkout page to add funds (credited by the webhook once paid)",
+           roles=("client",), request="{amountCents}", response="{checkoutUrl, checkoutId, amountCents}",
+           tags=("wallet",))
 async def add_funds(request: web.Request) -> web.Response:
     """``{amountCents}`` -> ``{checkoutUrl}``: a Stripe Checkout page; the wallet is credited by the webhook."""
     user = await require(request, "client")

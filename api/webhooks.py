@@ -7,12 +7,15 @@ import logging
 from aiohttp import web
 
 from api.appkeys import BILLING_METRICS, DATABASE, STRIPE
+from api.openapi import operation
 from billing.errors import PaymentsUnavailable, WebhookRejected
 from billing.stripe_events import handle_event
 
 log = logging.getLogger(__name__)
 
 
+@operation(summary="Stripe webhook (authenticated by its Stripe-Signature header, not a login)",
+           request="a Stripe event", response="{received, outcome}", tags=("wallet",))
 async def webhook(request: web.Request) -> web.Response:
     """No user auth: the Stripe-Signature header is the authentication. A bad signature is a 400 (Stripe
     shows it in its dashboard); a handled or ignored event is a 200; a failure is a 500 so Stripe retries."""

@@ -1,10 +1,10 @@
 """The ledger: every movement of money as a balanced double-entry transaction in PostgreSQL.
 
 Each movement writes a ``ledger_transactions`` row (unique idempotency ``key``), its ``ledger_entries``
-(summing to zero; a deferred trigger refuses to commit otherwise) and the ``client_balances`` row it changes,
-in one database transaction. Calling again with a key already used returns the original movement
-(``Txn.replayed``) and moves nothing; reusing a key for a different movement raises
-:class:`IdempotencyConflict`.
+(summing to zero; a deferred trigger refuses to commit them otherwise) and the
+``client_balances`` row it changes, in one database transaction. Calling again with a key already used
+returns the original movement (``Txn.replayed``) and moves nothing; reusing a key for a different movement
+raises :class:`IdempotencyConflict`.
 
 Every function takes ``db``: an asyncpg ``Pool`` or ``Connection``. A connection already inside a
 transaction is joined (as a savepoint), so a caller can commit a charge together with its own rows; a
@@ -19,7 +19,7 @@ charges, from any number of tasks or processes, never overdraw a wallet nor lose
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
@@ -67,6 +67,11 @@ _SELECT_TXN = ("SELECT id, key, kind, amount_cents, reader_cents, platform_cents
 # The same, locking the row: refunds of one charge (or reversals of one withdrawal) run one after the other.
 _LOCK_TXN = ("SELECT id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents, client_id, reader_id,"
              " original_id FROM ledger_transactions WHERE key = $1 FOR NO KEY UPDATE")
+
+
+def txn_from_row(row: asyncpg.Record) -> Txn:
+    """A movement just recorded, from its ``ledger_transactions`` row."""
+    return _txn(row, replayed=False)
 
 
 def _txn(row: asyncpg.Record, *, replayed: bool) -> Txn:
@@ -177,7 +182,9 @@ async def deposit(db: Db, *, client_id: str, cents: int, key: str, source: str =
 # One statement: the wallet is debited only if it covers the charge and the key is new; the transaction
 # and its entries are written only if the debit happened. Two concurrent calls with one key cannot both
 # succeed: the second fails on the unique key and its whole statement (debit included) is rolled back.
-_CHARGE = """
+# Parameters: $1 client, $2 reader, $3 cents, $4 key, $5 kind, $6 reader cents, $7 platform cents, $8 ref,
+# $9 memo. A caller may append CTEs of its own that read ``txn`` (see :func:`charge_using`).
+CHARGE_CTES = """
 WITH debit AS (
     UPDATE client_balances SET balance_cents = balance_cents - $3, updated_at = now()
     WHERE client_id = $1 AND balance_cents >= $3
@@ -194,9 +201,8 @@ WITH debit AS (
     FROM txn CROSS JOIN (VALUES ('wallet', $1::uuid, -$3::bigint), ('earnings', $2::uuid, $6::bigint),
                                 ('revenue', NULL::uuid, $7::bigint)) AS e (account, owner_id, amount)
     WHERE e.amount <> 0
-)
-SELECT * FROM txn
-"""
+)"""
+CHARGE_STATEMENT = CHARGE_CTES + "\nSELECT * FROM txn"
 
 # A free minute (rate 0) moves nothing but is still recorded, so its key is taken like any other.
 _FREE_CHARGE = """
@@ -213,6 +219,16 @@ async def charge(db: Db, *, client_id: str, reader_id: str, cents: int, key: str
 
     Raises :class:`InsufficientFunds` when the wallet does not cover it; nothing is moved then.
     """
+    return await charge_using(db, CHARGE_STATEMENT, client_id=client_id, reader_id=reader_id, cents=cents, key=key,
+                              kind=kind, ref=ref, memo=memo)
+
+
+async def charge_using(db: Db, statement: str, *, client_id: str, reader_id: str, cents: int, key: str, kind: str,
+                       ref: str | None = None, memo: str = "", extra_args: Sequence[Any] = ()) -> Txn:
+    """:func:`charge` with a statement of the caller's: :data:`CHARGE_CTES` followed by the caller's own CTEs
+    (which see the new ``txn``, empty when nothing was charged; their parameters ``extra_args`` are $10, ...)
+    and ``SELECT * FROM txn``. So a charge and the caller's row that records it commit in one statement.
+    """
     _check_cents(cents, allow_zero=True)
     _check_key(key)
     if kind not in CHARGE_KINDS:
@@ -224,8 +240,8 @@ async def charge(db: Db, *, client_id: str, reader_id: str, cents: int, key: str
             if cents == 0:
                 row = await conn.fetchrow(_FREE_CHARGE, client_id, reader_id, key, kind, ref, memo)
             else:
-                row = await conn.fetchrow(_CHARGE, client_id, reader_id, cents, key, kind, reader_cents,
-                                          platform_cents, ref, memo)
+                row = await conn.fetchrow(statement, client_id, reader_id, cents, key, kind, reader_cents,
+                                          platform_cents, ref, memo, *extra_args)
         except asyncpg.ForeignKeyViolationError as exc:
             raise _unknown_user(exc) from None
         if row is not None:
@@ -306,9 +322,16 @@ async def refund_charge(db: Db, *, original_key: str, cents: int, key: str, memo
 
 
 async def _entries(conn: asyncpg.Connection, txn_id: Any, entries: list[tuple[str, str | None, int]]) -> None:
-    await conn.executemany(
-        "INSERT INTO ledger_entries (txn_id, account, owner_id, amount_cents) VALUES ($1, $2, $3, $4)",
-        [(txn_id, account, owner, cents) for account, owner, cents in entries if cents != 0])
+    """All of a transaction's entries, in one statement (one round trip). Checked here as well as in the
+    database: an unbalanced movement is a bug, refused before it reaches PostgreSQL."""
+    if sum(cents for _, _, cents in entries) != 0:
+        raise AssertionError(f"unbalanced ledger entries {entries!r}")
+    kept = [(account, owner, cents) for account, owner, cents in entries if cents != 0]
+    await conn.execute(
+        "INSERT INTO ledger_entries (txn_id, account, owner_id, amount_cents)"
+        " SELECT $1, account, owner_id, amount FROM unnest($2::text[], $3::uuid[], $4::bigint[])"
+        " AS e (account, owner_id, amount)",
+        txn_id, [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept])
 
 
 # -- money going back out (Stripe refunds, disputes) ----------------------------------------------------

@@ -32,37 +32,44 @@ def refund_key(session_id: str) -> str:
     return f"reading:{session_id}:refund"
 
 
+# The minute's charge and the reading's row in one statement. A minute is charged at its start: billable
+# time has reached index * 60 s ($11). Only a charge that happened (``txn`` not empty) touches the row.
+_READING_CTE = """, reading AS (
+    UPDATE rtc_sessions SET charged_cents = charged_cents + txn.amount_cents,
+           meter_minutes_charged = greatest(meter_minutes_charged, $10::integer),
+           meter_billable_seconds = greatest(meter_billable_seconds, $11::double precision),
+           meter_heartbeat_at = now()
+    FROM txn WHERE rtc_sessions.id = $8::uuid
+)"""
+CHARGE_MINUTE_CTES = ledger.CHARGE_CTES + _READING_CTE
+CHARGE_MINUTE_STATEMENT = CHARGE_MINUTE_CTES + "\nSELECT * FROM txn"
+
+
+def minute_args(index: int) -> tuple[int, float]:
+    """The statement's own parameters ($10, $11) for minute ``index``."""
+    return index + 1, float(index * MINUTE)
+
+
 async def charge_minute(db: Db, *, session_id: str, client_id: str, reader_id: str, index: int, cents: int,
                         metrics: BillingMetrics | None = None) -> Txn:
-    """Charge minute ``index`` of a reading and record it on the reading's row, in one transaction.
-
-    Idempotent by ``reading:{session_id}:minute:{index}``: a retry (or a second node) returns the original
-    charge and changes nothing. Raises :class:`billing.errors.InsufficientFunds` with nothing changed.
+    """Charge minute ``index`` of a reading and record it on the reading's row, in one transaction (one
+    statement). Idempotent by ``reading:{session_id}:minute:{index}``: a retry (or a second node) returns the
+    original charge and changes nothing. Raises :class:`billing.errors.InsufficientFunds`, nothing changed.
     """
-
-    async def work(conn: asyncpg.Connection) -> Txn:
-        try:
-            txn = await ledger.charge(conn, client_id=client_id, reader_id=reader_id, cents=cents,
-                                      key=minute_key(session_id, index), kind="reading_minute", ref=session_id,
-                                      memo=f"minute {index + 1}")
-        except InsufficientFunds:
-            if metrics is not None:
-                metrics.refused()
-            raise
-        if not txn.replayed:
-            # A minute is charged at its start: billable time has reached index * 60 s.
-            await conn.execute(
-                "UPDATE rtc_sessions SET charged_cents = charged_cents + $2,"
-                " meter_minutes_charged = greatest(meter_minutes_charged, $3),"
-                " meter_billable_seconds = greatest(meter_billable_seconds, $4), meter_heartbeat_at = now()"
-                " WHERE id = $1", session_id, cents, index + 1, float(index * MINUTE))
-            if metrics is not None:
-                metrics.charged("reading_minute", cents, txn.platform_cents)
-            log.info("minute charged", extra={"sessionId": session_id, "clientId": client_id, "minute": index,
-                                              "cents": cents})
-        return txn
-
-    return await atomic(db, work)
+    try:
+        txn = await ledger.charge_using(db, CHARGE_MINUTE_STATEMENT, client_id=client_id, reader_id=reader_id,
+                                        cents=cents, key=minute_key(session_id, index), kind="reading_minute",
+                                        ref=session_id, memo=f"minute {index + 1}", extra_args=minute_args(index))
+    except InsufficientFunds:
+        if metrics is not None:
+            metrics.refused()
+        raise
+    if not txn.replayed:
+        if metrics is not None:
+            metrics.charged("reading_minute", cents, txn.platform_cents)
+        log.info("minute charged", extra={"sessionId": session_id, "clientId": client_id, "minute": index,
+                                          "cents": cents})
+    return txn
 
 
 async def record_heartbeat(db: Db, session_id: str, billable_seconds: float, minutes_charged: int) -> None:
@@ -82,6 +89,7 @@ async def settle_reading(db: Db, *, session_id: str, billable_seconds: float, re
     """
 
     async def work(conn: asyncpg.Connection) -> None:
+        await _lock_wallet_of(conn, session_id)
         row = await conn.fetchrow("SELECT meter_minutes_charged FROM rtc_sessions WHERE id = $1 FOR UPDATE",
                                   session_id)
         if row is None:
@@ -143,6 +151,7 @@ async def settle_interrupted(db: Db, *, older_than_seconds: float,
 
 async def _settle_one(db: Db, session_id: str, older_than_seconds: float, metrics: BillingMetrics | None) -> bool:
     async def work(conn: asyncpg.Connection) -> bool:
+        await _lock_wallet_of(conn, session_id)
         # SKIP LOCKED: a reading some node is settling (or charging) right now is not ours to settle.
         row = await conn.fetchrow(
             "SELECT mode, rate_cents, meter_billable_seconds, meter_minutes_charged FROM rtc_sessions"
@@ -162,3 +171,11 @@ async def _settle_one(db: Db, session_id: str, older_than_seconds: float, metric
         return True
 
     return await atomic(db, work)
+
+
+async def _lock_wallet_of(conn: asyncpg.Connection, session_id: str) -> None:
+    """Lock the reading's wallet before the reading's row: the order a charge takes them in (wallet, then
+    reading), so settling and charging one reading at once wait for each other instead of deadlocking."""
+    await conn.execute(
+        "SELECT 1 FROM client_balances WHERE client_id = (SELECT client_id FROM rtc_sessions WHERE id = $1)"
+        " FOR UPDATE", session_id)

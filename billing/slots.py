@@ -62,8 +62,12 @@ async def publish_slot(db: Db, *, reader_id: str, starts_at: datetime, minutes: 
     async with connection(db) as conn:
         try:
             row = await conn.fetchrow(
-                "INSERT INTO reader_slots (reader_id, starts_at, minutes) VALUES ($1, $2, $3)"
-                " RETURNING id, reader_id, starts_at, minutes, session_id", reader_id, starts_at, minutes)
+                "WITH s AS (INSERT INTO reader_slots (reader_id, starts_at, minutes) VALUES ($1, $2, $3)"
+                " RETURNING id, reader_id, starts_at, minutes, session_id)"
+                " SELECT s.*, (SELECT CASE s.minutes WHEN 15 THEN flat_15_cents WHEN 30 THEN flat_30_cents"
+                "   WHEN 45 THEN flat_45_cents WHEN 60 THEN flat_60_cents END"
+                "   FROM reader_rates WHERE reader_id = s.reader_id) AS price_cents FROM s",
+                reader_id, starts_at, minutes)
         except asyncpg.ExclusionViolationError:
             raise SlotTaken("this slot overlaps another of your slots") from None
     log.info("slot published", extra={"readerId": reader_id, "slotId": str(row["id"])})

@@ -143,16 +143,17 @@ def ice_connections(pc: RTCPeerConnection) -> list[Connection]:
 
 @dataclass(frozen=True)
 class ConsentPolicy:
-    """How often consent freshness (RFC 7675) is checked, and when to give up.
+    """How consent freshness (RFC 7675) is checked, and when the peer counts as gone.
 
-    A check that gets no answer fails after aioice's STUN RTO (0.5 s). ``lost_after`` consecutive
-    failures report the peer gone (media disconnected); ``expire_after`` failures close the ICE
-    connection, as RFC 7675 requires once consent has expired.
+    A binding request goes out every ``interval`` seconds (each waits up to ~1.5 s for its answer,
+    with one retransmission, so a single slow answer is not a loss). Without any answer for
+    ``lost_after`` seconds the peer is reported lost (media disconnected); after ``expire_after``
+    seconds consent has expired and the ICE connection is closed, as RFC 7675 requires.
     """
 
     interval: float = 1.0
-    lost_after: int = 2
-    expire_after: int = 10
+    lost_after: float = 2.0
+    expire_after: float = 15.0
 
 
 def watch_consent(
@@ -171,32 +172,43 @@ def watch_consent(
 
 
 async def _query_consent(self: Any, policy: ConsentPolicy, on_change: Callable[[str], None]) -> None:
-    # aioice 0.13 Connection.query_consent() with our interval and a "lost" report.
-    failures = 0
+    # aioice 0.13 Connection.query_consent(), reworked: checks overlap instead of waiting for each
+    # other, and the verdict depends on the time since the last answer, not on a count of misses.
+    loop = asyncio.get_running_loop()
+    last_answer = loop.time()
     lost = False
-    while True:
-        await asyncio.sleep(policy.interval * (0.8 + 0.4 * random.random()))
-        for pair in list(self._nominated.values()):
-            request = self.build_request(pair, nominate=False)
-            try:
-                await pair.protocol.request(
-                    request,
-                    pair.remote_addr,
-                    integrity_key=self.remote_password.encode("utf8"),
-                    retransmissions=0,
-                )
-                failures = 0
-            except stun.TransactionError:
-                failures += 1
-        if failures >= policy.lost_after and not lost:
-            lost = True
-            on_change("lost")
-        elif failures == 0 and lost:
-            lost = False
-            on_change("regained")
-        if failures >= policy.expire_after:
-            logger.info("ICE consent expired after %d failed checks", failures)
-            on_change("expired")
-            self._query_consent_task = None
-            await self.close()
+    checks: set[asyncio.Task[None]] = set()
+
+    async def check(pair: Any) -> None:
+        nonlocal last_answer
+        request = self.build_request(pair, nominate=False)
+        key = self.remote_password.encode("utf8")
+        try:
+            await pair.protocol.request(request, pair.remote_addr, integrity_key=key, retransmissions=1)
+        except (stun.TransactionError, ConnectionError, OSError):
             return
+        last_answer = loop.time()
+
+    try:
+        while True:
+            await asyncio.sleep(policy.interval * (0.8 + 0.4 * random.random()))
+            for pair in list(self._nominated.values()):
+                task = asyncio.ensure_future(check(pair))
+                checks.add(task)
+                task.add_done_callback(checks.discard)
+            silent = loop.time() - last_answer
+            if silent >= policy.expire_after:
+                logger.info("ICE consent expired: no answer for %.1f s", silent)
+                on_change("expired")
+                self._query_consent_task = None
+                await self.close()
+                return
+            if silent >= policy.lost_after and not lost:
+                lost = True
+                on_change("lost")
+            elif silent < policy.lost_after and lost:
+                lost = False
+                on_change("regained")
+    finally:
+        for task in checks:
+            task.cancel()

@@ -24,6 +24,7 @@ from aiortc import RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from relay.aiortc_hooks import send_pli
+from relay.backlog import BacklogGuard
 from relay.depacketizer import AudioAssembler, VideoAssembler
 from relay.keyframes import KeyframeRequester
 
@@ -128,6 +129,7 @@ class Source:
     :param scope: the room or stream id (for logs and events).
     :param keyframe_interval: minimum seconds between two keyframe requests sent upstream.
     :param on_first_frame: called when a new feed delivers its first frame (track published).
+    :param max_lag: frames later than this (seconds) behind the feed's best delay are dropped.
     """
 
     def __init__(
@@ -141,6 +143,9 @@ class Source:
         on_keyframe_request: Callable[[Source, str], None] | None = None,
         on_pli_sent: Callable[[Source], None] | None = None,
         on_codec_mismatch: Callable[[Source, SubscriberTrack], None] | None = None,
+        on_stale: Callable[[Source], None] | None = None,
+        max_lag: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kind = kind
         self.owner = owner
@@ -155,6 +160,10 @@ class Source:
         self._on_keyframe_request = on_keyframe_request
         self._on_pli_sent = on_pli_sent
         self._on_codec_mismatch = on_codec_mismatch
+        self._on_stale = on_stale
+        self._clock = clock
+        self._backlog = BacklogGuard(CLOCK_RATES[kind], max_lag)
+        self._broken = False  # video: a stale frame was dropped, wait for a keyframe
         self._receiver: RTCRtpReceiver | None = None
         self._assembler: AudioAssembler | VideoAssembler | None = None
         self._media_ssrc: int | None = None
@@ -181,6 +190,8 @@ class Source:
         self._receiver = receiver
         self._media_ssrc = media_ssrc
         self._feed_origin = None
+        self._backlog.reset()
+        self._broken = False
         assembler: AudioAssembler | VideoAssembler
         if self.kind == "video":
             assembler = VideoAssembler(
@@ -231,7 +242,18 @@ class Source:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _on_frame(self, codec: str, data: bytes, timestamp: int, keyframe: bool) -> None:
-        now = time.monotonic()
+        now = self._clock()
+        if self._backlog.is_stale(timestamp, now):
+            if self._on_stale is not None:
+                self._on_stale(self)
+            if self.kind == "video" and not self._broken:
+                self._broken = True
+                self.request_keyframe("late")
+            return
+        if self._broken:
+            if not keyframe:
+                return
+            self._broken = False
         if self._feed_origin is None:
             # A new feed: continue the outgoing timeline where the previous feed left it, so that
             # subscribers see RTP timestamps advance with wall-clock time across the reconnect.

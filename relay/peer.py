@@ -101,6 +101,8 @@ class Peer:
         self._channel: RTCDataChannel | None = None
         self._offer: SessionSummary | None = None
         self._closing: asyncio.Task[None] | None = None
+        # Candidates trickled before the offer is applied would match no transceiver yet.
+        self._early_candidates: list[dict[str, object] | None] | None = []
         self._label = f"{scope}/{participant_id}"
         self.pc.on("connectionstatechange", self._on_connection_state)
         self.pc.on("track", self._on_track)
@@ -148,6 +150,9 @@ class Peer:
                 self.tracks[media.kind] = track
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            early, self._early_candidates = self._early_candidates or [], None
+            for candidate in early:
+                await self.pc.addIceCandidate(candidate_from_browser(candidate))
             watch_consent(ice_connections(self.pc), self._consent, self._on_consent)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except (ValueError, OperationError, InvalidAccessError, InvalidStateError, InternalError) as exc:
@@ -163,7 +168,12 @@ class Peer:
         return self.pc.localDescription.sdp
 
     async def add_ice_candidate(self, candidate: dict[str, object] | None) -> None:
-        await self.pc.addIceCandidate(candidate_from_browser(candidate))
+        """Add a trickled candidate; one that arrives before the offer is applied waits for it."""
+        parsed = candidate_from_browser(candidate)  # refuse a malformed one now, not later
+        if self._early_candidates is not None:
+            self._early_candidates.append(candidate)
+            return
+        await self.pc.addIceCandidate(parsed)
 
     def send_chat(self, text: str) -> bool:
         """Send ``text`` over the participant's data channel; False if it is not open."""

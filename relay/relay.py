@@ -70,13 +70,15 @@ class Relay(AsyncIOEventEmitter):
     :param max_viewers_per_stream: viewers one stream accepts.
     :param registry: where metrics are registered (a private registry if None, never the global).
     :param keyframe_interval: minimum seconds between two keyframe requests to one publisher.
-    :param consent_interval: seconds between ICE consent checks; a peer missing ``consent_lost_after``
-        in a row is reported disconnected, ``consent_expire_after`` failed.
+    :param consent_interval: seconds between ICE consent checks; a peer that answers none for
+        ``consent_lost_after`` seconds is reported disconnected, for ``consent_expire_after`` failed.
     :param connect_timeout: a peer not connected this long after its answer is failed and closed.
     :param video_queue_frames, audio_queue_frames: per-subscriber queue bounds.
     :param video_codecs: video codecs the relay negotiates, in order of preference. Publisher and
         subscriber must end up with the same codec (every browser offers VP8).
     :param stats_interval: seconds between RTCP quality polls for the metrics.
+    :param max_frame_lag: a frame reaching the relay this many seconds later than the publisher's
+        best delay is a backlog and is dropped (video then waits for a keyframe).
     """
 
     def __init__(
@@ -88,13 +90,14 @@ class Relay(AsyncIOEventEmitter):
         registry: CollectorRegistry | None = None,
         keyframe_interval: float = 0.5,
         consent_interval: float = 1.0,
-        consent_lost_after: int = 2,
-        consent_expire_after: int = 10,
+        consent_lost_after: float = 2.0,
+        consent_expire_after: float = 15.0,
         connect_timeout: float = 30.0,
         video_queue_frames: int = 15,
         audio_queue_frames: int = 25,
         video_codecs: Sequence[str] = ("VP8", "H264"),
         stats_interval: float = 5.0,
+        max_frame_lag: float = 1.0,
     ) -> None:
         super().__init__()
         self._ice_servers = ice_servers_from_config(ice_servers)
@@ -108,6 +111,7 @@ class Relay(AsyncIOEventEmitter):
         self._queue_frames = {"video": video_queue_frames, "audio": audio_queue_frames}
         self._video_codecs = tuple(video_codecs)
         self._stats_interval = stats_interval
+        self._max_frame_lag = max_frame_lag
         self._rooms: dict[str, Room] = {}
         self._streams: dict[str, Stream] = {}
         self._participants: dict[str, Participant] = {}
@@ -303,6 +307,8 @@ class Relay(AsyncIOEventEmitter):
                 on_keyframe_request=lambda s, reason: self.metrics.keyframe_requests.labels(reason).inc(),
                 on_pli_sent=lambda s: self.metrics.keyframe_requests_sent.inc(),
                 on_codec_mismatch=self._on_codec_mismatch,
+                on_stale=lambda s: self.metrics.forwarding_errors.labels("stale").inc(),
+                max_lag=self._max_frame_lag,
             )
 
         return make_source

@@ -163,19 +163,19 @@ class Signal:
         return await self.expect("joined")
 
     async def closed(self, timeout: float = 5.0) -> int | None:
-        """Wait for the server to close the socket; returns the close code."""
+        """Wait for the server to close the socket; returns the close code it sent."""
 
-        async def drain() -> None:
+        async def drain() -> int | None:
             while True:
                 message = await self.ws.receive()
-                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
-                                    aiohttp.WSMsgType.ERROR):
-                    return
+                if message.type is aiohttp.WSMsgType.CLOSE:
+                    return int(message.data)  # the server's code (close_code may say 1006 after the reply)
+                if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+                    return self.ws.close_code
                 if message.type is aiohttp.WSMsgType.TEXT:
                     self.seen.append(json.loads(message.data))
 
-        await asyncio.wait_for(drain(), timeout)
-        return self.ws.close_code
+        return await asyncio.wait_for(drain(), timeout)
 
     async def close(self) -> None:
         await self.ws.close()

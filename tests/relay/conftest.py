@@ -42,19 +42,19 @@ class EventLog:
         return [e for e in self.events if e[0] == name and (participant is None or e[2] == participant)]
 
     async def wait(
-        self, name: str, participant: str | None = None, *, timeout: float = 10.0
+        self, name: str, participant: str | None = None, *, timeout: float = 10.0, nth: int = 1
     ) -> tuple[Any, ...]:
-        """The first ``name`` event (for ``participant``), waiting up to ``timeout`` seconds."""
+        """The ``nth`` ``name`` event (for ``participant``), waiting up to ``timeout`` seconds."""
 
-        async def first() -> tuple[Any, ...]:
+        async def arrived() -> tuple[Any, ...]:
             while True:
                 found = self.named(name, participant)
-                if found:
-                    return found[0]
+                if len(found) >= nth:
+                    return found[nth - 1]
                 self._changed.clear()
                 await self._changed.wait()
 
-        return await asyncio.wait_for(first(), timeout)
+        return await asyncio.wait_for(arrived(), timeout)
 
 
 @pytest.fixture

@@ -40,9 +40,9 @@ async def test_connected_is_reported_once_dtls_is_up_and_closed_on_leave(
 async def test_a_killed_participant_is_reported_disconnected_within_a_few_seconds_then_failed(
     endpoints: Callable[..., Endpoint]
 ) -> None:
-    # Default consent timing (1 s checks, disconnected after 2 misses); expiry shortened from 10
-    # misses to 4 so the test also sees "failed" and "closed" within its budget.
-    relay = Relay(ice_servers=[], consent_expire_after=4)
+    # Default consent timing (1 s checks, disconnected after 2 s without an answer); expiry
+    # shortened from 15 s to 5 s so the test also sees "failed" and "closed" within its budget.
+    relay = Relay(ice_servers=[], consent_expire_after=5)
     events = EventLog(relay)
     other = endpoints("reader")
     await join(relay, "room", other)
@@ -77,3 +77,30 @@ async def test_a_killed_participant_is_reported_disconnected_within_a_few_second
     assert disconnected[1:3] == ("room", "client")
     assert 0 < detected < 5.0, f"disconnect reported {detected:.1f} s after the kill"
     assert disconnected[3] <= failed[3] <= closed[3]
+
+
+@pytest.mark.slow
+async def test_a_frozen_participant_is_disconnected_then_connected_again_when_it_resumes(
+    relay: Relay, events: EventLog
+) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.relay.peer_process",
+        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        offer = json.loads(await asyncio.wait_for(child.stdout.readline(), 20))["offer"]
+        answer = await relay.join_room("room", "client", offer)
+        child.stdin.write((json.dumps({"answer": answer}) + "\n").encode())
+        await child.stdin.drain()
+        await events.wait("participant-connected", "client", timeout=15)
+        os.kill(child.pid, signal.SIGSTOP)  # a laptop lid closed, a network outage
+        await events.wait("participant-disconnected", "client", timeout=6)
+        resumed_at = time.monotonic()
+        os.kill(child.pid, signal.SIGCONT)
+        again = await events.wait("participant-connected", "client", nth=2, timeout=6)
+    finally:
+        child.kill()
+        await child.wait()
+    assert again[3] - resumed_at < 3.0
+    assert not events.named("participant-failed", "client")

@@ -11,6 +11,7 @@ from aiortc.mediastreams import MediaStreamError
 from hypothesis import given
 from hypothesis import strategies as st
 
+from relay.backlog import BacklogGuard
 from relay.forwarder import Source, SubscriberTrack
 from tests.relay.test_depacketizer import DELTA, KEY, stream
 
@@ -115,4 +116,37 @@ async def test_a_returning_publisher_continues_the_subscribers_timeline() -> Non
                 assembler.add(rtp)
     pts = [(await track.recv()).pts for _ in range(4)]
     assert pts == sorted(pts) and len(set(pts)) == 4
+    await source.close()
+
+
+def test_backlog_guard_flags_frames_late_behind_their_media_clock() -> None:
+    guard = BacklogGuard(90000, max_lag=0.5)
+    # 30 fps arriving on time (base delay 20 ms, some jitter): nothing is stale.
+    assert not any(guard.is_stale(n * 3000, 100.02 + n / 30 + (0.05 if n % 7 == 0 else 0)) for n in range(60))
+    # The relay stalls for 1 s; the backlog then arrives in a burst.
+    burst = [guard.is_stale(n * 3000, 103.0 + (n - 60) * 0.001) for n in range(60, 90)]
+    assert burst[0] and not burst[-1], "the oldest frames of the backlog are stale, the newest are not"
+
+
+def test_backlog_guard_follows_slow_clock_drift() -> None:
+    guard = BacklogGuard(48000, max_lag=0.5)
+    # The publisher's clock runs 100 ppm slow for an hour: 0.36 s of drift, never a backlog.
+    assert not any(guard.is_stale(n * 960, n * 0.02 * 1.0001) for n in range(0, 180000, 7))
+
+
+async def test_a_stale_video_frame_makes_the_source_wait_for_a_keyframe() -> None:
+    now = [0.0]
+    source = Source("video", owner="pub", scope="s", keyframe_interval=0.5, max_lag=0.3, clock=lambda: now[0])
+    track = SubscriberTrack("video", owner="v", capacity=50)
+    source.subscribe(track)
+    receiver: Any = SilentReceiver()
+    assembler = source.attach(receiver, {97: "VP8"}, media_ssrc=1)
+    frames = stream([KEY, DELTA, DELTA, DELTA, KEY])
+    arrivals = [0.0, 1 / 30, 2 / 30 + 1.0, 3 / 30 + 1.0, 4 / 30 + 0.01]  # frames 2-3 a second late
+    for frame, arrival in zip(frames, arrivals, strict=True):
+        now[0] = arrival
+        for rtp in frame:
+            assembler.add(rtp)
+    forwarded = [bytes(await track.recv()) for _ in range(3)]
+    assert forwarded == [KEY, DELTA, KEY], "the late deltas are dropped, the next keyframe resumes"
     await source.close()

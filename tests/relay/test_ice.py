@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -85,3 +86,26 @@ async def test_trickled_candidates_reach_the_peer_and_unknown_participants_are_r
     with pytest.raises(RelayError) as unknown:
         await relay.add_ice_candidate("nobody", {"candidate": ""})
     assert unknown.value.code == "unknown_participant"
+
+
+async def test_candidates_trickled_while_the_offer_is_being_answered_are_not_lost(
+    relay: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    """A browser trickles its candidates right after its offer; signaling may deliver them before
+    join_room has applied the offer. The offer here carries no candidate at all."""
+    endpoint = endpoints("reader")
+    offer = await endpoint.offer()
+    lines = offer.splitlines()
+    candidates = [line[2:] for line in lines if line.startswith("a=candidate:")]
+    bare = "\r\n".join(line for line in lines if not line.startswith(("a=candidate:", "a=end-of-candidates")))
+    joining = asyncio.ensure_future(relay.join_room("room", "reader", bare + "\r\n"))
+    while relay.participant_state("reader") is None:
+        await asyncio.sleep(0)
+    for candidate in candidates:
+        await relay.add_ice_candidate("reader", {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0})
+    await relay.add_ice_candidate("reader", {"candidate": "", "sdpMid": "0", "sdpMLineIndex": 0})
+    await endpoint.accept(await joining)
+    await endpoint.wait_connected()
+    ice = relay_pc(relay, "reader").getTransceivers()[0].receiver.transport.transport
+    ports = {c.port for c in ice.getRemoteCandidates()}
+    assert {int(c.split()[5]) for c in candidates} <= ports, "every trickled candidate reached ICE"

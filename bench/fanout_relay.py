@@ -1,0 +1,119 @@
+"""The benchmark's relay process: SoulSeer's relay, or aiortc's MediaRelay as the baseline.
+
+A tiny HTTP control server on 127.0.0.1 (POST /publish, POST /watch, GET /stats) exchanges SDP and
+reports this process's CPU time (``getrusage``, all threads), so the relay is measured alone.
+
+``passthrough`` is :class:`relay.Relay` (encoded frames forwarded, no codec). ``mediarelay`` is
+aiortc's documented way to fan out one track: ``MediaRelay`` decodes the publisher once and every
+viewer's sender re-encodes (``buffered=False``: stale frames are dropped, not queued).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+from prometheus_client import CollectorRegistry
+
+from bench.fanout_peers import cpu_seconds
+from relay import Relay, RelayError
+
+
+class PassthroughControl:
+    """Control endpoints over SoulSeer's relay."""
+
+    def __init__(self) -> None:
+        self.relay = Relay(ice_servers=[], registry=CollectorRegistry(), max_participants=5000,
+                           max_viewers_per_stream=5000, stats_interval=0)
+
+    async def publish(self, sdp: str) -> str:
+        return await self.relay.publish_stream("bench", "publisher", sdp)
+
+    async def watch(self, viewer: str, sdp: str) -> str:
+        return await self.relay.watch_stream("bench", viewer, sdp)
+
+    def stats(self) -> dict[str, Any]:
+        forwarded = {kind: vars(c) for kind, c in self.relay.metrics.forwarded.items()}
+        sent = sum(s.keyframe_requests_sent for s in self.relay.sources("bench"))
+        return {"forwarded": forwarded, "keyframes_sent": sent}
+
+    async def close(self) -> None:
+        await self.relay.close()
+
+
+class MediaRelayControl:
+    """Control endpoints over aiortc's MediaRelay (decode once, encode per viewer)."""
+
+    def __init__(self) -> None:
+        self.media_relay = MediaRelay()
+        self.sources: dict[str, MediaStreamTrack] = {}
+        self.pcs: list[RTCPeerConnection] = []
+        self.ready = asyncio.Event()
+
+    async def publish(self, sdp: str) -> str:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pcs.append(pc)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self.sources[track.kind] = track
+            if len(self.sources) == 2:
+                self.ready.set()
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return str(pc.localDescription.sdp)
+
+    async def watch(self, viewer: str, sdp: str) -> str:
+        await asyncio.wait_for(self.ready.wait(), 10)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pcs.append(pc)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        for transceiver in pc.getTransceivers():
+            proxy = self.media_relay.subscribe(self.sources[transceiver.kind], buffered=False)
+            transceiver.sender.replaceTrack(proxy)
+            transceiver.direction = "sendonly"
+        await pc.setLocalDescription(await pc.createAnswer())
+        return str(pc.localDescription.sdp)
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+    async def close(self) -> None:
+        for pc in self.pcs:
+            await pc.close()
+
+
+async def serve(mode: str, port: int) -> None:
+    control = PassthroughControl() if mode == "passthrough" else MediaRelayControl()
+
+    async def publish(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"sdp": await control.publish(body["sdp"])})
+
+    async def watch(request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            return web.json_response({"sdp": await control.watch(body["id"], body["sdp"])})
+        except RelayError as exc:
+            return web.json_response({"error": exc.code}, status=409)
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({"cpu": cpu_seconds(), "at": time.monotonic(), **control.stats()})
+
+    app = web.Application()
+    app.add_routes([web.post("/publish", publish), web.post("/watch", watch), web.get("/stats", stats)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print(f"ready {port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await control.close()
+        await runner.cleanup()
