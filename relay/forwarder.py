@@ -27,6 +27,7 @@ from relay.aiortc_hooks import send_pli
 from relay.backlog import BacklogGuard
 from relay.depacketizer import AudioAssembler, VideoAssembler
 from relay.keyframes import KeyframeRequester
+from relay.packetizer import PayloadCache
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class Source:
         self._clock = clock
         self._backlog = BacklogGuard(CLOCK_RATES[kind], max_lag)
         self._broken = False  # video: a stale frame was dropped, wait for a keyframe
+        self.payload_cache = PayloadCache()
         self._receiver: RTCRtpReceiver | None = None
         self._assembler: AudioAssembler | VideoAssembler | None = None
         self._media_ssrc: int | None = None
