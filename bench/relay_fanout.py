@@ -44,7 +44,7 @@ class Child:
         process = await asyncio.create_subprocess_exec(
             sys.executable, str(Path(__file__).resolve()), *args, cwd=ROOT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env={"PYTHONPATH": str(ROOT)},
+            env={"PYTHONPATH": str(ROOT)}, limit=1 << 24,
         )
         return cls(process, name)
 

@@ -220,6 +220,8 @@ class Source:
             self._assembler = None
 
     def subscribe(self, track: SubscriberTrack) -> None:
+        if track.readyState != "live":
+            return  # its connection is gone; the router forgets it when the participant leaves
         if track.source is not None and track.source is not self:
             track.source.unsubscribe(track)
         track.source = self
