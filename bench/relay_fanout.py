@@ -217,7 +217,7 @@ async def orchestrate(args: argparse.Namespace) -> None:
     series = sorted({baseline_n, *(n for n in series if n <= args.max)})
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     print(HEADER, flush=True)
-    passthrough = await run_mode("passthrough", series, window, 0.99)
+    passthrough = await run_mode("passthrough", series, window, 0.0 if args.keep_going else 0.99)
     baseline = await run_mode("mediarelay", [baseline_n], window, 0.0)
     same_n = next(r for r in passthrough if r.viewers == baseline_n)
     held = [r for r in passthrough if r.delivered >= 0.99]
@@ -242,6 +242,8 @@ def main() -> None:
     parser.add_argument("--max", type=int, default=400, help="largest number of viewers to try")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured at each N")
     parser.add_argument("--baseline-viewers", type=int, default=4, help="viewers for the MediaRelay baseline")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="continue the series up to --max even below 99%% delivery (to see CPU cost)")
     parser.add_argument("--role", choices=["relay", "publisher", "viewers"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="passthrough", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
