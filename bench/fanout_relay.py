@@ -39,8 +39,12 @@ class PassthroughControl:
 
     def stats(self) -> dict[str, Any]:
         forwarded = {kind: vars(c) for kind, c in self.relay.metrics.forwarded.items()}
-        sent = sum(s.keyframe_requests_sent for s in self.relay.sources("bench"))
-        return {"forwarded": forwarded, "keyframes_sent": sent}
+        sources = self.relay.sources("bench")
+        sent = sum(s.keyframe_requests_sent for s in sources)
+        video = [s for s in sources if s.kind == "video"]
+        overflows = sum(t.overflows for s in video for t in s.subscribers)
+        return {"forwarded": forwarded, "keyframes_sent": sent, "overflows": overflows,
+                "frames_in": sum(s.frames_in for s in video), "stale": sum(s.stale_frames for s in video)}
 
     async def close(self) -> None:
         await self.relay.close()

@@ -192,6 +192,11 @@ class Source:
     def keyframe_requests_sent(self) -> int:
         return self._requester.sent
 
+    @property
+    def stale_frames(self) -> int:
+        """Frames dropped as a backlog (see relay.backlog)."""
+        return self._backlog.stale
+
     def attach(
         self, receiver: RTCRtpReceiver, codecs: dict[int, str], media_ssrc: int | None
     ) -> AudioAssembler | VideoAssembler:
