@@ -83,6 +83,7 @@ class Row:
     keyframes: int
     load: float  # the machine's 1-minute load average at the end of the window
     shed: int  # frames the relay dropped in the window: stale (backlog) + subscriber queue overflows
+    lag_p99: float  # the relay's event-loop wake-up delay, 99th percentile over the window
 
     pub_rate: float  # video frames per second the publisher sent
 
@@ -190,13 +191,14 @@ def measure(mode: str, n: int, before: dict[str, Any], after: dict[str, Any], tt
         keyframes=after["relay"].get("keyframes_sent", 0) - before["relay"].get("keyframes_sent", 0),
         load=os.getloadavg()[0],
         pub_rate=pub_rate,
+        lag_p99=after["relay"].get("lag_p99", 0.0),
         shed=sum(after["relay"].get(k, 0) - before["relay"].get(k, 0) for k in ("stale", "overflows")),
     )
 
 
 HEADER = (f"{'relay':<11} {'viewers':>7} {'cpu s/s':>8} {'cpu/viewer':>10} {'delivered':>9} {'worst':>6} "
           f"{'relay-sent':>10} {'ttff p50/p95 (s)':>17} {'g2g p50/p95 (ms)':>17} {'viewer cpu':>10} "
-          f"{'PLIs':>4} {'shed':>5} {'load':>5}")
+          f"{'PLIs':>4} {'shed':>5} {'lag99 ms':>8} {'load':>5}")
 
 
 def print_row(row: Row) -> None:
@@ -206,7 +208,7 @@ def print_row(row: Row) -> None:
     print(f"{row.mode:<11} {row.viewers:>7} {row.relay_cpu:>8.3f} {row.cpu_per_viewer * 100:>9.2f}% "
           f"{row.delivered * 100:>8.1f}% {row.worst * 100:>5.0f}% {relay_sent:>10} "
           f"{row.ttff_median:>7.2f} / {row.ttff_p95:<7.2f} {latency:>17} {row.viewer_cpu:>10.2f} "
-          f"{row.keyframes:>4} {row.shed:>5} {row.load:>5.1f}",
+          f"{row.keyframes:>4} {row.shed:>5} {row.lag_p99 * 1000:>8.0f} {row.load:>5.1f}",
           flush=True)
 
 
