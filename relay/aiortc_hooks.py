@@ -7,7 +7,8 @@ forwards encoded media, so it meets aiortc at five private seams (see DESIGN.md 
    per receiver, with the same steps minus the thread (:func:`take_encoded_frames`).
 2. ``RTCRtpReceiver._handle_rtp_packet`` hands each depayloaded RTP packet to its private
    ``__jitter_buffer``. We swap that for our own frame assembler, which delivers whole encoded
-   frames to the relay instead of to a decoder (:func:`take_encoded_frames`). We also drop the
+   frames to the relay instead of to a decoder (:func:`take_encoded_frames`), reading the payload
+   aiortc depayloaded into each packet's private ``_data`` (:func:`depayloaded`). We also drop the
    receiver's ``__remote_bitrate_estimator``: it costs ~0.25 ms of Python per video packet and sends
    a REMB for most packets, which a relay cannot afford per publisher; the relay instead caps the
    publisher's bitrate with one REMB a second (:func:`send_remb`).
@@ -91,6 +92,12 @@ async def _receive_without_decoder(self: Any, parameters: RTCRtpReceiveParameter
     self._RTCRtpReceiver__transport._register_rtp_receiver(self, parameters)
     self._RTCRtpReceiver__rtcp_task = asyncio.ensure_future(self._run_rtcp())
     self._RTCRtpReceiver__started = True
+
+
+def depayloaded(packet: RtpPacket) -> bytes:
+    """The codec payload ``_handle_rtp_packet`` extracted from ``packet`` (its private ``_data``)."""
+    data: bytes = getattr(packet, "_data", b"")
+    return data
 
 
 def decoder_thread_started(receiver: RTCRtpReceiver) -> bool:
