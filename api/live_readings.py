@@ -19,7 +19,7 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications, reading_chat, reading_recovery, scheduling
-from api.appkeys import DATABASE, SETTINGS
+from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
 from api.reading_runtime import ReadingRuntime
 from api.reading_states import Actor, Event, State
 from api.reading_store import COLUMNS, FROM, apply, fetch, session_json, set_reader_busy
@@ -117,6 +117,7 @@ class LiveReadings:
             deliver=lambda stored: notifications.deliver(self._app, stored),
             store_notification=notifications.store, start_timeout=start_timeout,
             grace_seconds=float(settings.grace_seconds), clock=self._clock, on_finished=self._finished,
+            metrics=self._app[BILLING_METRICS],
         )
         self._runtimes[runtime.session_id] = runtime
         runtime.start()

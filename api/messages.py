@@ -17,7 +17,7 @@ from api import notifications, page_format
 from api import validation as v
 from api.appkeys import DATABASE, SETTINGS
 from api.auth import User, require
-from api.errors import Invalid, NotFound, PaymentRequired, TooManyRequests
+from api.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
 from api.message_refunds import answers
 from api.openapi import operation
 from api.ratelimit import RateLimiter
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_CHARS = 2000
 PREVIEW_CHARS = 140
 MESSAGE_LIMITER = web.AppKey("message_limiter", RateLimiter)
+# Message ids made from (sender, requestId), so a retried request maps to the message it first created.
+_RETRY_NAMESPACE = uuid.UUID("6f1c2a52-3d0e-4f5e-9a43-5b1a7f0e2c11")
 
 _THREAD = ("SELECT t.id, t.client_id, t.reader_id, t.created_at, t.last_message_at,"
            " c.display_name AS client_name, r.display_name AS reader_name"
@@ -128,7 +130,8 @@ async def mark_read(request: web.Request) -> web.Response:
 
 
 @operation(summary="Send a message; a client pays the reader's messageCents (70/30), replies are free",
-           roles=("client", "reader"), request="{readerId | threadId, body (1..2000 chars)}",
+           roles=("client", "reader"),
+           request="{readerId | threadId, body (1..2000 chars), requestId? (a retry returns the same message)}",
            response="{message, thread}; 402 insufficient_funds", status=201, tags=("messages",))
 async def post_message(request: web.Request) -> web.Response:
     """A client writes to a reader (``readerId``) or in a thread; a reader answers in a thread (``threadId``)."""
@@ -137,11 +140,19 @@ async def post_message(request: web.Request) -> web.Response:
     text = v.text(body, "body", max_len=MAX_BODY_CHARS)
     if (body.get("readerId") is None) == (body.get("threadId") is None):
         raise Invalid("give exactly one of readerId or threadId", field="readerId")
+    pool = request.app[DATABASE].pool
+    request_id = None
+    message_id = str(uuid.uuid4())
+    if body.get("requestId") is not None:
+        # A retry with the same requestId finds the first message (same id, so the same ledger key): paid once.
+        request_id = v.text(body, "requestId", max_len=64)
+        message_id = str(uuid.uuid5(_RETRY_NAMESPACE, f"{user.id}:{request_id}"))
+        sent = await pool.fetchrow(f"SELECT {_MESSAGE} FROM messages WHERE id = $1", message_id)  # noqa: S608
+        if sent is not None:
+            return await _replay(pool, user, sent, text)
     wait = request.app[MESSAGE_LIMITER].hit(user.id)
     if wait > 0:
         raise TooManyRequests("too many messages at once; slow down", headers={"Retry-After": str(int(wait) + 1)})
-    pool = request.app[DATABASE].pool
-    message_id = str(uuid.uuid4())
     async with pool.acquire() as conn, conn.transaction():
         if body.get("threadId") is not None:
             thread_id = v.uuid_value(body["threadId"], "threadId")
@@ -169,25 +180,49 @@ async def post_message(request: web.Request) -> web.Response:
                                       "add funds first") from None
             txn_id = str(txn.id)
         row = await conn.fetchrow(
-            f"INSERT INTO messages (id, thread_id, sender_id, body, price_cents, ledger_key, ledger_txn_id)"  # noqa: S608
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_MESSAGE}",
-            message_id, thread_id, user.id, text, price, message_key(message_id) if price else None, txn_id)
-        assert row is not None
-        await conn.execute("UPDATE message_threads SET last_message_at = $2 WHERE id = $1",
-                           thread_id, row["created_at"])
-        if not is_client:
-            await _mark_answered(conn, thread_id, str(thread["client_id"]), row["created_at"],
-                                 timedelta(seconds=request.app[SETTINGS].message_refund_after_seconds))
-        payload = {"threadId": thread_id, "messageId": message_id,
-                   "from": {"id": user.id, "displayName": user.display_name}, "fromName": user.display_name,
-                   "preview": text[:PREVIEW_CHARS], "priceCents": price}
-        # Stored with the message (the reader sees it later if offline), pushed live after the commit.
-        stored = await notifications.store(conn, recipient, "message", payload)
+            f"INSERT INTO messages (id, thread_id, sender_id, body, price_cents, ledger_key, ledger_txn_id,"  # noqa: S608
+            f" request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING {_MESSAGE}",
+            message_id, thread_id, user.id, text, price, message_key(message_id) if price else None, txn_id,
+            request_id)
+        if row is not None:
+            stored = await _record(request.app, conn, user, thread, row, price)
+    if row is None:
+        # The same request raced itself and the other copy committed first (this charge was a replay).
+        sent = await pool.fetchrow(f"SELECT {_MESSAGE} FROM messages WHERE id = $1", message_id)  # noqa: S608
+        assert sent is not None
+        return await _replay(pool, user, sent, text)
     log.info("message sent", extra={"threadId": thread_id, "messageId": message_id, "userId": user.id,
                                     "priceCents": price})
     notifications.deliver(request.app, [stored])
-    status_thread = thread_json(thread, user)
-    return web.json_response({"message": message_json(row), "thread": status_thread}, status=201)
+    return web.json_response({"message": message_json(row), "thread": thread_json(thread, user)}, status=201)
+
+
+async def _record(app: web.Application, conn: asyncpg.Connection, user: User, thread: asyncpg.Record,
+                  row: asyncpg.Record, price: int) -> tuple[str, dict[str, Any]]:
+    """What a new message changes besides itself (same transaction): the thread's time, the paid messages a
+    reader's reply answers, and the recipient's notification (returned, to push after the commit)."""
+    thread_id, message_id, text = str(thread["id"]), str(row["id"]), row["body"]
+    is_client = str(thread["client_id"]) == user.id
+    recipient = str(thread["reader_id"] if is_client else thread["client_id"])
+    await conn.execute("UPDATE message_threads SET last_message_at = $2 WHERE id = $1",
+                       thread_id, row["created_at"])
+    if not is_client:
+        await _mark_answered(conn, thread_id, str(thread["client_id"]), row["created_at"],
+                             timedelta(seconds=app[SETTINGS].message_refund_after_seconds))
+    payload = {"threadId": thread_id, "messageId": message_id,
+               "from": {"id": user.id, "displayName": user.display_name}, "fromName": user.display_name,
+               "preview": text[:PREVIEW_CHARS], "priceCents": price}
+    # Stored with the message (the reader sees it later if offline), pushed live after the commit.
+    return await notifications.store(conn, recipient, "message", payload)
+
+
+async def _replay(pool: asyncpg.Pool, user: User, sent: asyncpg.Record, text: str) -> web.Response:
+    if sent["body"] != text:
+        raise Conflict("this requestId was already used for another message", code="request_id_reused",
+                       field="requestId")
+    thread = await _thread_for(pool, str(sent["thread_id"]), user)
+    return web.json_response({"message": message_json(sent), "thread": thread_json(thread, user),
+                              "replayed": True}, status=201)
 
 
 async def _open_thread(conn: asyncpg.Connection, user: User, reader_id: str) -> asyncpg.Record:

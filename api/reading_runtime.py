@@ -37,6 +37,7 @@ from api.reading_store import apply, fetch, session_json, set_reader_busy
 from billing import ledger, recovery
 from billing.errors import InsufficientFunds
 from billing.meter import ChargeMinute, End, Meter, Pause, Refund, Resume, Warn
+from billing.metrics import BillingMetrics
 from billing.split import split
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class ReadingRuntime:
         grace_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[ReadingRuntime], None] | None = None,
+        metrics: BillingMetrics | None = None,
     ) -> None:
         self.session_id = str(row["id"])
         self.client_id = str(row["client_id"])
@@ -99,6 +101,7 @@ class ReadingRuntime:
         self._relay_close = relay_close
         self._deliver = deliver
         self._store_notification = store_notification
+        self._metrics = metrics
         self._grace = grace_seconds
         self._clock = clock
         self._on_finished = on_finished
@@ -327,6 +330,8 @@ class ReadingRuntime:
 
     async def _execute(self, decisions: list[Any], now: float) -> None:
         """Carry out the meter's decisions in order, feeding failures back to it."""
+        if self._metrics is not None:
+            self._metrics.meter(decisions)
         pending = list(decisions)
         while pending and self.status is not State.ENDED:
             decision = pending.pop(0)
@@ -334,7 +339,7 @@ class ReadingRuntime:
                 try:
                     charged = await recovery.charge_minute(
                         self._pool, session_id=self.session_id, client_id=self.client_id, reader_id=self.reader_id,
-                        index=decision.index, cents=decision.cents)
+                        index=decision.index, cents=decision.cents, metrics=self._metrics)
                 except InsufficientFunds:
                     log.info("minute not covered", extra={**self._log, "minute": decision.index})
                     pending = self._meter.charge_failed(now) + pending if self._meter else pending
@@ -388,7 +393,8 @@ class ReadingRuntime:
                 if meter is not None:
                     refund = self._refund.cents if self._refund is not None else 0
                     await recovery.settle_reading(conn, session_id=self.session_id,
-                                                  billable_seconds=meter.billable_seconds(now), refund_cents=refund)
+                                                  billable_seconds=meter.billable_seconds(now), refund_cents=refund,
+                                                  metrics=self._metrics)
                     self._earned -= split(refund)[0]
                 _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason)
             await set_reader_busy(conn, self.reader_id, False)

@@ -18,12 +18,11 @@ from api.audience import Audience
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+# Queues one message for a socket without waiting (False: the socket is closed or too far behind and is being
+# dropped); the signaling socket's own writer task does the network I/O.
+Send = Callable[[dict[str, Any]], bool]
 LeaderboardSource = Callable[[str], Awaitable[list[dict[str, Any]]]]
 EndListener = Callable[[str], Awaitable[None]]
-
-# A socket that cannot take a message this long is skipped for that message (its heartbeat will close it).
-SEND_TIMEOUT = 5.0
 
 
 class StreamHub:
@@ -77,9 +76,18 @@ class StreamHub:
     # Events (called by REST handlers and signaling) ------------------------------------------------------------
     async def broadcast(self, stream_id: str, message: dict[str, Any], *, exclude: str | None = None) -> None:
         """Send one message to every socket on the stream (on this node)."""
-        senders = [send for cid, send in self._senders.get(stream_id, {}).items() if cid != exclude]
-        if senders:
-            await asyncio.gather(*(self._send(stream_id, send, message) for send in senders))
+        undelivered = 0
+        for cid, send in list(self._senders.get(stream_id, {}).items()):
+            if cid == exclude:
+                continue
+            try:
+                undelivered += not send(message)
+            except Exception:
+                undelivered += 1
+                log.exception("stream message send failed", extra={"streamId": stream_id})
+        if undelivered:
+            log.info("stream message not delivered to every socket", extra={
+                "streamId": stream_id, "type": message.get("type"), "undelivered": undelivered})
 
     async def gift_sent(self, stream_id: str, gift: dict[str, Any]) -> None:
         """A gift was paid for: everyone on the stream sees it, then the new leaderboard."""
@@ -130,13 +138,6 @@ class StreamHub:
         except Exception:
             self._pending.pop(stream_id, None)
             log.exception("stream-state push failed", extra={"streamId": stream_id})
-
-    async def _send(self, stream_id: str, send: Send, message: dict[str, Any]) -> None:
-        try:
-            await asyncio.wait_for(send(message), SEND_TIMEOUT)
-        except (TimeoutError, ConnectionError, RuntimeError) as exc:
-            log.info("stream message not delivered", extra={"streamId": stream_id, "type": message.get("type"),
-                                                            "reason": repr(exc)})
 
     def _forget(self, stream_id: str) -> None:
         self._audiences.pop(stream_id, None)

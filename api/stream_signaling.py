@@ -118,11 +118,8 @@ class StreamSignaling:
         role = "publisher" if socket.user_id == reader_id else "viewer"
         participant = publisher_id(stream_id) if role == "publisher" else f"stream:{stream_id}:viewer:{connection_id}"
 
-        async def send(payload: dict[str, Any]) -> None:
-            socket.send(payload)
-
         try:
-            self._hub.join(stream_id, reader_id, connection_id, socket.user_id, send)
+            self._hub.join(stream_id, reader_id, connection_id, socket.user_id, socket.send)
         except AudienceFull as exc:
             raise SignalingError("stream_full", str(exc)) from None
         socket.stream = StreamSeat(stream_id, reader_id, role, participant, connection_id)

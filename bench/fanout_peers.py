@@ -220,7 +220,7 @@ async def run_viewers(relay_url: str, prefix: str) -> None:
         latencies = [x for v in viewers for x in v.latencies]
         for v in viewers:
             v.latencies.clear()
-        sample = random.sample(latencies, min(len(latencies), 3000))
+        sample = [round(x, 5) for x in random.sample(latencies, min(len(latencies), 2000))]
         return {"video": [v.video for v in viewers], "audio": [v.audio for v in viewers],
                 "latency": sample, "cpu": cpu_seconds(), "at": time.monotonic()}
 

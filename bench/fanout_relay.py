@@ -39,8 +39,12 @@ class PassthroughControl:
 
     def stats(self) -> dict[str, Any]:
         forwarded = {kind: vars(c) for kind, c in self.relay.metrics.forwarded.items()}
-        sent = sum(s.keyframe_requests_sent for s in self.relay.sources("bench"))
-        return {"forwarded": forwarded, "keyframes_sent": sent}
+        sources = self.relay.sources("bench")
+        sent = sum(s.keyframe_requests_sent for s in sources)
+        video = [s for s in sources if s.kind == "video"]
+        overflows = sum(t.overflows for s in video for t in s.subscribers)
+        return {"forwarded": forwarded, "keyframes_sent": sent, "overflows": overflows,
+                "frames_in": sum(s.frames_in for s in video), "stale": sum(s.stale_frames for s in video)}
 
     async def close(self) -> None:
         await self.relay.close()
@@ -89,8 +93,27 @@ class MediaRelayControl:
             await pc.close()
 
 
+class LoopLag:
+    """How late the relay's event loop wakes a 10 ms timer: scheduling delay plus blocking work."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    async def run(self) -> None:
+        while True:
+            due = time.monotonic() + 0.01
+            await asyncio.sleep(0.01)
+            self.samples.append(time.monotonic() - due)
+
+    def take(self) -> list[float]:
+        samples, self.samples = self.samples, []
+        return samples
+
+
 async def serve(mode: str, port: int) -> None:
     control = PassthroughControl() if mode == "passthrough" else MediaRelayControl()
+    lag = LoopLag()
+    lag_task = asyncio.ensure_future(lag.run())
 
     async def publish(request: web.Request) -> web.Response:
         body = await request.json()
@@ -104,7 +127,10 @@ async def serve(mode: str, port: int) -> None:
             return web.json_response({"error": exc.code}, status=409)
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response({"cpu": cpu_seconds(), "at": time.monotonic(), **control.stats()})
+        samples = sorted(lag.take()) or [0.0]
+        lag_p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))]
+        return web.json_response({"cpu": cpu_seconds(), "at": time.monotonic(), "lag_p99": lag_p99,
+                                  "lag_max": samples[-1], **control.stats()})
 
     app = web.Application()
     app.add_routes([web.post("/publish", publish), web.post("/watch", watch), web.get("/stats", stats)])
@@ -115,5 +141,6 @@ async def serve(mode: str, port: int) -> None:
     try:
         await asyncio.Event().wait()
     finally:
+        lag_task.cancel()
         await control.close()
         await runner.cleanup()

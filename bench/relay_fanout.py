@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
-VIEWERS_PER_PROCESS = 50
+VIEWERS_PER_PROCESS = 25
 
 
 class Child:
@@ -44,7 +44,7 @@ class Child:
         process = await asyncio.create_subprocess_exec(
             sys.executable, str(Path(__file__).resolve()), *args, cwd=ROOT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env={"PYTHONPATH": str(ROOT)},
+            env={"PYTHONPATH": str(ROOT)}, limit=1 << 24,
         )
         return cls(process, name)
 
@@ -82,6 +82,8 @@ class Row:
     viewer_cpu: float
     keyframes: int
     load: float  # the machine's 1-minute load average at the end of the window
+    shed: int  # frames the relay dropped in the window: stale (backlog) + subscriber queue overflows
+    lag_p99: float  # the relay's event-loop wake-up delay, 99th percentile over the window
 
     pub_rate: float  # video frames per second the publisher sent
 
@@ -189,12 +191,14 @@ def measure(mode: str, n: int, before: dict[str, Any], after: dict[str, Any], tt
         keyframes=after["relay"].get("keyframes_sent", 0) - before["relay"].get("keyframes_sent", 0),
         load=os.getloadavg()[0],
         pub_rate=pub_rate,
+        lag_p99=after["relay"].get("lag_p99", 0.0),
+        shed=sum(after["relay"].get(k, 0) - before["relay"].get(k, 0) for k in ("stale", "overflows")),
     )
 
 
 HEADER = (f"{'relay':<11} {'viewers':>7} {'cpu s/s':>8} {'cpu/viewer':>10} {'delivered':>9} {'worst':>6} "
           f"{'relay-sent':>10} {'ttff p50/p95 (s)':>17} {'g2g p50/p95 (ms)':>17} {'viewer cpu':>10} "
-          f"{'PLIs':>4} {'load':>5}")
+          f"{'PLIs':>4} {'shed':>5} {'lag99 ms':>8} {'load':>5}")
 
 
 def print_row(row: Row) -> None:
@@ -204,7 +208,7 @@ def print_row(row: Row) -> None:
     print(f"{row.mode:<11} {row.viewers:>7} {row.relay_cpu:>8.3f} {row.cpu_per_viewer * 100:>9.2f}% "
           f"{row.delivered * 100:>8.1f}% {row.worst * 100:>5.0f}% {relay_sent:>10} "
           f"{row.ttff_median:>7.2f} / {row.ttff_p95:<7.2f} {latency:>17} {row.viewer_cpu:>10.2f} "
-          f"{row.keyframes:>4} {row.load:>5.1f}",
+          f"{row.keyframes:>4} {row.shed:>5} {row.lag_p99 * 1000:>8.0f} {row.load:>5.1f}",
           flush=True)
 
 
@@ -217,7 +221,7 @@ async def orchestrate(args: argparse.Namespace) -> None:
     series = sorted({baseline_n, *(n for n in series if n <= args.max)})
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     print(HEADER, flush=True)
-    passthrough = await run_mode("passthrough", series, window, 0.99)
+    passthrough = await run_mode("passthrough", series, window, 0.0 if args.keep_going else 0.99)
     baseline = await run_mode("mediarelay", [baseline_n], window, 0.0)
     same_n = next(r for r in passthrough if r.viewers == baseline_n)
     held = [r for r in passthrough if r.delivered >= 0.99]
@@ -242,6 +246,8 @@ def main() -> None:
     parser.add_argument("--max", type=int, default=400, help="largest number of viewers to try")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured at each N")
     parser.add_argument("--baseline-viewers", type=int, default=4, help="viewers for the MediaRelay baseline")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="continue the series up to --max even below 99%% delivery (to see CPU cost)")
     parser.add_argument("--role", choices=["relay", "publisher", "viewers"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="passthrough", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -378,8 +378,9 @@ async def run(args: argparse.Namespace) -> None:
     print("\nratio of viewers/core with gifts to the baseline without:")
     for viewers, idle, busy in rows:
         ratio = idle["cpu"] / busy["cpu"] if busy["cpu"] > 0 else float("nan")
+        per_gift = (busy["cpu"] - idle["cpu"]) * args.seconds / busy["gifts"] * 1000 if busy["gifts"] else float("nan")
         print(f"  {viewers} viewers: {ratio:.2f}x  (server cpu per viewer {1000 * idle['cpu'] / viewers:.1f} -> "
-              f"{1000 * busy['cpu'] / viewers:.1f} millicores)")
+              f"{1000 * busy['cpu'] / viewers:.1f} millicores; ~{per_gift:.1f} ms of server CPU per gift)")
 
 
 def main() -> None:

@@ -6,6 +6,10 @@ burst, late. Forwarding them would make every viewer's delay grow by the backlog
 saw seconds). Instead the relay compares each frame's arrival with its RTP timestamp: the smallest
 (arrival - media time) seen is the path's base delay, and a frame later than that by more than
 ``max_lag`` is stale. Stale frames are dropped; for video the stream then waits for a keyframe.
+
+Dropping is for a backlog that can be caught up. If frames are still stale after ``max_lag`` seconds
+of dropping, the delay has shifted for good (a clock step, a slower path): the guard takes the new
+delay as its base instead of dropping forever.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ class BacklogGuard:
         self._max_lag = max_lag
         self._floor: float | None = None
         self._floor_at = 0.0
+        self._stale_since: float | None = None
         self.stale = 0
+        self.rebased = 0
 
     def reset(self) -> None:
         """A new feed: its RTP timestamps have nothing to do with the previous one's."""
@@ -43,7 +49,15 @@ class BacklogGuard:
             floor = min(offset, floor + DRIFT_ALLOWANCE * (arrival - self._floor_at))
         self._floor = floor
         self._floor_at = arrival
-        if offset - floor > self._max_lag:
-            self.stale += 1
-            return True
-        return False
+        if offset - floor <= self._max_lag:
+            self._stale_since = None
+            return False
+        if self._stale_since is None:
+            self._stale_since = arrival
+        elif arrival - self._stale_since > self._max_lag:
+            self._floor = offset  # not a backlog: a lasting change of delay
+            self._stale_since = None
+            self.rebased += 1
+            return False
+        self.stale += 1
+        return True

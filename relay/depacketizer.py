@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from aiortc.rtp import RtpPacket
 
+from relay.aiortc_hooks import depayloaded
 from relay.keyframes import is_keyframe
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class AudioAssembler:
         if self._last_seq is not None and seq <= self._last_seq:
             return _NOTHING
         self._last_seq = seq
-        data: bytes = getattr(packet, "_data", b"")
+        data = depayloaded(packet)
         if data:
             codec = self._codecs.get(packet.payload_type, "")
             self._on_frame(codec, data, self._timestamp.unwrap(packet.timestamp), True)
@@ -133,7 +134,7 @@ class VideoAssembler:
             self._next = end + 1
             first = packets[0]
             codec = self._codecs.get(first.payload_type, "")
-            data = b"".join(getattr(p, "_data", b"") for p in packets)
+            data = b"".join(depayloaded(p) for p in packets)
             key = is_keyframe(codec, data)
             if self._need_keyframe and not key:
                 self.frames_dropped += 1

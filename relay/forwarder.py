@@ -17,20 +17,24 @@ import fractions
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import av
 from aiortc import RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from relay.aiortc_hooks import send_pli
+from relay.aiortc_hooks import send_pli, send_remb
 from relay.backlog import BacklogGuard
 from relay.depacketizer import AudioAssembler, VideoAssembler
 from relay.keyframes import KeyframeRequester
+from relay.packetizer import PayloadCache
 
 logger = logging.getLogger(__name__)
 
 CLOCK_RATES = {"audio": 48000, "video": 90000}
+#: Seconds between two REMB caps sent to a video publisher (browsers send theirs about as often).
+REMB_INTERVAL = 1.0
 
 
 class SubscriberTrack(MediaStreamTrack):
@@ -130,6 +134,7 @@ class Source:
     :param keyframe_interval: minimum seconds between two keyframe requests sent upstream.
     :param on_first_frame: called when a new feed delivers its first frame (track published).
     :param max_lag: frames later than this (seconds) behind the feed's best delay are dropped.
+    :param max_bitrate: for video, the bitrate cap (bps) announced to the publisher with REMB.
     """
 
     def __init__(
@@ -145,6 +150,7 @@ class Source:
         on_codec_mismatch: Callable[[Source, SubscriberTrack], None] | None = None,
         on_stale: Callable[[Source], None] | None = None,
         max_lag: float = 1.0,
+        max_bitrate: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kind = kind
@@ -164,6 +170,9 @@ class Source:
         self._clock = clock
         self._backlog = BacklogGuard(CLOCK_RATES[kind], max_lag)
         self._broken = False  # video: a stale frame was dropped, wait for a keyframe
+        self.payload_cache = PayloadCache()
+        self._max_bitrate = max_bitrate if kind == "video" else None
+        self._remb_at = -1.0
         self._receiver: RTCRtpReceiver | None = None
         self._assembler: AudioAssembler | VideoAssembler | None = None
         self._media_ssrc: int | None = None
@@ -182,6 +191,11 @@ class Source:
     @property
     def keyframe_requests_sent(self) -> int:
         return self._requester.sent
+
+    @property
+    def stale_frames(self) -> int:
+        """Frames dropped as a backlog (see relay.backlog)."""
+        return self._backlog.stale
 
     def attach(
         self, receiver: RTCRtpReceiver, codecs: dict[int, str], media_ssrc: int | None
@@ -211,6 +225,8 @@ class Source:
             self._assembler = None
 
     def subscribe(self, track: SubscriberTrack) -> None:
+        if track.readyState != "live":
+            return  # its connection is gone; the router forgets it when the participant leaves
         if track.source is not None and track.source is not self:
             track.source.unsubscribe(track)
         track.source = self
@@ -274,6 +290,9 @@ class Source:
         packet.time_base = self._time_base
         if keyframe and self.kind == "video":
             self._requester.keyframe_seen()
+        if self._max_bitrate is not None and now - self._remb_at >= REMB_INTERVAL:
+            self._remb_at = now
+            self._spawn(self._send_remb(self._max_bitrate))
         for track in self.subscribers:
             if track.codec is not None and track.codec != codec:
                 if self._on_codec_mismatch is not None:
@@ -281,15 +300,25 @@ class Source:
                 continue
             track.push(packet, keyframe)
 
+    def _feed_ssrc(self) -> int | None:
+        if self._media_ssrc is not None:
+            return self._media_ssrc
+        return self._assembler.media_ssrc if self._assembler is not None else None
+
     def _send_pli(self) -> None:
-        receiver = self._receiver
-        ssrc = self._media_ssrc
-        if ssrc is None and self._assembler is not None:
-            ssrc = self._assembler.media_ssrc
+        receiver, ssrc = self._receiver, self._feed_ssrc()
         if receiver is None or ssrc is None:
             return
         if self._on_pli_sent is not None:
             self._on_pli_sent(self)
-        task = asyncio.ensure_future(send_pli(receiver, ssrc))
+        self._spawn(send_pli(receiver, ssrc))
+
+    async def _send_remb(self, bitrate: int) -> None:
+        receiver, ssrc = self._receiver, self._feed_ssrc()
+        if receiver is not None and ssrc is not None:
+            await send_remb(receiver, bitrate, [ssrc])
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -37,7 +37,7 @@ from relay.errors import BadSdpError
 from relay.forwarder import Source, SubscriberTrack
 from relay.ice import candidate_from_browser
 from relay.metrics import LinkQuality
-from relay.packetizer import ForwardCounters, Packetizer
+from relay.packetizer import ForwardCounters, Packetizer, PayloadCache
 from relay.sdp import SessionSummary, parse_session
 
 logger = logging.getLogger(__name__)
@@ -231,7 +231,10 @@ class Peer:
 
     def _wire_sender(self, sender: RTCRtpSender, track: SubscriberTrack, codec: str) -> None:
         track.codec = codec
-        pack_without_encoder(sender, Packetizer(codec, self._forwarded[track.kind]))
+        def cache() -> PayloadCache | None:
+            return track.source.payload_cache if track.source is not None else None
+
+        pack_without_encoder(sender, Packetizer(codec, self._forwarded[track.kind], cache))
         on_keyframe_request(sender, lambda: track.request_keyframe("pli"))
 
     def _on_track(self, track: MediaStreamTrack) -> None:

@@ -79,6 +79,8 @@ class Relay(AsyncIOEventEmitter):
     :param stats_interval: seconds between RTCP quality polls for the metrics.
     :param max_frame_lag: a frame reaching the relay this many seconds later than the publisher's
         best delay is a backlog and is dropped (video then waits for a keyframe).
+    :param max_video_bitrate: the cap (bps) announced to video publishers with REMB once a second;
+        the relay runs no bandwidth estimator of its own (see ``relay.aiortc_hooks``).
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class Relay(AsyncIOEventEmitter):
         video_codecs: Sequence[str] = ("VP8", "H264"),
         stats_interval: float = 5.0,
         max_frame_lag: float = 1.0,
+        max_video_bitrate: int = 1_500_000,
     ) -> None:
         super().__init__()
         self._ice_servers = ice_servers_from_config(ice_servers)
@@ -112,6 +115,7 @@ class Relay(AsyncIOEventEmitter):
         self._video_codecs = tuple(video_codecs)
         self._stats_interval = stats_interval
         self._max_frame_lag = max_frame_lag
+        self._max_video_bitrate = max_video_bitrate
         self._rooms: dict[str, Room] = {}
         self._streams: dict[str, Stream] = {}
         self._participants: dict[str, Participant] = {}
@@ -309,6 +313,7 @@ class Relay(AsyncIOEventEmitter):
                 on_codec_mismatch=self._on_codec_mismatch,
                 on_stale=lambda s: self.metrics.forwarding_errors.labels("stale").inc(),
                 max_lag=self._max_frame_lag,
+                max_bitrate=self._max_video_bitrate,
             )
 
         return make_source

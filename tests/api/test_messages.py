@@ -3,6 +3,8 @@ parties read a thread, bodies are bounded and stored as sent."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from aiohttp.test_utils import TestClient
 
@@ -150,3 +152,20 @@ async def test_messages_go_from_a_client_to_a_reader_only(client: TestClient, po
     both = await client.post("/api/messages", json={"readerId": reader["id"], "threadId": reader["id"],
                                                     "body": "hi"}, headers=ch)
     assert both.status == 422
+
+
+async def test_a_retried_message_with_its_request_id_is_sent_and_charged_once(client: TestClient,
+                                                                            pool: asyncpg.Pool) -> None:
+    reader, _ = await reader_charging(client, pool, 200)
+    ann, ch = await funded_client(client, pool, 1000)
+    body = {"readerId": reader["id"], "body": "Once only, please", "requestId": "compose-1"}
+    responses = await asyncio.gather(*(client.post("/api/messages", json=body, headers=ch) for _ in range(3)))
+    assert {r.status for r in responses} == {201}
+    assert len({(await r.json())["message"]["id"] for r in responses}) == 1
+    again = await client.post("/api/messages", json=body, headers=ch)
+    assert (await again.json())["replayed"] is True
+    assert await ledger.balance(pool, ann["id"]) == 800
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 1
+    assert await pool.fetchval("SELECT count(*) FROM notifications WHERE kind = 'message'") == 1
+    other = await client.post("/api/messages", json={**body, "body": "Something else"}, headers=ch)
+    assert other.status == 409 and (await other.json())["error"]["code"] == "request_id_reused"

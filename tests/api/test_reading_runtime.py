@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from api.appkeys import REGISTRY
 from api.live_readings import LIVE_READINGS
 from billing import ledger
 from billing.meter import net_cents
@@ -79,6 +80,11 @@ async def test_each_minute_is_charged_at_its_start_and_the_last_one_prorated_at_
         assert row["status"] == "ended" and row["charged_cents"] == 140 and row["end_reason"] == "ended_by_client"
         assert await ledger.balance(pool, str(row["client_id"])) == 10_000 - 140
         assert await ledger.earnings(pool, str(row["reader_id"])) == 2 * (RATE * 70 // 100) - (100 * 70 // 100)
+        # The same money shows in the billing metrics: two minutes charged, one prorated refund.
+        registry = http.app[REGISTRY]
+        assert registry.get_sample_value("soulseer_billing_minutes_charged_total") == 2
+        assert registry.get_sample_value("soulseer_billing_charged_cents_total", {"kind": "reading_minute"}) == 2 * RATE
+        assert registry.get_sample_value("soulseer_billing_meter_decisions_total", {"kind": "charge_minute"}) == 2
 
 
 async def test_a_disconnect_pauses_the_meter_and_a_rejoin_within_grace_resumes_it(

@@ -23,6 +23,7 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
 from relay import aiortc_hooks
 from relay.depacketizer import VideoAssembler
@@ -34,6 +35,7 @@ FINGERPRINTS = {
     "RTCRtpReceiver.receive": (RTCRtpReceiver.receive, "d6d8d8d7a0bf4e95"),
     "RTCRtpReceiver._handle_rtp_packet": (RTCRtpReceiver._handle_rtp_packet, "4e54983d021a6336"),
     "RTCRtpReceiver._send_rtcp_pli": (RTCRtpReceiver._send_rtcp_pli, "ae74c43d50f6eb7b"),
+    "RTCRtpReceiver._send_rtcp": (RTCRtpReceiver._send_rtcp, "9f0bc9f6a8ddb289"),
     "RTCRtpReceiver.stop": (RTCRtpReceiver.stop, "63734b6894ce67a5"),
     "RTCRtpSender._next_encoded_frame": (RTCRtpSender._next_encoded_frame, "89dd9fa4fb33741c"),
     "RTCRtpSender._handle_rtcp_packet": (RTCRtpSender._handle_rtcp_packet, "a4ee4c7355f8de7a"),
@@ -70,7 +72,7 @@ async def test_private_attributes_the_hooks_touch_exist_on_real_objects() -> Non
     transceiver = pc.addTransceiver("video")
     receiver, sender = transceiver.receiver, transceiver.sender
     for name in ("__jitter_buffer", "__codecs", "__rtx_ssrc", "__transport", "__rtcp_task", "__started",
-                 "__decoder_thread"):
+                 "__decoder_thread", "__remote_bitrate_estimator", "__rtcp_ssrc"):
         assert hasattr(receiver, f"_RTCRtpReceiver{name}"), name
     assert hasattr(sender, "_RTCRtpSender__encoder")
     assert callable(getattr(receiver, "_run_rtcp", None))
@@ -147,6 +149,7 @@ async def test_hooked_receiver_delivers_encoded_frames_and_starts_no_decoder_thr
     await asyncio.wait_for(got_frames.wait(), 10)
     assert frames[0][0] == "VP8" and frames[0][3], "the first frame forwarded is a keyframe"
     assert not aiortc_hooks.decoder_thread_started(hooked[0])
+    assert hooked[0]._RTCRtpReceiver__remote_bitrate_estimator is None  # type: ignore[attr-defined]
     new_threads = {t.name for t in threading.enumerate()} - threads_before
     assert not any("decoder" in name for name in new_threads), new_threads
     await sender_pc.close()
@@ -181,5 +184,19 @@ async def test_hooked_sender_packs_av_packets_without_an_encoder_and_reports_key
     receiver = receiver_pc.getReceivers()[0]
     await aiortc_hooks.send_pli(receiver, sender._ssrc)
     await asyncio.wait_for(requests.wait(), 5)
+    rembs: list[tuple[int, list[int]]] = []
+    got_remb = asyncio.Event()
+    handle = sender._handle_rtcp_packet
+
+    async def spy(packet: object) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            rembs.append(unpack_remb_fci(packet.fci))
+            got_remb.set()
+        await handle(packet)  # type: ignore[arg-type]
+
+    sender._handle_rtcp_packet = spy  # type: ignore[method-assign]
+    await aiortc_hooks.send_remb(receiver, 1_500_000, [sender._ssrc])
+    await asyncio.wait_for(got_remb.wait(), 5)
+    assert rembs[-1][1] == [sender._ssrc] and abs(rembs[-1][0] - 1_500_000) < 1_500_000 * 0.01
     await sender_pc.close()
     await receiver_pc.close()

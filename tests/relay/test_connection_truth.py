@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from relay import Relay
+from relay import Relay, RelayError
 from tests.relay.conftest import EventLog, join
 from tests.relay.endpoints import Endpoint
 
@@ -104,3 +104,29 @@ async def test_a_frozen_participant_is_disconnected_then_connected_again_when_it
         await child.wait()
     assert again[3] - resumed_at < 3.0
     assert not events.named("participant-failed", "client")
+
+
+async def test_a_participant_that_never_connects_is_failed_after_the_connect_timeout(
+    endpoints: Callable[..., Endpoint]
+) -> None:
+    relay = Relay(ice_servers=[], connect_timeout=1.0)
+    events = EventLog(relay)
+    try:
+        endpoint = endpoints("client")
+        answered = time.monotonic()
+        await relay.join_room("room", "client", await endpoint.offer())  # the answer is never applied
+        failed = await events.wait("participant-failed", "client", timeout=5)
+        await events.wait("participant-closed", "client", timeout=5)
+        assert 0.9 <= failed[3] - answered < 3.0
+        assert not events.named("participant-connected", "client")
+    finally:
+        await relay.close()
+
+
+async def test_a_closed_relay_refuses_joins(endpoints: Callable[..., Endpoint]) -> None:
+    relay = Relay(ice_servers=[])
+    await relay.close()
+    await relay.close()  # idempotent
+    with pytest.raises(RelayError) as refused:
+        await relay.join_room("room", "client", await endpoints("client").offer())
+    assert refused.value.code == "relay_closed"

@@ -150,3 +150,13 @@ async def test_a_stale_video_frame_makes_the_source_wait_for_a_keyframe() -> Non
     forwarded = [bytes(await track.recv()) for _ in range(3)]
     assert forwarded == [KEY, DELTA, KEY], "the late deltas are dropped, the next keyframe resumes"
     await source.close()
+
+
+def test_backlog_guard_accepts_a_lasting_delay_change_instead_of_dropping_forever() -> None:
+    guard = BacklogGuard(90000, max_lag=0.5)
+    for n in range(30):
+        assert not guard.is_stale(n * 3000, n / 30)
+    # From now on every frame arrives 2 s later than before (a relay that stays behind).
+    verdicts = [guard.is_stale(n * 3000, 2.0 + n / 30) for n in range(30, 120)]
+    assert verdicts[0] and not any(verdicts[30:]), "dropped for about max_lag, then forwarded again"
+    assert guard.rebased == 1

@@ -15,6 +15,7 @@ const price = document.querySelector("[data-price]");
 const form = document.querySelector("[data-message-form]");
 const error = document.querySelector("[data-message-error]");
 let threadId = data.threadId;
+let pendingRequest = null; // the message being sent, kept with its request id until it is sent
 
 const ERRORS = {
   insufficient_funds: "Your balance doesn't cover this message.",
@@ -94,10 +95,15 @@ form.addEventListener("submit", async (event) => {
   const body = input.value.trim();
   if (!body) return;
   const target = threadId ? { threadId } : { readerId: data.newReader.id };
+  pendingRequest ??= { body, id: crypto.randomUUID() };
+  if (pendingRequest.body !== body) pendingRequest = { body, id: crypto.randomUUID() };
+  const requestId = pendingRequest.id;
   form.querySelector("button").disabled = true;
   try {
-    const sent = await api("/api/messages", { method: "POST", body: { ...target, body } });
+    // One request id per message typed: a retry after a network blip cannot pay twice.
+    const sent = await api("/api/messages", { method: "POST", body: { ...target, body, requestId } });
     input.value = "";
+    pendingRequest = null;
     if (!threadId) {
       window.location.assign(`/messages/${encodeURIComponent(sent.thread.id)}`);
       return;
