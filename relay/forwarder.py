@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 CLOCK_RATES = {"audio": 48000, "video": 90000}
 #: Seconds between two REMB caps sent to a video publisher (browsers send theirs about as often).
 REMB_INTERVAL = 1.0
+#: Seconds before a subscriber still waiting for a keyframe asks again.
+REMIND_INTERVAL = 1.0
 
 
 class SubscriberTrack(MediaStreamTrack):
@@ -65,6 +67,7 @@ class SubscriberTrack(MediaStreamTrack):
         self._on_overflow = on_overflow
         self._queue: deque[av.Packet] = deque()
         self._waiting_keyframe = kind == "video"
+        self._reminded_at = time.monotonic()  # the join itself asks for a keyframe
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -77,6 +80,7 @@ class SubscriberTrack(MediaStreamTrack):
             return
         if self._waiting_keyframe:
             if not keyframe:
+                self._remind("waiting")
                 return
             self._waiting_keyframe = False
         if len(self._queue) >= self._capacity:
@@ -94,6 +98,14 @@ class SubscriberTrack(MediaStreamTrack):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _remind(self, reason: str) -> None:
+        # A request can be lost (the PLI, or the keyframe it asked for): ask again while waiting,
+        # at most once per REMIND_INTERVAL per subscriber; the source's requester throttles further.
+        now = time.monotonic()
+        if now - self._reminded_at >= REMIND_INTERVAL:
+            self._reminded_at = now
+            self.request_keyframe(reason)
 
     def request_keyframe(self, reason: str) -> None:
         """Ask the feeding publisher for a keyframe (throttled upstream)."""
@@ -268,6 +280,7 @@ class Source:
             return
         if self._broken:
             if not keyframe:
+                self.request_keyframe("late")  # again: the keyframe asked for may itself be dropped
                 return
             self._broken = False
         if self._feed_origin is None:

@@ -79,10 +79,14 @@ async def test_stopped_track_ends_the_senders_recv() -> None:
 
 
 class SilentReceiver:
-    """Stands in for aiortc's RTCRtpReceiver: the source only sends PLIs through it."""
+    """Stands in for aiortc's RTCRtpReceiver: the source only sends PLIs (and REMBs) through it."""
+
+    def __init__(self) -> None:
+        self.plis: list[int] = []
+        self._RTCRtpReceiver__rtcp_ssrc = None  # no REMB
 
     async def _send_rtcp_pli(self, media_ssrc: int) -> None:
-        self.pli = media_ssrc
+        self.plis.append(media_ssrc)
 
 
 async def test_source_shares_one_packet_object_among_all_subscribers() -> None:
@@ -160,3 +164,28 @@ def test_backlog_guard_accepts_a_lasting_delay_change_instead_of_dropping_foreve
     verdicts = [guard.is_stale(n * 3000, 2.0 + n / 30) for n in range(30, 120)]
     assert verdicts[0] and not any(verdicts[30:]), "dropped for about max_lag, then forwarded again"
     assert guard.rebased == 1
+
+
+async def test_a_source_waiting_for_a_keyframe_keeps_asking_if_the_keyframe_is_lost_too() -> None:
+    now = [0.0]
+    source = Source(
+        "video", owner="pub", scope="s", keyframe_interval=0.05, max_lag=0.3, clock=lambda: now[0]
+    )
+    receiver: Any = SilentReceiver()
+    assembler = source.attach(receiver, {97: "VP8"}, media_ssrc=7)
+    frames = stream([KEY, DELTA, KEY] + [DELTA] * 10)
+    arrivals = [0.0, 1 / 30 + 1.0, 2 / 30 + 1.0] + [(3 + i) / 30 + 0.01 for i in range(10)]
+
+    async def deliver(i: int) -> None:
+        now[0] = arrivals[i]
+        for rtp in frames[i]:
+            assembler.add(rtp)
+        await asyncio.sleep(0.03)  # real time for the throttled requester's timer
+
+    for i in range(3):  # a delta and then the keyframe it asked for both arrive a second late
+        await deliver(i)
+    assert len(receiver.plis) == 1
+    for i in range(3, 13):  # back on time, but only deltas: the source must ask again
+        await deliver(i)
+    assert len(receiver.plis) >= 2 and set(receiver.plis) == {7}
+    await source.close()

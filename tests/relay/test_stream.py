@@ -59,8 +59,13 @@ async def test_thirty_viewers_all_receive_and_decode_the_stream(
     answered = {}
     for v in viewers:
         answered[v.name] = await watch(relay, "live-1", v)
-    await asyncio.gather(*(v.wait_decoded("video", 15, timeout=30) for v in viewers))
-    await asyncio.gather(*(v.wait_decoded("audio", 15, timeout=30) for v in viewers))
+    try:
+        await asyncio.gather(*(v.wait_decoded("video", 15, timeout=30) for v in viewers))
+        await asyncio.gather(*(v.wait_decoded("audio", 15, timeout=30) for v in viewers))
+    except TimeoutError:
+        states = {v.name: (v.decoded, v.pc.connectionState, relay.participant_state(v.name)) for v in viewers}
+        sources = {s.kind: (s.frames_in, s.keyframe_requests_sent) for s in relay.sources("live-1")}
+        pytest.fail(f"not every viewer decoded: {states}; sources {sources}")
     first_frame = [v.first_frame_at["video"] - answered[v.name] for v in viewers]
     logger.info("answer -> first decoded video frame: median %.3f s, max %.3f s",
                 statistics.median(first_frame), max(first_frame))
