@@ -17,9 +17,9 @@ RUN pip install . && useradd --system --uid 10001 --home /app soulseer \
 USER soulseer
 # HTTP (pages, REST, signaling WebSocket, /metrics).
 EXPOSE 8080/tcp
-# Media: the relay's ICE/DTLS/SRTP UDP ports (ephemeral unless constrained, see README "Media ports").
-# Run with host networking (or behind TURN) so browsers can reach them.
-EXPOSE 40000-40100/udp
+# Media: the relay's ICE/DTLS/SRTP UDP sockets use kernel-chosen ephemeral ports (aioice has no port
+# range; see README "ICE, ports and NAT"), so publishing ports does not work: run with host networking
+# (as docker-compose.yml does), or give the relay a TURN server.
 VOLUME ["/data"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"

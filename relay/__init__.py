@@ -1,6 +1,6 @@
 """SoulSeer's media relay: forwards encoded WebRTC media between participants, never transcoding.
 
-See ``relay/README.md`` for the design, and :class:`Relay` for the API the signaling layer uses.
+See the "Media relay" section of README.md for the design, and :class:`Relay` for the API the signaling layer uses.
 """
 
 from relay.errors import (
