@@ -26,26 +26,35 @@ log = logging.getLogger(__name__)
 PUBLIC_ROLES = ("client", "reader")
 
 
+async def insert_account(conn: asyncpg.Connection, email: str, password_hash: str, display_name: str,
+                         role: str) -> asyncpg.Record:
+    """Insert an account with the rows its role needs (a wallet, or reader rates and availability).
+
+    Raises asyncpg.UniqueViolationError on a taken email; run it inside a transaction.
+    """
+    row = await conn.fetchrow(
+        "INSERT INTO users (email, password_hash, display_name, role) VALUES ($1, $2, $3, $4)"
+        " RETURNING id, email, display_name, role",
+        email, password_hash, display_name, role,
+    )
+    assert row is not None
+    if role == "client":
+        await conn.execute("INSERT INTO client_balances (client_id) VALUES ($1)", row["id"])
+    elif role == "reader":
+        await conn.execute("INSERT INTO reader_rates (reader_id) VALUES ($1)", row["id"])
+        await conn.execute("INSERT INTO reader_availability (reader_id) VALUES ($1)", row["id"])
+    return row
+
+
 async def create_user(conn: asyncpg.Connection, email: str, password: str, display_name: str,
                       role: str) -> asyncpg.Record:
-    """Insert an account (with its wallet or reader rows); a taken email is a 409."""
+    """Hash the password and insert the account; a taken email is a 409."""
     password_hash = await hash_password(password)
     try:
         async with conn.transaction():
-            row = await conn.fetchrow(
-                "INSERT INTO users (email, password_hash, display_name, role) VALUES ($1, $2, $3, $4)"
-                " RETURNING id, email, display_name, role",
-                email, password_hash, display_name, role,
-            )
-            assert row is not None
-            if role == "client":
-                await conn.execute("INSERT INTO client_balances (client_id) VALUES ($1)", row["id"])
-            elif role == "reader":
-                await conn.execute("INSERT INTO reader_rates (reader_id) VALUES ($1)", row["id"])
-                await conn.execute("INSERT INTO reader_availability (reader_id) VALUES ($1)", row["id"])
+            return await insert_account(conn, email, password_hash, display_name, role)
     except asyncpg.UniqueViolationError:
         raise Conflict("an account with this email already exists", code="email_taken", field="email") from None
-    return row
 
 
 async def register(request: web.Request) -> web.Response:

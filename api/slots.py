@@ -12,6 +12,7 @@ from api.appkeys import DATABASE
 from api.auth import require
 from api.errors import Invalid
 from api.openapi import operation
+from api.reading_store import fetch, iso, session_json
 from api.validation import choice, integer, path_uuid, read_json, text
 from billing import slots
 from billing.slots import Slot
@@ -21,28 +22,12 @@ HORIZON = timedelta(days=90)
 MIN_NOTICE = timedelta(minutes=5)
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def slot_json(slot: Slot, *, for_reader: bool) -> dict[str, Any]:
-    shown: dict[str, Any] = {"id": slot.id, "readerId": slot.reader_id, "startsAt": _iso(slot.starts_at),
+    shown: dict[str, Any] = {"id": slot.id, "readerId": slot.reader_id, "startsAt": iso(slot.starts_at),
                              "minutes": slot.minutes, "priceCents": slot.price_cents or None}
     if for_reader:
         shown.update(booked=slot.booked, sessionId=slot.session_id)
     return shown
-
-
-def session_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A reading in the DESIGN.md ``session`` shape."""
-    return {
-        "id": str(row["id"]), "clientId": str(row["client_id"]), "readerId": str(row["reader_id"]),
-        "sessionType": row["session_type"], "mode": row["mode"], "status": row["status"],
-        "rateCents": row["rate_cents"], "billableSeconds": row["billable_seconds"],
-        "chargedCents": row["charged_cents"], "requestedAt": _iso(row["requested_at"]),
-        "startedAt": _iso(row["started_at"]), "endedAt": _iso(row["ended_at"]), "endReason": row["end_reason"],
-        "scheduledStart": _iso(row["scheduled_start"]), "scheduledMinutes": row["scheduled_minutes"],
-    }
 
 
 def _starts_at(body: dict[str, Any]) -> datetime:
@@ -110,7 +95,9 @@ async def book(request: web.Request) -> web.Response:
     session_type = choice(body, "sessionType", slots.SESSION_TYPES)
     session, _ = await slots.book_slot(request.app[DATABASE].pool, slot_id=slot_id, client_id=user.id,
                                        session_type=session_type)
-    return web.json_response({"session": session_json(session)}, status=201)
+    # One session shape everywhere: the readings' own, read back with its names and meter fields.
+    row = await fetch(request.app[DATABASE].pool, str(session["id"]))
+    return web.json_response({"session": session_json(row)}, status=201)
 
 
 def setup(app: web.Application) -> None:

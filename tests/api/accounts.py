@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 
 from api.appkeys import DATABASE
 from api.auth import start_login
+from api.auth_routes import insert_account
 from tests.api.helpers import PASSWORD
 
 
@@ -31,14 +32,7 @@ async def quick_user(client: TestClient, role: str = "client", *, name: str | No
     display_name = name or role.title()
     pool = client.app[DATABASE].pool
     async with pool.acquire() as conn, conn.transaction():
-        user_id = str(await conn.fetchval(
-            "INSERT INTO users (email, password_hash, display_name, role) VALUES ($1, $2, $3, $4) RETURNING id",
-            email, _password_hash(), display_name, role))
-        if role == "client":
-            await conn.execute("INSERT INTO client_balances (client_id) VALUES ($1)", user_id)
-        elif role == "reader":
-            await conn.execute("INSERT INTO reader_rates (reader_id) VALUES ($1)", user_id)
-            await conn.execute("INSERT INTO reader_availability (reader_id) VALUES ($1)", user_id)
+        user_id = str((await insert_account(conn, email, _password_hash(), display_name, role))["id"])
         token, _ = await start_login(conn, user_id, user_agent="tests", address=None)
     user = {"id": user_id, "email": email, "displayName": display_name, "role": role}
     return user, {"Authorization": f"Bearer {token}"}

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from api.appkeys import RELAY
 from api.auth import start_login
+from api.auth_routes import insert_account
 from api.live_readings import LIVE_READINGS, LiveReadings
 from billing import ledger
 from config import Settings
@@ -69,16 +70,8 @@ _NO_PASSWORD = "$argon2id$v=19$m=65536,t=3,p=4$bm90LWEtcmVhbC1zYWx0$bm90LWEtcmVh
 async def quick_user(pool: asyncpg.Pool, role: str, name: str | None = None) -> Party:
     """An account with its wallet or reader rows, and a bearer login, made straight in the database."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "INSERT INTO users (email, password_hash, display_name, role) VALUES ($1, $2, $3, $4)"
-            " RETURNING id, email, display_name, role",
-            f"{role}-{uuid.uuid4().hex[:10]}@example.test", _NO_PASSWORD, name or role.title(), role)
-        assert row is not None
-        if role == "client":
-            await conn.execute("INSERT INTO client_balances (client_id) VALUES ($1)", row["id"])
-        elif role == "reader":
-            await conn.execute("INSERT INTO reader_rates (reader_id) VALUES ($1)", row["id"])
-            await conn.execute("INSERT INTO reader_availability (reader_id) VALUES ($1)", row["id"])
+        row = await insert_account(conn, f"{role}-{uuid.uuid4().hex[:10]}@example.test", _NO_PASSWORD,
+                                   name or role.title(), role)
         token, _ = await start_login(conn, str(row["id"]), user_agent="tests", address="127.0.0.1")
     user = {"id": str(row["id"]), "email": row["email"], "displayName": row["display_name"], "role": role}
     return Party(user, {"Authorization": f"Bearer {token}"})

@@ -12,7 +12,7 @@ from tests.api.helpers import bearer_user
 
 
 def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 TOMORROW = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1)

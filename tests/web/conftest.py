@@ -20,19 +20,10 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from api.app import create_app
 from config import Settings
+from tests.chromium import CHROMIUM
+from tests.chromium import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
+CHROMIUM_ARGS = [*BASE_CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 DOC_SHOTS = ROOT / "docs" / "screenshots"
