@@ -49,6 +49,10 @@ class AuthContext:
     csrf_token: str
 
 
+# Called with (user_id, login_id) when a login is revoked, so long-lived connections made with it
+# (signaling sockets) end at once instead of at their next check.
+LOGOUT_LISTENERS: web.AppKey[list[Callable[[str, str], None]]] = web.AppKey("logout_listeners", list)
+
 # What authenticate() found for a request (None: nobody), cached so it is looked up once.
 AUTH_KEY: web.RequestKey[AuthContext | None] = web.RequestKey("auth", object)  # type: ignore[arg-type]
 

@@ -11,6 +11,7 @@ from api import validation as v
 from api.appkeys import DATABASE, LOGIN_LIMITER, SETTINGS
 from api.auth import (
     COOKIE,
+    LOGOUT_LISTENERS,
     SESSION_LIFETIME,
     authenticate,
     hash_password,
@@ -110,6 +111,8 @@ async def logout(request: web.Request) -> web.Response:
     await request.app[DATABASE].pool.execute(
         "UPDATE auth_sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", context.login_id
     )
+    for listener in request.app.get(LOGOUT_LISTENERS, []):
+        listener(context.user.id, context.login_id)
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/")
     return response

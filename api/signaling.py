@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import time
@@ -28,7 +29,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from api import reading_chat
 from api.appkeys import DATABASE, SETTINGS
-from api.auth import AuthContext, User, authenticate, credentials, resolve
+from api.auth import LOGOUT_LISTENERS, AuthContext, User, authenticate, credentials, resolve
 from api.errors import ApiError, Forbidden, Unauthorized
 from api.live_readings import LIVE_READINGS
 from api.notifications import PRESENCE
@@ -418,6 +419,15 @@ HANDLERS: dict[str, Callable[[SignalingSocket, dict[str, Any]], Awaitable[None]]
 }
 
 
+def _close_sockets_of_login(app: web.Application, user_id: str, login_id: str) -> None:
+    """A logout ends the sockets opened with that login now (4401: the browser stops reconnecting)."""
+    for outlet in app[PRESENCE].outlets(user_id):
+        if isinstance(outlet, SignalingSocket) and outlet.context.login_id == login_id:
+            outlet.error("unauthorized", "your login has ended; sign in again")
+            outlet.close_soon(CLOSE_UNAUTHORIZED, "login ended")
+
+
 def setup(app: web.Application) -> None:
     app[CLEANUPS] = set()
+    app.setdefault(LOGOUT_LISTENERS, []).append(functools.partial(_close_sockets_of_login, app))
     app.router.add_get("/ws", websocket)

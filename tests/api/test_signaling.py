@@ -162,11 +162,25 @@ async def test_a_flood_is_rate_limited_then_closed(client: TestClient, pool: asy
     assert sum(m["type"] == "pong" for m in ws.seen) == signaling.MESSAGES_PER_WINDOW
 
 
-async def test_a_socket_of_a_logged_out_login_cannot_join(client: TestClient, pool: asyncpg.Pool) -> None:
+async def test_a_logout_closes_the_sockets_of_that_login_at_once(client: TestClient, pool: asyncpg.Pool) -> None:
+    reader, customer = await reader_and_client(client, pool)
+    await accepted_session(client, reader, customer)
+    ws = await Signal.open(client, customer)
+    reader_ws = await Signal.open(client, reader)
+    assert (await client.post("/api/auth/logout", headers=customer.headers)).status == 200
+    # Without sending anything, the logged-out tab is told and closed; the other user's socket stays up.
+    assert (await ws.expect("error"))["code"] == "unauthorized"
+    assert await ws.closed() == signaling.CLOSE_UNAUTHORIZED
+    await reader_ws.send("ping")
+    await reader_ws.expect("pong")
+
+
+async def test_a_socket_of_a_revoked_login_cannot_join(client: TestClient, pool: asyncpg.Pool) -> None:
     reader, customer = await reader_and_client(client, pool)
     session_id = await accepted_session(client, reader, customer)
     ws = await Signal.open(client, customer)
-    assert (await client.post("/api/auth/logout", headers=customer.headers)).status == 200
+    # Revoked behind the node's back (another node's logout, an operator): the next join still checks.
+    await pool.execute("UPDATE auth_sessions SET revoked_at = now() WHERE user_id = $1", customer.id)
     await ws.send("join", sessionId=session_id)
     assert (await ws.expect("error"))["code"] == "unauthorized"
     assert await ws.closed() == signaling.CLOSE_UNAUTHORIZED
