@@ -19,7 +19,14 @@ forwards encoded media, so it meets aiortc at five private seams (see DESIGN.md 
    do not have; we catch it (:func:`on_keyframe_request`) and ask the publisher with
    ``RTCRtpReceiver._send_rtcp_pli`` (:func:`send_pli`); REMB goes out through
    ``RTCRtpReceiver._send_rtcp`` from its ``__rtcp_ssrc``.
-5. aioice checks consent freshness every 5 s and gives up after 6 failures (~30 s). Billing needs a
+5. ``RTCRtpSender._run_rtp`` builds, stamps and serializes every RTP packet from scratch (two
+   ``clock.current_ntp_time()`` calls, a fresh ``HeaderExtensions``, the extensions re-encoded). A
+   frame's packets differ only in sequence number, marker and payload, so :func:`lean_rtp_loop`
+   installs, per subscriber sender, the same loop stamping the time and serializing the header once
+   per frame. It keeps what aiortc's loop does for RTCP SR, NACK/RTX and stats: the sequence
+   numbers, ``__rtp_history``, ``__ntp_timestamp``/``__rtp_timestamp``, ``__octet_count`` and
+   ``__packet_count``, and the negotiated header extensions (``__rtp_header_extensions_map``).
+6. aioice checks consent freshness every 5 s and gives up after 6 failures (~30 s). Billing needs a
    dead peer noticed in seconds, so :func:`watch_consent` installs a per-connection check with our
    own interval, reporting lost and regained consent.
 
@@ -33,19 +40,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import struct
+import traceback
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aioice import Connection, stun
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpsender import RTP_HISTORY_SIZE, random_sequence_number
+from aiortc.rtcrtpsender import logger as sender_logger
+from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensions, RtcpPsfbPacket, RtpPacket, pack_remb_fci
+from aiortc.utils import random32, uint32_add
 
 logger = logging.getLogger(__name__)
+
+#: The first 4 bytes of an RTP header: V/P/X/CC, M/PT, sequence number.
+_RTP_HEAD = struct.Struct("!BBH")
 
 #: The aiortc/aioice versions these hooks were written and tested against.
 AIORTC_VERSION = "1.16.0"
@@ -114,6 +130,89 @@ def pack_without_encoder(sender: RTCRtpSender, packer: Packer) -> None:
 def sender_encoder(sender: RTCRtpSender) -> object | None:
     """The object in ``sender``'s encoder slot (our packer, or an aiortc encoder)."""
     return getattr(sender, "_RTCRtpSender__encoder", None)
+
+
+def lean_rtp_loop(sender: RTCRtpSender) -> None:
+    """Make ``sender`` send through :func:`_run_rtp_lean`; call before the sender starts."""
+    s: Any = sender
+    s._run_rtp = types.MethodType(_run_rtp_lean, sender)
+
+
+async def _run_rtp_lean(self: Any, codec: RTCRtpCodecParameters) -> None:
+    # aiortc 1.16 RTCRtpSender._run_rtp(), with the per-frame work done once per frame: one
+    # clock reading (abs-send-time and the SR's NTP time; a frame's packets go out in one burst,
+    # since _send_rtp never suspends), one HeaderExtensions shared by the frame's packets, and the
+    # header serialized once, then patched with each packet's marker and sequence number.
+    self._RTCRtpSender__log_debug("- RTP started")
+    self._RTCRtpSender__rtp_started.set()
+
+    history: dict[int, RtpPacket] = self._RTCRtpSender__rtp_history
+    extensions_map = self._RTCRtpSender__rtp_header_extensions_map
+    assert codec.payloadType is not None  # negotiated parameters always carry one
+    payload_type = codec.payloadType
+    sequence_number = random_sequence_number()
+    timestamp_origin = random32()
+    try:
+        while True:
+            if not self._RTCRtpSender__track:
+                await asyncio.sleep(0.02)
+                continue
+
+            enc_frame = await self._next_encoded_frame(codec)
+            if enc_frame is None:
+                continue
+
+            timestamp = uint32_add(timestamp_origin, enc_frame.timestamp)
+            ntp_time = clock.current_ntp_time()
+            extensions = HeaderExtensions()
+            extensions.abs_send_time = (ntp_time >> 14) & 0x00FFFFFF
+            extensions.mid = self._RTCRtpSender__mid
+            if enc_frame.audio_level is not None:
+                extensions.audio_level = (False, -enc_frame.audio_level)
+            ssrc = self._ssrc
+            payloads = enc_frame.payloads
+            last = len(payloads) - 1
+            debug = sender_logger.isEnabledFor(logging.DEBUG)
+            send_rtp = self.transport._send_rtp
+            header_byte0 = 0
+            header_tail = b""
+            for i, payload in enumerate(payloads):
+                marker = 1 if i == last else 0
+                packet = RtpPacket(payload_type, marker, sequence_number, timestamp, ssrc, payload)
+                packet.extensions = extensions
+                if i == 0:
+                    # Byte 0 and bytes 4.. of the header (timestamp, SSRC, extensions) are the frame's.
+                    packet_bytes = packet.serialize(extensions_map)
+                    header_byte0 = packet_bytes[0]
+                    header_tail = packet_bytes[4 : len(packet_bytes) - len(payload)]
+                else:
+                    packet_bytes = (
+                        _RTP_HEAD.pack(header_byte0, (marker << 7) | payload_type, sequence_number)
+                        + header_tail
+                        + payload
+                    )
+                if debug:
+                    self._RTCRtpSender__log_debug("> %s", packet)
+                history[sequence_number % RTP_HISTORY_SIZE] = packet
+                await send_rtp(packet_bytes)
+
+                self._RTCRtpSender__ntp_timestamp = ntp_time
+                self._RTCRtpSender__rtp_timestamp = timestamp
+                self._RTCRtpSender__octet_count += len(payload)
+                self._RTCRtpSender__packet_count += 1
+                sequence_number = (sequence_number + 1) & 0xFFFF
+    except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+        pass
+    except Exception:
+        # __rtp_exited must be set, or RTCRtpSender.stop() hangs.
+        self._RTCRtpSender__log_warning(traceback.format_exc())
+
+    if self._RTCRtpSender__track:
+        self._RTCRtpSender__track.stop()
+        self._RTCRtpSender__track = None
+    self._RTCRtpSender__encoder = None
+    self._RTCRtpSender__log_debug("- RTP finished")
+    self._RTCRtpSender__rtp_exited.set()
 
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:

@@ -27,6 +27,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from relay.aiortc_hooks import (
     ConsentPolicy,
     ice_connections,
+    lean_rtp_loop,
     on_keyframe_request,
     pack_without_encoder,
     take_encoded_frames,
@@ -236,6 +237,7 @@ class Peer:
 
         pack_without_encoder(sender, Packetizer(codec, self._forwarded[track.kind], cache))
         on_keyframe_request(sender, lambda: track.request_keyframe("pli"))
+        lean_rtp_loop(sender)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         transceiver = next((t for t in self.pc.getTransceivers() if t.receiver.track is track), None)

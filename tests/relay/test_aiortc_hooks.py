@@ -13,16 +13,21 @@ import hashlib
 import inspect
 import threading
 from importlib.metadata import version
+from typing import Any
 
 import aioice
+import aiortc.clock
+import aiortc.rtcrtpsender
 import av
 import pytest
 from aioice import Connection
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
+from aiortc.rtcrtpsender import RTCEncodedFrame
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
 from relay import aiortc_hooks
@@ -74,7 +79,11 @@ async def test_private_attributes_the_hooks_touch_exist_on_real_objects() -> Non
     for name in ("__jitter_buffer", "__codecs", "__rtx_ssrc", "__transport", "__rtcp_task", "__started",
                  "__decoder_thread", "__remote_bitrate_estimator", "__rtcp_ssrc"):
         assert hasattr(receiver, f"_RTCRtpReceiver{name}"), name
-    assert hasattr(sender, "_RTCRtpSender__encoder")
+    for name in ("__encoder", "__rtp_started", "__rtp_exited", "__track", "__rtp_history", "__mid",
+                 "__rtp_header_extensions_map", "__ntp_timestamp", "__rtp_timestamp", "__octet_count",
+                 "__packet_count", "__log_debug"):
+        assert hasattr(sender, f"_RTCRtpSender{name}"), name
+    assert callable(getattr(sender, "_RTCRtpSender__log_warning", None))
     assert callable(getattr(receiver, "_run_rtcp", None))
     connections = aiortc_hooks.ice_connections(pc)
     assert len(connections) == 1 and isinstance(connections[0], aioice.Connection)
@@ -200,3 +209,89 @@ async def test_hooked_sender_packs_av_packets_without_an_encoder_and_reports_key
     assert rembs[-1][1] == [sender._ssrc] and abs(rembs[-1][0] - 1_500_000) < 1_500_000 * 0.01
     await sender_pc.close()
     await receiver_pc.close()
+
+
+class _IdleTrack(MediaStreamTrack):
+    kind = "video"
+
+    async def recv(self) -> Any:
+        raise MediaStreamError
+
+
+class _RecordingTransport:
+    """The slice of RTCDtlsTransport a started sender uses, recording what it is asked to send."""
+
+    state = "connected"
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def _register_rtp_sender(self, sender: object, parameters: object) -> None:
+        pass
+
+    def _unregister_rtp_sender(self, sender: object) -> None:
+        pass
+
+    async def _send_rtp(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+async def _run_sender(lean: bool, frames: list[RTCEncodedFrame], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    # Same randomness and clock for both loops, so their output can be compared byte for byte.
+    for module in (aiortc.rtcrtpsender, aiortc_hooks):
+        monkeypatch.setattr(module, "random_sequence_number", lambda: 65530)
+        monkeypatch.setattr(module, "random32", lambda: 0xFFFFFF00)
+    monkeypatch.setattr(aiortc.clock, "current_ntp_time", lambda: 0xE8A1_2345_6789_ABCD)
+    transport = _RecordingTransport()
+    sender = RTCRtpSender("video", transport)  # type: ignore[arg-type]
+    queue = list(frames)
+
+    async def next_encoded_frame(codec: object) -> RTCEncodedFrame | None:
+        await asyncio.sleep(0)
+        if not queue:
+            raise MediaStreamError
+        return queue.pop(0)
+
+    sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign,assignment]
+    sender.replaceTrack(_IdleTrack())
+    if lean:
+        aiortc_hooks.lean_rtp_loop(sender)
+    parameters = RTCRtpSendParameters(
+        codecs=[RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)],
+        headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+            RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+            RTCRtpHeaderExtensionParameters(id=5, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+        ],
+        muxId="1",
+    )
+    await sender.send(parameters)
+    s: Any = sender
+    await asyncio.wait_for(s._RTCRtpSender__rtp_exited.wait(), 5)
+    extensions_map = s._RTCRtpSender__rtp_header_extensions_map
+    history = {k: p.serialize(extensions_map) for k, p in s._RTCRtpSender__rtp_history.items()}
+    result = {
+        "sent": [data.replace(sender._ssrc.to_bytes(4, "big"), b"SSRC") for data in transport.sent],
+        "history": {k: v.replace(sender._ssrc.to_bytes(4, "big"), b"SSRC") for k, v in history.items()},
+        "ntp": s._RTCRtpSender__ntp_timestamp,
+        "rtp": s._RTCRtpSender__rtp_timestamp,
+        "octets": s._RTCRtpSender__octet_count,
+        "packets": s._RTCRtpSender__packet_count,
+        "track": s.track,
+        "encoder": s._RTCRtpSender__encoder,
+    }
+    await sender.stop()
+    return result
+
+
+async def test_lean_rtp_loop_sends_exactly_what_aiortcs_loop_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = [
+        RTCEncodedFrame([b"\x10key" * 300, b"\x00more" * 200, b"\x00end"], 0, None),  # type: ignore[arg-type]
+        RTCEncodedFrame([b"\x10one"], 3000, None),  # type: ignore[arg-type]
+        RTCEncodedFrame([b"opus"], 6000, 30),
+        RTCEncodedFrame([b"\x10a", b"\x00b"], 9000, None),  # type: ignore[arg-type]  # wraps seq and ts
+    ]
+    ours = await _run_sender(True, frames, monkeypatch)
+    theirs = await _run_sender(False, frames, monkeypatch)
+    assert len(ours["sent"]) == 7
+    assert ours == theirs
