@@ -17,6 +17,8 @@
 // Signaling (WebSocket /ws, DESIGN.md section 5) reconnects by itself with backoff, and the peer connection
 // is re-offered after an ICE failure, for as long as the server's grace period lasts.
 
+import { trickleCandidates, waitForIceGathering } from "./ice.js";
+
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 8000;
 const ICE_GATHER_TIMEOUT_MS = 2500;
@@ -235,12 +237,7 @@ export class SoulSeerClient extends EventTarget {
 
     pc.addEventListener("track", (event) => this._onTrack(event));
     let offerSent = false;
-    pc.addEventListener("icecandidate", (event) => {
-      // Candidates found after the offer went out trickle; the ones before it are in the offer's SDP.
-      if (!offerSent || !event.candidate || generation !== this._pcGeneration) return;
-      const { candidate, sdpMid, sdpMLineIndex } = event.candidate;
-      this._send({ type: "ice-candidate", candidate: { candidate, sdpMid, sdpMLineIndex } });
-    });
+    trickleCandidates(pc, () => offerSent && generation === this._pcGeneration, (message) => this._send(message));
     pc.addEventListener("connectionstatechange", () => {
       if (generation === this._pcGeneration) this._onPeerState(pc.connectionState);
     });
@@ -509,22 +506,6 @@ function pick(source, keys) {
   const out = {};
   for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
   return out;
-}
-
-function waitForIceGathering(pc, timeoutMs) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, timeoutMs);
-    function done() {
-      clearTimeout(timer);
-      pc.removeEventListener("icegatheringstatechange", check);
-      resolve();
-    }
-    function check() {
-      if (pc.iceGatheringState === "complete") done();
-    }
-    pc.addEventListener("icegatheringstatechange", check);
-  });
 }
 
 function describeMediaError(error, what) {

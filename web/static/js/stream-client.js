@@ -8,6 +8,8 @@
 //   connection {state}  (connecting | connected | reconnecting | closed)   media-error {message}   error {code, message}
 // The socket reconnects with backoff and re-joins (a fresh peer connection) until the stream ends or leave().
 
+import { trickleCandidates, waitForIceGathering } from "./ice.js";
+
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 8000;
 const ICE_GATHER_TIMEOUT_MS = 2500;
@@ -170,11 +172,7 @@ export class StreamClient extends EventTarget {
       });
     }
     let offered = false;
-    pc.addEventListener("icecandidate", (event) => {
-      if (!offered || !event.candidate || generation !== this._generation) return;
-      const { candidate, sdpMid, sdpMLineIndex } = event.candidate;
-      this._send({ type: "ice-candidate", candidate: { candidate, sdpMid, sdpMLineIndex } });
-    });
+    trickleCandidates(pc, () => offered && generation === this._generation, (message) => this._send(message));
     pc.addEventListener("connectionstatechange", () => {
       if (generation !== this._generation) return;
       const state = pc.connectionState;
@@ -182,7 +180,7 @@ export class StreamClient extends EventTarget {
       else if (state === "failed" && !this.ended && !this._closing) this._startPeer();
     });
     await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc, ICE_GATHER_TIMEOUT_MS);
+    await waitForIceGathering(pc, ICE_GATHER_TIMEOUT_MS);
     if (generation !== this._generation) return;
     offered = this._send({ type: "offer", sdp: pc.localDescription.sdp });
   }
@@ -198,15 +196,4 @@ export class StreamClient extends EventTarget {
   _emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
-}
-
-// Host candidates are enough on a LAN and come within milliseconds; wait a little so the offer carries them.
-function gathered(pc, timeoutMs) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, timeoutMs);
-    pc.addEventListener("icegatheringstatechange", () => {
-      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
-    });
-  });
 }
