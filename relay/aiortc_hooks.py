@@ -1,7 +1,7 @@
-"""Every place the relay reaches into aiortc 1.16 / aioice 0.13 internals, and nowhere else.
+"""Every place the relay reaches into aiortc 1.16 / aioice 0.13 / pylibsrtp 1.0 internals, and nowhere else.
 
 aiortc is built for endpoints that decode what they receive and encode what they send. A relay
-forwards encoded media, so it meets aiortc at five private seams (see DESIGN.md section 8):
+forwards encoded media, so it meets aiortc at seven private seams (see DESIGN.md section 8):
 
 1. ``RTCRtpReceiver.receive()`` starts a decoder thread fed from a private queue. We replace it,
    per receiver, with the same steps minus the thread (:func:`take_encoded_frames`).
@@ -26,7 +26,20 @@ forwards encoded media, so it meets aiortc at five private seams (see DESIGN.md 
    per frame. It keeps what aiortc's loop does for RTCP SR, NACK/RTX and stats: the sequence
    numbers, ``__rtp_history``, ``__ntp_timestamp``/``__rtp_timestamp``, ``__octet_count`` and
    ``__packet_count``, and the negotiated header extensions (``__rtp_header_extensions_map``).
-6. aioice checks consent freshness every 5 s and gives up after 6 failures (~30 s). Billing needs a
+6. Even lean, a sender's loop costs a task wake-up per frame and, per packet, a chain of awaits
+   (``RTCDtlsTransport._send_rtp`` -> ``RTCIceTransport._send`` -> ``Connection.sendto`` ->
+   ``StunProtocol.send_data``) ending in one ``transport.sendto``. :func:`direct_rtp_loop` lets
+   the relay write a subscriber's packets itself, synchronously, while its source fans a frame out:
+   :class:`DirectPath` holds the end of that chain (the DTLS transport's ``_tx_srtp`` session, the
+   nominated pair's datagram transport and address), replaces ``__rtp_history`` with a
+   :class:`RawHistory` that keeps packets as bytes and parses one only when a NACK asks for it, and
+   keeps the SR counters and transport stats as aiortc's loop would. aiortc still owns the sender's
+   RTCP (SR, NACK, PLI, RR), the negotiation and the teardown.
+   The packets of a frame are SRTP-protected in place, side by side in one buffer, through
+   pylibsrtp's C binding (``Session._srtp``; :class:`SrtpWire`), and written to a duplicate of the
+   pair's socket: a run of equal-sized packets goes out in one ``sendmsg`` with UDP generic
+   segmentation offload (``UDP_SEGMENT``, Linux >= 4.18) where the kernel accepts it.
+7. aioice checks consent freshness every 5 s and gives up after 6 failures (~30 s). Billing needs a
    dead peer noticed in seconds, so :func:`watch_consent` installs a per-connection check with our
    own interval, reporting lost and regained consent.
 
@@ -38,34 +51,52 @@ any of them fails that test loudly, before it silently breaks forwarding.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import random
+import socket
 import struct
 import traceback
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aioice import Connection, stun
+from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtpsender import RTP_HISTORY_SIZE, random_sequence_number
 from aiortc.rtcrtpsender import logger as sender_logger
-from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensions, RtcpPsfbPacket, RtpPacket, pack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+)
 from aiortc.utils import random32, uint32_add
+from pylibsrtp import Error as SrtpError
+from pylibsrtp import Session as SrtpSession
+from pylibsrtp._binding import ffi as srtp_ffi
+from pylibsrtp._binding import lib as srtp_lib
 
 logger = logging.getLogger(__name__)
 
 #: The first 4 bytes of an RTP header: V/P/X/CC, M/PT, sequence number.
 _RTP_HEAD = struct.Struct("!BBH")
 
-#: The aiortc/aioice versions these hooks were written and tested against.
+#: The aiortc/aioice/pylibsrtp versions these hooks were written and tested against.
 AIORTC_VERSION = "1.16.0"
 AIOICE_VERSION = "0.13.0"
+PYLIBSRTP_VERSION = "1.0.0"
 
 
 class FrameAssembler(Protocol):
@@ -204,9 +235,264 @@ async def _run_rtp_lean(self: Any, codec: RTCRtpCodecParameters) -> None:
     except (asyncio.CancelledError, ConnectionError, MediaStreamError):
         pass
     except Exception:
-        # __rtp_exited must be set, or RTCRtpSender.stop() hangs.
         self._RTCRtpSender__log_warning(traceback.format_exc())
+    _rtp_finished(self)
 
+
+def current_ntp_time() -> int:
+    """aiortc's NTP clock (64-bit fixed point), as its senders stamp abs-send-time and SRs."""
+    ntp: int = clock.current_ntp_time()
+    return ntp
+
+
+#: Linux's UDP generic segmentation offload socket option (``linux/udp.h``), and its limits.
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+_GSO_MAX_SEGMENTS = 64
+_GSO_MAX_BYTES = 65000
+_GSO_UNSUPPORTED = {errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP}
+#: Room for a frame's protected packets; a larger frame is written in several rounds.
+_WIRE_BUFFER = 96 * 1024
+_SRTP_TRAILER = 16 + 128  # pylibsrtp's SRTP_MAX_TRAILER_LEN
+_SEGMENT_OPTION = struct.Struct("=H")
+_gso = [hasattr(socket, "SOL_UDP")]  # cleared, for the process, by the first refusal
+
+
+class SrtpWire:
+    """Protects a frame's RTP packets in one buffer and writes them to one UDP peer.
+
+    pylibsrtp's ``Session.protect`` allocates and copies per call; here each packet is protected in
+    place in a buffer the wire owns, the packets lie side by side, and the kernel gets them in as
+    few calls as it accepts (one ``sendmsg`` per run of equal-sized packets with GSO). It writes to
+    a duplicate of the datagram transport's socket (closed by :meth:`close`), bypassing asyncio's
+    send buffering on purpose: a subscriber whose socket is full loses the frame, it is not queued.
+    Without a real socket (a TURN allocation), packets go to ``transport.sendto`` one by one.
+    """
+
+    def __init__(self, session: SrtpSession, transport: Any, addr: tuple[str, int]) -> None:
+        self._session = session  # keeps the srtp_t alive
+        self._srtp = session._srtp[0]  # type: ignore[attr-defined]
+        self._length = srtp_ffi.new("int *")
+        self._cdata = srtp_ffi.new("char[]", _WIRE_BUFFER)
+        self._view = memoryview(srtp_ffi.buffer(self._cdata))
+        self._addr = addr
+        self._transport = transport
+        self._sock: socket.socket | None = None
+        raw = transport.get_extra_info("socket")
+        if isinstance(transport, asyncio.DatagramTransport) and raw is not None:
+            self._sock = socket.socket(fileno=os.dup(raw.fileno()))
+            self._sock.setblocking(False)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def write(self, packets: list[bytes]) -> bool:
+        """Protect and send ``packets``; False if the socket was full and the rest was dropped."""
+        view, cdata, length, srtp, protect = self._view, self._cdata, self._length, self._srtp, srtp_lib.srtp_protect
+        runs: list[tuple[int, int]] = []
+        offset = 0
+        for data in packets:
+            size = len(data)
+            if offset + size + _SRTP_TRAILER > _WIRE_BUFFER:
+                if not self._send(runs):
+                    return False
+                runs, offset = [], 0
+            view[offset : offset + size] = data
+            length[0] = size
+            code = protect(srtp, cdata + offset, length)
+            if code:
+                raise SrtpError(f"srtp_protect failed ({code})")
+            runs.append((offset, length[0]))
+            offset += length[0]
+        return self._send(runs)
+
+    def _send(self, packets: list[tuple[int, int]]) -> bool:
+        sock, view, addr = self._sock, self._view, self._addr
+        if sock is None:
+            for start, size in packets:
+                self._transport.sendto(bytes(view[start : start + size]), addr)
+            return True
+        try:
+            for start, total, segment in segment_runs(packets, _gso[0]):
+                if total == segment:
+                    sock.sendto(view[start : start + total], addr)
+                    continue
+                option = [(socket.SOL_UDP, UDP_SEGMENT, _SEGMENT_OPTION.pack(segment))]
+                try:
+                    sock.sendmsg([view[start : start + total]], option, 0, addr)
+                except OSError as exc:
+                    if exc.errno not in _GSO_UNSUPPORTED:
+                        raise
+                    logger.info("UDP GSO refused (%s): sending packet by packet", exc)
+                    _gso[0] = False
+                    for offset, size in packets:
+                        if start <= offset < start + total:
+                            sock.sendto(view[offset : offset + size], addr)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            # ICMP errors of a peer that went away (ECONNREFUSED...): consent checks will tell.
+            logger.debug("RTP to %s not sent: %s", addr, exc)
+        return True
+
+
+def segment_runs(packets: list[tuple[int, int]], gso: bool) -> list[tuple[int, int, int]]:
+    """Group contiguous ``(offset, size)`` packets into sends: ``(offset, total size, segment size)``.
+
+    With GSO a send carries equal segments, of which only the last may be shorter, at most 64 of
+    them and under 64 KB; without it, each packet is its own send.
+    """
+    runs: list[tuple[int, int, int]] = []
+    count, i = len(packets), 0
+    while i < count:
+        start, size = packets[i]
+        j, total = i + 1, size
+        while gso and j < count and j - i < _GSO_MAX_SEGMENTS and total + packets[j][1] <= _GSO_MAX_BYTES:
+            following = packets[j][1]
+            if following > size:
+                break
+            total += following
+            j += 1
+            if following < size:
+                break
+        runs.append((start, total, size))
+        i = j
+    return runs
+
+
+class RawHistory(dict[int, bytes]):
+    """A sender's ``__rtp_history`` holding serialized packets; NACK handling gets an ``RtpPacket``.
+
+    aiortc's ``_retransmit`` only calls ``get(sequence_number % RTP_HISTORY_SIZE)`` and reads the
+    packet's fields, so parsing can wait for the rare retransmission instead of building an
+    ``RtpPacket`` for every packet sent.
+    """
+
+    def __init__(self, extensions_map: HeaderExtensionsMap) -> None:
+        super().__init__()
+        self._extensions_map = extensions_map
+
+    def get(self, key: int, default: Any = None) -> Any:  # type: ignore[override]
+        data = super().get(key)
+        return default if data is None else RtpPacket.parse(data, self._extensions_map)
+
+
+class DirectPath:
+    """Where a started subscriber sender's RTP goes: SRTP session, datagram transport, address.
+
+    Built by :func:`direct_rtp_loop` once the sender is started (DTLS is connected by then). The
+    relay's outlet writes packets with :attr:`protect` and :attr:`sendto`, stores them in
+    :attr:`history` and reports each frame with :meth:`account`.
+    """
+
+    history_size = RTP_HISTORY_SIZE
+
+    def __init__(self, sender: Any, dtls: RTCDtlsTransport, pair: Any, payload_type: int) -> None:
+        self._sender = sender
+        self._dtls: Any = dtls
+        self.payload_type = payload_type
+        self.ssrc: int = sender._ssrc
+        self.mid: str | None = sender._RTCRtpSender__mid
+        self.transport: Any = pair.protocol.transport
+        self.addr: tuple[str, int] = pair.remote_addr
+        self.wire = SrtpWire(dtls._tx_srtp, self.transport, self.addr)
+        #: Protects and sends a frame's packets; False if the socket was full.
+        self.write: Callable[[list[bytes]], bool] = self.wire.write
+        self._extensions_map: HeaderExtensionsMap = sender._RTCRtpSender__rtp_header_extensions_map
+        ids = self._extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
+        #: Equal for two paths whose header extensions serialize alike (negotiated ids and mid).
+        self.extensions_key: tuple[object, ...] = (*vars(ids).values(), self.mid)
+        self.history = RawHistory(self._extensions_map)
+        sender._RTCRtpSender__rtp_history = self.history
+
+    def usable(self) -> bool:
+        """Whether packets can still go out (DTLS connected, sender enabled, socket open)."""
+        return bool(
+            self._dtls._state is DtlsState.CONNECTED
+            and self._sender._enabled
+            and not self.transport.is_closing()
+        )
+
+    def close(self) -> None:
+        self.wire.close()
+
+    def extension_block(self, abs_send_time: int) -> bytes:
+        """The header extension block (profile, length, elements) aiortc would write for a frame."""
+        values = HeaderExtensions()
+        values.abs_send_time = abs_send_time
+        values.mid = self.mid
+        profile, value = self._extensions_map.set(values)
+        if not value:
+            return b""
+        return struct.pack("!HH", profile, len(value) >> 2) + value
+
+    def account(self, packets: int, octets: int, wire_bytes: int, ntp_time: int, rtp_timestamp: int) -> None:
+        """Count a sent frame where aiortc's loop would: the next SR and the transport's stats."""
+        sender, dtls = self._sender, self._dtls
+        sender._RTCRtpSender__ntp_timestamp = ntp_time
+        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
+        sender._RTCRtpSender__octet_count += octets
+        sender._RTCRtpSender__packet_count += packets
+        dtls._RTCDtlsTransport__tx_bytes += wire_bytes
+        dtls._RTCDtlsTransport__tx_packets += packets
+
+
+#: Runs the relay's side of a direct sender until the path ends (returns) or the sender stops.
+DirectRunner = Callable[[DirectPath], Coroutine[Any, Any, None]]
+
+
+def direct_path(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> DirectPath | None:
+    """The direct path of a started ``sender``, or None where only aiortc's chain can send.
+
+    The chain ends in ``StunProtocol.send_data`` -> ``transport.sendto`` for UDP pairs and for
+    TURN-relayed ones (aioice's ``TurnTransport.sendto`` wraps the data itself); any other
+    protocol keeps aiortc's chain.
+    """
+    dtls = sender.transport
+    pair = None
+    if isinstance(dtls, RTCDtlsTransport) and dtls._tx_srtp is not None:  # type: ignore[attr-defined]
+        connection: Any = dtls.transport._connection  # type: ignore[attr-defined]
+        pair = connection._nominated.get(1)
+    if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
+        return None
+    if not hasattr(pair.protocol.transport, "is_closing") or codec.payloadType is None:
+        return None
+    return DirectPath(sender, dtls, pair, codec.payloadType)
+
+
+def direct_rtp_loop(sender: RTCRtpSender, run: DirectRunner) -> None:
+    """Make ``sender`` hand its :class:`DirectPath` to ``run`` instead of reading its track.
+
+    Where no direct path exists, the sender runs :func:`_run_rtp_lean` on its track as before.
+    Call before the sender starts.
+    """
+    s: Any = sender
+    s._run_rtp = types.MethodType(
+        lambda self, codec, _run=run: _run_rtp_direct(self, codec, _run), sender
+    )
+
+
+async def _run_rtp_direct(self: Any, codec: RTCRtpCodecParameters, run: DirectRunner) -> None:
+    path = direct_path(self, codec)
+    if path is None:
+        await _run_rtp_lean(self, codec)
+        return
+    self._RTCRtpSender__log_debug("- RTP started (direct)")
+    self._RTCRtpSender__rtp_started.set()
+    try:
+        await run(path)
+    except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+        pass
+    except Exception:
+        self._RTCRtpSender__log_warning(traceback.format_exc())
+    finally:
+        path.close()
+    _rtp_finished(self)
+
+
+def _rtp_finished(self: Any) -> None:
+    # The tail of aiortc's _run_rtp; __rtp_exited must be set, or RTCRtpSender.stop() hangs.
     if self._RTCRtpSender__track:
         self._RTCRtpSender__track.stop()
         self._RTCRtpSender__track = None

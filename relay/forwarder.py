@@ -4,10 +4,12 @@ A :class:`Source` is one participant's published media of one kind (their audio,
 outlives the participant's peer connections: when a publisher drops and comes back, the new
 connection's receiver becomes the source's new *feed* and every subscriber keeps its track.
 
-A :class:`SubscriberTrack` is what one subscriber's ``RTCRtpSender`` reads. Its ``recv()`` returns
-the very ``av.Packet`` the source built for a frame (one object shared by all subscribers), which the
-sender packs without encoding. Each track has a bounded queue; video starts, and restarts after an
-overflow, only at a keyframe.
+A :class:`SubscriberTrack` is one subscriber's outgoing media. Once its sender is started it has
+an :class:`~relay.outlet.Outlet`, and the source's fan-out writes each frame (the very ``av.Packet``
+the source built, shared by all subscribers) straight to the subscriber's socket. Before that, or
+where aiortc's own send chain must be used, frames wait in a bounded queue that the sender reads
+with ``recv()`` and packs without encoding. Video starts, and restarts after an overflow or a
+backed-up socket, only at a keyframe.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from relay.aiortc_hooks import send_pli, send_remb
 from relay.backlog import BacklogGuard
 from relay.depacketizer import AudioAssembler, VideoAssembler
 from relay.keyframes import KeyframeRequester
+from relay.outlet import Outlet
 from relay.packetizer import PayloadCache
 
 logger = logging.getLogger(__name__)
@@ -69,6 +72,29 @@ class SubscriberTrack(MediaStreamTrack):
         self._waiting_keyframe = kind == "video"
         self._reminded_at = time.monotonic()  # the join itself asks for a keyframe
         self._waiter: asyncio.Future[None] | None = None
+        self._outlet: Outlet | None = None
+
+    @property
+    def direct(self) -> bool:
+        """Whether frames go straight to the subscriber's socket (an outlet is attached)."""
+        return self._outlet is not None
+
+    def attach_outlet(self, outlet: Outlet) -> None:
+        """Send through ``outlet`` from now on; frames queued so far go out through it first."""
+        if self.readyState != "live":
+            outlet.close()
+            return
+        self._outlet = outlet
+        queued, self._queue = self._queue, deque()
+        for packet in queued:
+            if not self._send(outlet, packet):
+                break
+        if queued and self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
+
+    def detach_outlet(self, outlet: Outlet) -> None:
+        if self._outlet is outlet:
+            self._outlet = None
 
     @property
     def waiting_for_keyframe(self) -> bool:
@@ -83,21 +109,39 @@ class SubscriberTrack(MediaStreamTrack):
                 self._remind("waiting")
                 return
             self._waiting_keyframe = False
+        outlet = self._outlet
+        if outlet is not None:
+            if self.first_frame_at is None:
+                self.first_frame_at = time.monotonic()
+            self._send(outlet, packet)
+            return
         if len(self._queue) >= self._capacity:
             self._queue.clear()
-            self.overflows += 1
-            if self.kind == "video" and not keyframe:
-                # Never a delta frame after a gap: wait for the next keyframe.
-                self._waiting_keyframe = True
-            if self._on_overflow is not None:
-                self._on_overflow(self)
-            if self._waiting_keyframe:
-                self.request_keyframe("overflow")
+            if self._overflowed(keyframe):
                 return
         self._queue.append(packet)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _send(self, outlet: Outlet, packet: av.Packet) -> bool:
+        if outlet.send(packet):
+            return True
+        self._overflowed(False)  # the frame was dropped: the socket is backed up
+        return False
+
+    def _overflowed(self, keyframe: bool) -> bool:
+        """Count frames lost for this subscriber; True if video must now wait for a keyframe."""
+        self.overflows += 1
+        if self.kind == "video" and not keyframe:
+            # Never a delta frame after a gap: wait for the next keyframe.
+            self._waiting_keyframe = True
+        if self._on_overflow is not None:
+            self._on_overflow(self)
+        if self._waiting_keyframe:
+            self.request_keyframe("overflow")
+            return True
+        return False
 
     def _remind(self, reason: str) -> None:
         # A request can be lost (the PLI, or the keyframe it asked for): ask again while waiting,
@@ -130,6 +174,9 @@ class SubscriberTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._queue.clear()
+        if self._outlet is not None:
+            self._outlet.close()
+            self._outlet = None
         if self.source is not None:
             self.source.unsubscribe(self)
         waiter = self._waiter

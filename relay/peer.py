@@ -26,6 +26,8 @@ from aiortc.rtcrtpsender import RTCRtpSender
 
 from relay.aiortc_hooks import (
     ConsentPolicy,
+    DirectPath,
+    direct_rtp_loop,
     ice_connections,
     lean_rtp_loop,
     on_keyframe_request,
@@ -38,6 +40,7 @@ from relay.errors import BadSdpError
 from relay.forwarder import Source, SubscriberTrack
 from relay.ice import candidate_from_browser
 from relay.metrics import LinkQuality
+from relay.outlet import Outlet
 from relay.packetizer import ForwardCounters, Packetizer, PayloadCache
 from relay.sdp import SessionSummary, parse_session
 
@@ -68,6 +71,7 @@ class Peer:
     :param on_state: called with (peer, state, monotonic time) on each state change.
     :param on_chat: called with (peer, text) for each data channel text message.
     :param connect_timeout: a peer not connected by then is failed and closed.
+    :param direct_send: subscribers' frames are written by the fan-out (see relay.outlet).
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class Peer:
         audio_codecs: tuple[str, ...] = ("opus",),
         video_codecs: tuple[str, ...] = ("VP8", "H264"),
         connect_timeout: float = 30.0,
+        direct_send: bool = True,
     ) -> None:
         self.participant_id = participant_id
         self.scope = scope
@@ -98,6 +103,7 @@ class Peer:
         self._forwarded = forwarded
         self._codec_prefs = {"audio": audio_codecs, "video": video_codecs}
         self._connect_timeout = connect_timeout
+        self._direct_send = direct_send
         self._timeout: asyncio.TimerHandle | None = None
         self._channel: RTCDataChannel | None = None
         self._offer: SessionSummary | None = None
@@ -235,9 +241,22 @@ class Peer:
         def cache() -> PayloadCache | None:
             return track.source.payload_cache if track.source is not None else None
 
-        pack_without_encoder(sender, Packetizer(codec, self._forwarded[track.kind], cache))
+        packer = Packetizer(codec, self._forwarded[track.kind], cache)
+        pack_without_encoder(sender, packer)
         on_keyframe_request(sender, lambda: track.request_keyframe("pli"))
-        lean_rtp_loop(sender)
+        if not self._direct_send:
+            lean_rtp_loop(sender)
+            return
+
+        async def run(path: DirectPath) -> None:
+            outlet = Outlet(path, packer)
+            track.attach_outlet(outlet)
+            try:
+                await outlet.closed
+            finally:
+                track.detach_outlet(outlet)
+
+        direct_rtp_loop(sender, run)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         transceiver = next((t for t in self.pc.getTransceivers() if t.receiver.track is track), None)

@@ -81,6 +81,8 @@ class Relay(AsyncIOEventEmitter):
         best delay is a backlog and is dropped (video then waits for a keyframe).
     :param max_video_bitrate: the cap (bps) announced to video publishers with REMB once a second;
         the relay runs no bandwidth estimator of its own (see ``relay.aiortc_hooks``).
+    :param direct_send: write subscribers' RTP from the fan-out loop (``relay.outlet``); False
+        keeps aiortc's per-sender loop and send chain (slower; for comparison and as a fallback).
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class Relay(AsyncIOEventEmitter):
         stats_interval: float = 5.0,
         max_frame_lag: float = 1.0,
         max_video_bitrate: int = 1_500_000,
+        direct_send: bool = True,
     ) -> None:
         super().__init__()
         self._ice_servers = ice_servers_from_config(ice_servers)
@@ -116,6 +119,7 @@ class Relay(AsyncIOEventEmitter):
         self._stats_interval = stats_interval
         self._max_frame_lag = max_frame_lag
         self._max_video_bitrate = max_video_bitrate
+        self._direct_send = direct_send
         self._rooms: dict[str, Room] = {}
         self._streams: dict[str, Stream] = {}
         self._participants: dict[str, Participant] = {}
@@ -262,6 +266,7 @@ class Relay(AsyncIOEventEmitter):
             forwarded=self.metrics.forwarded,
             video_codecs=self._video_codecs,
             connect_timeout=self._connect_timeout,
+            direct_send=self._direct_send,
         )
         old = participant.peer
         participant.peer = peer

@@ -58,8 +58,10 @@ class EventLog:
 
 
 @pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    relay = Relay(ice_servers=[], registry=CollectorRegistry())
+async def relay(request: pytest.FixtureRequest) -> AsyncIterator[Relay]:
+    """A relay on loopback; parametrize indirectly with "queued" for aiortc's own send loop."""
+    mode = getattr(request, "param", "direct")
+    relay = Relay(ice_servers=[], registry=CollectorRegistry(), direct_send=mode == "direct")
     yield relay
     await relay.close()
 

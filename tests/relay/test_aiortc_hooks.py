@@ -19,16 +19,19 @@ import aioice
 import aiortc.clock
 import aiortc.rtcrtpsender
 import av
+import pylibsrtp
 import pytest
 from aioice import Connection
+from aioice.ice import StunProtocol
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from aiortc.rtcrtpsender import RTCEncodedFrame
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
+from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, unpack_remb_fci
 
 from relay import aiortc_hooks
 from relay.depacketizer import VideoAssembler
@@ -52,6 +55,15 @@ FINGERPRINTS = {
     "H264Encoder._split_bitstream": (H264Encoder._split_bitstream, "f6a4817f670e6e26"),
     "aioice.Connection.query_consent": (Connection.query_consent, "fe49173a650a378a"),
     "aioice.Connection.connect": (Connection.connect, "da51be46190141ee"),
+    # The direct send path (aiortc_hooks seam 6).
+    "RTCRtpSender._retransmit": (RTCRtpSender._retransmit, "ae0b2491944b52dc"),
+    "RTCRtpSender.send": (RTCRtpSender.send, "3969482b77a2a65f"),
+    "RTCDtlsTransport._send_rtp": (RTCDtlsTransport._send_rtp, "763b02bceb0b0ab9"),
+    "HeaderExtensionsMap.configure": (HeaderExtensionsMap.configure, "e7bc27f7de53a334"),
+    "HeaderExtensionsMap.set": (HeaderExtensionsMap.set, "55c43cd8952bc31a"),
+    "aioice.StunProtocol.send_data": (StunProtocol.send_data, "8bfbce074a897482"),
+    "pylibsrtp.Session.__init__": (pylibsrtp.Session.__init__, "2d5acb2032893aeb"),
+    "pylibsrtp.Session.__process": (pylibsrtp.Session._Session__process, "924e126dae5c15b8"),  # type: ignore[attr-defined]
 }
 
 
@@ -62,6 +74,7 @@ def fingerprint(obj: object) -> str:
 def test_installed_aiortc_and_aioice_are_the_versions_the_hooks_were_written_for() -> None:
     assert version("aiortc") == aiortc_hooks.AIORTC_VERSION
     assert version("aioice") == aiortc_hooks.AIOICE_VERSION
+    assert version("pylibsrtp") == aiortc_hooks.PYLIBSRTP_VERSION
 
 
 @pytest.mark.parametrize("name", sorted(FINGERPRINTS))
@@ -88,6 +101,12 @@ async def test_private_attributes_the_hooks_touch_exist_on_real_objects() -> Non
     connections = aiortc_hooks.ice_connections(pc)
     assert len(connections) == 1 and isinstance(connections[0], aioice.Connection)
     assert hasattr(connections[0], "_nominated") and callable(connections[0].build_request)
+    assert hasattr(sender, "_enabled") and hasattr(sender, "_ssrc")
+    dtls = sender.transport
+    for name in ("_tx_srtp", "_state", "_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets"):
+        assert hasattr(dtls, name), name
+    assert hasattr(HeaderExtensionsMap(), "_HeaderExtensionsMap__ids")
+    assert hasattr(pylibsrtp.Session(), "_srtp")
     await pc.close()
 
 

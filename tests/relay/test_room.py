@@ -12,6 +12,7 @@ from tests.relay.conftest import EventLog, join
 from tests.relay.endpoints import Endpoint
 
 
+@pytest.mark.parametrize("relay", ["direct", "queued"], indirect=True)
 async def test_two_participants_receive_and_decode_each_others_audio_and_video(
     relay: Relay, events: EventLog, endpoints: Callable[..., Endpoint]
 ) -> None:

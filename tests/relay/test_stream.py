@@ -132,6 +132,7 @@ async def test_viewers_waiting_before_the_publisher_receive_it_when_it_arrives(
     assert (await events.wait("track-published"))[1:3] == ("live-4", "reader")
 
 
+@pytest.mark.parametrize("relay", ["direct", "queued"], indirect=True)
 async def test_a_publisher_who_drops_and_returns_is_forwarded_to_the_same_viewers(
     relay: Relay, events: EventLog, endpoints: Callable[..., Endpoint]
 ) -> None:
