@@ -277,10 +277,15 @@ class SrtpWire:
         self._addr = addr
         self._transport = transport
         self._sock: socket.socket | None = None
-        raw = transport.get_extra_info("socket")
-        if isinstance(transport, asyncio.DatagramTransport) and raw is not None:
+        raw = transport.get_extra_info("socket")  # asyncio's UDP transports; None for a TURN one
+        if raw is not None and raw.type == socket.SOCK_DGRAM:
             self._sock = socket.socket(fileno=os.dup(raw.fileno()))
             self._sock.setblocking(False)
+
+    @property
+    def on_socket(self) -> bool:
+        """Whether packets are written to the socket itself (not through ``transport.sendto``)."""
+        return self._sock is not None
 
     def close(self) -> None:
         if self._sock is not None:
@@ -306,6 +311,27 @@ class SrtpWire:
             runs.append((offset, length[0]))
             offset += length[0]
         return self._send(runs)
+
+    def write_one(self, data: bytes) -> bool:
+        """:meth:`write` for a single packet (most frames: all of audio), without the batching."""
+        size = len(data)
+        self._view[:size] = data
+        length = self._length
+        length[0] = size
+        code = srtp_lib.srtp_protect(self._srtp, self._cdata, length)
+        if code:
+            raise SrtpError(f"srtp_protect failed ({code})")
+        sock = self._sock
+        if sock is None:
+            self._transport.sendto(bytes(self._view[: length[0]]), self._addr)
+            return True
+        try:
+            sock.sendto(self._view[: length[0]], self._addr)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            logger.debug("RTP to %s not sent: %s", self._addr, exc)
+        return True
 
     def _send(self, packets: list[tuple[int, int]]) -> bool:
         sock, view, addr = self._sock, self._view, self._addr
@@ -397,8 +423,9 @@ class DirectPath:
         self.transport: Any = pair.protocol.transport
         self.addr: tuple[str, int] = pair.remote_addr
         self.wire = SrtpWire(dtls._tx_srtp, self.transport, self.addr)
-        #: Protects and sends a frame's packets; False if the socket was full.
+        #: Protects and sends a frame's packets (or one packet); False if the socket was full.
         self.write: Callable[[list[bytes]], bool] = self.wire.write
+        self.write_one: Callable[[bytes], bool] = self.wire.write_one
         self._extensions_map: HeaderExtensionsMap = sender._RTCRtpSender__rtp_header_extensions_map
         ids = self._extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
         #: Equal for two paths whose header extensions serialize alike (negotiated ids and mid).

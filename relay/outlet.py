@@ -68,18 +68,18 @@ class Outlet:
         self._origin = random.randrange(0, 1 << 32)
         self._history_size = path.history_size
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._open = True
 
     def close(self) -> None:
         """Stop sending; the sender's run loop ends and aiortc tears the sender down."""
+        self._open = False
         if not self.closed.done():
             self.closed.set_result(None)
 
     def send(self, packet: av.Packet) -> bool:
         """Send one frame now; False if it was dropped because the subscriber's socket is backed up."""
         path = self._path
-        if self.closed.done():
-            return True
-        if not path.usable():
+        if not (self._open and path.usable()):
             self.close()
             return True
         payloads, pts = self._packer.pack(packet)
@@ -96,9 +96,16 @@ class Outlet:
         tail = _TS_SSRC.pack(timestamp, self._ssrc) + block
         first = 0x90 if block else 0x80
         payload_type = self._payload_type
-        last = len(payloads) - 1
         sequence = self._sequence
         history, size = path.history, self._history_size
+        if len(payloads) == 1:  # audio, small video frames
+            payload = payloads[0]
+            data = _HEAD.pack(first, payload_type | 0x80, sequence) + tail + payload
+            history[sequence % size] = data
+            self._sequence = (sequence + 1) & 0xFFFF
+            path.account(1, len(payload), len(data), stamp.ntp_time, timestamp)
+            return path.write_one(data)
+        last = len(payloads) - 1
         packets: list[bytes] = []
         octets = 0
         for i, payload in enumerate(payloads):

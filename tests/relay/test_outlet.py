@@ -51,6 +51,7 @@ async def test_srtp_wire_sends_a_frame_as_separate_srtp_datagrams_with_and_witho
         wire = SrtpWire(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)), transport, sink.getsockname())
         saved = aiortc_hooks._gso[0]
         aiortc_hooks._gso[0] = gso and saved
+        assert wire.on_socket
         try:
             assert wire.write(frame)
         finally:
@@ -132,3 +133,22 @@ async def test_subscribers_get_consecutive_rtp_with_extensions_and_nacked_packet
         assert (again.payload, again.marker, again.timestamp) == (wanted.payload, wanted.marker, wanted.timestamp)
     finally:
         await viewer.close()
+
+
+async def test_srtp_wire_sends_a_single_packet_as_one_srtp_datagram() -> None:
+    loop = asyncio.get_running_loop()
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.setblocking(False)
+    key = os.urandom(30)
+    transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    wire = SrtpWire(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)), transport, sink.getsockname())
+    packet = rtp(7, b"opus" * 40, marker=1)
+    try:
+        assert wire.write_one(packet)
+        datagram = await asyncio.wait_for(loop.sock_recv(sink, 2048), 5)
+    finally:
+        wire.close()
+        transport.close()
+        sink.close()
+    assert Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND)).unprotect(datagram) == packet
