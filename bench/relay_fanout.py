@@ -273,16 +273,18 @@ def slope(low: Row, high: Row) -> float:
 
 def summarize(passthrough: list[Row], baseline: list[Row]) -> None:
     """The comparisons the bench exists for, each labeled with the rows it uses."""
-    same_n = baseline[-1].viewers
-    ours = next(r for r in passthrough if r.viewers == same_n)
     base = baseline[-1]
+    ours = next((r for r in passthrough if r.viewers == base.viewers), None)
     held = [r for r in passthrough if r.delivered >= 0.99]
-    best = held[-1] if held else passthrough[0]
     print()
-    print(f"(a) same N={same_n}: relay CPU per video frame delivered to one viewer: "
-          f"MediaRelay {base.cpu_per_viewer_frame * 1e6:.0f} us, passthrough {ours.cpu_per_viewer_frame * 1e6:.0f} us"
-          f" -> {base.cpu_per_viewer_frame / ours.cpu_per_viewer_frame:.0f}x less "
-          f"(per viewer: {base.cpu_per_viewer * 100:.2f}% vs {ours.cpu_per_viewer * 100:.2f}% of a core)")
+    if ours is None:
+        print(f"(a) same N={base.viewers}: n/a (the passthrough series stopped before it)")
+    else:
+        print(f"(a) same N={base.viewers}: relay CPU per video frame delivered to one viewer: "
+              f"MediaRelay {base.cpu_per_viewer_frame * 1e6:.0f} us, "
+              f"passthrough {ours.cpu_per_viewer_frame * 1e6:.0f} us"
+              f" -> {base.cpu_per_viewer_frame / ours.cpu_per_viewer_frame:.0f}x less "
+              f"(per viewer: {base.cpu_per_viewer * 100:.2f}% vs {ours.cpu_per_viewer * 100:.2f}% of a core)")
     if len(baseline) >= 2 and len(held) >= 2:
         base_slope, our_slope = slope(baseline[0], baseline[-1]), slope(held[0], held[-1])
         ratio = f"{base_slope / our_slope:.0f}x less" if our_slope > 0 else "n/a (passthrough slope <= 0)"
@@ -292,6 +294,10 @@ def summarize(passthrough: list[Row], baseline: list[Row]) -> None:
     else:
         print("(b) marginal relay CPU per added viewer: n/a (needs two MediaRelay N and two passthrough N "
               "at >= 99% delivery)")
+    if not held:
+        print("(c) largest N at >= 99% delivery: none")
+        return
+    best = held[-1]
     print(f"(c) largest N at >= 99% delivery: {best.viewers} viewers, relay CPU {best.relay_cpu:.2f} s/s "
           f"({best.viewers / max(best.relay_cpu, 1e-9):.0f} viewers per core of relay CPU); "
           f"MediaRelay per viewer / passthrough per viewer there: "
@@ -305,7 +311,7 @@ def summarize(passthrough: list[Row], baseline: list[Row]) -> None:
 
 
 async def orchestrate(args: argparse.Namespace) -> None:
-    baseline_ns = sorted({int(n) for n in args.baseline_viewers.split(",")})
+    baseline_ns = args.baseline_viewers
     if args.quick:
         series, window = [3, 10, 50, 100, 200, 300], 6.0
     else:
@@ -323,6 +329,14 @@ async def orchestrate(args: argparse.Namespace) -> None:
     summarize(passthrough, baseline)
 
 
+def counts(text: str) -> list[int]:
+    """A comma-separated list of viewer counts, sorted, without repeats."""
+    values = sorted({int(n) for n in text.split(",")})
+    if not values or values[0] < 1:
+        raise ValueError(text)
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -330,7 +344,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short series and windows (2-3 minutes)")
     parser.add_argument("--max", type=int, default=500, help="largest number of viewers to try")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured at each N")
-    parser.add_argument("--baseline-viewers", default="2,4",
+    parser.add_argument("--baseline-viewers", type=counts, default=[2, 4],
                         help="comma-separated viewer counts for the MediaRelay baseline (two give its slope)")
     parser.add_argument("--viewers-per-process", type=int, default=50, help="viewers in one viewer process")
     parser.add_argument("--probes-per-process", type=int, default=1,
