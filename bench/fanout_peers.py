@@ -15,7 +15,9 @@ which costs ~1/3 of a full viewer's CPU (the rest is the peer's RTCP, STUN and e
 (one per viewer process by default) is a full viewer: it decrypts, reassembles frames with the
 relay's own receiver hook (no decoding: hundreds of decoders would need far more than 2 cores) and
 reads each frame's send-time trailer, so latency is measured on real, decrypted frames; it counts
-the wire too, which checks the lite counting against real frames.
+the wire too, which checks the lite counting against real frames. A viewer process polls its
+sockets once a millisecond instead of waking for every packet, which on loopback the relay would
+pay for (:class:`PacedSelector`).
 
 Both talk JSON lines on stdio with the orchestrator and HTTP with the relay's control server.
 """
@@ -29,6 +31,7 @@ import math
 import os
 import random
 import resource
+import selectors
 import struct
 import sys
 import time
@@ -382,6 +385,35 @@ def tap_media(connection: Connection, counter: WireCounter, *, consume: bool) ->
             deliver(data, addr)
 
         protocol.datagram_received = datagram_received
+
+
+class PacedSelector(selectors.EpollSelector):
+    """An epoll selector that sleeps ``interval`` before each wait that may block.
+
+    On loopback the sender's ``sendto`` runs the receiving socket's network stack and, when the
+    receiving process sleeps in ``epoll_wait``, wakes it up. Lite viewers idle between packets, so
+    the relay paid for a wake-up per packet that remote viewers never cost it: 0.04-0.11 s/s more
+    system time at 100 viewers than with a 1 ms pause, which also saves the viewers ~0.05 s/s per
+    100. Woken by its own timer, a viewer process takes whatever arrived meanwhile. A packet waits
+    at most ``interval`` longer (median glass-to-glass at 10 viewers did not rise: 2.7-2.9 ms vs
+    3.0-3.3 ms without); timers are never late.
+    """
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self._interval = interval
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self._interval > 0 and (timeout is None or timeout > 0):
+            pause = self._interval if timeout is None else min(self._interval, timeout)
+            time.sleep(pause)
+            timeout = None if timeout is None else max(0.0, timeout - pause)
+        return super().select(timeout)
+
+
+def paced_loop(interval: float) -> asyncio.AbstractEventLoop:
+    """An event loop whose sockets are polled at most every ``interval`` seconds (0: on arrival)."""
+    return asyncio.SelectorEventLoop(PacedSelector(interval))
 
 
 async def run_viewers(relay_url: str, prefix: str, probes: int) -> None:

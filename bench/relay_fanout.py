@@ -11,8 +11,10 @@ where delivery falls below 99% or at ``--max``.
 Viewers are cheap so that hundreds fit beside the relay on a 2-core machine: most are *lite*
 (a real aiortc peer up to DTLS-SRTP, then media counted from cleartext RTP headers, never decrypted);
 one per viewer process is a *probe*, a full viewer that decrypts and reassembles frames and alone
-measures latency. Delivery counts every viewer. A viewer process that falls behind shows as lost
-packets (lite viewers send no NACKs) or as a busy process; keep ``max proc`` well below 1.0.
+measures latency. Delivery counts every viewer. Viewer processes poll their sockets every
+``--viewer-poll-ms`` rather than being woken by each packet, a wake-up that on loopback the relay's
+send calls pay for. A viewer process that falls behind shows as lost packets (lite viewers send no
+NACKs) or as a busy process; keep ``max proc`` well below 1.0.
 
 In the same run, aiortc's MediaRelay (decode once, re-encode per viewer) carries a small N or two as
 the baseline. After the table: (a) relay CPU per viewer at the same N, (b) marginal relay CPU per
@@ -116,6 +118,13 @@ class ViewerProcess:
     viewers: int = 0
 
 
+@dataclass(frozen=True)
+class ViewerSettings:
+    per_process: int  # viewers in one process
+    probes: int  # of those, full viewers
+    poll_ms: float  # a viewer process's event loop polls its sockets at most this often (0: on every arrival)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -127,18 +136,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def add_viewers(url: str, procs: list[ViewerProcess], count: int, per_process: int,
-                      probes: int) -> list[float]:
+async def add_viewers(url: str, procs: list[ViewerProcess], count: int, settings: ViewerSettings) -> list[float]:
     """Add ``count`` viewers, filling the last process and starting new ones; the processes join
     concurrently (each in groups of 10). Returns the new viewers' times to first frame."""
     plan: list[tuple[ViewerProcess, int]] = []
+    per_process = settings.per_process
     if procs and procs[-1].viewers < per_process:
         take = min(count, per_process - procs[-1].viewers)
         plan.append((procs[-1], take))
         count -= take
     takes = [min(per_process, count - start) for start in range(0, count, per_process)]
     children = await asyncio.gather(*(Child.start(
-        "viewers", "--role", "viewers", "--relay", url, "--prefix", f"v{len(procs) + i}", "--probes", str(probes))
+        "viewers", "--role", "viewers", "--relay", url, "--prefix", f"v{len(procs) + i}",
+        "--probes", str(settings.probes), "--poll-ms", str(settings.poll_ms))
         for i in range(len(takes))))
     started = [ViewerProcess(child) for child in children]
     procs += started  # before anything can fail, so that run_mode stops them
@@ -156,7 +166,7 @@ async def add_viewers(url: str, procs: list[ViewerProcess], count: int, per_proc
 
 
 async def run_mode(mode: str, series: list[int], window: float, stop_below: float,
-                   per_process: int, probes: int) -> list[Row]:
+                   settings: ViewerSettings) -> list[Row]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     relay = await Child.start("relay", "--role", "relay", "--mode", mode, "--port", str(port))
@@ -172,7 +182,7 @@ async def run_mode(mode: str, series: list[int], window: float, stop_below: floa
         async with aiohttp.ClientSession() as http:
             for n in series:
                 total = sum(p.viewers for p in procs)
-                ttff = await add_viewers(url, procs, n - total, per_process, probes) if n > total else []
+                ttff = await add_viewers(url, procs, n - total, settings) if n > total else []
                 await asyncio.sleep(2.0)  # let joins' keyframes settle
                 before = await snapshot(http, url, publisher, procs)
                 await asyncio.sleep(window)
@@ -318,14 +328,13 @@ async def orchestrate(args: argparse.Namespace) -> None:
         series = [4, 10, 25, 50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 800, 1000]
         window = args.window
     series = sorted({baseline_ns[-1], *(n for n in series if n <= args.max)})
+    settings = ViewerSettings(args.viewers_per_process, args.probes_per_process, args.viewer_poll_ms)
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
-          f"{args.viewers_per_process} viewers per process, {args.probes_per_process} of them probes",
-          flush=True)
+          f"{settings.per_process} viewers per process, {settings.probes} of them probes, "
+          f"sockets polled every {settings.poll_ms:g} ms", flush=True)
     print(HEADER, flush=True)
-    passthrough = await run_mode("passthrough", series, window, 0.0 if args.keep_going else 0.99,
-                                 args.viewers_per_process, args.probes_per_process)
-    baseline = await run_mode("mediarelay", baseline_ns, window, 0.0,
-                              args.viewers_per_process, args.probes_per_process)
+    passthrough = await run_mode("passthrough", series, window, 0.0 if args.keep_going else 0.99, settings)
+    baseline = await run_mode("mediarelay", baseline_ns, window, 0.0, settings)
     summarize(passthrough, baseline)
 
 
@@ -349,6 +358,9 @@ def main() -> None:
     parser.add_argument("--viewers-per-process", type=int, default=50, help="viewers in one viewer process")
     parser.add_argument("--probes-per-process", type=int, default=1,
                         help="of those, full (decrypting) viewers that measure latency")
+    parser.add_argument("--viewer-poll-ms", type=float, default=1.0,
+                        help="viewer processes poll their sockets at most this often; 0 wakes them on every "
+                             "packet, which on loopback the relay pays for in its send calls")
     parser.add_argument("--keep-going", action="store_true",
                         help="continue the series up to --max even below 99%% delivery (to see CPU cost)")
     parser.add_argument("--role", choices=["relay", "publisher", "viewers"], help=argparse.SUPPRESS)
@@ -357,6 +369,7 @@ def main() -> None:
     parser.add_argument("--relay", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", default="v", help=argparse.SUPPRESS)
     parser.add_argument("--probes", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--poll-ms", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "relay":
         from bench.fanout_relay import serve
@@ -367,9 +380,10 @@ def main() -> None:
 
         asyncio.run(run_publisher(args.relay))
     elif args.role == "viewers":
-        from bench.fanout_peers import run_viewers
+        from bench.fanout_peers import paced_loop, run_viewers
 
-        asyncio.run(run_viewers(args.relay, args.prefix, args.probes))
+        with asyncio.Runner(loop_factory=lambda: paced_loop(args.poll_ms / 1000)) as runner:
+            runner.run(run_viewers(args.relay, args.prefix, args.probes))
     else:
         started = time.monotonic()
         asyncio.run(orchestrate(args))
