@@ -308,7 +308,8 @@ def summarize(passthrough: list[Row], baseline: list[Row]) -> None:
         print("(c) largest N at >= 99% delivery: none")
         return
     best = held[-1]
-    print(f"(c) largest N at >= 99% delivery: {best.viewers} viewers, relay CPU {best.relay_cpu:.2f} s/s "
+    latency = f", g2g p50 {best.latency_median * 1000:.0f} ms" if best.latency_median is not None else ""
+    print(f"(c) largest N at >= 99% delivery: {best.viewers} viewers, relay CPU {best.relay_cpu:.2f} s/s{latency} "
           f"({best.viewers / max(best.relay_cpu, 1e-9):.0f} viewers per core of relay CPU); "
           f"MediaRelay per viewer / passthrough per viewer there: "
           f"{base.cpu_per_viewer_frame / best.cpu_per_viewer_frame:.0f}x (CPU per delivered viewer-frame)")
