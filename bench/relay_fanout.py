@@ -187,6 +187,10 @@ async def run_mode(mode: str, series: list[int], window: float, stop_below: floa
                 before = await snapshot(http, url, publisher, procs)
                 await asyncio.sleep(window)
                 after = await snapshot(http, url, publisher, procs)
+                if after["publisher"]["sent"] == before["publisher"]["sent"]:
+                    print(f"# {mode} {n}: the publisher sent nothing in the window (its connection: "
+                          f"{after['publisher']['state']}); series stopped", flush=True)
+                    break
                 row = measure(mode, n, before, after, ttff)
                 rows.append(row)
                 print_row(row)
@@ -283,6 +287,9 @@ def slope(low: Row, high: Row) -> float:
 
 def summarize(passthrough: list[Row], baseline: list[Row]) -> None:
     """The comparisons the bench exists for, each labeled with the rows it uses."""
+    if not passthrough or not baseline:
+        print("\nno comparison: a series has no row")
+        return
     base = baseline[-1]
     ours = next((r for r in passthrough if r.viewers == base.viewers), None)
     held = [r for r in passthrough if r.delivered >= 0.99]
