@@ -3,7 +3,9 @@
 A tiny HTTP control server on 127.0.0.1 (POST /publish, POST /watch, GET /stats) exchanges SDP and
 reports this process's CPU time (``getrusage``, all threads), so the relay is measured alone.
 
-``passthrough`` is :class:`relay.Relay` (encoded frames forwarded, no codec). ``mediarelay`` is
+``passthrough`` is :class:`relay.Relay` (encoded frames forwarded, no codec); ``queued`` is the same
+relay with ``direct_send=False`` (each subscriber sender runs aiortc's own loop and send chain, as the
+relay did before ``relay/outlet.py``). ``mediarelay`` is
 aiortc's documented way to fan out one track: ``MediaRelay`` decodes the publisher once and every
 viewer's sender re-encodes (``buffered=False``: stale frames are dropped, not queued).
 """
@@ -27,9 +29,9 @@ from relay import Relay, RelayError
 class PassthroughControl:
     """Control endpoints over SoulSeer's relay."""
 
-    def __init__(self) -> None:
+    def __init__(self, direct_send: bool = True) -> None:
         self.relay = Relay(ice_servers=[], registry=CollectorRegistry(), max_participants=5000,
-                           max_viewers_per_stream=5000, stats_interval=0)
+                           max_viewers_per_stream=5000, stats_interval=0, direct_send=direct_send)
 
     async def publish(self, sdp: str) -> str:
         return await self.relay.publish_stream("bench", "publisher", sdp)
@@ -111,7 +113,11 @@ class LoopLag:
 
 
 async def serve(mode: str, port: int) -> None:
-    control = PassthroughControl() if mode == "passthrough" else MediaRelayControl()
+    control: PassthroughControl | MediaRelayControl
+    if mode == "mediarelay":
+        control = MediaRelayControl()
+    else:
+        control = PassthroughControl(direct_send=mode == "passthrough")
     lag = LoopLag()
     lag_task = asyncio.ensure_future(lag.run())
 

@@ -13,16 +13,20 @@ Viewers are cheap so that hundreds fit beside the relay on a 2-core machine: mos
 one per viewer process is a *probe*, a full viewer that decrypts and reassembles frames and alone
 measures latency. Delivery counts every viewer. Viewer processes poll their sockets every
 ``--viewer-poll-ms`` rather than being woken by each packet, a wake-up that on loopback the relay's
-send calls pay for. A viewer process that falls behind shows as lost packets (lite viewers send no
+send calls pay for, and run at a lower priority (``--viewer-nice``, default 10): on a shared machine
+the load generator must not take the CPU the relay needs, as it would not on a relay's own cores. A
+viewer process that falls behind shows as lost packets (lite viewers send no
 NACKs) or as a busy process; keep ``max proc`` well below 1.0.
 
 In the same run, aiortc's MediaRelay (decode once, re-encode per viewer) carries a small N or two as
 the baseline. After the table: (a) relay CPU per viewer at the same N, (b) marginal relay CPU per
 added viewer (slope between two N; for passthrough, over the widest range at >= 99% delivery), and
-(c) viewers per core of relay CPU at the largest N with >= 99% delivery.
+(c) viewers per core of relay CPU at the largest N with >= 99% delivery. With ``--queued`` the
+relay also runs with aiortc's own sender loop (``direct_send=False``) and (d) compares the two.
 
-    python bench/relay_fanout.py --quick      # 3..300 viewers, 2-3 minutes
-    python bench/relay_fanout.py --max 500    # the full series
+    python bench/relay_fanout.py --quick            # 3..300 viewers, 2-3 minutes
+    python bench/relay_fanout.py --max 500          # the full series
+    python bench/relay_fanout.py --max 300 --queued # plus the direct/queued send path comparison
 """
 
 from __future__ import annotations
@@ -123,6 +127,7 @@ class ViewerSettings:
     per_process: int  # viewers in one process
     probes: int  # of those, full viewers
     poll_ms: float  # a viewer process's event loop polls its sockets at most this often (0: on every arrival)
+    nice: int  # viewer processes' niceness: the load generator must not starve the relay it measures
 
 
 def free_port() -> int:
@@ -148,7 +153,7 @@ async def add_viewers(url: str, procs: list[ViewerProcess], count: int, settings
     takes = [min(per_process, count - start) for start in range(0, count, per_process)]
     children = await asyncio.gather(*(Child.start(
         "viewers", "--role", "viewers", "--relay", url, "--prefix", f"v{len(procs) + i}",
-        "--probes", str(settings.probes), "--poll-ms", str(settings.poll_ms))
+        "--probes", str(settings.probes), "--poll-ms", str(settings.poll_ms), "--nice", str(settings.nice))
         for i in range(len(takes))))
     started = [ViewerProcess(child) for child in children]
     procs += started  # before anything can fail, so that run_mode stops them
@@ -245,7 +250,7 @@ def measure(mode: str, n: int, before: dict[str, Any], after: dict[str, Any], tt
         forwarded_before, forwarded_after = before["relay"]["forwarded"], after["relay"]["forwarded"]
         frames = forwarded_after["video"]["frames"] - forwarded_before["video"]["frames"]
         relay_sent = frames / sent / n
-    with_latency = bool(latencies) and mode == "passthrough"  # MediaRelay's re-encode drops the trailer
+    with_latency = bool(latencies) and mode != "mediarelay"  # MediaRelay's re-encode drops the trailer
     return Row(
         mode=mode, viewers=n, relay_cpu=relay_cpu,
         delivered=statistics.fmean(ratios), worst=min(ratios),
@@ -336,14 +341,31 @@ async def orchestrate(args: argparse.Namespace) -> None:
         series = [4, 10, 25, 50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 800, 1000]
         window = args.window
     series = sorted({baseline_ns[-1], *(n for n in series if n <= args.max)})
-    settings = ViewerSettings(args.viewers_per_process, args.probes_per_process, args.viewer_poll_ms)
+    settings = ViewerSettings(args.viewers_per_process, args.probes_per_process, args.viewer_poll_ms,
+                              args.viewer_nice)
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
           f"{settings.per_process} viewers per process, {settings.probes} of them probes, "
-          f"sockets polled every {settings.poll_ms:g} ms", flush=True)
+          f"sockets polled every {settings.poll_ms:g} ms, viewer processes at nice {settings.nice}", flush=True)
     print(HEADER, flush=True)
     passthrough = await run_mode("passthrough", series, window, 0.0 if args.keep_going else 0.99, settings)
+    queued = await run_mode("queued", series, window, 0.99, settings) if args.queued else []
     baseline = await run_mode("mediarelay", baseline_ns, window, 0.0, settings)
     summarize(passthrough, baseline)
+    if queued:
+        compare_send_paths(passthrough, queued)
+
+
+def compare_send_paths(direct: list[Row], queued: list[Row]) -> None:
+    """The relay's direct send path against aiortc's per-sender loop, in the same run."""
+    for name, rows in (("direct (relay/outlet.py)", direct), ("queued (aiortc's sender loop)", queued)):
+        held = [r for r in rows if r.delivered >= 0.99]
+        if len(held) < 2:
+            print(f"(d) {name}: fewer than two N at >= 99% delivery")
+            continue
+        best = held[-1]
+        print(f"(d) {name}: marginal {slope(held[0], best) * 100:.3f}% of a core per added viewer "
+              f"(N={held[0].viewers}->{best.viewers}); largest N at >= 99% delivery {best.viewers} "
+              f"at {best.relay_cpu:.2f} s/s ({best.viewers / max(best.relay_cpu, 1e-9):.0f} viewers per core)")
 
 
 def counts(text: str) -> list[int]:
@@ -369,6 +391,10 @@ def main() -> None:
     parser.add_argument("--viewer-poll-ms", type=float, default=1.0,
                         help="viewer processes poll their sockets at most this often; 0 wakes them on every "
                              "packet, which on loopback the relay pays for in its send calls")
+    parser.add_argument("--queued", action="store_true",
+                        help="also run the relay with direct_send=False (aiortc's sender loop), for comparison")
+    parser.add_argument("--viewer-nice", type=int, default=10,
+                        help="niceness of the viewer processes (0: compete with the relay for the CPU as equals)")
     parser.add_argument("--keep-going", action="store_true",
                         help="continue the series up to --max even below 99%% delivery (to see CPU cost)")
     parser.add_argument("--role", choices=["relay", "publisher", "viewers"], help=argparse.SUPPRESS)
@@ -378,6 +404,7 @@ def main() -> None:
     parser.add_argument("--prefix", default="v", help=argparse.SUPPRESS)
     parser.add_argument("--probes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--poll-ms", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "relay":
         from bench.fanout_relay import serve
@@ -390,6 +417,7 @@ def main() -> None:
     elif args.role == "viewers":
         from bench.fanout_peers import paced_loop, run_viewers
 
+        os.nice(args.nice)
         with asyncio.Runner(loop_factory=lambda: paced_loop(args.poll_ms / 1000)) as runner:
             runner.run(run_viewers(args.relay, args.prefix, args.probes))
     else:

@@ -44,7 +44,7 @@ class Settings:
     reader_no_show_seconds: int = 600
     cancel_full_refund_hours: int = 24
     late_cancel_refund_percent: int = 0
-    max_participants: int = 500
+    max_participants: int = 250
     max_viewers_per_stream: int = 1000
     login_attempts_per_minute: int = 10
     log_level: str = "INFO"
@@ -172,7 +172,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reader_no_show_seconds=_int(env, "SOULSEER_READER_NO_SHOW_SECONDS", 600, 60, 86_400),
         cancel_full_refund_hours=_int(env, "SOULSEER_CANCEL_FULL_REFUND_HOURS", 24, 0, 24 * 30),
         late_cancel_refund_percent=_int(env, "SOULSEER_LATE_CANCEL_REFUND_PERCENT", 0, 0, 100),
-        max_participants=_int(env, "SOULSEER_MAX_PARTICIPANTS", 500, 2, 100_000),
+        max_participants=_int(env, "SOULSEER_MAX_PARTICIPANTS", 250, 2, 100_000),
         max_viewers_per_stream=_int(env, "SOULSEER_MAX_VIEWERS_PER_STREAM", 1000, 1, 100_000),
         login_attempts_per_minute=_int(env, "SOULSEER_LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10_000),
         log_level=level,

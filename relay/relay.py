@@ -89,7 +89,7 @@ class Relay(AsyncIOEventEmitter):
         self,
         *,
         ice_servers: Sequence[Mapping[str, Any]],
-        max_participants: int = 500,
+        max_participants: int = 250,
         max_viewers_per_stream: int = 1000,
         registry: CollectorRegistry | None = None,
         keyframe_interval: float = 0.5,
