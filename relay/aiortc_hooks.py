@@ -265,27 +265,19 @@ class SrtpWire:
     few calls as it accepts (one ``sendmsg`` per run of equal-sized packets with GSO). It writes to
     a duplicate of the datagram transport's socket (closed by :meth:`close`), bypassing asyncio's
     send buffering on purpose: a subscriber whose socket is full loses the frame, it is not queued.
-    Without a real socket (a TURN allocation), packets go to ``transport.sendto`` one by one.
+
+    :param udp: the UDP socket of the ICE pair's asyncio transport (``get_extra_info("socket")``).
     """
 
-    def __init__(self, session: SrtpSession, transport: Any, addr: tuple[str, int]) -> None:
+    def __init__(self, session: SrtpSession, udp: Any, addr: tuple[str, int]) -> None:
         self._session = session  # keeps the srtp_t alive
         self._srtp = session._srtp[0]  # type: ignore[attr-defined]
         self._length = srtp_ffi.new("int *")
         self._cdata = srtp_ffi.new("char[]", _WIRE_BUFFER)
         self._view = memoryview(srtp_ffi.buffer(self._cdata))
         self._addr = addr
-        self._transport = transport
-        self._sock: socket.socket | None = None
-        raw = transport.get_extra_info("socket")  # asyncio's UDP transports; None for a TURN one
-        if raw is not None and raw.type == socket.SOCK_DGRAM:
-            self._sock = socket.socket(fileno=os.dup(raw.fileno()))
-            self._sock.setblocking(False)
-
-    @property
-    def on_socket(self) -> bool:
-        """Whether packets are written to the socket itself (not through ``transport.sendto``)."""
-        return self._sock is not None
+        self._sock: socket.socket | None = socket.socket(fileno=os.dup(udp.fileno()))
+        self._sock.setblocking(False)
 
     def close(self) -> None:
         if self._sock is not None:
@@ -323,8 +315,7 @@ class SrtpWire:
             raise SrtpError(f"srtp_protect failed ({code})")
         sock = self._sock
         if sock is None:
-            self._transport.sendto(bytes(self._view[: length[0]]), self._addr)
-            return True
+            return True  # closed
         try:
             sock.sendto(self._view[: length[0]], self._addr)
         except BlockingIOError:
@@ -336,9 +327,7 @@ class SrtpWire:
     def _send(self, packets: list[tuple[int, int]]) -> bool:
         sock, view, addr = self._sock, self._view, self._addr
         if sock is None:
-            for start, size in packets:
-                self._transport.sendto(bytes(view[start : start + size]), addr)
-            return True
+            return True  # closed
         try:
             for start, total, segment in segment_runs(packets, _gso[0]):
                 if total == segment:
@@ -422,7 +411,7 @@ class DirectPath:
         self.mid: str | None = sender._RTCRtpSender__mid
         self.transport: Any = pair.protocol.transport
         self.addr: tuple[str, int] = pair.remote_addr
-        self.wire = SrtpWire(dtls._tx_srtp, self.transport, self.addr)
+        self.wire = SrtpWire(dtls._tx_srtp, self.transport.get_extra_info("socket"), self.addr)
         #: Protects and sends a frame's packets (or one packet); False if the socket was full.
         self.write: Callable[[list[bytes]], bool] = self.wire.write
         self.write_one: Callable[[bytes], bool] = self.wire.write_one
@@ -472,9 +461,10 @@ DirectRunner = Callable[[DirectPath], Coroutine[Any, Any, None]]
 def direct_path(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> DirectPath | None:
     """The direct path of a started ``sender``, or None where only aiortc's chain can send.
 
-    The chain ends in ``StunProtocol.send_data`` -> ``transport.sendto`` for UDP pairs and for
-    TURN-relayed ones (aioice's ``TurnTransport.sendto`` wraps the data itself); any other
-    protocol keeps aiortc's chain.
+    The chain ends in ``StunProtocol.send_data`` -> ``transport.sendto``; where that transport is
+    asyncio's, over a UDP socket, the relay can write to the socket itself. A TURN-relayed pair
+    (aioice's ``TurnTransport`` wraps each datagram for the TURN server) or any other protocol keeps
+    aiortc's chain.
     """
     dtls = sender.transport
     pair = None
@@ -483,7 +473,8 @@ def direct_path(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> DirectPat
         pair = connection._nominated.get(1)
     if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
         return None
-    if not hasattr(pair.protocol.transport, "is_closing") or codec.payloadType is None:
+    udp = pair.protocol.transport.get_extra_info("socket")
+    if udp is None or udp.type != socket.SOCK_DGRAM or codec.payloadType is None:
         return None
     return DirectPath(sender, dtls, pair, codec.payloadType)
 
