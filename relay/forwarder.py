@@ -56,7 +56,7 @@ class SubscriberTrack(MediaStreamTrack):
         *,
         owner: str,
         capacity: int,
-        on_overflow: Callable[[SubscriberTrack], None] | None = None,
+        on_overflow: Callable[[SubscriberTrack, str], None] | None = None,
     ) -> None:
         super().__init__()
         self.kind = kind
@@ -127,17 +127,17 @@ class SubscriberTrack(MediaStreamTrack):
     def _send(self, outlet: Outlet, packet: av.Packet) -> bool:
         if outlet.send(packet):
             return True
-        self._overflowed(False)  # the frame was dropped: the socket is backed up
+        self._overflowed(False, "socket_full")  # the frame was dropped: the socket is backed up
         return False
 
-    def _overflowed(self, keyframe: bool) -> bool:
+    def _overflowed(self, keyframe: bool, reason: str = "queue_overflow") -> bool:
         """Count frames lost for this subscriber; True if video must now wait for a keyframe."""
         self.overflows += 1
         if self.kind == "video" and not keyframe:
             # Never a delta frame after a gap: wait for the next keyframe.
             self._waiting_keyframe = True
         if self._on_overflow is not None:
-            self._on_overflow(self)
+            self._on_overflow(self, reason)
         if self._waiting_keyframe:
             self.request_keyframe("overflow")
             return True

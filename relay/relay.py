@@ -300,7 +300,7 @@ class Relay(AsyncIOEventEmitter):
             kind,
             owner=participant_id,
             capacity=self._queue_frames[kind],
-            on_overflow=lambda t: self.metrics.forwarding_errors.labels("queue_overflow").inc(),
+            on_overflow=lambda t, reason: self.metrics.forwarding_errors.labels(reason).inc(),
         )
         router.add_track(track)
         return track

@@ -34,7 +34,7 @@ async def test_video_subscriber_gets_nothing_until_a_keyframe() -> None:
 
 async def test_overflow_clears_the_queue_and_waits_for_the_next_keyframe() -> None:
     overflows: list[SubscriberTrack] = []
-    track = SubscriberTrack("video", owner="v", capacity=3, on_overflow=overflows.append)
+    track = SubscriberTrack("video", owner="v", capacity=3, on_overflow=lambda t, reason: overflows.append(t))
     track.push(packet(0), keyframe=True)
     for n in range(1, 6):
         track.push(packet(n), keyframe=False)
