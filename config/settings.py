@@ -46,6 +46,7 @@ class Settings:
     late_cancel_refund_percent: int = 0
     max_participants: int = 250
     max_viewers_per_stream: int = 1000
+    max_relay_cpu_percent: int = 90
     login_attempts_per_minute: int = 10
     log_level: str = "INFO"
     log_json: bool = True
@@ -174,6 +175,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         late_cancel_refund_percent=_int(env, "SOULSEER_LATE_CANCEL_REFUND_PERCENT", 0, 0, 100),
         max_participants=_int(env, "SOULSEER_MAX_PARTICIPANTS", 250, 2, 100_000),
         max_viewers_per_stream=_int(env, "SOULSEER_MAX_VIEWERS_PER_STREAM", 1000, 1, 100_000),
+        max_relay_cpu_percent=_int(env, "SOULSEER_MAX_RELAY_CPU_PERCENT", 90, 0, 400),
         login_attempts_per_minute=_int(env, "SOULSEER_LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10_000),
         log_level=level,
         log_json=_bool(env, "SOULSEER_LOG_JSON", True),

@@ -32,6 +32,12 @@ class RelayFullError(CapacityError):
     code = "relay_full"
 
 
+class RelayBusyError(CapacityError):
+    """The relay's process is at its CPU limit: one more participant would degrade everyone's media."""
+
+    code = "relay_busy"
+
+
 class StreamFullError(CapacityError):
     code = "stream_full"
 

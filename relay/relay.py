@@ -34,6 +34,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 from relay.aiortc_hooks import ConsentPolicy
 from relay.errors import (
+    RelayBusyError,
     RelayClosedError,
     RelayError,
     RelayFullError,
@@ -43,6 +44,7 @@ from relay.errors import (
 )
 from relay.forwarder import Source, SubscriberTrack
 from relay.ice import configuration, ice_servers_from_config
+from relay.load import CpuLoad
 from relay.metrics import Census, LinkQuality, RelayMetrics
 from relay.peer import Peer
 from relay.room import Room
@@ -81,6 +83,9 @@ class Relay(AsyncIOEventEmitter):
         best delay is a backlog and is dropped (video then waits for a keyframe).
     :param max_video_bitrate: the cap (bps) announced to video publishers with REMB once a second;
         the relay runs no bandwidth estimator of its own (see ``relay.aiortc_hooks``).
+    :param max_cpu: CPU seconds per second of the relay's process (1.0 = one core; the relay forwards
+        on one thread) at which new participants are refused with ``relay_busy``; rejoins are always
+        let in. None: no limit.
     :param direct_send: write subscribers' RTP from the fan-out loop (``relay.outlet``); False
         keeps aiortc's per-sender loop and send chain (slower; for comparison and as a fallback).
     """
@@ -104,6 +109,8 @@ class Relay(AsyncIOEventEmitter):
         max_frame_lag: float = 1.0,
         max_video_bitrate: int = 1_500_000,
         direct_send: bool = True,
+        max_cpu: float | None = None,
+        cpu_sample_interval: float = 1.0,
     ) -> None:
         super().__init__()
         self._ice_servers = ice_servers_from_config(ice_servers)
@@ -120,6 +127,7 @@ class Relay(AsyncIOEventEmitter):
         self._max_frame_lag = max_frame_lag
         self._max_video_bitrate = max_video_bitrate
         self._direct_send = direct_send
+        self.load = CpuLoad(max_cpu, interval=cpu_sample_interval) if max_cpu is not None else None
         self._rooms: dict[str, Room] = {}
         self._streams: dict[str, Stream] = {}
         self._participants: dict[str, Participant] = {}
@@ -200,6 +208,8 @@ class Relay(AsyncIOEventEmitter):
     async def close(self) -> None:
         """Close every room, stream and connection, and stop background work."""
         self._closed = True
+        if self.load is not None:
+            self.load.stop()
         scopes: list[Room | Stream] = [*self._rooms.values(), *self._streams.values()]
         for scope in scopes:
             await self._close_scope(scope)
@@ -244,6 +254,10 @@ class Relay(AsyncIOEventEmitter):
         try:
             if participant is None and len(self._participants) >= self.max_participants:
                 raise RelayFullError(f"this relay holds {self.max_participants} participants, its maximum")
+            if participant is None and self.load is not None:
+                self.load.start()
+                if self.load.busy:
+                    raise RelayBusyError(f"this relay is at its CPU limit ({self.load.rate:.2f} of a core used)")
             admit(participant_id)
         except RelayError as exc:
             self.metrics.refused.labels(exc.code).inc()

@@ -93,8 +93,10 @@ def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     base = load_settings({})
+    # No CPU admission limit in-process: the test process also runs the clients' aiortc peers, so
+    # its CPU says nothing about the relay's (tests/relay/test_load.py covers the limit).
     return replace(base, database_url=database_url, data_dir=tmp_path / "data",
-                   secret_key="test-secret-key-not-for-production", log_json=False)
+                   secret_key="test-secret-key-not-for-production", log_json=False, max_relay_cpu_percent=0)
 
 
 @pytest.fixture
