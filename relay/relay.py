@@ -257,7 +257,9 @@ class Relay(AsyncIOEventEmitter):
             if participant is None and self.load is not None:
                 self.load.start()
                 if self.load.busy:
-                    raise RelayBusyError(f"this relay is at its CPU limit ({self.load.rate:.2f} of a core used)")
+                    logger.warning("refusing %s: relay at its CPU limit (%.2f of a core used, limit %.2f)",
+                                   participant_id, self.load.rate, self.load.limit)
+                    raise RelayBusyError("the media server is at capacity right now; please try again in a minute")
             admit(participant_id)
         except RelayError as exc:
             self.metrics.refused.labels(exc.code).inc()
