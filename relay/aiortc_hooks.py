@@ -304,26 +304,6 @@ class SrtpWire:
             offset += length[0]
         return self._send(runs)
 
-    def write_one(self, data: bytes) -> bool:
-        """:meth:`write` for a single packet (most frames: all of audio), without the batching."""
-        size = len(data)
-        self._view[:size] = data
-        length = self._length
-        length[0] = size
-        code = srtp_lib.srtp_protect(self._srtp, self._cdata, length)
-        if code:
-            raise SrtpError(f"srtp_protect failed ({code})")
-        sock = self._sock
-        if sock is None:
-            return True  # closed
-        try:
-            sock.sendto(self._view[: length[0]], self._addr)
-        except BlockingIOError:
-            return False
-        except OSError as exc:
-            logger.debug("RTP to %s not sent: %s", self._addr, exc)
-        return True
-
     def _send(self, packets: list[tuple[int, int]]) -> bool:
         sock, view, addr = self._sock, self._view, self._addr
         if sock is None:
@@ -412,9 +392,8 @@ class DirectPath:
         self.transport: Any = pair.protocol.transport
         self.addr: tuple[str, int] = pair.remote_addr
         self.wire = SrtpWire(dtls._tx_srtp, self.transport.get_extra_info("socket"), self.addr)
-        #: Protects and sends a frame's packets (or one packet); False if the socket was full.
+        #: Protects and sends a frame's packets; False if the socket was full.
         self.write: Callable[[list[bytes]], bool] = self.wire.write
-        self.write_one: Callable[[bytes], bool] = self.wire.write_one
         self._extensions_map: HeaderExtensionsMap = sender._RTCRtpSender__rtp_header_extensions_map
         ids = self._extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
         #: Equal for two paths whose header extensions serialize alike (negotiated ids and mid).

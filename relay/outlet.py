@@ -98,13 +98,6 @@ class Outlet:
         payload_type = self._payload_type
         sequence = self._sequence
         history, size = path.history, self._history_size
-        if len(payloads) == 1:  # audio, small video frames
-            payload = payloads[0]
-            data = _HEAD.pack(first, payload_type | 0x80, sequence) + tail + payload
-            history[sequence % size] = data
-            self._sequence = (sequence + 1) & 0xFFFF
-            path.account(1, len(payload), len(data), stamp.ntp_time, timestamp)
-            return path.write_one(data)
         last = len(payloads) - 1
         packets: list[bytes] = []
         octets = 0

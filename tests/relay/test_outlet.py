@@ -37,32 +37,35 @@ def rtp(sequence: int, payload: bytes, marker: int = 0) -> bytes:
     return packet.serialize()
 
 
-async def test_srtp_wire_sends_a_frame_as_separate_srtp_datagrams_with_and_without_gso() -> None:
+async def send_through_wire(key: bytes, packets: list[bytes], gso: bool) -> list[bytes]:
+    """Write ``packets`` with an SrtpWire keyed ``key`` (GSO allowed or not); the datagrams received."""
     loop = asyncio.get_running_loop()
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     sink.setblocking(False)
+    transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    udp = transport.get_extra_info("socket")
+    wire = SrtpWire(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)), udp, sink.getsockname())
+    saved = aiortc_hooks._gso[0]
+    aiortc_hooks._gso[0] = gso and saved
+    try:
+        assert wire.write(packets)
+        datagrams: list[bytes] = []
+        while len(datagrams) < len(packets):
+            datagrams.append(await asyncio.wait_for(loop.sock_recv(sink, 2048), 5))
+        return datagrams
+    finally:
+        aiortc_hooks._gso[0] = saved
+        wire.close()
+        transport.close()
+        sink.close()
+
+
+async def test_srtp_wire_sends_a_frame_as_separate_srtp_datagrams_with_and_without_gso() -> None:
     key = os.urandom(30)
     frame = [rtp(65534 + i & 0xFFFF, bytes([i]) * 1100, marker=i == 4) for i in range(4)]
     frame.append(rtp(2, b"\x05" * 300, marker=1))
-    received: dict[bool, list[bytes]] = {}
-    for gso in (True, False):
-        transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
-        udp = transport.get_extra_info("socket")
-        wire = SrtpWire(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)), udp, sink.getsockname())
-        saved = aiortc_hooks._gso[0]
-        aiortc_hooks._gso[0] = gso and saved
-        try:
-            assert wire.write(frame)
-        finally:
-            aiortc_hooks._gso[0] = saved
-            wire.close()
-            transport.close()
-        datagrams: list[bytes] = []
-        while len(datagrams) < len(frame):
-            datagrams.append(await asyncio.wait_for(loop.sock_recv(sink, 2048), 5))
-        received[gso] = datagrams
-    sink.close()
+    received = {gso: await send_through_wire(key, frame, gso) for gso in (True, False)}
     assert received[True] == received[False], "GSO splits a frame into exactly the datagrams sent one by one"
     inbound = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
     assert [inbound.unprotect(d) for d in received[True]] == frame
@@ -136,20 +139,7 @@ async def test_subscribers_get_consecutive_rtp_with_extensions_and_nacked_packet
 
 
 async def test_srtp_wire_sends_a_single_packet_as_one_srtp_datagram() -> None:
-    loop = asyncio.get_running_loop()
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
-    sink.setblocking(False)
     key = os.urandom(30)
-    transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
-    udp = transport.get_extra_info("socket")
-    wire = SrtpWire(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)), udp, sink.getsockname())
     packet = rtp(7, b"opus" * 40, marker=1)
-    try:
-        assert wire.write_one(packet)
-        datagram = await asyncio.wait_for(loop.sock_recv(sink, 2048), 5)
-    finally:
-        wire.close()
-        transport.close()
-        sink.close()
+    [datagram] = await send_through_wire(key, [packet], True)
     assert Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND)).unprotect(datagram) == packet
