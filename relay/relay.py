@@ -222,6 +222,16 @@ class Relay(AsyncIOEventEmitter):
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _check_capacity(self, participant_id: str) -> None:
+        if len(self._participants) >= self.max_participants:
+            raise RelayFullError(f"this relay holds {self.max_participants} participants, its maximum")
+        if self.load is not None:
+            self.load.start()
+            if self.load.busy:
+                logger.warning("refusing %s: relay at its CPU limit (%.2f of a core used, limit %.2f)",
+                               participant_id, self.load.rate, self.load.limit)
+                raise RelayBusyError("the media server is at capacity right now; please try again in a minute")
+
     def _check_open(self) -> None:
         if self._closed:
             raise RelayClosedError("the relay is closed")
@@ -252,14 +262,8 @@ class Relay(AsyncIOEventEmitter):
             await self._remove(participant)
             participant = None
         try:
-            if participant is None and len(self._participants) >= self.max_participants:
-                raise RelayFullError(f"this relay holds {self.max_participants} participants, its maximum")
-            if participant is None and self.load is not None:
-                self.load.start()
-                if self.load.busy:
-                    logger.warning("refusing %s: relay at its CPU limit (%.2f of a core used, limit %.2f)",
-                                   participant_id, self.load.rate, self.load.limit)
-                    raise RelayBusyError("the media server is at capacity right now; please try again in a minute")
+            if participant is None:  # a newcomer; a rejoin is always let in
+                self._check_capacity(participant_id)
             admit(participant_id)
         except RelayError as exc:
             self.metrics.refused.labels(exc.code).inc()
