@@ -22,6 +22,27 @@ ROOT = Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
 
 
+async def join_peer_process(relay: Relay, events: EventLog) -> asyncio.subprocess.Process:
+    """Start a participant in its own process (tests/relay/peer_process.py), join it to "room" as
+    "client" and wait until the relay reports it connected; the caller kills it."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.relay.peer_process",
+        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        offer = json.loads(await asyncio.wait_for(child.stdout.readline(), 20))["offer"]
+        answer = await relay.join_room("room", "client", offer)
+        child.stdin.write((json.dumps({"answer": answer}) + "\n").encode())
+        await child.stdin.drain()
+        await events.wait("participant-connected", "client", timeout=15)
+    except BaseException:
+        child.kill()
+        await child.wait()
+        raise
+    return child
+
+
 async def test_connected_is_reported_once_dtls_is_up_and_closed_on_leave(
     relay: Relay, events: EventLog, endpoints: Callable[..., Endpoint]
 ) -> None:
@@ -46,17 +67,9 @@ async def test_a_killed_participant_is_reported_disconnected_within_a_few_second
     events = EventLog(relay)
     other = endpoints("reader")
     await join(relay, "room", other)
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.relay.peer_process",
-        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )
+    child: asyncio.subprocess.Process | None = None
     try:
-        assert child.stdout is not None and child.stdin is not None
-        offer = json.loads(await asyncio.wait_for(child.stdout.readline(), 20))["offer"]
-        answer = await relay.join_room("room", "client", offer)
-        child.stdin.write((json.dumps({"answer": answer}) + "\n").encode())
-        await child.stdin.drain()
-        await events.wait("participant-connected", "client", timeout=15)
+        child = await join_peer_process(relay, events)
         await other.wait_decoded("video", 10)  # media really flows from the child
         killed_at = time.monotonic()
         os.kill(child.pid, signal.SIGKILL)
@@ -67,7 +80,7 @@ async def test_a_killed_participant_is_reported_disconnected_within_a_few_second
         failed = await events.wait("participant-failed", "client", timeout=15)
         closed = await events.wait("participant-closed", "client", timeout=5)
     finally:
-        if child.returncode is None:
+        if child is not None and child.returncode is None:
             child.kill()
             await child.wait()
         await relay.close()
@@ -83,17 +96,8 @@ async def test_a_killed_participant_is_reported_disconnected_within_a_few_second
 async def test_a_frozen_participant_is_disconnected_then_connected_again_when_it_resumes(
     relay: Relay, events: EventLog
 ) -> None:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.relay.peer_process",
-        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )
+    child = await join_peer_process(relay, events)
     try:
-        assert child.stdout is not None and child.stdin is not None
-        offer = json.loads(await asyncio.wait_for(child.stdout.readline(), 20))["offer"]
-        answer = await relay.join_room("room", "client", offer)
-        child.stdin.write((json.dumps({"answer": answer}) + "\n").encode())
-        await child.stdin.drain()
-        await events.wait("participant-connected", "client", timeout=15)
         os.kill(child.pid, signal.SIGSTOP)  # a laptop lid closed, a network outage
         await events.wait("participant-disconnected", "client", timeout=6)
         resumed_at = time.monotonic()
