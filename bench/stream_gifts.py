@@ -32,7 +32,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -219,15 +219,7 @@ class Bench:
         await ledger.deposit(self.pool, client_id=user_id, cents=10_000_000, key=f"bench:{user_id}", source="manual")
         ws = await self.http.ws_connect("/ws", headers=headers)
         endpoint = Watcher()
-        await ws.send_json({"type": "join", "streamId": self.stream_id})
-        await ws.send_json({"type": "offer", "sdp": await endpoint.offer()})
-        async for message in ws:
-            data = json.loads(message.data)
-            if data["type"] == "answer":
-                await endpoint.accept(data["sdp"])
-                break
-            if data["type"] == "error":
-                raise RuntimeError(data)
+        await join_stream(ws, self.stream_id, endpoint)
         tab = Tab(user_id, headers, ws, endpoint)
         tab.reader = asyncio.create_task(tab.read())
         self.tabs.append(tab)
@@ -317,20 +309,33 @@ class Bench:
         await admin.close()
 
 
+class Offerer(Protocol):
+    """A peer that offers and applies the answer (the reader's Endpoint, a viewer's Watcher)."""
+
+    async def offer(self) -> str: ...
+
+    async def accept(self, sdp: str) -> None: ...
+
+
+async def join_stream(ws: aiohttp.ClientWebSocketResponse, stream_id: str, endpoint: Offerer) -> None:
+    """Join ``stream_id`` over the signaling socket and apply the relay's answer to ``endpoint``'s offer."""
+    await ws.send_json({"type": "join", "streamId": stream_id})
+    await ws.send_json({"type": "offer", "sdp": await endpoint.offer()})
+    async for message in ws:
+        data = json.loads(message.data)
+        if data["type"] == "answer":
+            await endpoint.accept(data["sdp"])
+            return
+        if data["type"] == "error":
+            raise RuntimeError(data)
+
+
 async def publish(args: argparse.Namespace) -> None:
     """The ``--publish`` child: the reader's tab, publishing video and printing ``frames N`` every 0.5 s."""
     endpoint = Endpoint("publisher", send=("video",), receive=(), data_channel=False)
     headers = {"Authorization": f"Bearer {args.token}"}
     async with aiohttp.ClientSession(args.base) as http, http.ws_connect("/ws", headers=headers) as ws:
-        await ws.send_json({"type": "join", "streamId": args.publish})
-        await ws.send_json({"type": "offer", "sdp": await endpoint.offer()})
-        async for message in ws:
-            data = json.loads(message.data)
-            if data["type"] == "answer":
-                await endpoint.accept(data["sdp"])
-                break
-            if data["type"] == "error":
-                raise RuntimeError(data)
+        await join_stream(ws, args.publish, endpoint)
 
         async def drain() -> None:  # read everything the server pushes, as a browser tab does
             async for _ in ws:
