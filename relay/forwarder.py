@@ -89,8 +89,6 @@ class SubscriberTrack(MediaStreamTrack):
         for packet in queued:
             if not self._send(outlet, packet):
                 break
-        if queued and self.first_frame_at is None:
-            self.first_frame_at = time.monotonic()
 
     def detach_outlet(self, outlet: Outlet) -> None:
         if self._outlet is outlet:
@@ -111,8 +109,6 @@ class SubscriberTrack(MediaStreamTrack):
             self._waiting_keyframe = False
         outlet = self._outlet
         if outlet is not None:
-            if self.first_frame_at is None:
-                self.first_frame_at = time.monotonic()
             self._send(outlet, packet)
             return
         if len(self._queue) >= self._capacity:
@@ -125,6 +121,8 @@ class SubscriberTrack(MediaStreamTrack):
             waiter.set_result(None)
 
     def _send(self, outlet: Outlet, packet: av.Packet) -> bool:
+        if self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
         if outlet.send(packet):
             return True
         self._overflowed(False, "socket_full")  # the frame was dropped: the socket is backed up

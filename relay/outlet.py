@@ -68,18 +68,16 @@ class Outlet:
         self._origin = random.randrange(0, 1 << 32)
         self._history_size = path.history_size
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._open = True
 
     def close(self) -> None:
         """Stop sending; the sender's run loop ends and aiortc tears the sender down."""
-        self._open = False
         if not self.closed.done():
             self.closed.set_result(None)
 
     def send(self, packet: av.Packet) -> bool:
         """Send one frame now; False if it was dropped because the subscriber's socket is backed up."""
         path = self._path
-        if not (self._open and path.usable()):
+        if self.closed.done() or not path.usable():
             self.close()
             return True
         payloads, pts = self._packer.pack(packet)
