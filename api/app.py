@@ -63,6 +63,8 @@ def create_app(settings: Settings) -> web.Application:
                                 api_base=settings.stripe_api_base, public_url=settings.public_url)
 
     app[RELAY] = Relay(ice_servers=relay_ice_servers(settings), max_participants=settings.max_participants,
+                       reserved_for_rooms=settings.reserved_reading_participants,
+                       connect_timeout=settings.connect_timeout_seconds,
                        max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry,
                        max_cpu=settings.max_relay_cpu_percent / 100 if settings.max_relay_cpu_percent else None)
     app[LIVE_READINGS] = LiveReadings(app, app[RELAY])

@@ -201,7 +201,9 @@ async def main(args: argparse.Namespace) -> None:
     await conn.close()
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_LEVEL": "WARNING",
-           "SOULSEER_MAX_PARTICIPANTS": str(max(500, 4 * args.concurrency))}
+           "SOULSEER_MAX_PARTICIPANTS": str(max(500, 4 * args.concurrency)),
+           # Every simulated browser connects from 127.0.0.1: one address holding all the sockets.
+           "SOULSEER_SOCKETS_PER_ADDRESS": str(max(500, 4 * args.concurrency))}
     server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
