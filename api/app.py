@@ -29,12 +29,11 @@ from api import (
     wallet,
     webhooks,
 )
-from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, RELAY, SETTINGS, STRIPE
+from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, REGISTRY, RELAY, SETTINGS, STRIPE
 from api.database import Database
 from api.http_metrics import HttpMetrics
 from api.live_readings import LIVE_READINGS, LiveReadings
 from api.migrations import migrate
-from api.ratelimit import RateLimiter
 from api.turn import relay_ice_servers
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
@@ -57,7 +56,6 @@ def create_app(settings: Settings) -> web.Application:
     app[REGISTRY] = registry
     app[HTTP_METRICS] = HttpMetrics(registry)
     app[DATABASE] = Database(settings)
-    app[LOGIN_LIMITER] = RateLimiter(settings.login_attempts_per_minute, 60.0)
     app[BILLING_METRICS] = BillingMetrics(registry)
     app[STRIPE] = StripeGateway(secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
                                 api_base=settings.stripe_api_base, public_url=settings.public_url)

@@ -7,6 +7,7 @@ key per client), so it is a real, balanced ledger transaction that a second star
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from api import profiles
 from api.appkeys import DATABASE
 from api.auth_routes import create_user
 from api.errors import Conflict
+from api.passwords import hash_password
 from billing import ledger
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ async def _account(conn: asyncpg.Connection, email: str, name: str, role: str) -
     if existing is not None:
         return str(existing)
     try:
-        row = await create_user(conn, email, DEMO_PASSWORD, name, role)
+        row = await create_user(conn, email, await asyncio.to_thread(hash_password, DEMO_PASSWORD), name, role)
     except Conflict:  # created by a concurrent start
         return str(await conn.fetchval("SELECT id FROM users WHERE lower(email) = $1", email))
     return str(row["id"])
