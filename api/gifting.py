@@ -88,7 +88,8 @@ async def send_gift(request: web.Request) -> web.Response:
     found = await _existing(pool, user, request_id)
     if found is not None:
         return _replay(found, stream_id, gift_id)
-    wait = request.app[GIFT_LIMITER].hit(f"{user.id}:{stream_id}")
+    # Concurrent retries of one requestId are one gift: they use one place in the limit, not one each.
+    wait = request.app[GIFT_LIMITER].hit(f"{user.id}:{stream_id}", token=request_id)
     if wait > 0:
         raise TooManyRequests("too many gifts at once; slow down", code="rate_limited",
                               headers={"Retry-After": str(int(wait) + 1)})

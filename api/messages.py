@@ -150,7 +150,8 @@ async def post_message(request: web.Request) -> web.Response:
         sent = await pool.fetchrow(f"SELECT {_MESSAGE} FROM messages WHERE id = $1", message_id)  # noqa: S608
         if sent is not None:
             return await _replay(pool, user, sent, text)
-    wait = request.app[MESSAGE_LIMITER].hit(user.id)
+    # Concurrent retries of one requestId are one message: they use one place in the limit, not one each.
+    wait = request.app[MESSAGE_LIMITER].hit(user.id, token=request_id)
     if wait > 0:
         raise TooManyRequests("too many messages at once; slow down", headers={"Retry-After": str(int(wait) + 1)})
     async with pool.acquire() as conn, conn.transaction():

@@ -7,7 +7,8 @@ not stored), ``leave``, and, the publisher only, ``end-stream``. It receives ``j
 ``stream-state {viewerCount, leaderboard, status}``, ``gift`` and ``chat-message`` (see api/stream_hub.py).
 
 A publisher whose every socket has been gone for ``SOULSEER_GRACE_SECONDS`` ends the stream, so a crashed
-browser does not leave a stream live forever.
+browser does not leave a stream live forever; so does a stream created over REST whose publisher never joins
+within that time. Either way the reader is set offline (going live had set them online).
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ class StreamSignaling:
             await asyncio.sleep(grace)
             audience = self._hub.audience(stream_id)
             if audience is None or not audience.publisher_connected:
-                await finish_stream(self._app, stream_id, reason="publisher_gone")
+                await finish_stream(self._app, stream_id, reason="publisher_gone", reader_gone=True)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -230,6 +231,10 @@ class StreamSignaling:
         finally:
             if self._away.get(stream_id) is asyncio.current_task():
                 del self._away[stream_id]
+
+    async def stream_started(self, stream_id: str) -> None:
+        """A stream went live over REST: it ends unless its publisher joins within the grace period."""
+        self._publisher_away(stream_id)
 
     async def stream_ended(self, stream_id: str) -> None:
         """The stream ended (any node's REST call on this one, or the grace above): close its media."""
@@ -268,5 +273,6 @@ def setup(app: web.Application) -> None:
     handler = StreamSignaling(app)
     app[STREAM_SIGNALING] = handler
     app[STREAM_HANDLER] = handler.handle
+    app[STREAM_HUB].on_start(handler.stream_started)
     app[STREAM_HUB].on_end(handler.stream_ended)
     app.cleanup_ctx.append(_running)

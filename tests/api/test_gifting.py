@@ -93,6 +93,24 @@ async def test_concurrent_retries_of_one_request_charge_once(client: TestClient,
     assert await pool.fetchval("SELECT count(*) FROM gift_sends") == 1
 
 
+async def test_concurrent_retries_of_one_request_use_one_place_in_the_rate_limit(client: TestClient,
+                                                                                pool: asyncpg.Pool) -> None:
+    _, _, stream = await live_stream(client)
+    ann, ch = await funded_client(client, pool, 50_000)
+    rose = await gift_by_name(client, ch, "Rose")
+    limit = client.app[SETTINGS].gift_rate_limit
+    body = {"giftId": rose["id"], "requestId": "retried"}
+    responses = await asyncio.gather(*(client.post(f"/api/streams/{stream['id']}/gifts", json=body, headers=ch)
+                                       for _ in range(3 * limit)))
+    assert {r.status for r in responses} == {201}
+    # The retries counted once: the rest of the limit is still there for other gifts.
+    for n in range(limit - 1):
+        resp = await client.post(f"/api/streams/{stream['id']}/gifts",
+                                 json={"giftId": rose["id"], "requestId": f"next-{n}"}, headers=ch)
+        assert resp.status == 201, await resp.text()
+    assert await ledger.balance(pool, ann["id"]) == 50_000 - limit * rose["priceCents"]
+
+
 async def test_reusing_a_request_id_for_another_gift_is_a_conflict(client: TestClient, pool: asyncpg.Pool) -> None:
     _, _, stream = await live_stream(client)
     _, ch = await funded_client(client, pool, 5000)

@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from api import page_format
+from api.messages import MESSAGE_LIMITER
 from billing import ledger
 from billing.split import split
 from tests.api.accounts import quick_user
@@ -169,3 +170,18 @@ async def test_a_retried_message_with_its_request_id_is_sent_and_charged_once(cl
     assert await pool.fetchval("SELECT count(*) FROM notifications WHERE kind = 'message'") == 1
     other = await client.post("/api/messages", json={**body, "body": "Something else"}, headers=ch)
     assert other.status == 409 and (await other.json())["error"]["code"] == "request_id_reused"
+
+
+async def test_concurrent_retries_of_one_request_use_one_place_in_the_rate_limit(client: TestClient,
+                                                                                pool: asyncpg.Pool) -> None:
+    reader, _ = await reader_charging(client, pool, 10)
+    ann, ch = await funded_client(client, pool, 10_000)
+    limit = client.app[MESSAGE_LIMITER].limit
+    body = {"readerId": reader["id"], "body": "Is it time?", "requestId": "retried"}
+    responses = await asyncio.gather(*(client.post("/api/messages", json=body, headers=ch)
+                                       for _ in range(limit + 10)))
+    assert {r.status for r in responses} == {201}
+    assert len({(await r.json())["message"]["id"] for r in responses}) == 1
+    resp = await client.post("/api/messages", json={"readerId": reader["id"], "body": "And another?"}, headers=ch)
+    assert resp.status == 201, "the retries used one place in the limit"
+    assert await ledger.balance(pool, ann["id"]) == 10_000 - 2 * 10

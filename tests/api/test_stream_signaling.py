@@ -184,6 +184,26 @@ async def test_an_abandoned_stream_ends_after_the_grace_period(settings: Setting
         await reader_ws.close()
         await ann_ws.wait("stream-state", lambda m: m["status"] == "ended", timeout=10)
         assert await pool.fetchval("SELECT status FROM streams WHERE id = $1", stream["id"]) == "ended"
+        assert await pool.fetchval("SELECT status FROM reader_availability WHERE reader_id = $1",
+                                   stream["readerId"]) == "offline", "the reader left: not online any more"
+        await ann_ws.close()
+
+
+async def test_a_stream_whose_publisher_never_joins_ends_and_the_reader_goes_offline(settings: Settings,
+                                                                                    pool: asyncpg.Pool) -> None:
+    app = create_app(replace(settings, grace_seconds=1))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        reader, _, stream = await live(client)  # created over REST; nobody ever joins it
+        _, ah = await viewer(client, pool, "Ann")
+        ann_ws = await SignalingClient.connect(client, ah)
+        await ann_ws.join_stream(stream["id"])
+        await ann_ws.wait("stream-state", lambda m: m["status"] == "ended", timeout=10)
+        assert await pool.fetchval("SELECT status FROM streams WHERE id = $1", stream["id"]) == "ended"
+        availability = await pool.fetchrow("SELECT status, chosen_status FROM reader_availability"
+                                           " WHERE reader_id = $1", reader["id"])
+        assert tuple(availability) == ("offline", "offline")
+        readers = (await (await client.get("/api/webrtc/client/available-readers", headers=ah)).json())["readers"]
+        assert reader["id"] not in {r["id"] for r in readers}
         await ann_ws.close()
 
 
