@@ -168,7 +168,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise Unauthorized("authentication required")
     if context.via == "cookie" and not origin_allowed(request, request.app[SETTINGS].public_url):
         log.warning("signaling refused: foreign origin", extra={"userId": context.user.id,
-                                                                "origin": request.headers.get("Origin")})
+                                                                "origin": request.headers.get("Origin"),
+                                                                "address": client_address(request)})
         raise Forbidden("this origin may not open the signaling socket", code="bad_origin")
     address = client_address(request)
     sockets = request.app[SOCKETS]
@@ -189,7 +190,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             old.close_soon(WSCloseCode.POLICY_VIOLATION, "too many connections")
     presence.add(socket)
     limiter = RateLimiter(MESSAGES_PER_WINDOW, WINDOW_SECONDS)
-    log.info("signaling connected", extra={"userId": socket.user_id})
+    log.info("signaling connected", extra={"userId": socket.user_id, "address": address})
     try:
         while not ws.closed:
             try:
