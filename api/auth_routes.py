@@ -107,11 +107,12 @@ async def login(request: web.Request) -> web.Response:
         log.info("login throttled", extra={"address": address, "familiar": familiar})
         raise TooManyRequests("too many login attempts; try again shortly",
                               headers={"Retry-After": str(int(wait) + 1)})
-    ok = False
     try:
         ok = await request.app[PASSWORDS].verify(row["password_hash"] if row else None, password) and row is not None
-    finally:
-        throttle.finish(email, address, familiar=familiar, succeeded=ok)
+    except BaseException:
+        throttle.cancel(email, address, familiar=familiar)  # never checked (503 auth_busy, or cancelled)
+        raise
+    throttle.finish(email, address, familiar=familiar, succeeded=ok)
     if not ok or row is None:
         log.info("login refused", extra={"address": address})
         raise Unauthorized("wrong email or password", code="bad_credentials")

@@ -75,6 +75,14 @@ class LoginThrottle:
             pair.failures += 1
             pair.last_at = self._clock()
 
+    def cancel(self, email: str, address: str, *, familiar: bool) -> None:
+        """End an attempt whose password was never checked (the server was too busy): it counts neither way."""
+        pair = self._pair(email, address, self._clock())
+        pair.in_flight = max(0, pair.in_flight - 1)
+        if not familiar:
+            self._accounts.refund(email)
+            self._addresses.refund(address)
+
     def _backoff_wait(self, pair: _Backoff, now: float) -> float:
         counted = pair.failures + pair.in_flight
         if counted < self.backoff_after:

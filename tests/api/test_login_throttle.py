@@ -54,6 +54,14 @@ def test_concurrent_attempts_count_before_their_passwords_are_checked() -> None:
     assert started[:3] == [0, 0, 0] and all(w > 0 for w in started[3:])
 
 
+def test_an_attempt_never_checked_counts_neither_way() -> None:
+    throttle = LoginThrottle(per_minute=1, backoff_after=1, max_backoff=60, clock=Clock())
+    for _ in range(3):
+        assert throttle.begin("a@x", "1.1.1.1", familiar=False) == 0
+        throttle.cancel("a@x", "1.1.1.1", familiar=False)
+    assert _fail(throttle, "a@x", "1.1.1.1") == 0
+
+
 def test_unfamiliar_failures_never_stop_a_login_from_a_familiar_address() -> None:
     throttle = LoginThrottle(per_minute=5, backoff_after=100, max_backoff=60, clock=Clock())
     for n in range(20):
