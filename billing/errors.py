@@ -49,7 +49,8 @@ class IdempotencyConflict(BillingError):
 
 
 class RefundTooLarge(BillingError):
-    """A refund would give back more than what remains unrefunded of its charge."""
+    """A refund would give back more than what remains unrefunded of its charge (or a withdrawal take back more
+    than what remains of its deposit)."""
 
     code = "refund_exceeds_charge"
 
