@@ -60,13 +60,14 @@ class Txn:
     platform_cents: int
     replayed: bool
     loss_cents: int = 0
+    source: str | None = None  # a deposit's: ``stripe`` or ``manual``
 
 
 _SELECT_TXN = ("SELECT id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents, client_id, reader_id,"
-               " original_id FROM ledger_transactions WHERE key = $1")
+               " original_id, source FROM ledger_transactions WHERE key = $1")
 # The same, locking the row: refunds of one charge (or reversals of one withdrawal) run one after the other.
 _LOCK_TXN = ("SELECT id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents, client_id, reader_id,"
-             " original_id FROM ledger_transactions WHERE key = $1 FOR NO KEY UPDATE")
+             " original_id, source FROM ledger_transactions WHERE key = $1 FOR NO KEY UPDATE")
 
 
 def txn_from_row(row: asyncpg.Record) -> Txn:
@@ -77,7 +78,7 @@ def txn_from_row(row: asyncpg.Record) -> Txn:
 def _txn(row: asyncpg.Record, *, replayed: bool) -> Txn:
     return Txn(id=str(row["id"]), key=row["key"], kind=row["kind"], amount_cents=row["amount_cents"],
                reader_cents=row["reader_cents"], platform_cents=row["platform_cents"], replayed=replayed,
-               loss_cents=row["loss_cents"])
+               loss_cents=row["loss_cents"], source=row.get("source"))
 
 
 @asynccontextmanager
@@ -134,7 +135,7 @@ WITH txn AS (
     INSERT INTO ledger_transactions (key, kind, amount_cents, client_id, source, operator, ref, memo)
     VALUES ($2, 'deposit', $3, $1, $4, $5, $6, $7)
     ON CONFLICT (key) DO NOTHING
-    RETURNING id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents
+    RETURNING id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents, source
 ), entries AS (
     INSERT INTO ledger_entries (txn_id, account, owner_id, amount_cents)
     SELECT txn.id, e.account, e.owner_id, e.amount
