@@ -17,7 +17,7 @@ from aiohttp import web
 
 from api import page_format
 from api import validation as v
-from api.appkeys import DATABASE, SETTINGS
+from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
 from api.auth import User, require
 from api.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
 from api.openapi import operation
@@ -118,6 +118,7 @@ async def send_gift(request: web.Request) -> web.Response:
             " ON CONFLICT (sender_id, request_id) DO NOTHING RETURNING id",
             send_id, stream_id, user.id, gift_id, request_id, gift["price_cents"], str(txn.id), txn.key)
         balance = await ledger.balance(conn, user.id)
+    request.app[BILLING_METRICS].recorded(txn)  # committed (a replay counts nothing)
     if inserted is None:
         # The same request raced itself: the other one paid (the ledger key made this charge a replay).
         row = await _existing(pool, user, request_id)

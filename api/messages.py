@@ -15,7 +15,7 @@ from aiohttp import web
 
 from api import notifications, page_format
 from api import validation as v
-from api.appkeys import DATABASE, SETTINGS
+from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
 from api.auth import User, require
 from api.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
 from api.message_refunds import answers
@@ -170,7 +170,7 @@ async def post_message(request: web.Request) -> web.Response:
         if is_client:
             price = await conn.fetchval(
                 "SELECT COALESCE((SELECT message_cents FROM reader_rates WHERE reader_id = $1), 0)", recipient)
-        txn_id = None
+        txn: ledger.Txn | None = None
         if price > 0:
             try:
                 txn = await ledger.charge(conn, client_id=user.id, reader_id=recipient, cents=price,
@@ -179,14 +179,14 @@ async def post_message(request: web.Request) -> web.Response:
             except InsufficientFunds:
                 raise PaymentRequired(f"a message to {thread['reader_name']} costs {page_format.money(price)}; "
                                       "add funds first") from None
-            txn_id = str(txn.id)
         row = await conn.fetchrow(
             f"INSERT INTO messages (id, thread_id, sender_id, body, price_cents, ledger_key, ledger_txn_id,"  # noqa: S608
             f" request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING {_MESSAGE}",
-            message_id, thread_id, user.id, text, price, message_key(message_id) if price else None, txn_id,
-            request_id)
+            message_id, thread_id, user.id, text, price, message_key(message_id) if price else None,
+            str(txn.id) if txn is not None else None, request_id)
         if row is not None:
             stored = await _record(request.app, conn, user, thread, row, price)
+    request.app[BILLING_METRICS].recorded(txn)  # committed (a replay counts nothing)
     if row is None:
         # The same request raced itself and the other copy committed first (this charge was a replay).
         sent = await pool.fetchrow(f"SELECT {_MESSAGE} FROM messages WHERE id = $1", message_id)  # noqa: S608

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from api import notifications, scheduling
 from api import validation as v
-from api.appkeys import DATABASE, SETTINGS
+from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
 from api.auth import require
 from api.errors import ApiError, Conflict, Invalid, NotFound
 from api.live_readings import LIVE_READINGS
@@ -128,7 +128,8 @@ async def cancel_session(request: web.Request) -> web.Response:
             raise NotFound("no such session", code="unknown_session")
         refunded = 0
         if before["mode"] == "scheduled":
-            refunded = await scheduling.refund_for_cancellation(conn, app[SETTINGS], before, datetime.now(UTC))
+            refunded = await scheduling.refund_for_cancellation(conn, app[SETTINGS], before, datetime.now(UTC),
+                                                                app[BILLING_METRICS])
         _, row = await apply_event(conn, session_id, Event.CANCEL, Actor.CLIENT, user_id=user.id,
                                    reason="cancelled_by_client")
         stored = [await notifications.store(conn, str(row["reader_id"]), "session-cancelled", session_payload(row))]

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.appkeys import DATABASE
+from api.appkeys import BILLING_METRICS, DATABASE
 from api.auth import require
 from api.errors import Invalid
 from api.openapi import operation
@@ -93,8 +93,9 @@ async def book(request: web.Request) -> web.Response:
     slot_id = path_uuid(request, "slotId")
     body = await read_json(request)
     session_type = choice(body, "sessionType", slots.SESSION_TYPES)
-    session, _ = await slots.book_slot(request.app[DATABASE].pool, slot_id=slot_id, client_id=user.id,
-                                       session_type=session_type)
+    session, txn = await slots.book_slot(request.app[DATABASE].pool, slot_id=slot_id, client_id=user.id,
+                                         session_type=session_type)
+    request.app[BILLING_METRICS].recorded(txn)
     # One session shape everywhere: the readings' own, read back with its names and meter fields.
     row = await fetch(request.app[DATABASE].pool, str(session["id"]))
     return web.json_response({"session": session_json(row)}, status=201)
