@@ -25,6 +25,7 @@ from api.ratelimit import RateLimiter
 from api.streams import STREAM_HUB
 from billing import ledger
 from billing.errors import InsufficientFunds
+from billing.prices import confirm_price
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,20 @@ def _replay(row: asyncpg.Record, stream_id: str, gift_id: str) -> web.Response:
 
 
 @operation(summary="Send a gift on a live stream (70% reader / 30% platform, one ledger transaction)",
-           roles=("client",), request="{giftId, requestId} (requestId makes a retry return the same gift)",
+           roles=("client",),
+           request="{giftId, expectedCents (the gift's priceCents shown), requestId} (requestId makes a retry"
+                   " return the same gift)",
            response="{gift: {id, streamId, giftId, name, icon, priceCents, senderId, senderName, requestId, createdAt},"
-           " balanceCents}; 402 insufficient_funds, 409 stream_ended, 429 rate_limited", status=201,
+           " balanceCents}; 402 insufficient_funds, 409 stream_ended | price_changed (error.priceCents: the price"
+           " now), 429 rate_limited", status=201,
            tags=("streams",))
 async def send_gift(request: web.Request) -> web.Response:
     user = await require(request, "client")
     stream_id = v.path_uuid(request, "streamId")
     body = await v.read_json(request)
     gift_id = v.uuid_value(body.get("giftId"), "giftId")
+    expected = v.cents(body, "expectedCents")
+    assert expected is not None
     request_id = v.text(body, "requestId", max_len=64)
     if not _REQUEST_ID.match(request_id):
         raise Invalid("requestId must be 1 to 64 letters, digits or . _ : -", field="requestId")
@@ -105,6 +111,7 @@ async def send_gift(request: web.Request) -> web.Response:
         gift = await conn.fetchrow("SELECT name, price_cents FROM gifts WHERE id = $1 AND active", gift_id)
         if gift is None:
             raise Invalid("no such gift in the catalogue", code="gift_not_found", field="giftId")
+        confirm_price(expected, gift["price_cents"], what=f"The gift {gift['name']}")
         try:
             txn = await ledger.charge(conn, client_id=user.id, reader_id=str(stream["reader_id"]),
                                       cents=gift["price_cents"], key=gift_key(user.id, request_id), kind="gift",

@@ -23,6 +23,7 @@ from api.openapi import operation
 from api.ratelimit import RateLimiter
 from billing import ledger
 from billing.errors import InsufficientFunds
+from billing.prices import confirm_price
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +132,17 @@ async def mark_read(request: web.Request) -> web.Response:
 
 @operation(summary="Send a message; a client pays the reader's messageCents (70/30), replies are free",
            roles=("client", "reader"),
-           request="{readerId | threadId, body (1..2000 chars), requestId? (a retry returns the same message)}",
-           response="{message, thread}; 402 insufficient_funds", status=201, tags=("messages",))
+           request="{readerId | threadId, body (1..2000 chars), expectedCents (a client's: the messageCents shown,"
+                   " 0 when free), requestId? (a retry returns the same message)}",
+           response="{message, thread}; 402 insufficient_funds, 409 price_changed (error.priceCents: the price now)",
+           status=201, tags=("messages",))
 async def post_message(request: web.Request) -> web.Response:
     """A client writes to a reader (``readerId``) or in a thread; a reader answers in a thread (``threadId``)."""
     user = await require(request, "client", "reader")
     body = await v.read_json(request)
     text = v.text(body, "body", max_len=MAX_BODY_CHARS)
+    # A client confirms the price of every message (0 for a reader who charges nothing); a reader's are free.
+    expected = v.cents(body, "expectedCents") if user.role == "client" else None
     if (body.get("readerId") is None) == (body.get("threadId") is None):
         raise Invalid("give exactly one of readerId or threadId", field="readerId")
     pool = request.app[DATABASE].pool
@@ -170,6 +175,8 @@ async def post_message(request: web.Request) -> web.Response:
         if is_client:
             price = await conn.fetchval(
                 "SELECT COALESCE((SELECT message_cents FROM reader_rates WHERE reader_id = $1), 0)", recipient)
+            assert expected is not None
+            confirm_price(expected, price, what=f"A message to {thread['reader_name']}")
         txn: ledger.Txn | None = None
         if price > 0:
             try:

@@ -76,9 +76,10 @@ def seconds_until_end(row: asyncpg.Record | dict[str, Any], now: datetime | None
 
 
 async def book(app: web.Application, client_id: str, reader_id: str, session_type: str, starts_at: datetime,
-               minutes: int) -> tuple[asyncpg.Record, list[tuple[str, dict[str, Any]]]]:
-    """Book the reader's open slot at ``starts_at`` of ``minutes`` and pay its flat price, atomically
-    (billing's :func:`billing.slots.book_slot`); returns (reading, notifications to deliver)."""
+               minutes: int, *, expected_cents: int) -> tuple[asyncpg.Record, list[tuple[str, dict[str, Any]]]]:
+    """Book the reader's open slot at ``starts_at`` of ``minutes`` and pay its flat price, which must be
+    ``expected_cents`` (the price the client was shown), atomically (billing's :func:`billing.slots.book_slot`);
+    returns (reading, notifications to deliver)."""
     async with app[DATABASE].pool.acquire() as conn, conn.transaction():
         reader = await conn.fetchval("SELECT role FROM users WHERE id = $1", reader_id)
         if reader != "reader":
@@ -90,7 +91,7 @@ async def book(app: web.Application, client_id: str, reader_id: str, session_typ
             raise Conflict("the reader has no open slot at that time and length", code="slot_not_found",
                            field="startsAt")
         session, txn = await slots.book_slot(conn, slot_id=str(slot_id), client_id=client_id,
-                                             session_type=session_type)
+                                             session_type=session_type, expected_cents=expected_cents)
         row = await fetch(conn, str(session["id"]))
         stored = [await notifications.store(conn, reader_id, "session-booked", {"session": session_json(row)})]
     app[BILLING_METRICS].recorded(txn)

@@ -277,7 +277,8 @@ class Bench:
         assert self.http is not None
         sent = time.monotonic()
         async with self.http.post(f"/api/streams/{self.stream_id}/gifts", headers=tab.headers,
-                                  json={"giftId": gift["id"], "requestId": uuid.uuid4().hex}) as resp:
+                                  json={"giftId": gift["id"], "requestId": uuid.uuid4().hex,
+                                        "expectedCents": gift["priceCents"]}) as resp:
             body = await resp.json()
             if resp.status != 201:
                 raise RuntimeError(body)

@@ -117,7 +117,7 @@ async def test_every_kind_of_money_movement_is_counted_once_as_the_ledger_wrote_
         starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
         slot = await slots.publish_slot(pool, reader_id=reader.id, starts_at=starts_at, minutes=15)
         booked = await http.post(f"/api/webrtc/client/slots/{slot.id}/book", headers=client.headers,
-                                 json={"sessionType": "chat"})
+                                 json={"sessionType": "chat", "expectedCents": 2500})
         assert booked.status == 201, await booked.text()
         cancelled = await http.post(f"/api/webrtc/client/cancel-session/{(await booked.json())['session']['id']}",
                                     headers=client.headers)
@@ -128,13 +128,15 @@ async def test_every_kind_of_money_movement_is_counted_once_as_the_ledger_wrote_
         gift = (await (await http.get("/api/gifts", headers=client.headers)).json())["gifts"][0]
         for _ in range(2):
             resp = await http.post(f"/api/streams/{stream['stream']['id']}/gifts", headers=client.headers,
-                                   json={"giftId": gift["id"], "requestId": "gift-1"})
+                                   json={"giftId": gift["id"], "requestId": "gift-1",
+                                         "expectedCents": gift["priceCents"]})
             assert resp.status == 201, await resp.text()
 
         # A paid message, its retry, and its refund when the reader never answers.
         for _ in range(2):
             resp = await http.post("/api/messages", headers=client.headers,
-                                   json={"readerId": reader.id, "body": "Will I travel?", "requestId": "m-1"})
+                                   json={"readerId": reader.id, "body": "Will I travel?", "requestId": "m-1",
+                                         "expectedCents": 300})
             assert resp.status == 201, await resp.text()
         sweeper = http.app[REFUND_SWEEPER]
         sweeper.clock = lambda: datetime.now(UTC) + timedelta(days=4)

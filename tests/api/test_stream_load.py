@@ -63,7 +63,8 @@ async def test_fifty_viewers_watch_while_twenty_send_gifts_and_every_cent_is_acc
 
         async def gift(headers: dict[str, str], n: int, g: dict) -> int:
             resp = await client.post(f"/api/streams/{stream['id']}/gifts",
-                                     json={"giftId": g["id"], "requestId": f"load-{n}"}, headers=headers)
+                                     json={"giftId": g["id"], "requestId": f"load-{n}",
+                                           "expectedCents": g["priceCents"]}, headers=headers)
             assert resp.status == 201, await resp.text()
             return int(g["priceCents"])
 

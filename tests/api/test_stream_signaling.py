@@ -63,7 +63,8 @@ async def test_a_gift_reaches_everyone_on_the_stream_with_the_new_leaderboard(cl
         await ws.join_stream(stream["id"])
     gifts = (await (await client.get("/api/gifts", headers=ah)).json())["gifts"]
     resp = await client.post(f"/api/streams/{stream['id']}/gifts",
-                             json={"giftId": gifts[0]["id"], "requestId": "hello"}, headers=ah)
+                             json={"giftId": gifts[0]["id"], "requestId": "hello",
+                                   "expectedCents": gifts[0]["priceCents"]}, headers=ah)
     assert resp.status == 201
     for ws in sockets:
         gift = await ws.wait("gift")
@@ -72,8 +73,8 @@ async def test_a_gift_reaches_everyone_on_the_stream_with_the_new_leaderboard(cl
         state = await ws.wait("stream-state", lambda m: bool(m["leaderboard"]))
         assert state["leaderboard"][0]["displayName"] == "Ann"
     # A retry of the same gift is not shown twice.
-    await client.post(f"/api/streams/{stream['id']}/gifts", json={"giftId": gifts[0]["id"], "requestId": "hello"},
-                      headers=ah)
+    await client.post(f"/api/streams/{stream['id']}/gifts", json={"giftId": gifts[0]["id"], "requestId": "hello",
+                                                                  "expectedCents": gifts[0]["priceCents"]}, headers=ah)
     await sockets[2].send({"type": "ping"})
     await sockets[2].wait("pong")
     assert len(sockets[2].of_type("gift")) == 1
@@ -232,7 +233,7 @@ async def test_a_viewer_asks_the_streaming_reader_for_a_private_reading(client: 
     reader_ws = await SignalingClient.connect(client, rh)
     await reader_ws.join_stream(stream["id"])
     resp = await client.post("/api/webrtc/client/request-session",
-                             json={"readerId": reader["id"], "sessionType": "video"}, headers=ah)
+                             json={"readerId": reader["id"], "sessionType": "video", "expectedCents": 200}, headers=ah)
     assert resp.status == 201, await resp.text()
     note = await reader_ws.wait("notification", lambda m: m["kind"] == "session-requested")
     assert note
