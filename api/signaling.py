@@ -39,6 +39,7 @@ from api.reading_runtime import ReadingRuntime, participant_id
 from api.reading_states import Actor, State
 from api.reading_store import fetch_for, session_json
 from api.turn import ice_servers_for
+from api.validation import parse_json
 from billing.errors import BillingError
 from relay import RelayError
 
@@ -232,10 +233,7 @@ async def handle_text(socket: SignalingSocket, data: str) -> None:
     try:
         if len(data) > MAX_MESSAGE_BYTES:
             raise SignalingError("too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
-        try:
-            message = json.loads(data)
-        except (json.JSONDecodeError, RecursionError):
-            raise SignalingError("malformed_json", "the message is not valid JSON") from None
+        message = parse_json(data, what="message")  # malformed, too deep, lone surrogates: an error reply
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise SignalingError("bad_message", "a message is a JSON object with a string type")
         handler = HANDLERS.get(message["type"])
