@@ -43,13 +43,13 @@ from relay.errors import (
     UnknownStreamError,
 )
 from relay.forwarder import Source, SubscriberTrack
-from relay.ice import configuration, ice_servers_from_config
+from relay.ice import CandidatePolicy, candidate_from_browser, configuration, ice_servers_from_config
 from relay.load import CpuLoad
 from relay.metrics import Census, LinkQuality, RelayMetrics
 from relay.peer import Peer
 from relay.room import Room
 from relay.router import Router, SourceFactory
-from relay.sdp import parse_session
+from relay.sdp import Offer, check_offer
 from relay.stream import Stream
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class Relay(AsyncIOEventEmitter):
         let in. None: no limit.
     :param direct_send: write subscribers' RTP from the fan-out loop (``relay.outlet``); False
         keeps aiortc's per-sender loop and send chain (slower; for comparison and as a fallback).
+    :param candidates: which remote ICE candidates are used (:class:`relay.ice.CandidatePolicy`; the
+        default uses private and loopback addresses too).
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class Relay(AsyncIOEventEmitter):
         direct_send: bool = True,
         max_cpu: float | None = None,
         cpu_sample_interval: float = 1.0,
+        candidates: CandidatePolicy | None = None,
     ) -> None:
         super().__init__()
         self._ice_servers = ice_servers_from_config(ice_servers)
@@ -127,6 +130,7 @@ class Relay(AsyncIOEventEmitter):
         self._max_frame_lag = max_frame_lag
         self._max_video_bitrate = max_video_bitrate
         self._direct_send = direct_send
+        self._candidates = candidates or CandidatePolicy()
         self.load = CpuLoad(max_cpu, interval=cpu_sample_interval) if max_cpu is not None else None
         self._rooms: dict[str, Room] = {}
         self._streams: dict[str, Stream] = {}
@@ -154,10 +158,15 @@ class Relay(AsyncIOEventEmitter):
 
     # -- participants ----------------------------------------------------------------------------
 
-    async def add_ice_candidate(self, participant_id: str, candidate: dict[str, Any] | None) -> None:
-        """Add a trickled browser candidate; an empty or missing one means end-of-candidates."""
+    async def add_ice_candidate(self, participant_id: str, candidate: object) -> None:
+        """Add a trickled browser candidate; an empty or missing one means end-of-candidates.
+
+        Checked (:func:`relay.ice.candidate_from_browser`) before anything else, so a bad one is
+        ``bad_candidate`` whoever sends it.
+        """
+        parsed = candidate_from_browser(candidate)
         peer = self._peer(participant_id)
-        await peer.add_ice_candidate(candidate)
+        await peer.add_ice_candidate(parsed)
 
     async def send_chat(self, participant_id: str, text: str) -> None:
         """Send ``text`` to the participant over its data channel, if one is open."""
@@ -255,7 +264,7 @@ class Relay(AsyncIOEventEmitter):
         admit: Callable[[str], None],
     ) -> str:
         self._check_open()
-        parse_session(offer_sdp)
+        offer = check_offer(offer_sdp, self._candidates)  # before anything is admitted or allocated
         participant = self._participants.get(participant_id)
         if participant is not None and participant.scope is not scope:
             # A participant is in one room or stream at a time: joining another moves them.
@@ -271,9 +280,9 @@ class Relay(AsyncIOEventEmitter):
         registry[scope.id] = scope
         if participant is None:
             participant = Participant(participant_id, scope)
-        return await self._negotiate(participant, offer_sdp)
+        return await self._negotiate(participant, offer)
 
-    async def _negotiate(self, participant: Participant, offer_sdp: str) -> str:
+    async def _negotiate(self, participant: Participant, offer: Offer) -> str:
         scope = participant.scope
         router = scope.router
         peer = Peer(
@@ -287,6 +296,7 @@ class Relay(AsyncIOEventEmitter):
             video_codecs=self._video_codecs,
             connect_timeout=self._connect_timeout,
             direct_send=self._direct_send,
+            candidates=self._candidates,
         )
         old = participant.peer
         participant.peer = peer
@@ -298,7 +308,7 @@ class Relay(AsyncIOEventEmitter):
         subscribes = not isinstance(scope, Stream) or scope.publisher != participant.id
         try:
             answer = await peer.answer(
-                offer_sdp,
+                offer,
                 publish=lambda kind: router.source(participant.id, kind) if publishes else None,
                 subscribe=lambda kind: self._subscriber_track(router, participant.id, kind)
                 if subscribes
