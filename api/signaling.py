@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from api import reading_chat
 from api.appkeys import DATABASE, SETTINGS
 from api.auth import LOGOUT_LISTENERS, AuthContext, User, authenticate, credentials, resolve
 from api.errors import ApiError, Forbidden, Unauthorized
@@ -358,7 +357,7 @@ async def on_chat(socket: SignalingSocket, message: dict[str, Any]) -> None:
     runtime, role, _ = _joined(socket)
     if "text" not in message:
         raise SignalingError("missing_field", "chat-message needs text")
-    await reading_chat.post(socket.app[DATABASE].pool, runtime, role, message["text"])
+    await socket.app[LIVE_READINGS].chat.post(runtime, role, message["text"])
 
 
 async def on_end(socket: SignalingSocket, message: dict[str, Any]) -> None:

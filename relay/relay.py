@@ -14,7 +14,9 @@ the ``time.monotonic()`` at which the relay observed it, last:
   replaces the connection.
 - ``track-published`` (scope_id, participant_id, kind, at): a publisher's media of ``kind``
   started flowing into the relay (again, after a reconnect).
-- ``chat-message`` (scope_id, participant_id, text, at): text on the participant's data channel.
+- ``chat-message`` (scope_id, participant_id, text, at): text on the participant's data channel. The
+  relay forwards none of it itself: whoever listens decides what is relayed (``send_chat``), so chat
+  limits apply to the data channel too.
 - ``room-closed`` (room_id, at), ``stream-closed`` (stream_id, at).
 
 The relay knows nothing of money, users or databases.
@@ -407,12 +409,6 @@ class Relay(AsyncIOEventEmitter):
         if not self._is_current(peer):
             return
         self._emit("chat-message", peer.scope, peer.participant_id, text, time.monotonic())
-        participant = self._participants[peer.participant_id]
-        if isinstance(participant.scope, Room):
-            for other_id in participant.scope.others(peer.participant_id):
-                other = self._participants.get(other_id)
-                if other is not None and other.peer is not None:
-                    other.peer.send_chat(text)
 
     def _on_first_frame(self, source: Source) -> None:
         self._emit("track-published", source.scope, source.owner, source.kind, time.monotonic())
