@@ -45,7 +45,7 @@ class LiveReadings:
         self._runtimes: dict[str, ReadingRuntime] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._settings = app[SETTINGS]
-        self.chat = ReadingChat(app, relay)  # readings' chat, from their sockets and their data channels
+        self.chat = ReadingChat(app, relay, clock=clock)  # readings' chat, from sockets and data channels
 
     @property
     def _pool(self) -> asyncpg.Pool:

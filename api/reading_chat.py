@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -50,12 +52,13 @@ class ReadingChat:
 
     :param app: the application (its database and settings).
     :param relay: forwards admitted data-channel text to the other participant's data channel.
+    :param clock: monotonic seconds for the rate limit (the readings' clock, so a test can hold it still).
     """
 
-    def __init__(self, app: web.Application, relay: Relay) -> None:
+    def __init__(self, app: web.Application, relay: Relay, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._app = app
         self._relay = relay
-        self._limiter = RateLimiter(app[SETTINGS].reading_chat_rate_limit, WINDOW_SECONDS)
+        self._limiter = RateLimiter(app[SETTINGS].reading_chat_rate_limit, WINDOW_SECONDS, clock=clock)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last: dict[str, asyncio.Task[None]] = {}  # per sender: messages are stored and sent in order
 
