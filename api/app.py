@@ -39,6 +39,7 @@ from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
 from config import Settings
 from relay import Relay
+from relay.ice import CandidatePolicy
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ def create_app(settings: Settings) -> web.Application:
                        reserved_for_rooms=settings.reserved_reading_participants,
                        connect_timeout=settings.connect_timeout_seconds,
                        max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry,
-                       max_cpu=settings.max_relay_cpu_percent / 100 if settings.max_relay_cpu_percent else None)
+                       max_cpu=settings.max_relay_cpu_percent / 100 if settings.max_relay_cpu_percent else None,
+                       candidates=CandidatePolicy(allow_private=settings.ice_allow_private_candidates))
     app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
 
     app.cleanup_ctx.append(_database)

@@ -13,13 +13,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 from aiohttp import web
 
-from api import notifications, reading_chat, reading_recovery, scheduling
+from api import notifications, reading_recovery, scheduling
 from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
+from api.reading_chat import ReadingChat
 from api.reading_runtime import ReadingRuntime
 from api.reading_states import Actor, Event, State
 from api.reading_store import COLUMNS, FROM, apply, fetch, session_json, set_reader_busy
@@ -45,6 +45,7 @@ class LiveReadings:
         self._runtimes: dict[str, ReadingRuntime] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._settings = app[SETTINGS]
+        self.chat = ReadingChat(app, relay, clock=clock)  # readings' chat, from sockets and data channels
 
     @property
     def _pool(self) -> asyncpg.Pool:
@@ -72,6 +73,7 @@ class LiveReadings:
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self.chat.close()
         runtimes = list(self._runtimes.values())
         ends = [asyncio.wait_for(rt.end(Actor.SYSTEM, "server_shutdown"), 10) for rt in runtimes]
         for result in await asyncio.gather(*ends, return_exceptions=True):
@@ -172,8 +174,7 @@ class LiveReadings:
         routed = self._route(room_id, participant)
         if routed is not None:
             runtime, role = routed
-            task = asyncio.create_task(reading_chat.post(self._pool, runtime, role, text, relay_it=False))
-            task.add_done_callback(_log_failure)
+            self.chat.from_data_channel(runtime, role, text)
 
     # -- the sweep -------------------------------------------------------------------------------------
 
@@ -213,11 +214,6 @@ class LiveReadings:
             return  # accepted, declined or cancelled in the meantime
         notifications.deliver(self._app, stored)
         log.info("reading request expired", extra={"sessionId": session_id})
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("relay chat not stored: %s", task.exception())
 
 
 LIVE_READINGS = web.AppKey("live_readings", LiveReadings)

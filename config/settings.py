@@ -68,6 +68,8 @@ class Settings:
     message_sweep_interval_seconds: int = 60
     gift_rate_limit: int = 10
     stream_chat_rate_limit: int = 10
+    reading_chat_rate_limit: int = 20
+    ice_allow_private_candidates: bool = True
 
     @property
     def secure_cookies(self) -> bool:
@@ -225,4 +227,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         message_sweep_interval_seconds=_int(env, "SOULSEER_MESSAGE_SWEEP_INTERVAL_SECONDS", 60, 1, 86_400),
         gift_rate_limit=_int(env, "SOULSEER_GIFT_RATE_LIMIT", 10, 1, 10_000),
         stream_chat_rate_limit=_int(env, "SOULSEER_STREAM_CHAT_RATE_LIMIT", 10, 1, 10_000),
+        reading_chat_rate_limit=_int(env, "SOULSEER_READING_CHAT_RATE_LIMIT", 20, 1, 10_000),
+        ice_allow_private_candidates=_bool(env, "SOULSEER_ICE_ALLOW_PRIVATE_CANDIDATES", True),
     )

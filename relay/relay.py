@@ -14,7 +14,9 @@ the ``time.monotonic()`` at which the relay observed it, last:
   replaces the connection.
 - ``track-published`` (scope_id, participant_id, kind, at): a publisher's media of ``kind``
   started flowing into the relay (again, after a reconnect).
-- ``chat-message`` (scope_id, participant_id, text, at): text on the participant's data channel.
+- ``chat-message`` (scope_id, participant_id, text, at): text on the participant's data channel. The
+  relay forwards none of it itself: whoever listens decides what is relayed (``send_chat``), so chat
+  limits apply to the data channel too.
 - ``room-closed`` (room_id, at), ``stream-closed`` (stream_id, at).
 
 The relay knows nothing of money, users or databases.
@@ -43,13 +45,13 @@ from relay.errors import (
     UnknownStreamError,
 )
 from relay.forwarder import Source, SubscriberTrack
-from relay.ice import configuration, ice_servers_from_config
+from relay.ice import CandidatePolicy, candidate_from_browser, configuration, ice_servers_from_config
 from relay.load import CpuLoad
 from relay.metrics import Census, LinkQuality, RelayMetrics
 from relay.peer import Peer
 from relay.room import Room
 from relay.router import Router, SourceFactory
-from relay.sdp import parse_session
+from relay.sdp import Offer, check_offer
 from relay.stream import Stream
 
 logger = logging.getLogger(__name__)
@@ -91,6 +93,8 @@ class Relay(AsyncIOEventEmitter):
         let in. None: no limit.
     :param direct_send: write subscribers' RTP from the fan-out loop (``relay.outlet``); False
         keeps aiortc's per-sender loop and send chain (slower; for comparison and as a fallback).
+    :param candidates: which remote ICE candidates are used (:class:`relay.ice.CandidatePolicy`; the
+        default uses private and loopback addresses too).
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class Relay(AsyncIOEventEmitter):
         direct_send: bool = True,
         max_cpu: float | None = None,
         cpu_sample_interval: float = 1.0,
+        candidates: CandidatePolicy | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= reserved_for_rooms < max_participants:
@@ -134,6 +139,7 @@ class Relay(AsyncIOEventEmitter):
         self._max_frame_lag = max_frame_lag
         self._max_video_bitrate = max_video_bitrate
         self._direct_send = direct_send
+        self._candidates = candidates or CandidatePolicy()
         self.load = CpuLoad(max_cpu, interval=cpu_sample_interval) if max_cpu is not None else None
         self._rooms: dict[str, Room] = {}
         self._streams: dict[str, Stream] = {}
@@ -161,10 +167,15 @@ class Relay(AsyncIOEventEmitter):
 
     # -- participants ----------------------------------------------------------------------------
 
-    async def add_ice_candidate(self, participant_id: str, candidate: dict[str, Any] | None) -> None:
-        """Add a trickled browser candidate; an empty or missing one means end-of-candidates."""
+    async def add_ice_candidate(self, participant_id: str, candidate: object) -> None:
+        """Add a trickled browser candidate; an empty or missing one means end-of-candidates.
+
+        Checked (:func:`relay.ice.candidate_from_browser`) before anything else, so a bad one is
+        ``bad_candidate`` whoever sends it.
+        """
+        parsed = candidate_from_browser(candidate)
         peer = self._peer(participant_id)
-        await peer.add_ice_candidate(candidate)
+        await peer.add_ice_candidate(parsed)
 
     async def send_chat(self, participant_id: str, text: str) -> None:
         """Send ``text`` to the participant over its data channel, if one is open."""
@@ -276,7 +287,7 @@ class Relay(AsyncIOEventEmitter):
         admit: Callable[[str], None],
     ) -> str:
         self._check_open()
-        parse_session(offer_sdp)
+        offer = check_offer(offer_sdp, self._candidates)  # before anything is admitted or allocated
         participant = self._participants.get(participant_id)
         if participant is not None and participant.scope is not scope:
             # A participant is in one room or stream at a time: joining another moves them.
@@ -293,9 +304,9 @@ class Relay(AsyncIOEventEmitter):
         registry[scope.id] = scope
         if participant is None:
             participant = Participant(participant_id, scope)
-        return await self._negotiate(participant, offer_sdp)
+        return await self._negotiate(participant, offer)
 
-    async def _negotiate(self, participant: Participant, offer_sdp: str) -> str:
+    async def _negotiate(self, participant: Participant, offer: Offer) -> str:
         scope = participant.scope
         router = scope.router
         peer = Peer(
@@ -309,6 +320,7 @@ class Relay(AsyncIOEventEmitter):
             video_codecs=self._video_codecs,
             connect_timeout=self._connect_timeout,
             direct_send=self._direct_send,
+            candidates=self._candidates,
         )
         old = participant.peer
         participant.peer = peer
@@ -320,7 +332,7 @@ class Relay(AsyncIOEventEmitter):
         subscribes = not isinstance(scope, Stream) or scope.publisher != participant.id
         try:
             answer = await peer.answer(
-                offer_sdp,
+                offer,
                 publish=lambda kind: router.source(participant.id, kind) if publishes else None,
                 subscribe=lambda kind: self._subscriber_track(router, participant.id, kind)
                 if subscribes
@@ -419,12 +431,6 @@ class Relay(AsyncIOEventEmitter):
         if not self._is_current(peer):
             return
         self._emit("chat-message", peer.scope, peer.participant_id, text, time.monotonic())
-        participant = self._participants[peer.participant_id]
-        if isinstance(participant.scope, Room):
-            for other_id in participant.scope.others(peer.participant_id):
-                other = self._participants.get(other_id)
-                if other is not None and other.peer is not None:
-                    other.peer.send_chat(text)
 
     def _on_first_frame(self, source: Source) -> None:
         self._emit("track-published", source.scope, source.owner, source.kind, time.monotonic())
