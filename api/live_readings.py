@@ -1,15 +1,22 @@
-"""The readings running on this node: their runtimes, the relay's events routed to them, expiry and recovery.
+"""The readings running on this node: their runtimes and leases, the relay's events routed to them, the sweep.
 
 One :class:`LiveReadings` per app (``app[LIVE_READINGS]``), built in ``create_app``'s clean-up context
 after the relay. It subscribes to the relay's participant events once and routes each to the runtime
-of its room (the room id is the reading id), runs a one-second sweep that expires unanswered requests
-and opens scheduled readings, and at start-up settles the readings a previous process left active.
+of its room (the room id is the reading id). A runtime only ever runs under a lease this node holds
+(:mod:`api.reading_leases`); two loops keep that true:
+
+- the **keeper**, every second, renews in one statement the leases of all the node's runtimes, and stops
+  at once the runtime of any lease found lost;
+- the **sweep**, every second, expires unanswered requests, starts the runtimes of scheduled readings
+  whose window opened, and settles the active readings whose lease lapsed (their owner stopped), never
+  one with a live runtime here, whatever its lease says.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -18,60 +25,66 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import notifications, reading_chat, reading_recovery, scheduling
-from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
-from api.reading_runtime import ReadingRuntime
+from api import notifications, reading_chat, reading_leases, reading_recovery, scheduling
+from api.appkeys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
+from api.reading_runtime import DB_ERRORS, ReadingRuntime
 from api.reading_states import Actor, Event, State
-from api.reading_store import COLUMNS, FROM, apply, fetch, session_json, set_reader_busy
+from api.reading_store import apply, fetch, session_json, set_reader_busy
 from relay import Relay
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
-# A reading whose heartbeat (written every second by its runtime) is older than this was left by a dead
-# process: settled at start-up and by the sweep every RECOVERY_EVERY sweeps (a restart faster than this
-# leaves the reading active for a few seconds more, never unsettled).
-STALE_HEARTBEAT_SECONDS = 5
-RECOVERY_EVERY = 5
+RENEW_SECONDS = 1.0
 
 
 class LiveReadings:
     """The node's running readings, keyed by reading id."""
 
-    def __init__(self, app: web.Application, relay: Relay, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, app: web.Application, relay: Relay, *, clock: Callable[[], float] = time.monotonic,
+                 lease_clock: Callable[[], float] = time.monotonic) -> None:
         self._app = app
         self.relay = relay
         self._clock = clock
+        self._lease_clock = lease_clock
         self._runtimes: dict[str, ReadingRuntime] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._starting: dict[str, asyncio.Task[ReadingRuntime | None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self._settings = app[SETTINGS]
+        self.node_id = app[NODE_ID]
 
     @property
     def _pool(self) -> asyncpg.Pool:
         return self._app[DATABASE].pool
 
+    @property
+    def lease_seconds(self) -> float:
+        return float(self._settings.reading_lease_seconds)
+
     # -- life of the registry -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Settle what a previous process left, resume accepted readings, and start routing and sweeping."""
+        """Settle what a previous process left, resume accepted readings, and start routing, renewing and
+        sweeping."""
         for event in ("participant-connected", "participant-disconnected", "participant-failed",
                       "participant-closed"):
             self.relay.on(event, self._on_participant)
         self.relay.on("chat-message", self._on_relay_chat)
-        settled = await reading_recovery.settle_interrupted(self._app, older_than=STALE_HEARTBEAT_SECONDS)
+        settled = await self.recover()
         if settled:
             log.info("interrupted readings settled", extra={"count": len(settled)})
         rows = await self._pool.fetch(
-            f"SELECT {COLUMNS} FROM {FROM} WHERE s.status = 'accepted' AND s.mode = 'per_minute'")  # noqa: S608
+            "SELECT id::text FROM rtc_sessions WHERE status = 'accepted' AND mode = 'per_minute'")
         for row in rows:
-            self._spawn(row)
-        self._sweeper = asyncio.create_task(self._sweep_loop(), name="readings sweep")
+            await self.run(row["id"])
+        self._tasks = [asyncio.create_task(self._keep_loop(), name="reading leases"),
+                       asyncio.create_task(self._sweep_loop(), name="readings sweep")]
 
     async def close(self) -> None:
         """Stop sweeping and settle every running reading now (reason ``server_shutdown``)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         runtimes = list(self._runtimes.values())
         ends = [asyncio.wait_for(rt.end(Actor.SYSTEM, "server_shutdown"), 10) for rt in runtimes]
         for result in await asyncio.gather(*ends, return_exceptions=True):
@@ -95,32 +108,58 @@ class LiveReadings:
     def __len__(self) -> int:
         return len(self._runtimes)
 
-    async def accepted(self, row: asyncpg.Record) -> ReadingRuntime:
-        """A reader accepted: the reading's runtime starts waiting for both participants."""
-        return self.get(str(row["id"])) or self._spawn(row)
+    async def accepted(self, row: asyncpg.Record) -> ReadingRuntime | None:
+        """A reader accepted: the reading's runtime starts (here) waiting for both participants."""
+        return await self.run(str(row["id"]))
 
     async def ensure(self, row: asyncpg.Record) -> ReadingRuntime | None:
         """The runtime of an accepted or active reading, started here if this node has none yet."""
         runtime = self.get(str(row["id"]))
         if runtime is None and row["status"] == State.ACCEPTED:
-            runtime = self._spawn(row)
+            runtime = await self.run(str(row["id"]))
         return runtime
 
-    def _spawn(self, row: asyncpg.Record) -> ReadingRuntime:
+    async def run(self, session_id: str) -> ReadingRuntime | None:
+        """The reading's runtime on this node: the one running, or a new one under a lease taken now. None if
+        the reading is closed or another owner's lease is live."""
+        runtime = self.get(session_id)
+        if runtime is not None:
+            return runtime
+        starting = self._starting.get(session_id)
+        if starting is None:  # one start per reading at a time; concurrent callers share it
+            starting = asyncio.create_task(self._take(session_id), name=f"start reading {session_id}")
+            self._starting[session_id] = starting
+            starting.add_done_callback(functools.partial(self._started, session_id))
+        return await asyncio.shield(starting)
+
+    def _started(self, session_id: str, _: asyncio.Task[ReadingRuntime | None]) -> None:
+        self._starting.pop(session_id, None)
+
+    async def _take(self, session_id: str) -> ReadingRuntime | None:
+        sent = self._lease_clock()
+        lease = await reading_leases.acquire(self._pool, session_id, self.node_id, self.lease_seconds)
+        if lease is None:
+            return None
+        row = await fetch(self._pool, session_id)
+        return self._spawn(row, lease, valid_until=sent + self.lease_seconds)
+
+    def _spawn(self, row: asyncpg.Record, lease: reading_leases.Lease, *, valid_until: float) -> ReadingRuntime:
         settings = self._settings
         if row["mode"] == "scheduled":
             start_timeout = scheduling.start_timeout(settings, row)
         else:
             start_timeout = float(settings.request_expiry_seconds + settings.grace_seconds)
         runtime = ReadingRuntime(
-            row, pool=self._pool, relay_close=self._close_room,
+            row, lease=lease, lease_valid_until=valid_until, pool=self._pool, relay_close=self._close_room,
             deliver=lambda stored: notifications.deliver(self._app, stored),
             store_notification=notifications.store, start_timeout=start_timeout,
-            grace_seconds=float(settings.grace_seconds), clock=self._clock, on_finished=self._finished,
-            metrics=self._app[BILLING_METRICS],
+            grace_seconds=float(settings.grace_seconds), clock=self._clock, lease_clock=self._lease_clock,
+            on_finished=self._finished, metrics=self._app[BILLING_METRICS],
         )
         self._runtimes[runtime.session_id] = runtime
         runtime.start()
+        log.info("reading running here", extra={"sessionId": runtime.session_id, "epoch": lease.epoch,
+                                                "status": row["status"]})
         return runtime
 
     def _finished(self, runtime: ReadingRuntime) -> None:
@@ -139,7 +178,8 @@ class LiveReadings:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await fetch(conn, session_id, lock=True)
             if row["status"] == State.ACTIVE:
-                # Active with no runtime here: its process died; settle it from its last heartbeat.
+                # Active with no runtime here: its owner stopped; settled from its last heartbeat once its
+                # lease has lapsed (409 reading_busy before that).
                 after, stored = await reading_recovery.settle(conn, session_id, reason)
             else:
                 _, after = await apply(conn, session_id, Event.END, actor, reason=reason)
@@ -175,19 +215,49 @@ class LiveReadings:
             task = asyncio.create_task(reading_chat.post(self._pool, runtime, role, text, relay_it=False))
             task.add_done_callback(_log_failure)
 
+    # -- the keeper ------------------------------------------------------------------------------------
+
+    async def _keep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            try:
+                await self.renew()
+            except DB_ERRORS as exc:
+                # The runtimes fence themselves when their leases run out by their own clock.
+                log.warning("reading leases not renewed: %s", exc)
+
+    async def renew(self) -> None:
+        """Renew every lease the node's runtimes hold; stop the runtimes whose lease was lost."""
+        runtimes = {sid: rt for sid, rt in self._runtimes.items() if not rt.finished.is_set()}
+        if not runtimes:
+            return
+        sent = self._lease_clock()
+        renewed, lost = await reading_leases.renew(self._pool, self.node_id,
+                                                   {sid: rt.lease.epoch for sid, rt in runtimes.items()},
+                                                   self.lease_seconds)
+        for session_id in renewed:
+            runtimes[session_id].lease_renewed(sent + self.lease_seconds)
+        for session_id in lost:
+            if runtimes[session_id].finished.is_set():
+                continue  # it ended meanwhile: that is why the lease is gone
+            log.warning("reading lease lost", extra={"sessionId": session_id,
+                                                     "epoch": runtimes[session_id].lease.epoch})
+            runtimes[session_id].lease_lost()
+
     # -- the sweep -------------------------------------------------------------------------------------
 
     async def _sweep_loop(self) -> None:
-        rounds = 0
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
-            rounds += 1
             try:
                 await self.sweep()
-                if rounds % RECOVERY_EVERY == 0:
-                    await reading_recovery.settle_interrupted(self._app, older_than=STALE_HEARTBEAT_SECONDS)
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                await self.recover()
+            except DB_ERRORS as exc:
                 log.warning("readings sweep failed: %s", exc)
+
+    async def recover(self) -> list[str]:
+        """Settle the active readings whose owner stopped (lease lapsed), never one running here."""
+        return await reading_recovery.settle_interrupted(self._app, running=set(self._runtimes))
 
     async def sweep(self) -> None:
         """Expire unanswered requests; start the runtimes of scheduled readings whose window opened."""
@@ -197,8 +267,8 @@ class LiveReadings:
         for record in ids:
             await self._expire(str(record["id"]))
         for row in await scheduling.due(self._pool, self._settings):
-            if self.get(str(row["id"])) is None:
-                self._spawn(row)
+            if self.get(str(row["id"])) is None and row["status"] == State.ACCEPTED:
+                await self.run(str(row["id"]))
 
     async def _expire(self, session_id: str) -> None:
         from api.errors import Conflict

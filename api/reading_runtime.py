@@ -1,9 +1,10 @@
 """One running reading on this node: joins its participants' connectivity to the meter, and the meter to money.
 
-A :class:`ReadingRuntime` lives from the reader's accept until the reading ends. It runs ONE task that
-takes everything that happens to the reading from a queue (a socket joined or left, media connected or
-dropped, someone ends it) and a tick every second, so its state is only ever touched by that task, in
-order. It:
+A :class:`ReadingRuntime` is the reading's one owner while it runs: it holds the reading's lease
+(:mod:`api.reading_leases`) from the reader's accept (or a booked reading's window opening) until the
+reading ends. It runs ONE task that takes everything that happens to the reading from a queue (a socket
+joined or left, media connected or dropped, someone ends it, the lease was lost) and a tick every second,
+so its state is only ever touched by that task, in order. It:
 
 - decides when the reading starts (both participants connected the first time: media for audio/video,
   the signaling socket for chat) and writes ``active``;
@@ -15,6 +16,11 @@ order. It:
 - pushes ``session-state`` every second and on every change, ``start-session``, ``end-session`` and
   notifications to the participants' sockets;
 - when the reading ends, settles it, closes the relay room and stops.
+
+Every write carries the lease's epoch: a runtime whose lease was taken over (or whose reading ended
+elsewhere) writes nothing, says nothing false to the sockets, closes its room and stops at once
+(:meth:`_stop_lost`). One that cannot renew its lease (the node's keeper could not reach the database)
+holds itself fenced, charging and pushing nothing, from the moment its own clock says the lease ran out.
 """
 
 from __future__ import annotations
@@ -32,10 +38,11 @@ import asyncpg
 
 from api import scheduling
 from api.presence import Outlet
-from api.reading_states import Actor, Event, State
+from api.reading_leases import Lease
+from api.reading_states import FINAL, Actor, Event, State
 from api.reading_store import apply, fetch, session_json, set_reader_busy
 from billing import ledger, recovery
-from billing.errors import InsufficientFunds
+from billing.errors import InsufficientFunds, LeaseLost
 from billing.meter import ChargeMinute, End, Meter, Pause, Refund, Resume, Warn
 from billing.metrics import BillingMetrics
 from billing.split import split
@@ -44,6 +51,7 @@ log = logging.getLogger(__name__)
 
 ROLES = (Actor.CLIENT, Actor.READER)
 WARN_SECONDS = 60
+DB_ERRORS = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError)
 
 
 def participant_id(session_id: str, role: Actor | str) -> str:
@@ -65,7 +73,8 @@ class _Item:
 class ReadingRuntime:
     """The live part of one reading: connectivity, meter, money and pushes, driven by one task.
 
-    :param row: the reading as stored when it was accepted (or found accepted/active at start-up).
+    :param row: the reading as stored when this node took its lease.
+    :param lease: the lease this runtime holds; ``lease_valid_until`` is when it runs out by ``lease_clock``.
     :param pool: the database.
     :param relay_close: closes the reading's relay room (``relay.close_room``), called once at the end.
     :param deliver: pushes stored notifications after their transaction commits.
@@ -73,12 +82,15 @@ class ReadingRuntime:
     :param start_timeout: seconds an accepted reading may wait for both participants before it ends.
     :param grace_seconds: how long one participant may be away before the meter ends the reading.
     :param clock: monotonic seconds; injectable so the meter can be driven by a test's clock.
+    :param lease_clock: monotonic seconds for the lease (always real time).
     """
 
     def __init__(
         self,
         row: asyncpg.Record | dict[str, Any],
         *,
+        lease: Lease,
+        lease_valid_until: float,
         pool: asyncpg.Pool,
         relay_close: Callable[[str], Awaitable[None]],
         deliver: Callable[[list[tuple[str, dict[str, Any]]]], None],
@@ -86,6 +98,7 @@ class ReadingRuntime:
         start_timeout: float,
         grace_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        lease_clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[ReadingRuntime], None] | None = None,
         metrics: BillingMetrics | None = None,
     ) -> None:
@@ -97,6 +110,9 @@ class ReadingRuntime:
         self.status = State(row["status"])
         self.scheduled = row["mode"] == "scheduled"
         self.row = row
+        self.lease = lease
+        self._lease_valid_until = lease_valid_until
+        self._lease_clock = lease_clock
         self._pool = pool
         self._relay_close = relay_close
         self._deliver = deliver
@@ -117,8 +133,11 @@ class ReadingRuntime:
         # Decisions a database error interrupted, carried out again (idempotently) on the next tick.
         self._retry: list[Any] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False  # the lease was lost: the task ends without settling
+        self.lost = False
+        self._fenced_logged = False
         self.finished = asyncio.Event()
-        self._log = {"sessionId": self.session_id}
+        self._log = {"sessionId": self.session_id, "epoch": lease.epoch}
         self._ever_connected: set[Actor] = set()
         # A scheduled reading ends at its booked end (monotonic deadline), whenever it started.
         self._ends_at = clock() + scheduling.seconds_until_end(row) if self.scheduled else None
@@ -158,11 +177,24 @@ class ReadingRuntime:
             return await fetch(self._pool, self.session_id)
         return await done
 
+    def lease_renewed(self, valid_until: float) -> None:
+        """The node's keeper renewed the lease; it holds until ``valid_until`` (by ``lease_clock``)."""
+        self._lease_valid_until = max(self._lease_valid_until, valid_until)
+
+    def lease_lost(self) -> None:
+        """The keeper found the lease held by another owner, or the reading closed: stop at once."""
+        self.lost = True
+        self._queue.put_nowait(_Item("lost"))
+
+    @property
+    def lease_valid(self) -> bool:
+        return self._lease_clock() < self._lease_valid_until
+
     def is_current(self, role: Actor, outlet: Outlet) -> bool:
         return self._outlets.get(role) is outlet
 
     async def close(self) -> None:
-        """Stop the task without settling (the process is going away; start-up recovery will settle)."""
+        """Stop the task without settling (the process is going away; recovery settles once the lease lapses)."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -172,7 +204,7 @@ class ReadingRuntime:
     async def _run(self) -> None:
         next_tick = self._clock() + 1.0
         try:
-            while self.status not in (State.ENDED,):
+            while self.status is not State.ENDED and not self._stopping:
                 timeout = max(0.0, next_tick - self._clock())
                 try:
                     item: _Item | None = await asyncio.wait_for(self._queue.get(), timeout)
@@ -181,10 +213,15 @@ class ReadingRuntime:
                 try:
                     if item is not None:
                         await self._handle(item)
-                    if self._clock() >= next_tick and self.status is not State.ENDED:
+                    if self._clock() >= next_tick and self.status is not State.ENDED and not self._stopping:
                         next_tick = self._clock() + 1.0
                         await self._tick()
-                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                except LeaseLost as exc:
+                    log.warning("reading lease lost: %s", exc, extra=self._log)
+                    await self._stop_lost()
+                    if item is not None and item.done is not None and not item.done.done():
+                        item.done.set_result(self.row)
+                except DB_ERRORS as exc:
                     # The database hiccuped: keep the reading; the next tick (idempotent) tries again.
                     log.warning("reading runtime step failed: %s", exc, extra=self._log)
                     if item is not None and item.done is not None and not item.done.done():
@@ -205,10 +242,12 @@ class ReadingRuntime:
             item = self._queue.get_nowait()
             if item.done is not None and not item.done.done():
                 item.done.set_result(self.row)
-            if item.kind == "attach" and item.outlet is not None:
+            if item.kind == "attach" and item.outlet is not None and self.status is State.ENDED:
                 item.outlet.send(self._end_message())
 
     async def _handle(self, item: _Item) -> None:
+        if item.kind == "lost":
+            raise LeaseLost("the node's keeper found the lease gone")
         if item.kind == "attach":
             assert item.role is not None and item.outlet is not None
             previous = self._outlets[item.role]
@@ -269,7 +308,7 @@ class ReadingRuntime:
     async def _start(self, now: float) -> None:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                _, row = await apply(conn, self.session_id, Event.START, Actor.SYSTEM)
+                _, row = await apply(conn, self.session_id, Event.START, Actor.SYSTEM, epoch=self.lease.epoch)
         except asyncpg.UniqueViolationError:
             log.warning("reading cannot start: the reader is in another reading", extra=self._log)
             return
@@ -288,6 +327,14 @@ class ReadingRuntime:
         await self._execute(decisions, now)
 
     async def _tick(self) -> None:
+        if not self.lease_valid:
+            # The keeper could not renew in time: another node may own the reading from now on.
+            if not self._fenced_logged:
+                self._fenced_logged = True
+                log.warning("reading lease ran out unrenewed: charging and pushing nothing until renewed",
+                            extra=self._log)
+            return
+        self._fenced_logged = False
         now = self._clock()
         if self.status is State.ACCEPTED:
             if now >= self._deadline:
@@ -304,7 +351,8 @@ class ReadingRuntime:
                 await self._end(Actor.SYSTEM, "time_up")
                 return
             # Unmetered, but alive: recovery must not take a running scheduled reading for an orphan.
-            await recovery.record_heartbeat(self._pool, self.session_id, now - (self._started_at or now), 0)
+            await recovery.record_heartbeat(self._pool, self.session_id, now - (self._started_at or now), 0,
+                                            epoch=self.lease.epoch)
             self._push_state()
             return
         if self._meter is None or self.status is not State.ACTIVE:
@@ -318,9 +366,12 @@ class ReadingRuntime:
             return
         await self._execute(self._meter.tick(now), now)
         if self.status is not State.ACTIVE or self._retry:
-            return  # no heartbeat while a charge is outstanding: a crash must settle from the ledger's minutes
+            # While a charge is outstanding the meter's state is not persisted: a crash must settle from the
+            # ledger's minutes. The lease is renewed by the node's keeper all the same.
+            return
         meter = self._meter
-        await recovery.record_heartbeat(self._pool, self.session_id, meter.billable_seconds(now), meter.minutes_charged)
+        await recovery.record_heartbeat(self._pool, self.session_id, meter.billable_seconds(now),
+                                        meter.minutes_charged, epoch=self.lease.epoch)
         # Polling is how funds added anywhere (a webhook on another request or node) reach the meter.
         self._balance = await ledger.balance(self._pool, self.client_id)
         if self._balance != meter.balance_cents:
@@ -338,13 +389,13 @@ class ReadingRuntime:
             if isinstance(decision, ChargeMinute):
                 try:
                     charged = await recovery.charge_minute(
-                        self._pool, session_id=self.session_id, client_id=self.client_id, reader_id=self.reader_id,
-                        index=decision.index, cents=decision.cents, metrics=self._metrics)
+                        self._pool, session_id=self.session_id, epoch=self.lease.epoch, client_id=self.client_id,
+                        reader_id=self.reader_id, index=decision.index, cents=decision.cents, metrics=self._metrics)
                 except InsufficientFunds:
                     log.info("minute not covered", extra={**self._log, "minute": decision.index})
                     pending = self._meter.charge_failed(now) + pending if self._meter else pending
                     continue
-                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                except DB_ERRORS as exc:
                     # The meter counts this minute as charged: the same (idempotent) charge must happen
                     # before anything else, or the settlement would refund a minute the ledger never had.
                     log.warning("minute charge failed, retrying next tick: %s", exc,
@@ -385,18 +436,18 @@ class ReadingRuntime:
         meter = self._meter
         async with self._pool.acquire() as conn, conn.transaction():
             current = await fetch(conn, self.session_id, lock=True)
-            if current["status"] == State.ENDED:  # settled elsewhere (recovery on another node)
-                row = current
-            else:
-                if self.scheduled and reason == "reader_no_show":
-                    await scheduling.refund(conn, current, current["charged_cents"], "the reader did not come")
-                if meter is not None:
-                    refund = self._refund.cents if self._refund is not None else 0
-                    await recovery.settle_reading(conn, session_id=self.session_id,
-                                                  billable_seconds=meter.billable_seconds(now), refund_cents=refund,
-                                                  metrics=self._metrics)
-                    self._earned -= split(refund)[0]
-                _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason)
+            if current["lease_epoch"] != self.lease.epoch or current["status"] in FINAL:
+                raise LeaseLost(f"reading {self.session_id} is {current['status']} under epoch"
+                                f" {current['lease_epoch']}")
+            if self.scheduled and reason == "reader_no_show":
+                await scheduling.refund(conn, current, current["charged_cents"], "the reader did not come")
+            if meter is not None:
+                refund = self._refund.cents if self._refund is not None else 0
+                await recovery.settle_reading(conn, session_id=self.session_id, epoch=self.lease.epoch,
+                                              billable_seconds=meter.billable_seconds(now), refund_cents=refund,
+                                              metrics=self._metrics)
+                self._earned -= split(refund)[0]
+            _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason, epoch=self.lease.epoch)
             await set_reader_busy(conn, self.reader_id, False)
             stored = [await self._store_notification(conn, user_id, "session-ended", {"session": session_json(row)})
                       for user_id in (self.client_id, self.reader_id)]
@@ -408,10 +459,32 @@ class ReadingRuntime:
         self._deliver(stored)
         for role in ROLES:
             self._outlets[role] = None
+        await self._close_room()
+
+    async def _close_room(self) -> None:
         try:
             await self._relay_close(self.session_id)
         except Exception as exc:  # the room may never have existed (chat) or is already gone
             log.debug("relay room not closed: %s", exc, extra=self._log)
+
+    async def _stop_lost(self) -> None:
+        """The lease is someone else's (or the reading closed elsewhere): write nothing, say only what is true
+        (the stored end, if it ended; else that it moved), close the room, stop."""
+        self.lost = True
+        self._stopping = True
+        try:
+            row = await fetch(self._pool, self.session_id)
+        except Exception:  # the database is unreachable: say that it moved, which is all that is known
+            row = None
+        if row is not None and row["status"] in FINAL:
+            self.row = row
+            self._send_all(self._end_message())
+        else:
+            self._send_all({"type": "error", "code": "reading_moved",
+                            "message": "this reading is now run by another server; join it again"})
+        for role in ROLES:
+            self._outlets[role] = None
+        await self._close_room()
 
     # -- pushes ------------------------------------------------------------------------------------------
 
@@ -445,6 +518,8 @@ class ReadingRuntime:
         return message
 
     def _push_state(self) -> None:
+        if not self.lease_valid or self.lost:
+            return
         for role in ROLES:
             if self._outlets[role] is not None:
                 self._push(role, self._state_message(role))

@@ -273,6 +273,8 @@ def _joined(socket: SignalingSocket) -> tuple[ReadingRuntime, Actor, str]:
     runtime, role, session_id = socket.runtime, socket.role, socket.session_id
     if runtime is None or role is None or session_id is None:
         raise SignalingError("not_joined", "join a session first")
+    if runtime.lost:
+        raise SignalingError("reading_moved", "this reading is now run by another server; join it again")
     if runtime.finished.is_set() or runtime.status is State.ENDED:
         raise SignalingError("reading_closed", "the reading has ended")
     return runtime, role, session_id

@@ -1,5 +1,5 @@
 """Crash safety: a real ``soulseer serve`` is killed with SIGKILL in the middle of a paid video reading; the
-next process settles that reading exactly once from its last heartbeat."""
+next process settles that reading exactly once from its last heartbeat, once the dead owner's lease lapsed."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from tests.api.test_reading_media import connect_media
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 600  # 10 cents a second, so a few seconds make a visible refund
+LEASE_SECONDS = 3
 
 
 def _free_port() -> int:
@@ -35,7 +36,8 @@ def _free_port() -> int:
 @contextmanager
 def serve(database_url: str, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "DATABASE_URL": database_url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_JSON": "false",
-           "SOULSEER_GRACE_SECONDS": "60", "SOULSEER_SECRET_KEY": "crash-test-secret-key"}
+           "SOULSEER_GRACE_SECONDS": "60", "SOULSEER_SECRET_KEY": "crash-test-secret-key",
+           "SOULSEER_READING_LEASE_SECONDS": str(LEASE_SECONDS)}
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
@@ -113,6 +115,7 @@ async def test_a_reading_interrupted_by_kill_9_is_settled_exactly_once(database_
         await wait_for(settled, timeout=20, interval=0.2)
     row = await session_row(pool, session_id)
     assert row["end_reason"] == "server_restart" and row["ended_at"] is not None
+    assert row["lease_epoch"] == 2  # settled under the next epoch: the dead owner is fenced out
     # Paid minutes stand; the unused part of the last one is refunded as of the last heartbeat.
     assert row["charged_cents"] == net_cents(RATE, seconds) == RATE - prorated_refund(RATE, seconds, 1)
     assert 0 < row["charged_cents"] < RATE
@@ -127,7 +130,7 @@ async def test_a_reading_interrupted_by_kill_9_is_settled_exactly_once(database_
 
     # A third start finds nothing more to do: no second refund, no second notification.
     with serve(database_url, port, log):
-        await _ready(base)  # start-up recovery runs before the server is ready
+        await _ready(base)
     assert await pool.fetchval("SELECT count(*) FROM ledger_transactions WHERE ref = $1", session_id) == 2
     assert await ledger.balance(pool, client.id) == 5_000 - row["charged_cents"]
     assert len(await pool.fetch("SELECT 1 FROM notifications WHERE kind = 'session-ended'")) == 2
