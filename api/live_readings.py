@@ -7,9 +7,15 @@ of its room (the room id is the reading id). A runtime only ever runs under a le
 
 - the **keeper**, every second, renews in one statement the leases of all the node's runtimes, and stops
   at once the runtime of any lease found lost;
-- the **sweep**, every second, expires unanswered requests, starts the runtimes of scheduled readings
-  whose window opened, and settles the active readings whose lease lapsed (their owner stopped), never
-  one with a live runtime here, whatever its lease says.
+- the **sweep**, every second, expires unanswered requests and ADOPTS the readings that should be running
+  and whose lease is free: accepted ones, booked ones whose window opened, and active ones whose owner
+  stopped (this node's previous process, or another node). An adopted reading gets a new runtime under
+  the next epoch, restored from its persisted meter state with nobody connected: if its parties re-join
+  within the grace period it continues (the outage unbilled), otherwise it ends and settles by its rules.
+  A reading with a live runtime here is never adopted, whatever its lease says.
+
+Start-up adopts at once what the previous process left (before the server answers); shut-down hands every
+running reading over (meter state persisted, lease released), so the next process resumes it.
 """
 
 from __future__ import annotations
@@ -25,17 +31,19 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import notifications, reading_chat, reading_leases, reading_recovery, scheduling
+from api import notifications, reading_chat, reading_leases, scheduling
 from api.appkeys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
+from api.errors import Conflict
 from api.reading_runtime import DB_ERRORS, ReadingRuntime
-from api.reading_states import Actor, Event, State
-from api.reading_store import apply, fetch, session_json, set_reader_busy
+from api.reading_states import FINAL, Actor, Event, State
+from api.reading_store import apply, fetch, session_json
 from relay import Relay
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
 RENEW_SECONDS = 1.0
+HAND_OVER_SECONDS = 10.0
 
 
 class LiveReadings:
@@ -64,32 +72,27 @@ class LiveReadings:
     # -- life of the registry -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Settle what a previous process left, resume accepted readings, and start routing, renewing and
-        sweeping."""
+        """Adopt what a previous process left, and start routing, renewing and sweeping."""
         for event in ("participant-connected", "participant-disconnected", "participant-failed",
                       "participant-closed"):
             self.relay.on(event, self._on_participant)
         self.relay.on("chat-message", self._on_relay_chat)
-        settled = await self.recover()
-        if settled:
-            log.info("interrupted readings settled", extra={"count": len(settled)})
-        rows = await self._pool.fetch(
-            "SELECT id::text FROM rtc_sessions WHERE status = 'accepted' AND mode = 'per_minute'")
-        for row in rows:
-            await self.run(row["id"])
+        adopted = await self.adopt()
+        if adopted:
+            log.info("readings adopted at start-up", extra={"count": len(adopted), "sessionIds": adopted})
         self._tasks = [asyncio.create_task(self._keep_loop(), name="reading leases"),
                        asyncio.create_task(self._sweep_loop(), name="readings sweep")]
 
     async def close(self) -> None:
-        """Stop sweeping and settle every running reading now (reason ``server_shutdown``)."""
+        """Stop sweeping and hand every running reading over: its state persisted, its lease released."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         runtimes = list(self._runtimes.values())
-        ends = [asyncio.wait_for(rt.end(Actor.SYSTEM, "server_shutdown"), 10) for rt in runtimes]
-        for result in await asyncio.gather(*ends, return_exceptions=True):
+        handed = [asyncio.wait_for(rt.hand_over(), HAND_OVER_SECONDS) for rt in runtimes]
+        for result in await asyncio.gather(*handed, return_exceptions=True):
             if isinstance(result, BaseException):
-                log.warning("reading not settled at shutdown: %s", result)
+                log.warning("reading not handed over at shutdown (its lease will lapse): %s", result)
         for runtime in runtimes:
             await runtime.close()
         self._runtimes.clear()
@@ -112,25 +115,27 @@ class LiveReadings:
         """A reader accepted: the reading's runtime starts (here) waiting for both participants."""
         return await self.run(str(row["id"]))
 
-    async def ensure(self, row: asyncpg.Record) -> ReadingRuntime | None:
-        """The runtime of an accepted or active reading, started here if this node has none yet."""
-        runtime = self.get(str(row["id"]))
-        if runtime is None and row["status"] == State.ACCEPTED:
-            runtime = await self.run(str(row["id"]))
-        return runtime
-
-    async def run(self, session_id: str) -> ReadingRuntime | None:
+    async def run(self, session_id: str, *, wait: float = 0.0) -> ReadingRuntime | None:
         """The reading's runtime on this node: the one running, or a new one under a lease taken now. None if
-        the reading is closed or another owner's lease is live."""
-        runtime = self.get(session_id)
-        if runtime is not None:
-            return runtime
-        starting = self._starting.get(session_id)
-        if starting is None:  # one start per reading at a time; concurrent callers share it
-            starting = asyncio.create_task(self._take(session_id), name=f"start reading {session_id}")
-            self._starting[session_id] = starting
-            starting.add_done_callback(functools.partial(self._started, session_id))
-        return await asyncio.shield(starting)
+        the reading is closed, or another owner's lease is live (waiting up to ``wait`` seconds for it to
+        lapse: an owner that died leaves one for at most the lease's length)."""
+        deadline = self._lease_clock() + wait
+        while True:
+            runtime = self.get(session_id)
+            if runtime is not None:
+                return runtime
+            starting = self._starting.get(session_id)
+            if starting is None:  # one start per reading at a time; concurrent callers share it
+                starting = asyncio.create_task(self._take(session_id), name=f"start reading {session_id}")
+                self._starting[session_id] = starting
+                starting.add_done_callback(functools.partial(self._started, session_id))
+            runtime = await asyncio.shield(starting)
+            if runtime is not None or self._lease_clock() >= deadline:
+                return runtime
+            row = await fetch(self._pool, session_id)
+            if row["status"] not in (State.ACCEPTED, State.ACTIVE):
+                return None
+            await asyncio.sleep(min(0.5, max(0.0, deadline - self._lease_clock())))
 
     def _started(self, session_id: str, _: asyncio.Task[ReadingRuntime | None]) -> None:
         self._starting.pop(session_id, None)
@@ -141,17 +146,20 @@ class LiveReadings:
         if lease is None:
             return None
         row = await fetch(self._pool, session_id)
-        return self._spawn(row, lease, valid_until=sent + self.lease_seconds)
+        # A reading another owner ran (and left) resumes: restored from its row, nobody connected yet.
+        resumed = lease.taken_from is not None or row["status"] == State.ACTIVE
+        return self._spawn(row, lease, valid_until=sent + self.lease_seconds, resumed=resumed)
 
-    def _spawn(self, row: asyncpg.Record, lease: reading_leases.Lease, *, valid_until: float) -> ReadingRuntime:
+    def _spawn(self, row: asyncpg.Record, lease: reading_leases.Lease, *, valid_until: float,
+               resumed: bool) -> ReadingRuntime:
         settings = self._settings
         if row["mode"] == "scheduled":
             start_timeout = scheduling.start_timeout(settings, row)
         else:
             start_timeout = float(settings.request_expiry_seconds + settings.grace_seconds)
         runtime = ReadingRuntime(
-            row, lease=lease, lease_valid_until=valid_until, pool=self._pool, relay_close=self._close_room,
-            deliver=lambda stored: notifications.deliver(self._app, stored),
+            row, lease=lease, lease_valid_until=valid_until, resumed=resumed, pool=self._pool,
+            relay_close=self._close_room, deliver=lambda stored: notifications.deliver(self._app, stored),
             store_notification=notifications.store, start_timeout=start_timeout,
             grace_seconds=float(settings.grace_seconds), clock=self._clock, lease_clock=self._lease_clock,
             on_finished=self._finished, metrics=self._app[BILLING_METRICS],
@@ -159,7 +167,7 @@ class LiveReadings:
         self._runtimes[runtime.session_id] = runtime
         runtime.start()
         log.info("reading running here", extra={"sessionId": runtime.session_id, "epoch": lease.epoch,
-                                                "status": row["status"]})
+                                                "resumed": resumed, "status": row["status"]})
         return runtime
 
     def _finished(self, runtime: ReadingRuntime) -> None:
@@ -171,23 +179,20 @@ class LiveReadings:
             await self.relay.close_room(session_id)
 
     async def end(self, session_id: str, actor: Actor, reason: str) -> asyncpg.Record:
-        """End a reading wherever it stands: through its runtime when running (it settles), else directly."""
-        runtime = self.get(session_id)
-        if runtime is not None:
-            return await runtime.end(actor, reason)
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await fetch(conn, session_id, lock=True)
-            if row["status"] == State.ACTIVE:
-                # Active with no runtime here: its owner stopped; settled from its last heartbeat once its
-                # lease has lapsed (409 reading_busy before that).
-                after, stored = await reading_recovery.settle(conn, session_id, reason)
-            else:
+        """End a reading (a participant's REST call or cancel) through its one owner: the runtime here, or
+        one started for it now (an accepted or booked reading, or one whose owner stopped)."""
+        row = await fetch(self._pool, session_id)
+        if row["status"] in FINAL or row["status"] == State.REQUESTED:
+            async with self._pool.acquire() as conn, conn.transaction():  # the state machine says why not
                 _, after = await apply(conn, session_id, Event.END, actor, reason=reason)
-                await set_reader_busy(conn, str(after["reader_id"]), False)
-                stored = [await notifications.store(conn, uid, "session-ended", {"session": session_json(after)})
-                          for uid in (str(after["client_id"]), str(after["reader_id"]))]
-        notifications.deliver(self._app, stored)
-        return after
+            return after
+        runtime = await self.run(session_id, wait=self.lease_seconds + 1)
+        if runtime is None:
+            row = await fetch(self._pool, session_id)
+            if row["status"] in FINAL:
+                return row
+            raise Conflict("this reading is being run by a server right now; try again", code="reading_busy")
+        return await runtime.end(actor, reason)
 
     # -- relay events ----------------------------------------------------------------------------------
 
@@ -251,28 +256,35 @@ class LiveReadings:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
                 await self.sweep()
-                await self.recover()
             except DB_ERRORS as exc:
                 log.warning("readings sweep failed: %s", exc)
 
-    async def recover(self) -> list[str]:
-        """Settle the active readings whose owner stopped (lease lapsed), never one running here."""
-        return await reading_recovery.settle_interrupted(self._app, running=set(self._runtimes))
-
     async def sweep(self) -> None:
-        """Expire unanswered requests; start the runtimes of scheduled readings whose window opened."""
+        """Expire unanswered requests; adopt the readings that should run and have no owner."""
         ids = await self._pool.fetch(
             "SELECT id FROM rtc_sessions WHERE status = 'requested' AND expires_at <= now() ORDER BY expires_at"
             " LIMIT 200")
         for record in ids:
             await self._expire(str(record["id"]))
-        for row in await scheduling.due(self._pool, self._settings):
-            if self.get(str(row["id"])) is None and row["status"] == State.ACCEPTED:
-                await self.run(str(row["id"]))
+        await self.adopt()
+
+    async def adopt(self) -> list[str]:
+        """Start a runtime for every reading that should be running and whose lease is free, except those
+        running here already. Returns the ids adopted."""
+        candidates = await reading_leases.adoptable(
+            self._pool, early_join_seconds=self._settings.schedule_early_join_seconds)
+        adopted = []
+        for session_id in candidates:
+            if self.get(session_id) is not None:
+                continue  # a live runtime here is the owner, whatever the lease says (it is being renewed)
+            try:
+                if await self.run(session_id) is not None:
+                    adopted.append(session_id)
+            except DB_ERRORS as exc:
+                log.warning("reading not adopted: %s", exc, extra={"sessionId": session_id})
+        return adopted
 
     async def _expire(self, session_id: str) -> None:
-        from api.errors import Conflict
-
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 _, row = await apply(conn, session_id, Event.EXPIRE, Actor.SYSTEM, reason="expired")

@@ -1,8 +1,9 @@
 """One running reading on this node: joins its participants' connectivity to the meter, and the meter to money.
 
 A :class:`ReadingRuntime` is the reading's one owner while it runs: it holds the reading's lease
-(:mod:`api.reading_leases`) from the reader's accept (or a booked reading's window opening) until the
-reading ends. It runs ONE task that takes everything that happens to the reading from a queue (a socket
+(:mod:`api.reading_leases`) from the moment it starts (a reader's accept, a booked reading's window
+opening, or the adoption of a reading whose previous owner stopped) until the reading ends or it hands
+it over. It runs ONE task that takes everything that happens to the reading from a queue (a socket
 joined or left, media connected or dropped, someone ends it, the lease was lost) and a tick every second,
 so its state is only ever touched by that task, in order. It:
 
@@ -11,7 +12,7 @@ so its state is only ever touched by that task, in order. It:
 - feeds billing's pure :class:`billing.meter.Meter` and executes its decisions through billing
   (:mod:`billing.recovery`): a charge at the start of each billable minute, a refund of the unused
   part of the last one with the totals, the end;
-- records the meter's heartbeat every tick (what a crash is settled from) and reads the client's
+- records the meter's heartbeat every tick (what the next owner restores from) and reads the client's
   balance, so funds added mid-reading (a webhook, on any request) reach the meter within a second;
 - pushes ``session-state`` every second and on every change, ``start-session``, ``end-session`` and
   notifications to the participants' sockets;
@@ -36,7 +37,7 @@ from typing import Any
 
 import asyncpg
 
-from api import scheduling
+from api import reading_leases, scheduling
 from api.presence import Outlet
 from api.reading_leases import Lease
 from api.reading_states import FINAL, Actor, Event, State
@@ -75,6 +76,8 @@ class ReadingRuntime:
 
     :param row: the reading as stored when this node took its lease.
     :param lease: the lease this runtime holds; ``lease_valid_until`` is when it runs out by ``lease_clock``.
+    :param resumed: the reading was adopted from an owner that stopped (a restart, a failed node): its
+        meter is restored from the row, nobody is connected, and the grace period runs.
     :param pool: the database.
     :param relay_close: closes the reading's relay room (``relay.close_room``), called once at the end.
     :param deliver: pushes stored notifications after their transaction commits.
@@ -97,6 +100,7 @@ class ReadingRuntime:
         store_notification: Callable[..., Awaitable[tuple[str, dict[str, Any]]]],
         start_timeout: float,
         grace_seconds: float,
+        resumed: bool = False,
         clock: Callable[[], float] = time.monotonic,
         lease_clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[ReadingRuntime], None] | None = None,
@@ -111,6 +115,7 @@ class ReadingRuntime:
         self.scheduled = row["mode"] == "scheduled"
         self.row = row
         self.lease = lease
+        self.resumed = resumed
         self._lease_valid_until = lease_valid_until
         self._lease_clock = lease_clock
         self._pool = pool
@@ -126,6 +131,7 @@ class ReadingRuntime:
         self._outlets: dict[Actor, Outlet | None] = dict.fromkeys(ROLES)
         self._media: dict[Actor, bool] = dict.fromkeys(ROLES, False)
         self._connected: dict[Actor, bool] = dict.fromkeys(ROLES, False)
+        self._back: set[Actor] = set()  # connected since the runtime started (what a resumed reading waits for)
         self._meter: Meter | None = None
         self._balance: int | None = None
         self._earned = 0
@@ -133,7 +139,7 @@ class ReadingRuntime:
         # Decisions a database error interrupted, carried out again (idempotently) on the next tick.
         self._retry: list[Any] = []
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False  # the lease was lost: the task ends without settling
+        self._stopping = False  # handed over or lost: the task ends without settling
         self.lost = False
         self._fenced_logged = False
         self.finished = asyncio.Event()
@@ -177,6 +183,14 @@ class ReadingRuntime:
             return await fetch(self._pool, self.session_id)
         return await done
 
+    async def hand_over(self) -> None:
+        """Stop without settling and let the lease lapse now (the node is shutting down): the reading stays
+        active, its meter state persisted, for the next node to adopt when its parties re-join."""
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item("hand-over", done=done))
+        if self._task is not None and not self._task.done():
+            await done
+
     def lease_renewed(self, valid_until: float) -> None:
         """The node's keeper renewed the lease; it holds until ``valid_until`` (by ``lease_clock``)."""
         self._lease_valid_until = max(self._lease_valid_until, valid_until)
@@ -194,7 +208,7 @@ class ReadingRuntime:
         return self._outlets.get(role) is outlet
 
     async def close(self) -> None:
-        """Stop the task without settling (the process is going away; recovery settles once the lease lapses)."""
+        """Stop the task without settling or handing over (the process is going away)."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -203,8 +217,17 @@ class ReadingRuntime:
 
     async def _run(self) -> None:
         next_tick = self._clock() + 1.0
+        needs_meter = self.resumed and self.status is State.ACTIVE and not self.scheduled
         try:
             while self.status is not State.ENDED and not self._stopping:
+                if needs_meter:  # before anything that happened is applied to it
+                    try:
+                        await self._restore_meter()
+                        needs_meter = False
+                    except DB_ERRORS as exc:
+                        log.warning("reading not resumed yet: %s", exc, extra=self._log)
+                        await asyncio.sleep(1.0)
+                        continue
                 timeout = max(0.0, next_tick - self._clock())
                 try:
                     item: _Item | None = await asyncio.wait_for(self._queue.get(), timeout)
@@ -237,13 +260,26 @@ class ReadingRuntime:
                 self._on_finished(self)
 
     def _answer_waiting(self) -> None:
-        """After the end, whoever still waits on ``end()`` gets the final row."""
+        """After the end (or hand-over), whoever still waits on ``end()`` gets the row as it stands."""
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item.done is not None and not item.done.done():
                 item.done.set_result(self.row)
             if item.kind == "attach" and item.outlet is not None and self.status is State.ENDED:
                 item.outlet.send(self._end_message())
+
+    async def _restore_meter(self) -> None:
+        """A per-minute reading adopted mid-way: its meter continues from the minutes charged and the billable
+        seconds last persisted; nobody is connected, so the grace period runs from now."""
+        row = self.row
+        self._balance = await ledger.balance(self._pool, self.client_id)
+        self._meter = Meter(rate_cents=self.rate_cents, balance_cents=self._balance, grace_seconds=self._grace,
+                            warn_seconds=WARN_SECONDS, billable_seconds=float(row["meter_billable_seconds"]),
+                            minutes_charged=int(row["meter_minutes_charged"]), restored=True)
+        now = self._clock()
+        await self._execute(self._meter.tick(now), now)  # the grace period runs from now
+        log.info("reading resumed", extra={**self._log, "billableSeconds": row["meter_billable_seconds"],
+                                           "minutesCharged": row["meter_minutes_charged"]})
 
     async def _handle(self, item: _Item) -> None:
         if item.kind == "lost":
@@ -275,6 +311,10 @@ class ReadingRuntime:
             row = await self._end(item.role, str(item.value))
             if not item.done.done():
                 item.done.set_result(row)
+        elif item.kind == "hand-over":
+            await self._hand_over()
+            if item.done is not None and not item.done.done():
+                item.done.set_result(None)
 
     def _is_connected(self, role: Actor) -> bool:
         signaled = self._outlets[role] is not None
@@ -293,6 +333,7 @@ class ReadingRuntime:
             self._connected[role] = connected
             if connected:
                 self._ever_connected.add(role)
+                self._back.add(role)
             log.info("participant %s", "connected" if connected else "disconnected",
                      extra={**self._log, "role": role.value})
             if self._meter is not None and self.status is State.ACTIVE:
@@ -366,8 +407,9 @@ class ReadingRuntime:
             return
         await self._execute(self._meter.tick(now), now)
         if self.status is not State.ACTIVE or self._retry:
-            # While a charge is outstanding the meter's state is not persisted: a crash must settle from the
-            # ledger's minutes. The lease is renewed by the node's keeper all the same.
+            # While a charge is outstanding the meter's state is not persisted: the next owner must
+            # restore from the ledger's minutes, never from seconds nobody paid for. The lease is renewed
+            # by the node's keeper all the same.
             return
         meter = self._meter
         await recovery.record_heartbeat(self._pool, self.session_id, meter.billable_seconds(now),
@@ -416,7 +458,11 @@ class ReadingRuntime:
             elif isinstance(decision, (Pause, Resume)):
                 self._push_state()
             elif isinstance(decision, End):
-                await self._settle(decision.reason, now)
+                await self._settle(self._resumed_reason(decision.reason), now)
+
+    def _resumed_reason(self, reason: str) -> str:
+        """A resumed reading whose parties never came back ended because of the restart, not a disconnect."""
+        return "server_restart" if self.resumed and reason == "grace_expired" and not self._back else reason
 
     async def _end(self, actor: Actor, reason: str) -> asyncpg.Record:
         if self.status is State.ENDED:
@@ -466,6 +512,22 @@ class ReadingRuntime:
             await self._relay_close(self.session_id)
         except Exception as exc:  # the room may never have existed (chat) or is already gone
             log.debug("relay room not closed: %s", exc, extra=self._log)
+
+    async def _hand_over(self) -> None:
+        """Persist what the next owner restores from, then let the lease lapse now; the task stops."""
+        now = self._clock()
+        try:
+            if self.status is State.ACTIVE and self._meter is not None and not self._retry and not self._meter.ended:
+                await recovery.record_heartbeat(self._pool, self.session_id, self._meter.billable_seconds(now),
+                                                self._meter.minutes_charged, epoch=self.lease.epoch)
+            elif self.status is State.ACTIVE and self.scheduled:
+                await recovery.record_heartbeat(self._pool, self.session_id, now - (self._started_at or now), 0,
+                                                epoch=self.lease.epoch)
+            released = await reading_leases.release(self._pool, self.lease)
+        except LeaseLost:
+            released = False
+        log.info("reading handed over", extra={**self._log, "released": released})
+        self._stopping = True
 
     async def _stop_lost(self) -> None:
         """The lease is someone else's (or the reading closed elsewhere): write nothing, say only what is true

@@ -23,7 +23,7 @@ from aiohttp import web
 from api import notifications
 from api.appkeys import DATABASE
 from api.errors import Conflict, Invalid, NotFound
-from api.reading_store import COLUMNS, FROM, fetch, session_json
+from api.reading_store import fetch, session_json
 from billing import scheduled, slots
 from config import Settings
 
@@ -115,10 +115,3 @@ async def refund_for_cancellation(conn: asyncpg.Connection, settings: Settings, 
     """Refund a client's cancellation by the policy; returns the cents given back."""
     cents = cancellation_refund(row["charged_cents"], row["scheduled_start"], now, settings)
     return await refund(conn, row, cents, "cancelled by the client")
-
-
-async def due(pool: asyncpg.Pool, settings: Settings) -> list[asyncpg.Record]:
-    """Scheduled readings this node should be running: booked ones whose window opened, and active ones."""
-    return list(await pool.fetch(
-        f"SELECT {COLUMNS} FROM {FROM} WHERE s.mode = 'scheduled' AND s.status IN ('accepted', 'active')"  # noqa: S608
-        " AND s.scheduled_start - make_interval(secs => $1) <= now()", settings.schedule_early_join_seconds))

@@ -313,7 +313,9 @@ async def on_join(socket: SignalingSocket, message: dict[str, Any]) -> None:
         from api import scheduling
 
         scheduling.check_join_window(app[SETTINGS], row)
-    runtime = await app[LIVE_READINGS].ensure(row)
+    live = app[LIVE_READINGS]
+    # A reading whose owner stopped (a restart, a failed node) is adopted here once its lease lapses.
+    runtime = await live.run(session_id, wait=live.lease_seconds + 1)
     if runtime is None:
         raise SignalingError("unavailable", "this session is not running on this server")
     if socket.session_id is not None and socket.session_id != session_id:

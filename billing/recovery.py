@@ -8,8 +8,7 @@ writes only while the reading is ``active`` under that epoch, in the same statem
 otherwise it writes nothing and raises :class:`billing.errors.LeaseLost`. A node that dies mid-reading
 leaves the minutes it charged and the billable seconds of its last heartbeat: the next owner (the node
 that adopts the expired lease) restores its meter from them, so no minute is charged twice (idempotency
-keys ``reading:{session}:minute:{i}``) and the outage is not billed. Until adoption is built,
-``settle_interrupted`` settles the readings whose lease lapsed from that state instead.
+keys ``reading:{session}:minute:{i}``) and the outage is not billed.
 
 Locks: a reading's row before its wallet, everywhere. A minute charge holds the row ``FOR KEY SHARE``
 while it waits for the wallet: that blocks anyone changing the epoch or the state (they lock ``FOR
@@ -19,14 +18,13 @@ UPDATE``) until the charge is done, but not the lease renewals and heartbeats (`
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 
 import asyncpg
 
 from billing import ledger
-from billing.errors import BillingError, InsufficientFunds, LeaseLost, UnknownTransaction
+from billing.errors import InsufficientFunds, LeaseLost, UnknownTransaction
 from billing.ledger import Db, Txn, atomic, connection
-from billing.meter import MINUTE, billed_seconds, prorated_refund
+from billing.meter import MINUTE, billed_seconds
 from billing.metrics import BillingMetrics
 
 log = logging.getLogger(__name__)
@@ -160,54 +158,3 @@ async def _refund_and_total(conn: asyncpg.Connection, session_id: str, minutes_c
         float(billable_seconds), minutes_charged)
     log.info("reading settled", extra={"sessionId": session_id, "billableSeconds": billable_seconds,
                                        "refundCents": refund_cents, "chargedCents": int(net)})
-
-
-async def settle_interrupted(db: Db, *, exclude: Collection[str] = (),
-                             metrics: BillingMetrics | None = None) -> list[str]:
-    """Settle every active reading whose lease has lapsed (or that never had one), except ``exclude`` (the
-    caller's own live runtimes, whatever their lease says). Each is settled exactly once, in its own
-    transaction: paid minutes stand, the unused part of the last charged minute is refunded from the last
-    persisted meter state, the reading ends ``server_restart`` under the next epoch (fencing its old owner
-    out). Returns the ids settled; a second run finds nothing to do.
-    """
-    async with connection(db) as conn:
-        candidates = await conn.fetch(
-            "SELECT id::text FROM rtc_sessions WHERE status = 'active'"
-            " AND (lease_expires_at IS NULL OR lease_expires_at <= now()) AND NOT id::text = ANY($1::text[])",
-            list(exclude))
-    settled: list[str] = []
-    for candidate in candidates:
-        session_id = str(candidate["id"])
-        try:
-            if await _settle_one(db, session_id, metrics):
-                settled.append(session_id)
-        except (asyncpg.PostgresError, BillingError):
-            # One reading that cannot be settled must not keep the others from being settled.
-            log.exception("could not settle an interrupted reading", extra={"sessionId": session_id})
-    if settled:
-        log.warning("interrupted readings settled", extra={"count": len(settled), "sessionIds": settled})
-    return settled
-
-
-async def _settle_one(db: Db, session_id: str, metrics: BillingMetrics | None) -> bool:
-    async def work(conn: asyncpg.Connection) -> bool:
-        # SKIP LOCKED: a reading some node is settling (or taking over) right now is not ours to settle.
-        row = await conn.fetchrow(
-            "SELECT mode, rate_cents, meter_billable_seconds, meter_minutes_charged FROM rtc_sessions"
-            " WHERE id = $1 AND status = 'active' AND (lease_expires_at IS NULL OR lease_expires_at <= now())"
-            " FOR UPDATE SKIP LOCKED", session_id)
-        if row is None:
-            return False
-        await conn.execute(
-            "SELECT 1 FROM client_balances WHERE client_id = (SELECT client_id FROM rtc_sessions WHERE id = $1)"
-            " FOR UPDATE", session_id)
-        seconds, minutes = row["meter_billable_seconds"], row["meter_minutes_charged"]
-        if row["mode"] == "per_minute":
-            refund = prorated_refund(row["rate_cents"], seconds, minutes)
-            await _refund_and_total(conn, session_id, minutes, seconds, refund, metrics)
-        await conn.execute(
-            "UPDATE rtc_sessions SET status = 'ended', end_reason = 'server_restart', ended_at = now(),"
-            " lease_epoch = lease_epoch + 1, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1", session_id)
-        return True
-
-    return await atomic(db, work)

@@ -1,5 +1,7 @@
-"""Crash safety: a real ``soulseer serve`` is killed with SIGKILL in the middle of a paid video reading; the
-next process settles that reading exactly once from its last heartbeat, once the dead owner's lease lapsed."""
+"""Crash safety with real processes: a ``soulseer serve`` is killed (SIGKILL) or stopped (SIGTERM) in the middle
+of a reading; the next process adopts the reading once its lease has lapsed. If its parties re-join it goes on
+(the outage unbilled, no minute charged twice); if they do not, it ends and is settled exactly once (paid
+minutes stand and the unused part of the last one comes back)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +21,9 @@ import pytest
 
 from billing import ledger
 from billing.meter import net_cents, prorated_refund
-from tests.api.reading_steps import Signal, deposit, quick_user, session_row, wait_for
+from tests.api.reading_steps import Party, Signal, deposit, quick_user, session_row, wait_for
 from tests.api.test_reading_media import connect_media
+from tests.billing.invariants import assert_ledger_invariants
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +38,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(database_url: str, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def serve(database_url: str, port: int, log: Path, grace: int = 60) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "DATABASE_URL": database_url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_JSON": "false",
-           "SOULSEER_GRACE_SECONDS": "60", "SOULSEER_SECRET_KEY": "crash-test-secret-key",
+           "SOULSEER_GRACE_SECONDS": str(grace), "SOULSEER_SECRET_KEY": "crash-test-secret-key",
            "SOULSEER_READING_LEASE_SECONDS": str(LEASE_SECONDS)}
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env, stdout=out,
@@ -66,8 +70,31 @@ async def _ready(base: str) -> None:
         await wait_for(up, timeout=30, interval=0.1)
 
 
-async def test_a_reading_interrupted_by_kill_9_is_settled_exactly_once(database_url: str, pool: asyncpg.Pool,
-                                                                       tmp_path: Path) -> None:
+async def _video_reading(http: aiohttp.ClientSession, reader: Party, client: Party) -> str:
+    await http.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": RATE})
+    await http.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
+    resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
+                           json={"readerId": reader.id, "sessionType": "video"})
+    session_id = str((await resp.json())["session"]["id"])
+    assert (await http.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)).status == 200
+    return session_id
+
+
+async def _join(http: aiohttp.ClientSession, session_id: str, parties: dict[str, Party]) -> dict[str, Signal]:
+    sockets: dict[str, Signal] = {}
+    for role, party in parties.items():
+        sockets[role] = Signal(await http.ws_connect("/ws", headers=party.headers))
+        await sockets[role].join(session_id)
+    return sockets
+
+
+def _kill(process: subprocess.Popen[bytes], how: signal.Signals) -> None:
+    process.send_signal(how)  # SIGKILL: no clean-up at all; SIGTERM: the process hands its readings over
+    process.wait(20)
+
+
+async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_settled_exactly_once(
+        database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
@@ -78,17 +105,8 @@ async def test_a_reading_interrupted_by_kill_9_is_settled_exactly_once(database_
     with serve(database_url, port, log) as first:
         await _ready(base)
         async with aiohttp.ClientSession(base_url=base) as http:
-            await http.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": RATE})
-            await http.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
-            resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
-                                   json={"readerId": reader.id, "sessionType": "video"})
-            session_id = (await resp.json())["session"]["id"]
-            assert (await http.post(f"/api/webrtc/reader/accept-session/{session_id}",
-                                    headers=reader.headers)).status == 200
-            sockets: dict[str, Signal] = {}
-            for role, party in (("client", client), ("reader", reader)):
-                sockets[role] = Signal(await http.ws_connect("/ws", headers=party.headers))
-                await sockets[role].join(session_id)
+            session_id = await _video_reading(http, reader, client)
+            sockets = await _join(http, session_id, {"client": client, "reader": reader})
             for role in ("client", "reader"):
                 peers.append(await connect_media(sockets[role], role))
             await sockets["client"].expect("start-session", timeout=20)
@@ -98,24 +116,23 @@ async def test_a_reading_interrupted_by_kill_9_is_settled_exactly_once(database_
                 return row["meter_minutes_charged"] == 1 and row["meter_billable_seconds"] >= 3
 
             await wait_for(heartbeats_written, timeout=20, interval=0.1)
-            first.send_signal(signal.SIGKILL)  # no clean-up, no settlement: the process is simply gone
-            first.wait(10)
+            _kill(first, signal.SIGKILL)
         for peer in peers:
             await peer.close()
     crashed = await session_row(pool, session_id)
     assert crashed["status"] == "active" and crashed["charged_cents"] == RATE
     seconds = crashed["meter_billable_seconds"]
 
-    with serve(database_url, port, log):
+    with serve(database_url, port, log, grace=5):
         await _ready(base)
 
         async def settled() -> bool:
             return (await session_row(pool, session_id))["status"] == "ended"
 
-        await wait_for(settled, timeout=20, interval=0.2)
+        await wait_for(settled, timeout=30, interval=0.2)
     row = await session_row(pool, session_id)
     assert row["end_reason"] == "server_restart" and row["ended_at"] is not None
-    assert row["lease_epoch"] == 2  # settled under the next epoch: the dead owner is fenced out
+    assert row["lease_epoch"] == 2  # the second process owned it, under the next epoch
     # Paid minutes stand; the unused part of the last one is refunded as of the last heartbeat.
     assert row["charged_cents"] == net_cents(RATE, seconds) == RATE - prorated_refund(RATE, seconds, 1)
     assert 0 < row["charged_cents"] < RATE
@@ -130,7 +147,65 @@ async def test_a_reading_interrupted_by_kill_9_is_settled_exactly_once(database_
 
     # A third start finds nothing more to do: no second refund, no second notification.
     with serve(database_url, port, log):
-        await _ready(base)
+        await _ready(base)  # start-up adoption runs before the server is ready
     assert await pool.fetchval("SELECT count(*) FROM ledger_transactions WHERE ref = $1", session_id) == 2
     assert await ledger.balance(pool, client.id) == 5_000 - row["charged_cents"]
     assert len(await pool.fetch("SELECT 1 FROM notifications WHERE kind = 'session-ended'")) == 2
+    await assert_ledger_invariants(pool)
+
+
+async def test_a_video_reading_goes_on_after_kill_9_when_its_parties_rejoin_and_the_outage_is_not_billed(
+        database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    reader = await quick_user(pool, "reader")
+    client = await quick_user(pool, "client")
+    await deposit(pool, client.id, 5_000)
+    peers = []
+    with serve(database_url, port, log) as first:
+        await _ready(base)
+        async with aiohttp.ClientSession(base_url=base) as http:
+            session_id = await _video_reading(http, reader, client)
+            sockets = await _join(http, session_id, {"client": client, "reader": reader})
+            for role in ("client", "reader"):
+                peers.append(await connect_media(sockets[role], role))
+            await sockets["client"].expect("start-session", timeout=20)
+            await sockets["client"].expect("session-state", timeout=10, billableSeconds=2)
+            _kill(first, signal.SIGKILL)
+        for peer in peers:
+            await peer.close()
+    crashed = await session_row(pool, session_id)
+    before = crashed["meter_billable_seconds"]
+    assert crashed["status"] == "active" and before >= 2
+
+    peers = []
+    with serve(database_url, port, log):
+        await _ready(base)
+        async with aiohttp.ClientSession(base_url=base) as http:
+            # The browsers re-join (the join waits for the dead owner's lease to lapse) and offer again.
+            sockets = await _join(http, session_id, {"client": client, "reader": reader})
+            try:
+                for role in ("client", "reader"):
+                    peers.append(await connect_media(sockets[role], f"{role}-again"))
+                back = await sockets["reader"].expect("session-state", running=True, timeout=20)
+                back_at = time.monotonic()
+                assert back["status"] == "active" and back["billableSeconds"] <= before + 1
+                for peer in peers:
+                    await peer.wait_decoded("video", 5, timeout=15)
+                await sockets["client"].expect("session-state", timeout=10, billableSeconds=int(before) + 3)
+                resp = await http.post(f"/api/webrtc/session/{session_id}/end", headers=client.headers)
+                ended = (await resp.json())["session"]
+                ran_since = time.monotonic() - back_at
+            finally:
+                for peer in peers:
+                    await peer.close()
+    assert ended["status"] == "ended" and ended["endReason"] == "ended_by_client"
+    row = await session_row(pool, session_id)
+    # Billed: the time before the crash and the time since both were back, never the outage between.
+    assert int(before) + 3 <= row["meter_billable_seconds"] <= before + ran_since + 1
+    assert row["charged_cents"] == net_cents(RATE, row["meter_billable_seconds"]) and row["lease_epoch"] == 2
+    keys = [r["key"] for r in await pool.fetch("SELECT key FROM ledger_transactions WHERE ref = $1", session_id)]
+    assert sorted(keys) == [f"reading:{session_id}:minute:0", f"reading:{session_id}:refund"]
+    assert await ledger.balance(pool, client.id) == 5_000 - row["charged_cents"]
+    await assert_ledger_invariants(pool)

@@ -1,6 +1,6 @@
 """One owner per reading: the lease in its row, through the real app and PostgreSQL. A charge stuck behind a
 wallet lock keeps its lease; a runtime whose lease is taken stops at once and says nothing false; one that
-cannot renew fences itself; a reading running here is never taken from it; racing acquirers get one lease;
+cannot renew fences itself; a reading running here is never adopted; racing acquirers get one lease;
 a state change names the epoch, and one made without a runtime needs no live lease and moves the epoch on."""
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ async def test_a_runtime_that_cannot_renew_fences_itself_until_it_can(settings: 
         await assert_ledger_invariants(pool)
 
 
-async def test_a_reading_running_here_is_never_settled_by_recovery_even_when_its_lease_lapsed(
+async def test_a_reading_running_here_is_never_adopted_even_when_its_lease_lapsed(
         settings: Settings, pool: asyncpg.Pool) -> None:
     clock = ManualClock()
     async with running_app(settings, clock=clock) as http:
@@ -190,10 +190,9 @@ async def test_a_reading_running_here_is_never_settled_by_recovery_even_when_its
         runtime = live.get(session_id)
         await pool.execute("UPDATE rtc_sessions SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
                            session_id)
-        assert await live.recover() == []
+        assert await live.adopt() == []
         assert live.get(session_id) is runtime
-        row = await session_row(pool, session_id)
-        assert (row["status"], row["lease_epoch"]) == ("active", 1)
+        assert (await session_row(pool, session_id))["lease_epoch"] == 1
         await live.renew()  # its keeper renews it under the same epoch
         row = await session_row(pool, session_id)
         assert row["lease_epoch"] == 1 and row["lease_owner"] is not None
