@@ -153,16 +153,13 @@ class LiveReadings:
     def _spawn(self, row: asyncpg.Record, lease: reading_leases.Lease, *, valid_until: float,
                resumed: bool) -> ReadingRuntime:
         settings = self._settings
-        if row["mode"] == "scheduled":
-            start_timeout = scheduling.start_timeout(settings, row)
-        else:
-            start_timeout = float(settings.request_expiry_seconds + settings.grace_seconds)
         runtime = ReadingRuntime(
             row, lease=lease, lease_valid_until=valid_until, resumed=resumed, pool=self._pool,
             relay_close=self._close_room, deliver=lambda stored: notifications.deliver(self._app, stored),
-            store_notification=notifications.store, start_timeout=start_timeout,
-            grace_seconds=float(settings.grace_seconds), clock=self._clock, lease_clock=self._lease_clock,
-            on_finished=self._finished, metrics=self._app[BILLING_METRICS],
+            store_notification=notifications.store,
+            start_timeout=float(settings.request_expiry_seconds + settings.grace_seconds),
+            grace_seconds=float(settings.grace_seconds), policy=scheduling.policy(settings), clock=self._clock,
+            lease_clock=self._lease_clock, on_finished=self._finished, metrics=self._app[BILLING_METRICS],
         )
         self._runtimes[runtime.session_id] = runtime
         runtime.start()

@@ -7,11 +7,12 @@ it over. It runs ONE task that takes everything that happens to the reading from
 joined or left, media connected or dropped, someone ends it, the lease was lost) and a tick every second,
 so its state is only ever touched by that task, in order. It:
 
-- decides when the reading starts (both participants connected the first time: media for audio/video,
-  the signaling socket for chat) and writes ``active``;
-- feeds billing's pure :class:`billing.meter.Meter` and executes its decisions through billing
-  (:mod:`billing.recovery`): a charge at the start of each billable minute, a refund of the unused
-  part of the last one with the totals, the end;
+- decides when the reading starts (both participants connected together the first time: media for
+  audio/video, the signaling socket for chat) and writes ``active``;
+- per minute: feeds billing's pure :class:`billing.meter.Meter` and executes its decisions through billing
+  (:mod:`billing.recovery`): a charge at the start of each billable minute, a refund of the unused part of
+  the last one with the totals, the end; scheduled: watches its time (:class:`ScheduledWatch`) and ends it
+  by the scheduled rules (:mod:`billing.scheduled_policy`);
 - records the meter's heartbeat every tick (what the next owner restores from) and reads the client's
   balance, so funds added mid-reading (a webhook, on any request) reach the meter within a second;
 - pushes ``session-state`` every second and on every change, ``start-session``, ``end-session`` and
@@ -33,6 +34,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -42,10 +44,12 @@ from api.presence import Outlet
 from api.reading_leases import Lease
 from api.reading_states import FINAL, Actor, Event, State
 from api.reading_store import apply, fetch, session_json, set_reader_busy
+from api.scheduled_watch import ScheduledWatch
 from billing import ledger, recovery
 from billing.errors import InsufficientFunds, LeaseLost
 from billing.meter import ChargeMinute, End, Meter, Pause, Refund, Resume, Warn
 from billing.metrics import BillingMetrics
+from billing.scheduled_policy import Ending, Outcome, Party, Policy, Why, outcome
 from billing.split import split
 
 log = logging.getLogger(__name__)
@@ -77,14 +81,15 @@ class ReadingRuntime:
     :param row: the reading as stored when this node took its lease.
     :param lease: the lease this runtime holds; ``lease_valid_until`` is when it runs out by ``lease_clock``.
     :param resumed: the reading was adopted from an owner that stopped (a restart, a failed node): its
-        meter is restored from the row, nobody is connected, and the grace period runs.
+        meter or watch is restored from the row, nobody is connected, and the grace period runs.
     :param pool: the database.
     :param relay_close: closes the reading's relay room (``relay.close_room``), called once at the end.
     :param deliver: pushes stored notifications after their transaction commits.
     :param store_notification: stores one notification in a transaction (``notifications.store``).
-    :param start_timeout: seconds an accepted reading may wait for both participants before it ends.
+    :param start_timeout: seconds an accepted per-minute reading may wait for both participants.
     :param grace_seconds: how long one participant may be away before the meter ends the reading.
-    :param clock: monotonic seconds; injectable so the meter can be driven by a test's clock.
+    :param policy: the scheduled rules' settings (grace, no-show window, cancellation policy).
+    :param clock: monotonic seconds for the meter and the booked times; injectable so a test can drive it.
     :param lease_clock: monotonic seconds for the lease (always real time).
     """
 
@@ -100,6 +105,7 @@ class ReadingRuntime:
         store_notification: Callable[..., Awaitable[tuple[str, dict[str, Any]]]],
         start_timeout: float,
         grace_seconds: float,
+        policy: Policy,
         resumed: bool = False,
         clock: Callable[[], float] = time.monotonic,
         lease_clock: Callable[[], float] = time.monotonic,
@@ -126,7 +132,8 @@ class ReadingRuntime:
         self._grace = grace_seconds
         self._clock = clock
         self._on_finished = on_finished
-        self._deadline = clock() + start_timeout
+        now = clock()
+        self._deadline = now + start_timeout
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._outlets: dict[Actor, Outlet | None] = dict.fromkeys(ROLES)
         self._media: dict[Actor, bool] = dict.fromkeys(ROLES, False)
@@ -144,10 +151,13 @@ class ReadingRuntime:
         self._fenced_logged = False
         self.finished = asyncio.Event()
         self._log = {"sessionId": self.session_id, "epoch": lease.epoch}
-        self._ever_connected: set[Actor] = set()
-        # A scheduled reading ends at its booked end (monotonic deadline), whenever it started.
-        self._ends_at = clock() + scheduling.seconds_until_end(row) if self.scheduled else None
-        self._started_at: float | None = clock() if self.status is State.ACTIVE else None
+        self._watch: ScheduledWatch | None = None
+        if self.scheduled:
+            self._watch = ScheduledWatch(
+                scheduling.booking(row), policy, now=now, wall=datetime.now(UTC),
+                active=self.status is State.ACTIVE, resumed=resumed,
+                together_seconds=float(row["meter_billable_seconds"] or 0),
+                last_together=row["meter_heartbeat_at"] or row["started_at"])
 
     # -- what the rest of the node tells the runtime (any task; applied in order by the runtime's task) --
 
@@ -270,7 +280,7 @@ class ReadingRuntime:
 
     async def _restore_meter(self) -> None:
         """A per-minute reading adopted mid-way: its meter continues from the minutes charged and the billable
-        seconds last persisted; nobody is connected, so the grace period runs from now."""
+        seconds last persisted; nobody is connected, so the grace period runs from the first tick."""
         row = self.row
         self._balance = await ledger.balance(self._pool, self.client_id)
         self._meter = Meter(rate_cents=self.rate_cents, balance_cents=self._balance, grace_seconds=self._grace,
@@ -332,10 +342,11 @@ class ReadingRuntime:
             changed = True
             self._connected[role] = connected
             if connected:
-                self._ever_connected.add(role)
                 self._back.add(role)
             log.info("participant %s", "connected" if connected else "disconnected",
                      extra={**self._log, "role": role.value})
+            if self._watch is not None:
+                self._watch.presence(Party(role.value), connected, now)
             if self._meter is not None and self.status is State.ACTIVE:
                 decisions = (self._meter.connected(role.value, now) if connected
                              else self._meter.disconnected(role.value, now))
@@ -354,8 +365,8 @@ class ReadingRuntime:
             log.warning("reading cannot start: the reader is in another reading", extra=self._log)
             return
         self.row, self.status = row, State.ACTIVE
-        self._started_at = now
-        if self.scheduled:  # paid at booking: no meter, just the booked time
+        if self._watch is not None:  # paid at booking: no meter, just the booked time
+            self._watch.start(now)
             log.info("scheduled reading started", extra=self._log)
             self._send_all({"type": "start-session", "session": session_json(row)})
             return
@@ -377,24 +388,12 @@ class ReadingRuntime:
             return
         self._fenced_logged = False
         now = self._clock()
+        if self._watch is not None:
+            await self._tick_scheduled(now)
+            return
         if self.status is State.ACCEPTED:
             if now >= self._deadline:
-                if not self.scheduled:
-                    reason = "not_started"
-                elif Actor.READER not in self._ever_connected:
-                    reason = "reader_no_show"
-                else:
-                    reason = "client_no_show"
-                await self._end(Actor.SYSTEM, reason)
-            return
-        if self.scheduled and self.status is State.ACTIVE:
-            if self._ends_at is not None and now >= self._ends_at:
-                await self._end(Actor.SYSTEM, "time_up")
-                return
-            # Unmetered, but alive: recovery must not take a running scheduled reading for an orphan.
-            await recovery.record_heartbeat(self._pool, self.session_id, now - (self._started_at or now), 0,
-                                            epoch=self.lease.epoch)
-            self._push_state()
+                await self._end(Actor.SYSTEM, "not_started")
             return
         if self._meter is None or self.status is not State.ACTIVE:
             return
@@ -419,6 +418,19 @@ class ReadingRuntime:
         if self._balance != meter.balance_cents:
             await self._execute(meter.funds_added(self._balance, now), now)
         if self.status is State.ACTIVE:
+            self._push_state()
+
+    async def _tick_scheduled(self, now: float) -> None:
+        assert self._watch is not None
+        ending = self._watch.due(now)
+        if ending is not None:
+            await self._settle_scheduled(ending)
+            return
+        if self.status is State.ACTIVE:
+            if self._watch.together():
+                # The last moment the two were together is what a restart's refund is counted from.
+                await recovery.record_heartbeat(self._pool, self.session_id, self._watch.together_seconds(now), 0,
+                                                epoch=self.lease.epoch)
             self._push_state()
 
     async def _execute(self, decisions: list[Any], now: float) -> None:
@@ -468,7 +480,13 @@ class ReadingRuntime:
         if self.status is State.ENDED:
             return self.row
         now = self._clock()
-        if self._meter is not None and self.status is State.ACTIVE:
+        if self._watch is not None:
+            if actor is Actor.SYSTEM:  # nobody's doing: refunded like a restart it could not resume from
+                ending = Ending(Why.RESTART, self._watch.wall(now), given_until=self._watch.given_until(now))
+            else:
+                ending = self._watch.ending_by(Party(actor.value), now)
+            await self._settle_scheduled(ending)
+        elif self._meter is not None and self.status is State.ACTIVE:
             decisions = self._meter.finish(now, reason)
             await self._execute(decisions, now)
             if self.status is not State.ENDED:  # a meter that ended without an End decision
@@ -481,12 +499,6 @@ class ReadingRuntime:
         """Write the end: refund the unused part, totals, state, availability, notifications; then tell everyone."""
         meter = self._meter
         async with self._pool.acquire() as conn, conn.transaction():
-            current = await fetch(conn, self.session_id, lock=True)
-            if current["lease_epoch"] != self.lease.epoch or current["status"] in FINAL:
-                raise LeaseLost(f"reading {self.session_id} is {current['status']} under epoch"
-                                f" {current['lease_epoch']}")
-            if self.scheduled and reason == "reader_no_show":
-                await scheduling.refund(conn, current, current["charged_cents"], "the reader did not come")
             if meter is not None:
                 refund = self._refund.cents if self._refund is not None else 0
                 await recovery.settle_reading(conn, session_id=self.session_id, epoch=self.lease.epoch,
@@ -494,15 +506,44 @@ class ReadingRuntime:
                                               metrics=self._metrics)
                 self._earned -= split(refund)[0]
             _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason, epoch=self.lease.epoch)
-            await set_reader_busy(conn, self.reader_id, False)
-            stored = [await self._store_notification(conn, user_id, "session-ended", {"session": session_json(row)})
-                      for user_id in (self.client_id, self.reader_id)]
-        self.row, self.status = row, State.ENDED
+            stored = await self._after_end(conn, row, "session-ended")
+        await self._ended(row, stored)
+
+    async def _settle_scheduled(self, ending: Ending) -> None:
+        """End a scheduled reading by its rules: the refund, the slot, the state, in one transaction."""
+        assert self._watch is not None
+        decided: Outcome = outcome(self._watch.booking, ending, self._watch.policy)
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await fetch(conn, self.session_id, lock=True)
+            if current["lease_epoch"] != self.lease.epoch or current["status"] in FINAL:
+                raise LeaseLost(f"reading {self.session_id} is {current['status']} under epoch"
+                                f" {current['lease_epoch']}")
+            refunded = await scheduling.carry_out(conn, current, decided)
+            cancel = decided.cancellation and current["status"] == State.ACCEPTED
+            event, actor = (Event.CANCEL, Actor.CLIENT) if cancel else (Event.END, Actor.SYSTEM)
+            sets = {"billable_seconds": math.ceil(self._watch.together_seconds(self._clock()))}
+            _, row = await apply(conn, self.session_id, event, actor, reason=decided.reason, sets=sets,
+                                 epoch=self.lease.epoch)
+            stored = await self._after_end(conn, row, "session-cancelled" if cancel else "session-ended")
+        log.info("scheduled reading ended", extra={**self._log, "reason": decided.reason, "refundedCents": refunded,
+                                                   "slotFreed": decided.free_slot})
+        await self._ended(row, stored)
+
+    async def _after_end(self, conn: asyncpg.Connection, row: asyncpg.Record,
+                         kind: str) -> list[tuple[str, dict[str, Any]]]:
+        await set_reader_busy(conn, self.reader_id, False)
+        return [await self._store_notification(conn, user_id, kind, {"session": session_json(row)})
+                for user_id in (self.client_id, self.reader_id)]
+
+    async def _ended(self, row: asyncpg.Record, stored: list[tuple[str, dict[str, Any]]]) -> None:
+        """After the end committed: tell everyone, then close the room."""
+        self.row, self.status = row, State(row["status"])
         log.info("reading ended", extra={**self._log, "reason": row["end_reason"],
                                          "billableSeconds": row["billable_seconds"],
                                          "chargedCents": row["charged_cents"]})
         self._send_all(self._end_message())
         self._deliver(stored)
+        self.status = State.ENDED  # cancelled is as final for the runtime
         for role in ROLES:
             self._outlets[role] = None
         await self._close_room()
@@ -520,8 +561,8 @@ class ReadingRuntime:
             if self.status is State.ACTIVE and self._meter is not None and not self._retry and not self._meter.ended:
                 await recovery.record_heartbeat(self._pool, self.session_id, self._meter.billable_seconds(now),
                                                 self._meter.minutes_charged, epoch=self.lease.epoch)
-            elif self.status is State.ACTIVE and self.scheduled:
-                await recovery.record_heartbeat(self._pool, self.session_id, now - (self._started_at or now), 0,
+            elif self.status is State.ACTIVE and self._watch is not None and self._watch.together():
+                await recovery.record_heartbeat(self._pool, self.session_id, self._watch.together_seconds(now), 0,
                                                 epoch=self.lease.epoch)
             released = await reading_leases.release(self._pool, self.lease)
         except LeaseLost:
@@ -566,12 +607,11 @@ class ReadingRuntime:
             "running": bool(meter and meter.running),
             "connected": {r.value: self._connected[r] for r in ROLES},
         }
-        if self.scheduled:
-            started = self._started_at
-            message["billableSeconds"] = int(now - started) if started is not None else 0
+        if self._watch is not None:
+            message["billableSeconds"] = int(self._watch.together_seconds(now))
             message["chargedCents"] = int(self.row["charged_cents"])
-            message["secondsLeft"] = math.floor(max(0.0, (self._ends_at or now) - now))
-            message["running"] = self.status is State.ACTIVE
+            message["secondsLeft"] = math.floor(self._watch.seconds_left(now))
+            message["running"] = self.status is State.ACTIVE and self._watch.together()
         if role is Actor.CLIENT:
             # The meter's view (last balance read, less the minutes it charged since) agrees with chargedCents.
             message["balanceCents"] = meter.balance_cents if meter is not None and not meter.ended else self._balance
@@ -600,6 +640,10 @@ class ReadingRuntime:
     @property
     def meter(self) -> Meter | None:
         return self._meter
+
+    @property
+    def watch(self) -> ScheduledWatch | None:
+        return self._watch
 
     def connected(self, role: Actor) -> bool:
         return self._connected[role]

@@ -1,7 +1,8 @@
 """Crash safety with real processes: a ``soulseer serve`` is killed (SIGKILL) or stopped (SIGTERM) in the middle
 of a reading; the next process adopts the reading once its lease has lapsed. If its parties re-join it goes on
-(the outage unbilled, no minute charged twice); if they do not, it ends and is settled exactly once (paid
-minutes stand and the unused part of the last one comes back)."""
+(the outage unbilled, no minute charged twice); if they do not, it ends and is settled exactly once by its
+rules (per minute: paid minutes stand and the unused part of the last one comes back; scheduled: refunded
+for what was not given)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 
-from billing import ledger
+from billing import ledger, slots
 from billing.meter import net_cents, prorated_refund
+from billing.scheduled_policy import Booking, not_given_refund
 from tests.api.reading_steps import Party, Signal, deposit, quick_user, session_row, wait_for
 from tests.api.test_reading_media import connect_media
 from tests.billing.invariants import assert_ledger_invariants
@@ -29,6 +32,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 600  # 10 cents a second, so a few seconds make a visible refund
 LEASE_SECONDS = 3
+PRICE = 1000  # a scheduled reading's flat price (15 or 30 minutes)
 
 
 def _free_port() -> int:
@@ -208,4 +212,92 @@ async def test_a_video_reading_goes_on_after_kill_9_when_its_parties_rejoin_and_
     keys = [r["key"] for r in await pool.fetch("SELECT key FROM ledger_transactions WHERE ref = $1", session_id)]
     assert sorted(keys) == [f"reading:{session_id}:minute:0", f"reading:{session_id}:refund"]
     assert await ledger.balance(pool, client.id) == 5_000 - row["charged_cents"]
+    await assert_ledger_invariants(pool)
+
+
+async def _scheduled(pool: asyncpg.Pool, reader: Party, client: Party, starts_in: timedelta, minutes: int) -> tuple[
+        str, datetime]:
+    """A chat reading booked and paid (``PRICE``) in the reader's slot starting ``starts_in`` from now; a start
+    in the past is booked as if just before it."""
+    for minutes_option in (15, 30, 45, 60):
+        await pool.execute(
+            f"INSERT INTO reader_rates (reader_id, chat_cents, flat_{minutes_option}_cents) VALUES ($1, 100, $2)"
+            f" ON CONFLICT (reader_id) DO UPDATE SET flat_{minutes_option}_cents = $2", reader.id, PRICE)
+    starts_at = (datetime.now(UTC) + starts_in).replace(microsecond=0)
+    slot = await slots.publish_slot(pool, reader_id=reader.id, starts_at=starts_at, minutes=minutes)
+    session, _ = await slots.book_slot(pool, slot_id=slot.id, client_id=client.id, session_type="chat",
+                                       now=min(datetime.now(UTC), starts_at - timedelta(minutes=1)))
+    return str(session["id"]), starts_at
+
+
+async def test_a_scheduled_reading_killed_before_its_start_resumes_when_its_parties_rejoin(
+        database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
+    # The issue's repro: kill -9 a little into a 15-minute reading under way 6 minutes before its booked
+    # start. Before, the next process ended it server_restart, kept all 1000 cents and left the slot booked.
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    reader = await quick_user(pool, "reader")
+    client = await quick_user(pool, "client")
+    await deposit(pool, client.id, 5_000)
+    session_id, _ = await _scheduled(pool, reader, client, timedelta(minutes=6), 15)
+    with serve(database_url, port, log) as first:
+        await _ready(base)
+        async with aiohttp.ClientSession(base_url=base) as http:
+            sockets = await _join(http, session_id, {"client": client, "reader": reader})
+            await sockets["client"].expect("start-session", timeout=10)
+            await sockets["client"].expect("session-state", timeout=10, billableSeconds=2)
+            _kill(first, signal.SIGKILL)
+    with serve(database_url, port, log):
+        await _ready(base)
+        async with aiohttp.ClientSession(base_url=base) as http:
+            sockets = await _join(http, session_id, {"client": client, "reader": reader})
+            state = await sockets["client"].expect("session-state", running=True, timeout=10)
+            assert state["status"] == "active" and state["chargedCents"] == PRICE
+            row = await session_row(pool, session_id)
+            assert (row["status"], row["lease_epoch"]) == ("active", 2)
+            assert await pool.fetchval("SELECT count(*) FROM reader_slots WHERE session_id = $1", session_id) == 1
+            await sockets["client"].send("chat-message", text="still here")
+            assert (await sockets["reader"].expect("chat-message"))["text"] == "still here"
+            # It is the reading as booked: the reader ending it before its start refunds everything.
+            resp = await http.post(f"/api/webrtc/session/{session_id}/end", headers=reader.headers)
+            assert (await resp.json())["session"]["endReason"] == "ended_by_reader"
+    row = await session_row(pool, session_id)
+    assert (row["status"], row["charged_cents"], row["refunded_cents"]) == ("ended", 0, PRICE)
+    assert await pool.fetchval("SELECT count(*) FROM reader_slots WHERE session_id = $1", session_id) == 0
+    assert await ledger.balance(pool, client.id) == 5_000
+    await assert_ledger_invariants(pool)
+
+
+async def test_a_scheduled_reading_stopped_by_sigterm_whose_parties_do_not_return_is_refunded_what_was_not_given(
+        database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
+    # The issue's other repro: SIGTERM 13 s into a 30-minute reading. Before: ended, 1000 cents kept.
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    reader = await quick_user(pool, "reader")
+    client = await quick_user(pool, "client")
+    await deposit(pool, client.id, 5_000)
+    session_id, starts_at = await _scheduled(pool, reader, client, -timedelta(seconds=30), 30)
+    with serve(database_url, port, log) as first:
+        await _ready(base)
+        async with aiohttp.ClientSession(base_url=base) as http:
+            sockets = await _join(http, session_id, {"client": client, "reader": reader})
+            await sockets["client"].expect("start-session", timeout=10)
+            await sockets["client"].expect("session-state", timeout=20, billableSeconds=13)
+            _kill(first, signal.SIGTERM)
+    handed = await session_row(pool, session_id)
+    assert handed["status"] == "active"  # handed over, not ended
+    with serve(database_url, port, log, grace=3):
+        await _ready(base)
+
+        async def ended() -> bool:
+            return (await session_row(pool, session_id))["status"] == "ended"
+
+        await wait_for(ended, timeout=30, interval=0.2)
+    row = await session_row(pool, session_id)
+    refund = not_given_refund(Booking(PRICE, starts_at, 30), handed["meter_heartbeat_at"])
+    assert row["end_reason"] == "server_restart" and refund >= PRICE * 28 // 30
+    assert (row["refunded_cents"], row["charged_cents"]) == (refund, PRICE - refund)
+    assert await ledger.balance(pool, client.id) == 5_000 - PRICE + refund
     await assert_ledger_invariants(pool)
