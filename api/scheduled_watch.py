@@ -18,6 +18,7 @@ from billing.scheduled_policy import (
     Why,
     away_deadline,
     no_show_deadline,
+    no_show_party,
 )
 
 
@@ -93,7 +94,8 @@ class ScheduledWatch:
                 return None
             if self.resumed and not self._back:
                 return Ending(Why.RESTART, self.wall(now))
-            missed = Party.CLIENT if self._seen[Party.READER] is not None else Party.READER
+            seen = {p: now if self._present[p] else self._seen[p] for p in Party}
+            missed = no_show_party(self._wall_or_none(seen[Party.READER]), self._wall_or_none(seen[Party.CLIENT]))
             return Ending(Why.NO_SHOW, self.wall(now), party=missed)
         if now >= self.ends_at:
             if self.resumed and not self._back:

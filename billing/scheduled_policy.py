@@ -16,6 +16,10 @@ REST end and cancel, recovery after a restart) asks :func:`outcome` and carries 
   booked time ran out meanwhile): refunded like the reader's end at the moment it stopped being given:
   everything when it had not been given since the start, else the minutes not given.
 - **Its booked end** (``time_up``): nothing back.
+
+Who missed a reading the two were never connected to together (:func:`no_show_party`): at the deadline,
+the one seen last (or still there) waited for the other. A reader never seen, or gone before the client
+was last seen, missed it.
 """
 
 from __future__ import annotations
@@ -121,6 +125,16 @@ def outcome(booking: Booking, ending: Ending, policy: Policy) -> Outcome:
         return Outcome("reader_no_show", booking.price_cents, free_slot=True)
     refund = booking.price_cents if at < booking.starts_at else not_given_refund(booking, ending.given_until)
     return Outcome("ended_by_reader" if why is Why.ENDED else "grace_expired", refund, free_slot=True)
+
+
+def no_show_party(reader_seen: datetime | None, client_seen: datetime | None) -> Party:
+    """Who missed a reading the two were never connected to together, from when each was last connected
+    (the deadline itself for one still connected; None: never)."""
+    if reader_seen is None:
+        return Party.READER
+    if client_seen is None:
+        return Party.CLIENT
+    return Party.CLIENT if reader_seen > client_seen else Party.READER
 
 
 def no_show_deadline(booking: Booking, policy: Policy, *, resumed_at: datetime | None = None) -> datetime:

@@ -1,5 +1,5 @@
 """The watch over a running scheduled reading, on a clock the test moves: presence, time together, and what
-ends it (a no-show, a party away, a restart nobody came back from, the booked end)."""
+ends it (no-show by who was there last, a party away, a restart nobody came back from, the booked end)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,16 @@ T0 = 1000.0  # the monotonic clock at the booked start
 def watch(*, at: float = T0 - 600, **kw: object) -> ScheduledWatch:
     """A watch made ``T0 - at`` seconds before the start (10 minutes by default)."""
     return ScheduledWatch(BOOKING, POLICY, now=at, wall=START + timedelta(seconds=at - T0), **kw)  # type: ignore[arg-type]
+
+
+def test_a_reader_who_joined_early_for_two_seconds_and_left_is_the_no_show() -> None:
+    # The hardening issue: the reader joins 5 minutes early for 2 s and leaves; the client joins and stays.
+    w = watch()
+    w.presence(Party.READER, True, T0 - 300)
+    w.presence(Party.READER, False, T0 - 298)
+    w.presence(Party.CLIENT, True, T0 - 60)
+    assert w.due(T0 + 599) is None
+    assert w.due(T0 + 600) == Ending(Why.NO_SHOW, START + timedelta(seconds=600), party=Party.READER)
 
 
 def test_a_reader_who_waited_for_a_client_who_never_came_makes_it_the_clients_no_show() -> None:

@@ -246,6 +246,33 @@ async def test_a_reader_who_leaves_a_reading_under_way_for_good_refunds_the_minu
         await assert_ledger_invariants(pool)
 
 
+async def test_a_reader_who_only_came_early_for_a_moment_is_the_no_show_and_the_client_gets_everything_back(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    # The hardening issue: the reader joined 5 minutes early for 2 s and left; the client joined and stayed;
+    # at the no-show deadline that was `client_no_show` and the client kept paying. They were never
+    # connected together: it is the reader's no-show.
+    clock = ManualClock()
+    async with running_app(settings, clock=clock, schedule_early_join_seconds=3600, reader_no_show_seconds=300) as http:
+        reader, customer = await reader_and_client(http, pool)
+        starts_at = await _slot(pool, reader, timedelta(minutes=5))
+        session_id = (await _book(http, customer, reader, starts_at, session_type="chat"))["session"]["id"]
+        reader_ws = await Signal.open(http, reader)
+        await reader_ws.join(session_id)
+        await reader_ws.expect("session-state", connected={"client": False, "reader": True})
+        clock.advance(2)
+        await reader_ws.close()
+        client_ws = await Signal.open(http, customer)
+        await client_ws.join(session_id)
+        await client_ws.expect("session-state", connected={"client": True, "reader": False})
+        clock.advance(5 * 60 + 300)
+        http.app[LIVE_READINGS].wake()
+        end = await client_ws.expect("end-session")
+        assert end["reason"] == "reader_no_show" and end["session"]["chargedCents"] == 0
+        assert await ledger.balance(pool, customer.id) == 10_000
+        assert await pool.fetchval("SELECT count(*) FROM reader_slots WHERE session_id = $1", session_id) == 0
+        await assert_ledger_invariants(pool)
+
+
 async def test_a_client_who_never_came_while_the_reader_waited_is_the_no_show(
         settings: Settings, pool: asyncpg.Pool) -> None:
     clock = ManualClock()

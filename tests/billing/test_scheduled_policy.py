@@ -21,6 +21,7 @@ from billing.scheduled_policy import (
     away_deadline,
     cancellation_refund,
     no_show_deadline,
+    no_show_party,
     not_given_refund,
     outcome,
 )
@@ -122,6 +123,20 @@ def test_a_restart_it_could_not_resume_from_refunds_what_was_not_given() -> None
 def test_an_ending_about_a_party_needs_the_party() -> None:
     with pytest.raises(ValueError, match="party"):
         outcome(BOOKING, Ending(Why.NO_SHOW, START), POLICY)
+
+
+@pytest.mark.parametrize(("reader_seen", "client_seen", "missed"), [
+    (None, None, Party.READER),  # nobody came: the reader missed it
+    (None, START, Party.READER),  # the client waited, the reader never came
+    (START, None, Party.CLIENT),  # the reader waited, the client never came
+    # The hardening issue: the reader came 5 minutes early for 2 s; the client joined and stayed.
+    (START - 5 * MIN + timedelta(seconds=2), START + 10 * MIN, Party.READER),
+    (START + 10 * MIN, START - 5 * MIN, Party.CLIENT),  # the client left early; the reader stayed
+    (START + 3 * MIN, START + 3 * MIN, Party.READER),  # a tie is the reader's to answer for
+])
+def test_the_party_seen_last_waited_and_the_other_missed_it(reader_seen: datetime | None,
+                                                             client_seen: datetime | None, missed: Party) -> None:
+    assert no_show_party(reader_seen, client_seen) is missed
 
 
 def test_the_no_show_deadline_is_the_window_after_the_start_and_a_resumed_reading_gets_the_grace() -> None:
