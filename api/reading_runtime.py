@@ -518,7 +518,7 @@ class ReadingRuntime:
             if current["lease_epoch"] != self.lease.epoch or current["status"] in FINAL:
                 raise LeaseLost(f"reading {self.session_id} is {current['status']} under epoch"
                                 f" {current['lease_epoch']}")
-            refunded = await scheduling.carry_out(conn, current, decided)
+            refunded = await scheduling.carry_out(conn, current, decided, self._metrics)
             cancel = decided.cancellation and current["status"] == State.ACCEPTED
             event, actor = (Event.CANCEL, Actor.CLIENT) if cancel else (Event.END, Actor.SYSTEM)
             sets = {"billable_seconds": math.ceil(self._watch.together_seconds(self._clock()))}

@@ -20,10 +20,11 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications
-from api.appkeys import DATABASE
+from api.appkeys import BILLING_METRICS, DATABASE
 from api.errors import Conflict, Invalid, NotFound
 from api.reading_store import fetch, session_json
 from billing import scheduled, slots
+from billing.metrics import BillingMetrics
 from billing.scheduled_policy import Booking, Outcome, Policy
 from config import Settings
 
@@ -69,9 +70,10 @@ def check_join_window(settings: Settings, row: asyncpg.Record, now: datetime | N
 
 
 async def book(app: web.Application, client_id: str, reader_id: str, session_type: str, starts_at: datetime,
-               minutes: int) -> tuple[asyncpg.Record, list[tuple[str, dict[str, Any]]]]:
-    """Book the reader's open slot at ``starts_at`` of ``minutes`` and pay its flat price, atomically
-    (billing's :func:`billing.slots.book_slot`); returns (reading, notifications to deliver)."""
+               minutes: int, *, expected_cents: int) -> tuple[asyncpg.Record, list[tuple[str, dict[str, Any]]]]:
+    """Book the reader's open slot at ``starts_at`` of ``minutes`` and pay its flat price, which must be
+    ``expected_cents`` (the price the client was shown), atomically (billing's :func:`billing.slots.book_slot`);
+    returns (reading, notifications to deliver)."""
     async with app[DATABASE].pool.acquire() as conn, conn.transaction():
         reader = await conn.fetchval("SELECT role FROM users WHERE id = $1", reader_id)
         if reader != "reader":
@@ -82,19 +84,21 @@ async def book(app: web.Application, client_id: str, reader_id: str, session_typ
         if slot_id is None:
             raise Conflict("the reader has no open slot at that time and length", code="slot_not_found",
                            field="startsAt")
-        session, _ = await slots.book_slot(conn, slot_id=str(slot_id), client_id=client_id,
-                                           session_type=session_type)
+        session, txn = await slots.book_slot(conn, slot_id=str(slot_id), client_id=client_id,
+                                             session_type=session_type, expected_cents=expected_cents)
         row = await fetch(conn, str(session["id"]))
         stored = [await notifications.store(conn, reader_id, "session-booked", {"session": session_json(row)})]
+    app[BILLING_METRICS].recorded(txn)
     log.info("reading booked", extra={"sessionId": str(row["id"]), "userId": client_id, "readerId": reader_id,
                                       "priceCents": row["charged_cents"], "startsAt": starts_at.isoformat()})
     return row, stored
 
 
-async def carry_out(conn: asyncpg.Connection, row: asyncpg.Record, outcome: Outcome) -> int:
+async def carry_out(conn: asyncpg.Connection, row: asyncpg.Record, outcome: Outcome,
+                    metrics: BillingMetrics | None = None) -> int:
     """Do what the rules decided for a scheduled reading's end: give the refund back (billing, once per
     reading) and open the reader's slot again when they say so; in the caller's transaction, on a row it
-    has locked. Returns the cents given back."""
+    has locked (``metrics`` counts the refund once the ledger wrote it). Returns the cents given back."""
     session_id = str(row["id"])
     if outcome.free_slot:
         await slots.release_slot(conn, session_id=session_id)
@@ -102,6 +106,8 @@ async def carry_out(conn: asyncpg.Connection, row: asyncpg.Record, outcome: Outc
         return 0
     txn = await scheduled.refund_scheduled(conn, session_id=session_id, cents=outcome.refund_cents,
                                            reason=outcome.reason)
+    if metrics is not None:
+        metrics.recorded(txn)
     if not txn.replayed:
         await conn.execute("UPDATE rtc_sessions SET refunded_cents = refunded_cents + $2 WHERE id = $1",
                            session_id, txn.amount_cents)

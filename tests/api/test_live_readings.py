@@ -115,8 +115,9 @@ async def _booked(http: TestClient, pool: asyncpg.Pool, starts_in: timedelta, mi
         "15": PRICE_15, "30": 4500, "45": 6000, "60": 7500}})
     starts_at = (datetime.now(UTC) + starts_in).replace(microsecond=0)
     slot = await slots.publish_slot(pool, reader_id=reader.id, starts_at=starts_at, minutes=minutes)
+    booked_at = min(datetime.now(UTC), starts_at - timedelta(minutes=1))
     session, _ = await slots.book_slot(pool, slot_id=slot.id, client_id=client.id, session_type="chat",
-                                       now=min(datetime.now(UTC), starts_at - timedelta(minutes=1)))
+                                       expected_cents=PRICE_15, now=booked_at)
     return str(session["id"]), client, reader, starts_at
 
 

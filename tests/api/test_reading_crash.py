@@ -78,7 +78,7 @@ async def _video_reading(http: aiohttp.ClientSession, reader: Party, client: Par
     await http.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": RATE})
     await http.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
     resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
-                           json={"readerId": reader.id, "sessionType": "video"})
+                           json={"readerId": reader.id, "sessionType": "video", "expectedCents": RATE})
     session_id = str((await resp.json())["session"]["id"])
     assert (await http.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)).status == 200
     return session_id
@@ -225,8 +225,9 @@ async def _scheduled(pool: asyncpg.Pool, reader: Party, client: Party, starts_in
             f" ON CONFLICT (reader_id) DO UPDATE SET flat_{minutes_option}_cents = $2", reader.id, PRICE)
     starts_at = (datetime.now(UTC) + starts_in).replace(microsecond=0)
     slot = await slots.publish_slot(pool, reader_id=reader.id, starts_at=starts_at, minutes=minutes)
+    booked_at = min(datetime.now(UTC), starts_at - timedelta(minutes=1))
     session, _ = await slots.book_slot(pool, slot_id=slot.id, client_id=client.id, session_type="chat",
-                                       now=min(datetime.now(UTC), starts_at - timedelta(minutes=1)))
+                                       expected_cents=PRICE, now=booked_at)
     return str(session["id"]), starts_at
 
 
