@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -29,7 +30,7 @@ from api import (
     wallet,
     webhooks,
 )
-from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, REGISTRY, RELAY, SETTINGS, STRIPE
+from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, NODE_ID, REGISTRY, RELAY, SETTINGS, STRIPE
 from api.database import Database
 from api.http_metrics import HttpMetrics
 from api.live_readings import LIVE_READINGS, LiveReadings
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     registry = CollectorRegistry()
     app[SETTINGS] = settings
+    app[NODE_ID] = str(uuid.uuid4())
     app[REGISTRY] = registry
     app[HTTP_METRICS] = HttpMetrics(registry)
     app[DATABASE] = Database(settings)

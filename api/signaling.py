@@ -289,6 +289,8 @@ def _joined(socket: SignalingSocket) -> tuple[ReadingRuntime, Actor, str]:
     runtime, role, session_id = socket.runtime, socket.role, socket.session_id
     if runtime is None or role is None or session_id is None:
         raise SignalingError("not_joined", "join a session first")
+    if runtime.lost:
+        raise SignalingError("reading_moved", "this reading is now run by another server; join it again")
     if runtime.finished.is_set() or runtime.status is State.ENDED:
         raise SignalingError("reading_closed", "the reading has ended")
     return runtime, role, session_id
@@ -327,7 +329,9 @@ async def on_join(socket: SignalingSocket, message: dict[str, Any]) -> None:
         from api import scheduling
 
         scheduling.check_join_window(app[SETTINGS], row)
-    runtime = await app[LIVE_READINGS].ensure(row)
+    live = app[LIVE_READINGS]
+    # A reading whose owner stopped (a restart, a failed node) is adopted here once its lease lapses.
+    runtime = await live.run(session_id, wait=live.lease_seconds + 1)
     if runtime is None:
         raise SignalingError("unavailable", "this session is not running on this server")
     if socket.session_id is not None and socket.session_id != session_id:
