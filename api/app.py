@@ -12,11 +12,8 @@ from api import (
     auth_routes,
     gifting,
     gifts,
-    health,
     messages,
-    middleware,
     notifications,
-    openapi,
     pages,
     profiles,
     readers,
@@ -30,11 +27,12 @@ from api import (
     wallet,
     webhooks,
 )
-from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, NODE_ID, REGISTRY, RELAY, SETTINGS, STRIPE
-from api.database import Database
-from api.http_metrics import HttpMetrics
+from api.core import health, middleware, openapi
+from api.core.database import Database
+from api.core.http_metrics import HttpMetrics
+from api.core.keys import BILLING_METRICS, DATABASE, HTTP_METRICS, NODE_ID, REGISTRY, RELAY, SETTINGS, STRIPE
+from api.core.migrations import migrate
 from api.live_readings import LIVE_READINGS, LiveReadings
-from api.migrations import migrate
 from api.turn import relay_ice_servers
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway

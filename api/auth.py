@@ -12,8 +12,8 @@ from datetime import timedelta
 import asyncpg
 from aiohttp import web
 
-from api.appkeys import DATABASE
-from api.errors import Forbidden, Unauthorized
+from api.core.errors import Forbidden, Unauthorized
+from api.core.keys import DATABASE
 
 COOKIE = "soulseer_session"
 CSRF_HEADER = "X-CSRF-Token"

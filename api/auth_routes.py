@@ -7,8 +7,6 @@ import logging
 import asyncpg
 from aiohttp import web
 
-from api import validation as v
-from api.appkeys import DATABASE, LOGIN_THROTTLE, PASSWORDS, REGISTRATION_LIMITER, SETTINGS
 from api.auth import (
     COOKIE,
     LOGOUT_LISTENERS,
@@ -18,11 +16,13 @@ from api.auth import (
     start_login,
     user_from_row,
 )
-from api.client_address import client_address
-from api.errors import Conflict, TooManyRequests, Unauthorized, Unavailable
+from api.core import validation as v
+from api.core.client_address import client_address
+from api.core.errors import Conflict, TooManyRequests, Unauthorized, Unavailable
+from api.core.keys import DATABASE, LOGIN_THROTTLE, PASSWORDS, REGISTRATION_LIMITER, SETTINGS
+from api.core.ratelimit import RateLimiter
 from api.login_throttle import FAMILIAR_DAYS, LoginThrottle
 from api.passwords import PasswordWork
-from api.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 

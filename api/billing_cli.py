@@ -31,7 +31,7 @@ def _credit(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
     from api.cli import _with_database
-    from api.database import Database
+    from api.core.database import Database
     from billing import ledger
     from billing.errors import BillingError
 

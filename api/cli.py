@@ -14,9 +14,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from api import billing_cli, logs
-from api.database import Database
-from api.migrations import migrate
+from api import billing_cli
+from api.core import logs
+from api.core.database import Database
+from api.core.migrations import migrate
 from config import Settings, SettingsError, load_settings
 
 log = logging.getLogger("soulseer")
@@ -58,7 +59,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
     from api.auth_routes import create_user
-    from api.errors import ApiError
+    from api.core.errors import ApiError
     from api.passwords import hash_password
 
     password = os.environ.get("SOULSEER_ADMIN_PASSWORD") or getpass.getpass("Password for the admin: ")

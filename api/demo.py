@@ -16,9 +16,9 @@ import asyncpg
 from aiohttp import web
 
 from api import profiles
-from api.appkeys import DATABASE
 from api.auth_routes import create_user
-from api.errors import Conflict
+from api.core.errors import Conflict
+from api.core.keys import DATABASE
 from api.passwords import hash_password
 from billing import ledger
 from billing.metrics import BillingMetrics
@@ -117,7 +117,7 @@ def install(app: web.Application, announce: Callable[[str], None]) -> None:
     """Seed the demo accounts once the database is open (after create_app's own start-up)."""
 
     async def on_startup(app: web.Application) -> None:
-        from api.appkeys import BILLING_METRICS, SETTINGS
+        from api.core.keys import BILLING_METRICS, SETTINGS
 
         logins = await seed(app[DATABASE].pool, app[BILLING_METRICS])
         announce(banner(logins, app[SETTINGS].public_url))

@@ -31,8 +31,8 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications, reading_leases, scheduling
-from api.appkeys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
-from api.errors import Conflict
+from api.core.errors import Conflict
+from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
 from api.reading_chat import ReadingChat
 from api.reading_runtime import DB_ERRORS, ReadingRuntime
 from api.reading_states import FINAL, Actor, Event, State

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.ratelimit import RateLimiter
+from api.core.ratelimit import RateLimiter
 
 # A successful login from an address within this many days makes the account familiar with it.
 FAMILIAR_DAYS = 90

@@ -14,13 +14,13 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications, page_format
-from api import validation as v
-from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
 from api.auth import User, require
-from api.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
+from api.core import validation as v
+from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
+from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
+from api.core.openapi import operation
+from api.core.ratelimit import RateLimiter
 from api.message_refunds import answers
-from api.openapi import operation
-from api.ratelimit import RateLimiter
 from billing import ledger
 from billing.errors import InsufficientFunds
 from billing.prices import confirm_price

@@ -14,11 +14,11 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import validation as v
-from api.appkeys import DATABASE
 from api.auth import require
-from api.errors import NotFound
-from api.openapi import operation
+from api.core import validation as v
+from api.core.errors import NotFound
+from api.core.keys import DATABASE
+from api.core.openapi import operation
 from api.presence import Presence
 from api.reading_store import iso
 

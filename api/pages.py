@@ -1,7 +1,7 @@
 """Server-rendered pages (web/templates) and the static files behind them (web/static).
 
 Pages read the same tables the REST API owns and hand what the browser module needs to it in one
-``<script type="application/json" id="page-data">`` block (never inline script: see :mod:`api.csp`). Pages
+``<script type="application/json" id="page-data">`` block (never inline script: see :mod:`api.core.csp`). Pages
 need the cookie login: a visitor without one is sent to ``/login?next=<the page>``; a signed-in user of the
 other role is sent to their own home. The CSRF token of the login is rendered into a ``<meta>`` tag for the
 module to send back as ``X-CSRF-Token``.
@@ -21,12 +21,13 @@ import jinja2
 from aiohttp import web
 
 import web as web_package
-from api import csp, page_format, profiles, reading_store
-from api.appkeys import DATABASE, SETTINGS
+from api import page_format, profiles, reading_store
 from api.auth import AuthContext, authenticate
-from api.errors import NotFound
+from api.core import csp
+from api.core.errors import NotFound
+from api.core.keys import DATABASE, SETTINGS
+from api.core.validation import path_uuid
 from api.reading_states import Actor
-from api.validation import path_uuid
 
 log = logging.getLogger(__name__)
 

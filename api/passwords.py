@@ -18,7 +18,7 @@ from typing import TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from api.errors import Unavailable
+from api.core.errors import Unavailable
 
 log = logging.getLogger(__name__)
 _HASHER = PasswordHasher()

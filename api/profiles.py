@@ -13,11 +13,11 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import validation as v
-from api.appkeys import DATABASE
 from api.auth import require
-from api.errors import Invalid
-from api.openapi import operation
+from api.core import validation as v
+from api.core.errors import Invalid
+from api.core.keys import DATABASE
+from api.core.openapi import operation
 
 log = logging.getLogger(__name__)
 

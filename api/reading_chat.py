@@ -17,9 +17,9 @@ from typing import Any
 
 from aiohttp import web
 
-from api.appkeys import DATABASE, SETTINGS
-from api.errors import ApiError, Conflict, Invalid, TooManyRequests
-from api.ratelimit import RateLimiter
+from api.core.errors import ApiError, Conflict, Invalid, TooManyRequests
+from api.core.keys import DATABASE, SETTINGS
+from api.core.ratelimit import RateLimiter
 from api.reading_runtime import ReadingRuntime, participant_id
 from api.reading_states import Actor, State
 from api.reading_store import iso

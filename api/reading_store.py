@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from api.errors import Conflict, Forbidden, NotFound
+from api.core.errors import Conflict, Forbidden, NotFound
 from api.reading_leases import fence_out
 from api.reading_states import Actor, Event, IllegalTransition, State, transition
 from billing.errors import LeaseLost

@@ -15,12 +15,12 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications, scheduling
-from api import validation as v
-from api.appkeys import DATABASE, SETTINGS
 from api.auth import require
-from api.errors import ApiError, Conflict, Invalid, NotFound
+from api.core import validation as v
+from api.core.errors import ApiError, Conflict, Invalid, NotFound
+from api.core.keys import DATABASE, SETTINGS
+from api.core.openapi import operation
 from api.live_readings import LIVE_READINGS
-from api.openapi import operation
 from api.readers import history_filters, rate_for
 from api.reading_states import Actor, Event, State
 from api.reading_store import apply as apply_event

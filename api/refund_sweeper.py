@@ -18,7 +18,7 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications
-from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
+from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from api.message_refunds import refund_due
 from billing import ledger
 from billing.metrics import BillingMetrics

@@ -20,8 +20,8 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications
-from api.appkeys import BILLING_METRICS, DATABASE
-from api.errors import Conflict, Invalid, NotFound
+from api.core.errors import Conflict, Invalid, NotFound
+from api.core.keys import BILLING_METRICS, DATABASE
 from api.reading_store import fetch, session_json
 from billing import scheduled, slots
 from billing.metrics import BillingMetrics

@@ -27,20 +27,20 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from api.appkeys import DATABASE, SETTINGS
 from api.auth import LOGOUT_LISTENERS, AuthContext, User, authenticate, credentials, resolve
-from api.caps import Holdings
-from api.client_address import client_address
-from api.errors import ApiError, Forbidden, Unauthorized
+from api.core.caps import Holdings
+from api.core.client_address import client_address
+from api.core.errors import ApiError, Forbidden, Unauthorized
+from api.core.keys import DATABASE, SETTINGS
+from api.core.ratelimit import RateLimiter
+from api.core.validation import parse_json
 from api.live_readings import LIVE_READINGS
 from api.notifications import PRESENCE
 from api.presence import Presence
-from api.ratelimit import RateLimiter
 from api.reading_runtime import ReadingRuntime, participant_id
 from api.reading_states import Actor, State
 from api.reading_store import fetch_for, session_json
 from api.turn import ice_servers_for
-from api.validation import parse_json
 from billing.errors import BillingError
 from relay import RelayError
 from relay.sdp import MAX_SDP_CHARS

@@ -8,12 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from api.appkeys import BILLING_METRICS, DATABASE
 from api.auth import require
-from api.errors import Invalid
-from api.openapi import operation
+from api.core.errors import Invalid
+from api.core.keys import BILLING_METRICS, DATABASE
+from api.core.openapi import operation
+from api.core.validation import cents, choice, integer, path_uuid, read_json, text
 from api.reading_store import fetch, iso, session_json
-from api.validation import cents, choice, integer, path_uuid, read_json, text
 from billing import slots
 from billing.slots import Slot
 

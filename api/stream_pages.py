@@ -12,14 +12,14 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api.appkeys import DATABASE, SETTINGS
-from api.errors import NotFound
+from api.core.errors import NotFound
+from api.core.keys import DATABASE, SETTINGS
+from api.core.validation import path_uuid
 from api.gifts import BUILTIN_ICONS
 from api.messages import MAX_BODY_CHARS
 from api.pages import _page_auth, _render
 from api.stream_signaling import MAX_CHAT_CHARS
 from api.streams import STREAM_HUB, fetch_stream, leaderboard, stream_json
-from api.validation import path_uuid
 
 
 def gift_view(row: asyncpg.Record) -> dict[str, Any]:

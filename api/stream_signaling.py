@@ -24,11 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
-from api.appkeys import DATABASE, RELAY, SETTINGS
 from api.audience import AudienceFull
-from api.caps import Holdings
-from api.errors import NotFound
-from api.ratelimit import RateLimiter
+from api.core.caps import Holdings
+from api.core.errors import NotFound
+from api.core.keys import DATABASE, RELAY, SETTINGS
+from api.core.ratelimit import RateLimiter
 from api.signaling import MAX_SDP_BYTES, STREAM_HANDLER, SignalingError, SignalingSocket
 from api.stream_hub import StreamHub
 from api.streams import STREAM_HUB, fetch_stream, finish_stream, stream_json

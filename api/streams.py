@@ -8,12 +8,12 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import validation as v
-from api.appkeys import DATABASE, SETTINGS
 from api.auth import require
-from api.errors import Conflict, Forbidden, NotFound
+from api.core import validation as v
+from api.core.errors import Conflict, Forbidden, NotFound
+from api.core.keys import DATABASE, SETTINGS
+from api.core.openapi import operation
 from api.leaderboard import Gifter, Leaderboard
-from api.openapi import operation
 from api.stream_hub import StreamHub
 
 log = logging.getLogger(__name__)

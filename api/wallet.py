@@ -6,13 +6,13 @@ import logging
 
 from aiohttp import web
 
-from api.appkeys import DATABASE, SETTINGS, STRIPE
 from api.auth import require
-from api.client_address import client_address
-from api.errors import TooManyRequests
-from api.openapi import operation
-from api.ratelimit import UserAndAddressLimiter
-from api.validation import cents, query_int, read_json
+from api.core.client_address import client_address
+from api.core.errors import TooManyRequests
+from api.core.keys import DATABASE, SETTINGS, STRIPE
+from api.core.openapi import operation
+from api.core.ratelimit import UserAndAddressLimiter
+from api.core.validation import cents, query_int, read_json
 from billing import ledger
 from billing.stripe_events import record_checkout
 

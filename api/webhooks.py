@@ -6,8 +6,8 @@ import logging
 
 from aiohttp import web
 
-from api.appkeys import BILLING_METRICS, DATABASE, STRIPE
-from api.openapi import operation
+from api.core.keys import BILLING_METRICS, DATABASE, STRIPE
+from api.core.openapi import operation
 from billing.errors import PaymentsUnavailable, WebhookRejected
 from billing.stripe_events import handle_event
 

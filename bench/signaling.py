@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.auth import start_login  # noqa: E402
-from api.migrations import migrate  # noqa: E402
+from api.core.migrations import migrate  # noqa: E402
 from billing import ledger  # noqa: E402
 
 

@@ -17,9 +17,9 @@ import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from api.appkeys import RELAY
 from api.auth import start_login
 from api.auth_routes import insert_account
+from api.core.keys import RELAY
 from api.live_readings import LIVE_READINGS, LiveReadings
 from billing import ledger
 from config import Settings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.caps import Holdings
-from api.errors import TooManyRequests
+from api.core.caps import Holdings
+from api.core.errors import TooManyRequests
 
 
 def test_a_user_and_an_address_each_have_their_own_ceiling() -> None:

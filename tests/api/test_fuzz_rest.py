@@ -21,8 +21,8 @@ from aiohttp.test_utils import TestClient
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from api.appkeys import DATABASE
 from api.auth import start_login
+from api.core.keys import DATABASE
 from config import Settings
 from tests.api.accounts import quick_user
 from tests.api.fuzzing import announce, fuzz, huge_int_text, json_values, nested, odd_numbers, odd_text

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from api.appkeys import SETTINGS
+from api.core.keys import SETTINGS
 from billing import ledger
 from billing.split import split
 from tests.api.accounts import quick_user

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from api.migrations import available, migrate
+from api.core.migrations import available, migrate
 
 
 async def test_migrations_are_ordered_and_idempotent(pool: asyncpg.Pool) -> None:

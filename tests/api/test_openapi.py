@@ -6,7 +6,7 @@ import re
 
 from aiohttp.test_utils import TestClient
 
-from api.openapi import document
+from api.core.openapi import document
 
 
 def _router_operations(client: TestClient) -> set[tuple[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api.errors import Invalid
+from api.core.errors import Invalid
 from api.profiles import EMPTY, parse, specialties
 from tests.api.helpers import bearer_user
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.ratelimit import RateLimiter, UserAndAddressLimiter
+from api.core.ratelimit import RateLimiter, UserAndAddressLimiter
 
 
 class Clock:

@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from api import reading_leases
-from api.errors import Conflict
+from api.core.errors import Conflict
 from api.live_readings import LIVE_READINGS
 from api.reading_states import Actor, Event
 from api.reading_store import apply

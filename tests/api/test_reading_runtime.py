@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from api.appkeys import REGISTRY
+from api.core.keys import REGISTRY
 from api.live_readings import LIVE_READINGS
 from billing import ledger
 from billing.meter import net_cents

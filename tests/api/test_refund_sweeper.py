@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from api.database import _init
+from api.core.database import _init
 from api.refund_sweeper import REFUND_SWEEPER, sweep
 from billing import ledger
 from config import Settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from api.appkeys import RELAY
+from api.core.keys import RELAY
 from api.signaling import SOCKETS
 from api.stream_signaling import STREAM_SIGNALING
 from config import Settings

@@ -36,7 +36,7 @@ def test_cancelling_a_day_ahead_refunds_everything_and_later_the_late_share() ->
 
 @pytest.mark.parametrize("raw", ["2030-01-02T12:00:00", "tomorrow", 12, None, "2030-13-01T00:00:00Z"])
 def test_a_start_time_needs_a_valid_iso_time_with_a_zone(raw: object) -> None:
-    from api.errors import Invalid
+    from api.core.errors import Invalid
 
     with pytest.raises(Invalid):
         parse_start(raw)

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from api.appkeys import SETTINGS
+from api.core.keys import SETTINGS
 from billing import ledger
 from config import Settings
 from tests.api.accounts import quick_user

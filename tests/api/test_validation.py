@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api.errors import ApiError
-from api.validation import MAX_JSON_DEPTH, parse_json
+from api.core.errors import ApiError
+from api.core.validation import MAX_JSON_DEPTH, parse_json
 from config import Settings
 from tests.api.accounts import quick_user
 from tests.api.reading_steps import Signal, running_app

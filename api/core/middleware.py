@@ -10,9 +10,9 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api import logs
-from api.appkeys import HTTP_METRICS
-from api.errors import HTTP_CODES, ApiError, from_billing
+from api.core import logs
+from api.core.errors import HTTP_CODES, ApiError, from_billing
+from api.core.keys import HTTP_METRICS
 from billing.errors import BillingError
 
 log = logging.getLogger(__name__)

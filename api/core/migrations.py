@@ -1,4 +1,4 @@
-"""Ordered SQL migrations (api/migrations/NNNN_name.sql), applied once each, safely from several nodes."""
+"""Ordered SQL migrations (api/core/migrations/NNNN_name.sql), applied once each, safely from several nodes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ _ADVISORY_LOCK = 0x50554C5345455200
 
 def available() -> list[tuple[str, str]]:
     """(name, sql) of every migration shipped with the package, in order."""
-    folder = resources.files("api") / "migrations"
+    folder = resources.files("api.core") / "migrations"
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 

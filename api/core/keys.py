@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api.database import Database
-from api.http_metrics import HttpMetrics
+from api.core.database import Database
+from api.core.http_metrics import HttpMetrics
+from api.core.ratelimit import RateLimiter
 from api.login_throttle import LoginThrottle
 from api.passwords import PasswordWork
-from api.ratelimit import RateLimiter
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
 from config import Settings

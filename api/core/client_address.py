@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from api.appkeys import SETTINGS
+from api.core.keys import SETTINGS
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _ADDRESS: web.RequestKey[str] = web.RequestKey("client_address", str)

@@ -2,7 +2,7 @@
 
 Used for relay participants on live streams (a free account must not be able to fill the relay) and for
 signaling sockets per address. Each item (a relay participant id, a socket) is held by one user from one
-client address (:func:`api.client_address.client_address`); a party at its ceiling is refused with a 429
+client address (:func:`api.core.client_address.client_address`); a party at its ceiling is refused with a 429
 ``too_many_participants`` / ``too_many_connections``, which signaling turns into an ``error`` reply.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from api.errors import TooManyRequests
+from api.core.errors import TooManyRequests
 
 
 class Holdings:

@@ -7,8 +7,8 @@ import hmac
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.appkeys import DATABASE, REGISTRY, SETTINGS
-from api.errors import Unauthorized
+from api.core.errors import Unauthorized
+from api.core.keys import DATABASE, REGISTRY, SETTINGS
 
 
 async def healthz(request: web.Request) -> web.Response:
