@@ -22,6 +22,7 @@ from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooMan
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from api.core.openapi import operation
 from api.core.ratelimit import RateLimiter
+from api.core.times import iso
 from api.streams import STREAM_HUB
 from billing import ledger
 from billing.errors import InsufficientFunds
@@ -47,7 +48,7 @@ def sent_json(row: asyncpg.Record) -> dict[str, Any]:
     return {"id": str(row["id"]), "streamId": str(row["stream_id"]), "giftId": str(row["gift_id"]),
             "name": row["name"], "icon": row["icon"], "priceCents": row["price_cents"],
             "senderId": str(row["sender_id"]), "senderName": row["sender_name"], "requestId": row["request_id"],
-            "createdAt": row["created_at"].isoformat()}
+            "createdAt": iso(row["created_at"])}
 
 
 def broadcast_json(row: asyncpg.Record) -> dict[str, Any]:

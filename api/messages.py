@@ -20,6 +20,7 @@ from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooMan
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from api.core.openapi import operation
 from api.core.ratelimit import RateLimiter
+from api.core.times import iso
 from api.message_refunds import answers
 from billing import ledger
 from billing.errors import InsufficientFunds
@@ -45,12 +46,9 @@ def message_key(message_id: str) -> str:
 
 
 def message_json(row: asyncpg.Record) -> dict[str, Any]:
-    def iso(name: str) -> str | None:
-        return row[name].isoformat() if row[name] is not None else None
-
     return {"id": str(row["id"]), "threadId": str(row["thread_id"]), "senderId": str(row["sender_id"]),
-            "body": row["body"], "priceCents": row["price_cents"], "createdAt": iso("created_at"),
-            "readAt": iso("read_at"), "answeredAt": iso("answered_at"), "refundedAt": iso("refunded_at"),
+            "body": row["body"], "priceCents": row["price_cents"], "createdAt": iso(row["created_at"]),
+            "readAt": iso(row["read_at"]), "answeredAt": iso(row["answered_at"]), "refundedAt": iso(row["refunded_at"]),
             "refundedCents": row["refunded_cents"] or 0}
 
 
@@ -62,11 +60,11 @@ def thread_json(row: asyncpg.Record, user: User, *, unread: int = 0,
     thread: dict[str, Any] = {
         "id": str(row["id"]), "clientId": str(row["client_id"]), "readerId": str(row["reader_id"]),
         "with": {"id": str(other_id), "displayName": other_name}, "unreadCount": unread,
-        "lastMessageAt": row["last_message_at"].isoformat(),
+        "lastMessageAt": iso(row["last_message_at"]),
     }
     if last is not None:
         thread["lastMessage"] = {"senderId": str(last["sender_id"]), "preview": last["body"][:PREVIEW_CHARS],
-                                 "createdAt": last["created_at"].isoformat()}
+                                 "createdAt": iso(last["created_at"])}
     return thread
 
 

@@ -19,8 +19,8 @@ from api.core import validation as v
 from api.core.errors import NotFound
 from api.core.keys import DATABASE
 from api.core.openapi import operation
+from api.core.times import iso
 from api.presence import Presence
-from api.reading_store import iso
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
+from api.core.times import iso
 from billing.prices import dollars
 
 
@@ -28,10 +29,6 @@ def when(value: datetime | None) -> str:
     if value is None:
         return ""
     return value.astimezone(UTC).strftime("%b %-d, %Y %H:%M UTC")
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def initials(name: str) -> str:

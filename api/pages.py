@@ -26,6 +26,7 @@ from api.auth import AuthContext, authenticate
 from api.core import csp
 from api.core.errors import NotFound
 from api.core.keys import DATABASE, SETTINGS
+from api.core.times import iso
 from api.core.validation import path_uuid
 from api.reading_states import Actor
 
@@ -169,7 +170,7 @@ async def reading_page(request: web.Request) -> web.Response:
         messages = await pool.fetch(
             "SELECT sender_id, body, created_at FROM reading_messages WHERE session_id = $1 ORDER BY id", session["id"])
         transcript = [{"who": "You" if str(m["sender_id"]) == auth.user.id else other_name, "text": m["body"],
-                       "at": reading_store.iso(m["created_at"])} for m in messages]
+                       "at": iso(m["created_at"])} for m in messages]
     settings = request.app[SETTINGS]
     data: dict[str, Any] = {
         "session": session,

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from api.core.errors import Conflict, Forbidden, NotFound
+from api.core.times import iso
 from api.reading_leases import fence_out
 from api.reading_states import Actor, Event, IllegalTransition, State, transition
 from billing.errors import LeaseLost
@@ -42,13 +43,6 @@ _STAMP = {
     State.CANCELLED: "ended_at",
     State.EXPIRED: "ended_at",
 }
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a ``Z``, to the millisecond, as the REST contract wants."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def session_json(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:

@@ -20,11 +20,12 @@ from api.core import validation as v
 from api.core.errors import ApiError, Conflict, Invalid, NotFound
 from api.core.keys import DATABASE, SETTINGS
 from api.core.openapi import operation
+from api.core.times import iso
 from api.live_readings import LIVE_READINGS
 from api.readers import history_filters, rate_for
 from api.reading_states import Actor, Event, State
 from api.reading_store import apply as apply_event
-from api.reading_store import fetch_for, history, iso, session_json, set_reader_busy
+from api.reading_store import fetch_for, history, session_json, set_reader_busy
 from billing.prices import confirm_price
 
 log = logging.getLogger(__name__)

@@ -22,6 +22,7 @@ from aiohttp import web
 from api import notifications
 from api.core.errors import Conflict, Invalid, NotFound
 from api.core.keys import BILLING_METRICS, DATABASE
+from api.core.times import iso
 from api.reading_store import fetch, session_json
 from billing import scheduled, slots
 from billing.metrics import BillingMetrics
@@ -64,7 +65,7 @@ def check_join_window(settings: Settings, row: asyncpg.Record, now: datetime | N
     now = now or datetime.now(UTC)
     opens = row["scheduled_start"] - timedelta(seconds=settings.schedule_early_join_seconds)
     if now < opens:
-        raise Conflict(f"this reading opens at {opens.isoformat()}", code="too_early")
+        raise Conflict(f"this reading opens at {iso(opens)}", code="too_early")
     if now >= row["scheduled_end"]:
         raise Conflict("this reading's time is over", code="too_late")
 
@@ -90,7 +91,7 @@ async def book(app: web.Application, client_id: str, reader_id: str, session_typ
         stored = [await notifications.store(conn, reader_id, "session-booked", {"session": session_json(row)})]
     app[BILLING_METRICS].recorded(txn)
     log.info("reading booked", extra={"sessionId": str(row["id"]), "userId": client_id, "readerId": reader_id,
-                                      "priceCents": row["charged_cents"], "startsAt": starts_at.isoformat()})
+                                      "priceCents": row["charged_cents"], "startsAt": iso(starts_at)})
     return row, stored
 
 

@@ -19,7 +19,6 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +28,7 @@ from api.core.caps import Holdings
 from api.core.errors import NotFound
 from api.core.keys import DATABASE, RELAY, SETTINGS
 from api.core.ratelimit import RateLimiter
+from api.core.times import now_iso
 from api.signaling import MAX_SDP_BYTES, STREAM_HANDLER, SignalingError, SignalingSocket
 from api.stream_hub import StreamHub
 from api.streams import STREAM_HUB, fetch_stream, finish_stream, stream_json
@@ -198,7 +198,7 @@ class StreamSignaling:
         await self._hub.broadcast(seat.stream_id, {
             "type": "chat-message", "streamId": seat.stream_id,
             "from": socket.user_id, "fromName": socket.user.display_name, "role": seat.role,
-            "text": text, "at": datetime.now(UTC).isoformat(),
+            "text": text, "at": now_iso(),
         })
 
     # -- the publisher coming and going ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from api.core import validation as v
 from api.core.errors import Conflict, Forbidden, NotFound
 from api.core.keys import DATABASE, SETTINGS
 from api.core.openapi import operation
+from api.core.times import iso
 from api.leaderboard import Gifter, Leaderboard
 from api.stream_hub import StreamHub
 
@@ -35,8 +36,8 @@ def stream_json(row: asyncpg.Record, hub: StreamHub) -> dict[str, Any]:
         "description": row["description"],
         "status": row["status"],
         "viewerCount": hub.viewer_count(stream_id) if row["status"] == "live" else 0,
-        "startedAt": row["started_at"].isoformat(),
-        "endedAt": row["ended_at"].isoformat() if row["ended_at"] else None,
+        "startedAt": iso(row["started_at"]),
+        "endedAt": iso(row["ended_at"]),
     }
 
 
