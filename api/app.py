@@ -9,14 +9,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from api import (
-    auth_routes,
+    accounts,
     gifting,
     gifts,
     messages,
     notifications,
     pages,
-    profiles,
-    readers,
     readings,
     refund_sweeper,
     signaling,
@@ -24,8 +22,6 @@ from api import (
     stream_pages,
     stream_signaling,
     streams,
-    wallet,
-    webhooks,
 )
 from api.core import health, middleware, openapi
 from api.core.database import Database
@@ -72,11 +68,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
     health.setup(app)
-    auth_routes.setup(app)
-    readers.setup(app)
+    accounts.setup(app)
     readings.setup(app)
-    wallet.setup(app)
-    webhooks.setup(app)
     slots.setup(app)
     notifications.setup(app)
     streams.setup(app)
@@ -86,7 +79,6 @@ def create_app(settings: Settings) -> web.Application:
     refund_sweeper.setup(app)
     signaling.setup(app)
     stream_signaling.setup(app)
-    profiles.setup(app)
     pages.setup(app)
     stream_pages.setup(app)
     openapi.setup(app)

@@ -58,9 +58,9 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
-    from api.auth_routes import create_user
+    from api.accounts.login import create_user
+    from api.accounts.passwords import hash_password
     from api.core.errors import ApiError
-    from api.passwords import hash_password
 
     password = os.environ.get("SOULSEER_ADMIN_PASSWORD") or getpass.getpass("Password for the admin: ")
     if len(password) < 12:

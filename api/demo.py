@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
-from api import profiles
-from api.auth_routes import create_user
+from api.accounts import profiles
+from api.accounts.login import create_user
+from api.accounts.passwords import hash_password
 from api.core.errors import Conflict
 from api.core.keys import DATABASE
-from api.passwords import hash_password
 from billing import ledger
 from billing.metrics import BillingMetrics
 

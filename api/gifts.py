@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api.auth import require
+from api.accounts.auth import require
 from api.core import validation as v
 from api.core.errors import Conflict, Invalid, NotFound
 from api.core.keys import DATABASE

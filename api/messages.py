@@ -14,7 +14,7 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications, page_format
-from api.auth import User, require
+from api.accounts.auth import User, require
 from api.core import validation as v
 from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS

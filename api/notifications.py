@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api.auth import require
+from api.accounts.auth import require
 from api.core import validation as v
 from api.core.errors import NotFound
 from api.core.keys import DATABASE

@@ -21,8 +21,9 @@ import jinja2
 from aiohttp import web
 
 import web as web_package
-from api import page_format, profiles, reading_store
-from api.auth import AuthContext, authenticate
+from api import page_format, reading_store
+from api.accounts import profiles
+from api.accounts.auth import AuthContext, authenticate
 from api.core import csp
 from api.core.errors import NotFound
 from api.core.keys import DATABASE, SETTINGS

@@ -15,14 +15,14 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications, scheduling
-from api.auth import require
+from api.accounts.auth import require
+from api.accounts.readers import rate_for
 from api.core import validation as v
 from api.core.errors import ApiError, Conflict, Invalid, NotFound
 from api.core.keys import DATABASE, SETTINGS
 from api.core.openapi import operation
 from api.core.times import iso
 from api.live_readings import LIVE_READINGS
-from api.readers import history_filters, rate_for
 from api.reading_states import Actor, Event, State
 from api.reading_store import apply as apply_event
 from api.reading_store import fetch_for, history, session_json, set_reader_busy
@@ -212,12 +212,37 @@ async def schedule_session(request: web.Request) -> web.Response:
     return web.json_response(session_payload(row), status=201)
 
 
+@operation(summary="The reader's readings, newest first (pending requests first when status=requested)",
+           roles=("reader",), response="{sessions: [session]}",
+           query={"status": "comma-separated statuses to keep", "limit": "1..200 (50)"})
+async def reader_sessions(request: web.Request) -> web.Response:
+    user = await require(request, "reader")
+    statuses, limit = history_filters(request)
+    rows = await history(request.app[DATABASE].pool, user.id, limit=limit, statuses=statuses)
+    rows = [r for r in rows if str(r["reader_id"]) == user.id]
+    return web.json_response({"sessions": [session_json(r) for r in rows]})
+
+
+def history_filters(request: web.Request) -> tuple[list[str] | None, int]:
+    """``?status=a,b&limit=n`` checked against the known statuses."""
+    raw = request.query.get("status")
+    statuses = None
+    if raw:
+        statuses = [s.strip() for s in raw.split(",") if s.strip()]
+        bad = [s for s in statuses if s not in {st.value for st in State}]
+        if bad:
+            raise Invalid(f"unknown status {bad[0]}", field="status")
+    limit = v.query_int(request, "limit", default=50, low=1, high=200)
+    return statuses, limit
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/webrtc/client/request-session", request_session)
     app.router.add_post("/api/webrtc/client/schedule-session", schedule_session)
     app.router.add_post("/api/webrtc/client/cancel-session/{sessionId}", cancel_session)
     app.router.add_post("/api/webrtc/reader/accept-session/{sessionId}", accept_session)
     app.router.add_post("/api/webrtc/reader/decline-session/{sessionId}", decline_session)
+    app.router.add_get("/api/webrtc/reader/sessions", reader_sessions)
     app.router.add_get("/api/webrtc/sessions", session_history)
     app.router.add_get("/api/webrtc/session/{sessionId}", session_details)
     app.router.add_post("/api/webrtc/session/{sessionId}/end", end_session)

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from api.auth import LOGOUT_LISTENERS, AuthContext, User, authenticate, credentials, resolve
+from api.accounts.auth import LOGOUT_LISTENERS, AuthContext, User, authenticate, credentials, resolve
 from api.core.caps import Holdings
 from api.core.client_address import client_address
 from api.core.errors import ApiError, Forbidden, Unauthorized

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.auth import require
+from api.accounts.auth import require
 from api.core.errors import Invalid
 from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.openapi import operation

@@ -1,4 +1,8 @@
-"""Typed keys for what ``create_app`` puts on the application, so handlers find their collaborators."""
+"""Typed keys for the shared collaborators ``create_app`` puts on the application, so handlers find them.
+
+A key names a typed value, so it lives with (or above) that value's type: the keys of a feature's own
+objects (the login throttle, the live readings, the stream hub, ...) are in that feature's package.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,6 @@ from prometheus_client import CollectorRegistry
 
 from api.core.database import Database
 from api.core.http_metrics import HttpMetrics
-from api.core.ratelimit import RateLimiter
-from api.login_throttle import LoginThrottle
-from api.passwords import PasswordWork
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
 from config import Settings
@@ -21,9 +22,6 @@ NODE_ID = web.AppKey("node_id", str)
 DATABASE = web.AppKey("database", Database)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
-LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
-REGISTRATION_LIMITER = web.AppKey("registration_limiter", RateLimiter)
-PASSWORDS = web.AppKey("passwords", PasswordWork)
 BILLING_METRICS = web.AppKey("billing_metrics", BillingMetrics)
 STRIPE = web.AppKey("stripe", StripeGateway)
 RELAY = web.AppKey("relay", Relay)

@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
-from api.auth import start_login
-from api.auth_routes import insert_account
+from api.accounts.auth import start_login
+from api.accounts.login import insert_account
 from api.core.keys import DATABASE
 from tests.api.helpers import PASSWORD
 

@@ -16,9 +16,9 @@ import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
+from api.accounts.auth import start_login
+from api.accounts.login import insert_account
 from api.app import create_app
-from api.auth import start_login
-from api.auth_routes import insert_account
 from api.core.keys import RELAY
 from api.live_readings import LIVE_READINGS, LiveReadings
 from billing import ledger

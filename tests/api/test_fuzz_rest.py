@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from api.auth import start_login
+from api.accounts.auth import start_login
 from api.core.keys import DATABASE
 from config import Settings
 from tests.api.accounts import quick_user

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from aiohttp.test_utils import TestClient
 
-from api.login_throttle import LoginThrottle
+from api.accounts.login_throttle import LoginThrottle
 from config import Settings
 from tests.api.helpers import PASSWORD, register
 from tests.api.reading_steps import running_app

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient
 
+from api.accounts.profiles import EMPTY, parse, specialties
 from api.core.errors import Invalid
-from api.profiles import EMPTY, parse, specialties
 from tests.api.helpers import bearer_user
 
 

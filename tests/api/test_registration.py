@@ -12,7 +12,8 @@ from dataclasses import replace
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from api.core.keys import DATABASE, PASSWORDS
+from api.accounts.keys import PASSWORDS
+from api.core.keys import DATABASE
 from config import Settings
 from tests.api.helpers import PASSWORD
 from tests.api.reading_steps import quick_user, running_app, wait_for

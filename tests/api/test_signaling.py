@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from api import signaling
-from api.auth import COOKIE
+from api.accounts.auth import COOKIE
 from config import Settings
 from tests.api.reading_steps import (
     Signal,

@@ -1,4 +1,4 @@
-"""Reader endpoints: rates, availability, the reader's readings, and the list of readers clients can book."""
+"""Reader endpoints: rates, availability, and the list of readers clients can book."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api.auth import require
+from api.accounts.auth import require
 from api.core import validation as v
 from api.core.errors import Invalid
 from api.core.keys import DATABASE
 from api.core.openapi import operation
-from api.reading_store import history, session_json
 
 log = logging.getLogger(__name__)
 
@@ -115,32 +114,6 @@ async def get_availability(request: web.Request) -> web.Response:
     return web.json_response({"status": status, "chosenStatus": chosen})
 
 
-@operation(summary="The reader's readings, newest first (pending requests first when status=requested)",
-           roles=("reader",), response="{sessions: [session]}",
-           query={"status": "comma-separated statuses to keep", "limit": "1..200 (50)"})
-async def reader_sessions(request: web.Request) -> web.Response:
-    user = await require(request, "reader")
-    statuses, limit = history_filters(request)
-    rows = await history(request.app[DATABASE].pool, user.id, limit=limit, statuses=statuses)
-    rows = [r for r in rows if str(r["reader_id"]) == user.id]
-    return web.json_response({"sessions": [session_json(r) for r in rows]})
-
-
-def history_filters(request: web.Request) -> tuple[list[str] | None, int]:
-    """``?status=a,b&limit=n`` checked against the known statuses."""
-    from api.reading_states import State
-
-    raw = request.query.get("status")
-    statuses = None
-    if raw:
-        statuses = [s.strip() for s in raw.split(",") if s.strip()]
-        bad = [s for s in statuses if s not in {st.value for st in State}]
-        if bad:
-            raise Invalid(f"unknown status {bad[0]}", field="status")
-    limit = v.query_int(request, "limit", default=50, low=1, high=200)
-    return statuses, limit
-
-
 @operation(summary="Readers a client can book now: online or busy, with their rates", roles=("client",),
            response="{readers: [{id, displayName, status, rates}]}")
 async def available_readers(request: web.Request) -> web.Response:
@@ -161,5 +134,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/webrtc/reader/rates", set_rates)
     app.router.add_get("/api/webrtc/reader/availability", get_availability)
     app.router.add_post("/api/webrtc/reader/availability", set_availability)
-    app.router.add_get("/api/webrtc/reader/sessions", reader_sessions)
     app.router.add_get("/api/webrtc/client/available-readers", available_readers)

@@ -7,7 +7,7 @@ import logging
 import asyncpg
 from aiohttp import web
 
-from api.auth import (
+from api.accounts.auth import (
     COOKIE,
     LOGOUT_LISTENERS,
     SESSION_LIFETIME,
@@ -16,13 +16,14 @@ from api.auth import (
     start_login,
     user_from_row,
 )
+from api.accounts.keys import LOGIN_THROTTLE, PASSWORDS, REGISTRATION_LIMITER
+from api.accounts.login_throttle import FAMILIAR_DAYS, LoginThrottle
+from api.accounts.passwords import PasswordWork
 from api.core import validation as v
 from api.core.client_address import client_address
 from api.core.errors import Conflict, TooManyRequests, Unauthorized, Unavailable
-from api.core.keys import DATABASE, LOGIN_THROTTLE, PASSWORDS, REGISTRATION_LIMITER, SETTINGS
+from api.core.keys import DATABASE, SETTINGS
 from api.core.ratelimit import RateLimiter
-from api.login_throttle import FAMILIAR_DAYS, LoginThrottle
-from api.passwords import PasswordWork
 
 log = logging.getLogger(__name__)
 

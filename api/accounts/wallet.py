@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from api.auth import require
+from api.accounts.auth import require
 from api.core.client_address import client_address
 from api.core.errors import TooManyRequests
 from api.core.keys import DATABASE, SETTINGS, STRIPE
