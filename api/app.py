@@ -13,11 +13,11 @@ from api import (
     gifting,
     gifts,
     messages,
-    notifications,
     pages,
+    reading_signaling,
     readings,
+    realtime,
     refund_sweeper,
-    signaling,
     slots,
     stream_pages,
     stream_signaling,
@@ -29,7 +29,7 @@ from api.core.http_metrics import HttpMetrics
 from api.core.keys import BILLING_METRICS, DATABASE, HTTP_METRICS, NODE_ID, REGISTRY, RELAY, SETTINGS, STRIPE
 from api.core.migrations import migrate
 from api.live_readings import LIVE_READINGS, LiveReadings
-from api.turn import relay_ice_servers
+from api.realtime.turn import relay_ice_servers
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
 from config import Settings
@@ -71,13 +71,13 @@ def create_app(settings: Settings) -> web.Application:
     accounts.setup(app)
     readings.setup(app)
     slots.setup(app)
-    notifications.setup(app)
     streams.setup(app)
     gifts.setup(app)
     gifting.setup(app)
     messages.setup(app)
     refund_sweeper.setup(app)
-    signaling.setup(app)
+    realtime.setup(app)
+    reading_signaling.setup(app)
     stream_signaling.setup(app)
     pages.setup(app)
     stream_pages.setup(app)

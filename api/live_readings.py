@@ -30,13 +30,14 @@ from collections.abc import Callable
 import asyncpg
 from aiohttp import web
 
-from api import notifications, reading_leases, scheduling
+from api import reading_leases, scheduling
 from api.core.errors import Conflict
 from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
 from api.reading_chat import ReadingChat
 from api.reading_runtime import DB_ERRORS, ReadingRuntime
 from api.reading_states import FINAL, Actor, Event, State
 from api.reading_store import apply, fetch, session_json
+from api.realtime import notifications
 from relay import Relay
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import notifications, page_format
+from api import page_format
 from api.accounts.auth import User, require
 from api.core import validation as v
 from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
@@ -22,6 +22,7 @@ from api.core.openapi import operation
 from api.core.ratelimit import RateLimiter
 from api.core.times import iso
 from api.message_refunds import answers
+from api.realtime import notifications
 from billing import ledger
 from billing.errors import InsufficientFunds
 from billing.prices import confirm_price

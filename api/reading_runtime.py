@@ -40,10 +40,10 @@ from typing import Any
 import asyncpg
 
 from api import reading_leases, scheduling
-from api.presence import Outlet
 from api.reading_leases import Lease
 from api.reading_states import FINAL, Actor, Event, State
 from api.reading_store import apply, fetch, session_json, set_reader_busy
+from api.realtime.presence import Tab
 from api.scheduled_watch import ScheduledWatch
 from billing import ledger, recovery
 from billing.errors import InsufficientFunds, LeaseLost
@@ -70,7 +70,7 @@ class _Item:
 
     kind: str
     role: Actor | None = None
-    outlet: Outlet | None = None
+    tab: Tab | None = None
     value: Any = None
     done: asyncio.Future[Any] | None = field(default=None, repr=False)
 
@@ -135,7 +135,7 @@ class ReadingRuntime:
         now = clock()
         self._deadline = now + start_timeout
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._outlets: dict[Actor, Outlet | None] = dict.fromkeys(ROLES)
+        self._tabs: dict[Actor, Tab | None] = dict.fromkeys(ROLES)
         self._media: dict[Actor, bool] = dict.fromkeys(ROLES, False)
         self._connected: dict[Actor, bool] = dict.fromkeys(ROLES, False)
         self._back: set[Actor] = set()  # connected since the runtime started (what a resumed reading waits for)
@@ -165,13 +165,13 @@ class ReadingRuntime:
         # A fresh context: the task outlives the request that started it (and its request id in the logs).
         self._task = asyncio.create_task(self._run(), name=f"reading {self.session_id}", context=contextvars.Context())
 
-    def attach(self, role: Actor, outlet: Outlet) -> None:
+    def attach(self, role: Actor, tab: Tab) -> None:
         """A participant's socket joined; it replaces (and is told so) any earlier socket of theirs."""
-        self._queue.put_nowait(_Item("attach", role, outlet))
+        self._queue.put_nowait(_Item("attach", role, tab))
 
-    def detach(self, role: Actor, outlet: Outlet) -> None:
+    def detach(self, role: Actor, tab: Tab) -> None:
         """A participant's socket left (closed, or joined something else)."""
-        self._queue.put_nowait(_Item("detach", role, outlet))
+        self._queue.put_nowait(_Item("detach", role, tab))
 
     def media_changed(self, role: Actor, connected: bool) -> None:
         """The relay says the participant's media connected or dropped."""
@@ -214,8 +214,8 @@ class ReadingRuntime:
     def lease_valid(self) -> bool:
         return self._lease_clock() < self._lease_valid_until
 
-    def is_current(self, role: Actor, outlet: Outlet) -> bool:
-        return self._outlets.get(role) is outlet
+    def is_current(self, role: Actor, tab: Tab) -> bool:
+        return self._tabs.get(role) is tab
 
     async def close(self) -> None:
         """Stop the task without settling or handing over (the process is going away)."""
@@ -275,8 +275,8 @@ class ReadingRuntime:
             item = self._queue.get_nowait()
             if item.done is not None and not item.done.done():
                 item.done.set_result(self.row)
-            if item.kind == "attach" and item.outlet is not None and self.status is State.ENDED:
-                item.outlet.send(self._end_message())
+            if item.kind == "attach" and item.tab is not None and self.status is State.ENDED:
+                item.tab.send(self._end_message())
 
     async def _restore_meter(self) -> None:
         """A per-minute reading adopted mid-way: its meter continues from the minutes charged and the billable
@@ -295,20 +295,20 @@ class ReadingRuntime:
         if item.kind == "lost":
             raise LeaseLost("the node's keeper found the lease gone")
         if item.kind == "attach":
-            assert item.role is not None and item.outlet is not None
-            previous = self._outlets[item.role]
-            if previous is not None and previous is not item.outlet:
+            assert item.role is not None and item.tab is not None
+            previous = self._tabs[item.role]
+            if previous is not None and previous is not item.tab:
                 previous.send({"type": "error", "code": "replaced",
                                "message": "this session was joined from another connection"})
-            self._outlets[item.role] = item.outlet
+            self._tabs[item.role] = item.tab
             if item.role is Actor.CLIENT and self._balance is None:
                 self._balance = await ledger.balance(self._pool, self.client_id)
             if not await self._connectivity():
-                item.outlet.send(self._state_message(item.role))
+                item.tab.send(self._state_message(item.role))
         elif item.kind == "detach":
             assert item.role is not None
-            if self._outlets[item.role] is item.outlet:
-                self._outlets[item.role] = None
+            if self._tabs[item.role] is item.tab:
+                self._tabs[item.role] = None
                 await self._connectivity()
         elif item.kind == "media":
             assert item.role is not None
@@ -327,7 +327,7 @@ class ReadingRuntime:
                 item.done.set_result(None)
 
     def _is_connected(self, role: Actor) -> bool:
-        signaled = self._outlets[role] is not None
+        signaled = self._tabs[role] is not None
         return signaled and (self.session_type == "chat" or self._media[role])
 
     async def _connectivity(self) -> bool:
@@ -545,7 +545,7 @@ class ReadingRuntime:
         self._deliver(stored)
         self.status = State.ENDED  # cancelled is as final for the runtime
         for role in ROLES:
-            self._outlets[role] = None
+            self._tabs[role] = None
         await self._close_room()
 
     async def _close_room(self) -> None:
@@ -586,7 +586,7 @@ class ReadingRuntime:
             self._send_all({"type": "error", "code": "reading_moved",
                             "message": "this reading is now run by another server; join it again"})
         for role in ROLES:
-            self._outlets[role] = None
+            self._tabs[role] = None
         await self._close_room()
 
     # -- pushes ------------------------------------------------------------------------------------------
@@ -623,13 +623,13 @@ class ReadingRuntime:
         if not self.lease_valid or self.lost:
             return
         for role in ROLES:
-            if self._outlets[role] is not None:
+            if self._tabs[role] is not None:
                 self._push(role, self._state_message(role))
 
     def _push(self, role: Actor, message: dict[str, Any]) -> None:
-        outlet = self._outlets[role]
-        if outlet is not None:
-            outlet.send(message)
+        tab = self._tabs[role]
+        if tab is not None:
+            tab.send(message)
 
     def _send_all(self, message: dict[str, Any]) -> None:
         for role in ROLES:

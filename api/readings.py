@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import notifications, scheduling
+from api import scheduling
 from api.accounts.auth import require
 from api.accounts.readers import rate_for
 from api.core import validation as v
@@ -26,6 +26,7 @@ from api.live_readings import LIVE_READINGS
 from api.reading_states import Actor, Event, State
 from api.reading_store import apply as apply_event
 from api.reading_store import fetch_for, history, session_json, set_reader_busy
+from api.realtime import notifications
 from billing.prices import confirm_price
 
 log = logging.getLogger(__name__)

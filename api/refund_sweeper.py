@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import notifications
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from api.message_refunds import refund_due
+from api.realtime import notifications
 from billing import ledger
 from billing.metrics import BillingMetrics
 

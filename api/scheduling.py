@@ -19,11 +19,11 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import notifications
 from api.core.errors import Conflict, Invalid, NotFound
 from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.times import iso
 from api.reading_store import fetch, session_json
+from api.realtime import notifications
 from billing import scheduled, slots
 from billing.metrics import BillingMetrics
 from billing.scheduled_policy import Booking, Outcome, Policy

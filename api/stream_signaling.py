@@ -1,4 +1,4 @@
-"""The live-stream side of the signaling WebSocket (``/ws``), dispatched to by api/signaling.py.
+"""The live streams channel of the signaling WebSocket (``/ws``), routed to by :mod:`api.realtime.transport`.
 
 ``join {streamId}`` puts the socket on a live stream: the stream's reader is its *publisher* (a sendonly offer,
 answered by ``relay.publish_stream``), anyone else a *viewer* (recvonly, ``relay.watch_stream``). On the stream a
@@ -29,11 +29,13 @@ from api.core.errors import NotFound
 from api.core.keys import DATABASE, RELAY, SETTINGS
 from api.core.ratelimit import RateLimiter
 from api.core.times import now_iso
-from api.signaling import MAX_SDP_BYTES, STREAM_HANDLER, SignalingError, SignalingSocket
+from api.realtime import transport
+from api.realtime.socket import SignalingError, SignalingSocket
+from api.realtime.turn import ice_servers_for
 from api.stream_hub import StreamHub
 from api.streams import STREAM_HUB, fetch_stream, finish_stream, stream_json
-from api.turn import ice_servers_for
 from relay import RelayError
+from relay.sdp import MAX_SDP_CHARS as MAX_SDP_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,11 @@ def publisher_id(stream_id: str) -> str:
 
 
 class StreamSignaling:
-    """Carries out stream messages for the signaling sockets of one application."""
+    """The live streams channel (see :class:`api.realtime.socket.Channel`): stream messages of one application."""
+
+    field = "streamId"
+    noun = "stream"
+    types = frozenset({"offer", "ice-candidate", "chat-message", "leave", "end-stream"})
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
@@ -81,10 +87,7 @@ class StreamSignaling:
 
     async def handle(self, socket: SignalingSocket, message: dict[str, Any]) -> None:
         kind = message["type"]
-        if kind == "join":
-            await self._join(socket, message)
-            return
-        seat = socket.stream
+        seat = socket.seat if socket.channel is self else None
         if not isinstance(seat, StreamSeat):
             raise SignalingError("not_joined", "join a stream first")
         if kind == "leave":
@@ -108,7 +111,8 @@ class StreamSignaling:
             raise SignalingError("unknown_type", f"unknown message type on a stream {kind[:40]!r}")
 
     # -- joining and leaving -----------------------------------------------------------------------------------
-    async def _join(self, socket: SignalingSocket, message: dict[str, Any]) -> None:
+    async def join(self, socket: SignalingSocket, message: dict[str, Any]) -> None:
+        await socket.leave_other(self)  # a socket is on one stream or one reading at a time
         raw = message.get("streamId")
         try:
             stream_id = str(uuid.UUID(raw)) if isinstance(raw, str) else ""
@@ -116,7 +120,7 @@ class StreamSignaling:
             stream_id = ""
         if not stream_id:
             raise SignalingError("unknown_stream", "no such stream")
-        if socket.stream is not None:
+        if socket.channel is self:
             await self.leave(socket)
         try:
             row = await fetch_stream(self._app[DATABASE].pool, stream_id)
@@ -133,7 +137,7 @@ class StreamSignaling:
             self._hub.join(stream_id, reader_id, connection_id, socket.user_id, socket.send)
         except AudienceFull as exc:
             raise SignalingError("stream_full", str(exc)) from None
-        socket.stream = StreamSeat(stream_id, reader_id, role, participant, connection_id)
+        socket.seat_in(self, StreamSeat(stream_id, reader_id, role, participant, connection_id))
         if role == "publisher":
             self._publisher_back(stream_id)
         socket.send({"type": "joined", "role": role, "streamId": stream_id, "participantId": participant,
@@ -143,8 +147,9 @@ class StreamSignaling:
 
     async def leave(self, socket: SignalingSocket) -> None:
         """Take the socket off its stream (also when the socket closes) and let its media go."""
-        seat = socket.stream
-        socket.stream = None
+        if socket.channel is not self:
+            return
+        seat = socket.unseat()
         if not isinstance(seat, StreamSeat):
             return
         self._hub.leave(seat.stream_id, seat.connection_id)
@@ -172,7 +177,7 @@ class StreamSignaling:
                 answer = await relay.publish_stream(seat.stream_id, seat.participant_id, sdp)
             else:
                 answer = await relay.watch_stream(seat.stream_id, seat.participant_id, sdp)
-        if socket.stream is not seat:
+        if socket.seat is not seat:
             # The socket left (or the stream ended) while the relay was answering: take the peer back.
             if seat.role == "viewer":
                 self.participants.release(seat.participant_id)
@@ -264,10 +269,10 @@ async def _running(app: web.Application):  # type: ignore[no-untyped-def]
 
 
 def setup(app: web.Application) -> None:
-    """Register the stream handler with signaling (call after streams.setup and signaling.setup)."""
+    """Register the live streams channel with the signaling transport (after streams.setup and realtime.setup)."""
     handler = StreamSignaling(app)
     app[STREAM_SIGNALING] = handler
-    app[STREAM_HANDLER] = handler.handle
+    transport.register(app, handler)
     app[STREAM_HUB].on_start(handler.stream_started)
     app[STREAM_HUB].on_end(handler.stream_ended)
     app.cleanup_ctx.append(_running)

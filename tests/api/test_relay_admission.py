@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from api.core.keys import RELAY
-from api.signaling import SOCKETS
+from api.realtime.transport import SOCKETS
 from api.stream_signaling import STREAM_SIGNALING
 from config import Settings
 from tests.api.reading_steps import Party, Signal, accepted_session, quick_user, reader_and_client, running_app

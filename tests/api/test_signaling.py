@@ -11,8 +11,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api import signaling
+from api import reading_signaling
 from api.accounts.auth import COOKIE
+from api.live_readings import LIVE_READINGS
+from api.realtime import socket as signaling_socket
+from api.realtime import transport as signaling
 from config import Settings
 from tests.api.reading_steps import (
     Signal,
@@ -131,7 +134,7 @@ async def test_a_bad_offer_is_the_relays_error_and_leaves_no_peer(client: TestCl
     await ws.join(session_id)
     await ws.send("offer", sdp="v=0\r\nthis is not sdp\r\n")
     assert (await ws.expect("error"))["code"] == "bad_sdp"
-    relay = client.app[signaling.LIVE_READINGS].relay
+    relay = client.app[LIVE_READINGS].relay
     assert relay.participant_state(f"{session_id}:client") is None
 
 
@@ -147,14 +150,14 @@ async def test_an_offer_aiortc_would_choke_on_is_bad_sdp_not_internal(client: Te
     else:
         video = next(line for line in offer.splitlines() if line.startswith("m=video"))
         offer = offer.replace(video, " ".join(video.split()[:3] + [str(pt) for pt in range(8000)]))
-        assert len(offer) < signaling.MAX_SDP_BYTES
+        assert len(offer) < reading_signaling.MAX_SDP_BYTES
     reader, customer = await reader_and_client(client, pool)
     session_id = await accepted_session(client, reader, customer, "video")
     ws = await Signal.open(client, customer)
     await ws.join(session_id)
     await ws.send("offer", sdp=offer)
     assert (await ws.expect("error"))["code"] == "bad_sdp"
-    assert client.app[signaling.LIVE_READINGS].relay.participant_state(f"{session_id}:client") is None
+    assert client.app[LIVE_READINGS].relay.participant_state(f"{session_id}:client") is None
 
 
 async def test_an_oversized_message_gets_an_error_and_a_huge_frame_closes_the_socket(
@@ -179,7 +182,7 @@ async def test_a_flood_is_rate_limited_then_closed(client: TestClient, pool: asy
     burst = signaling.MESSAGES_PER_WINDOW + signaling.ABUSE_REFUSALS + 20
     for _ in range(burst):
         await ws.ws.send_str('{"type": "ping"}')
-    assert await ws.closed(timeout=10) == signaling.CLOSE_RATE_LIMITED
+    assert await ws.closed(timeout=10) == signaling_socket.CLOSE_RATE_LIMITED
     codes = [m.get("code") for m in ws.seen if m["type"] == "error"]
     assert "rate_limited" in codes
     assert sum(m["type"] == "pong" for m in ws.seen) == signaling.MESSAGES_PER_WINDOW
@@ -193,7 +196,7 @@ async def test_a_logout_closes_the_sockets_of_that_login_at_once(client: TestCli
     assert (await client.post("/api/auth/logout", headers=customer.headers)).status == 200
     # Without sending anything, the logged-out tab is told and closed; the other user's socket stays up.
     assert (await ws.expect("error"))["code"] == "unauthorized"
-    assert await ws.closed() == signaling.CLOSE_UNAUTHORIZED
+    assert await ws.closed() == signaling_socket.CLOSE_UNAUTHORIZED
     await reader_ws.send("ping")
     await reader_ws.expect("pong")
 
@@ -206,7 +209,7 @@ async def test_a_socket_of_a_revoked_login_cannot_join(client: TestClient, pool:
     await pool.execute("UPDATE auth_sessions SET revoked_at = now() WHERE user_id = $1", customer.id)
     await ws.send("join", sessionId=session_id)
     assert (await ws.expect("error"))["code"] == "unauthorized"
-    assert await ws.closed() == signaling.CLOSE_UNAUTHORIZED
+    assert await ws.closed() == signaling_socket.CLOSE_UNAUTHORIZED
 
 
 async def test_chat_is_relayed_to_both_and_stored_for_the_two_only(client: TestClient, pool: asyncpg.Pool) -> None:

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from dataclasses import replace
 
-from api.turn import ice_servers_for, turn_credential
+from api.realtime.turn import ice_servers_for, turn_credential
 from config import load_settings
 
 

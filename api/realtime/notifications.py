@@ -20,11 +20,9 @@ from api.core.errors import NotFound
 from api.core.keys import DATABASE
 from api.core.openapi import operation
 from api.core.times import iso
-from api.presence import Presence
+from api.realtime.presence import PRESENCE
 
 log = logging.getLogger(__name__)
-
-PRESENCE = web.AppKey("presence", Presence)
 
 # Kinds a client or reader may receive (the payload's other fields depend on the kind).
 KINDS = frozenset({
@@ -110,7 +108,6 @@ def _public(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def setup(app: web.Application) -> None:
-    app[PRESENCE] = Presence()
     app.router.add_get("/api/notifications", list_notifications)
     app.router.add_post("/api/notifications/read-all", mark_all_read)
     app.router.add_post("/api/notifications/{notificationId}/read", mark_read)
