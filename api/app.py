@@ -14,11 +14,9 @@ from api import (
     gifts,
     messages,
     pages,
-    reading_signaling,
     readings,
     realtime,
     refund_sweeper,
-    slots,
     stream_pages,
     stream_signaling,
     streams,
@@ -28,7 +26,7 @@ from api.core.database import Database
 from api.core.http_metrics import HttpMetrics
 from api.core.keys import BILLING_METRICS, DATABASE, HTTP_METRICS, NODE_ID, REGISTRY, RELAY, SETTINGS, STRIPE
 from api.core.migrations import migrate
-from api.live_readings import LIVE_READINGS, LiveReadings
+from api.readings.live import LIVE_READINGS, LiveReadings
 from api.realtime.turn import relay_ice_servers
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
@@ -69,15 +67,13 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_media)
     health.setup(app)
     accounts.setup(app)
-    readings.setup(app)
-    slots.setup(app)
     streams.setup(app)
     gifts.setup(app)
     gifting.setup(app)
     messages.setup(app)
     refund_sweeper.setup(app)
     realtime.setup(app)
-    reading_signaling.setup(app)
+    readings.setup(app)
     stream_signaling.setup(app)
     pages.setup(app)
     stream_pages.setup(app)

@@ -21,7 +21,7 @@ import jinja2
 from aiohttp import web
 
 import web as web_package
-from api import page_format, reading_store
+from api import page_format
 from api.accounts import profiles
 from api.accounts.auth import AuthContext, authenticate
 from api.core import csp
@@ -29,7 +29,8 @@ from api.core.errors import NotFound
 from api.core.keys import DATABASE, SETTINGS
 from api.core.times import iso
 from api.core.validation import path_uuid
-from api.reading_states import Actor
+from api.readings import store as reading_store
+from api.readings.states import Actor
 
 log = logging.getLogger(__name__)
 

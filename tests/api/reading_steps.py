@@ -20,7 +20,7 @@ from api.accounts.auth import start_login
 from api.accounts.login import insert_account
 from api.app import create_app
 from api.core.keys import RELAY
-from api.live_readings import LIVE_READINGS, LiveReadings
+from api.readings.live import LIVE_READINGS, LiveReadings
 from billing import ledger
 from config import Settings
 

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from api.live_readings import LIVE_READINGS
+from api.readings.live import LIVE_READINGS
 from api.refund_sweeper import REFUND_SWEEPER
 from billing import slots
 from billing.stripe_events import record_checkout

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from api.live_readings import LIVE_READINGS
+from api.readings.live import LIVE_READINGS
 from config import Settings
 from tests.api.fuzzing import announce, fuzz, huge_int_text, json_values, nested, odd_numbers, odd_text
 from tests.api.reading_steps import Party, Signal, accepted_session, quick_user, reader_and_client, running_app

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from api.live_readings import LIVE_READINGS
+from api.readings.live import LIVE_READINGS
 from billing import ledger, slots
 from billing.meter import net_cents, prorated_refund
 from billing.scheduled_policy import Booking, not_given_refund

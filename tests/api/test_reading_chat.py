@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from api.live_readings import LIVE_READINGS
-from api.reading_chat import MAX_CHARS
+from api.readings.chat import MAX_CHARS
+from api.readings.live import LIVE_READINGS
 from config import Settings
 from tests.api.reading_steps import (
     ManualClock,

@@ -13,11 +13,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api import reading_leases
 from api.core.errors import Conflict
-from api.live_readings import LIVE_READINGS
-from api.reading_states import Actor, Event
-from api.reading_store import apply
+from api.readings import leases as reading_leases
+from api.readings.live import LIVE_READINGS
+from api.readings.states import Actor, Event
+from api.readings.store import apply
 from billing import ledger
 from billing.errors import LeaseLost
 from billing.meter import net_cents

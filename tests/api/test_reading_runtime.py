@@ -7,7 +7,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from api.core.keys import REGISTRY
-from api.live_readings import LIVE_READINGS
+from api.readings.live import LIVE_READINGS
 from billing import ledger
 from billing.meter import net_cents
 from config import Settings

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from api.reading_states import (
+from api.readings.states import (
     FINAL,
     Actor,
     Event,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from api.scheduled_watch import ScheduledWatch
+from api.readings.scheduled_watch import ScheduledWatch
 from billing.scheduled_policy import Booking, Ending, Party, Policy, Why
 
 START = datetime(2030, 1, 2, 12, tzinfo=UTC)

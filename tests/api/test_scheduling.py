@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api import scheduling
-from api.live_readings import LIVE_READINGS
-from api.scheduling import parse_start
+from api.readings import scheduling
+from api.readings.live import LIVE_READINGS
+from api.readings.scheduling import parse_start
 from billing import ledger, slots
 from billing.scheduled_policy import cancellation_refund
 from config import Settings, load_settings

@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api import reading_signaling
 from api.accounts.auth import COOKIE
-from api.live_readings import LIVE_READINGS
+from api.readings import signaling as reading_signaling
+from api.readings.live import LIVE_READINGS
 from api.realtime import socket as signaling_socket
 from api.realtime import transport as signaling
 from config import Settings

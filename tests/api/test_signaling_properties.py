@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.live_readings import LIVE_READINGS
+from api.readings.live import LIVE_READINGS
 from tests.api.reading_steps import Signal, accepted_session, reader_and_client, wait_for
 from tests.relay.endpoints import Endpoint
 

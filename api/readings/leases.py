@@ -13,7 +13,7 @@ compare their own clocks). The protocol (DESIGN.md section 7, "Ownership"):
   runtimes' own work, so a charge stuck behind a wallet lock never lets its lease lapse.
 - **fence**: every charge, refund, totals and state write of a runtime names its epoch and changes
   nothing (raising :class:`billing.errors.LeaseLost`) if the row has another; see :mod:`billing.recovery`
-  and :func:`api.reading_store.apply`. A runtime that cannot renew (the database is unreachable) holds
+  and :func:`api.readings.store.apply`. A runtime that cannot renew (the database is unreachable) holds
   itself fenced once its own clock says the lease ran out, since another node may take it from then on.
 - **locks**: whatever changes ``lease_epoch`` or ``status`` locks the row ``FOR UPDATE`` first. A minute
   charge holds it ``FOR KEY SHARE`` while it waits for the wallet, which makes a takeover wait for the

@@ -17,13 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
-from api import scheduling
 from api.accounts.auth import AuthContext, resolve
 from api.core.keys import DATABASE, SETTINGS
-from api.live_readings import LIVE_READINGS
-from api.reading_runtime import ReadingRuntime, participant_id
-from api.reading_states import Actor, State
-from api.reading_store import fetch_for, session_json
+from api.readings import scheduling
+from api.readings.live import LIVE_READINGS
+from api.readings.runtime import ReadingRuntime, participant_id
+from api.readings.states import Actor, State
+from api.readings.store import fetch_for, session_json
 from api.realtime import transport
 from api.realtime.presence import PRESENCE
 from api.realtime.socket import CLOSE_UNAUTHORIZED, SignalingError, SignalingSocket, string_field

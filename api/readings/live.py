@@ -3,7 +3,7 @@
 One :class:`LiveReadings` per app (``app[LIVE_READINGS]``), built in ``create_app``'s clean-up context
 after the relay. It subscribes to the relay's participant events once and routes each to the runtime
 of its room (the room id is the reading id). A runtime only ever runs under a lease this node holds
-(:mod:`api.reading_leases`); two loops keep that true:
+(:mod:`api.readings.leases`); two loops keep that true:
 
 - the **keeper**, every second, renews in one statement the leases of all the node's runtimes, and stops
   at once the runtime of any lease found lost;
@@ -30,13 +30,14 @@ from collections.abc import Callable
 import asyncpg
 from aiohttp import web
 
-from api import reading_leases, scheduling
 from api.core.errors import Conflict
 from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
-from api.reading_chat import ReadingChat
-from api.reading_runtime import DB_ERRORS, ReadingRuntime
-from api.reading_states import FINAL, Actor, Event, State
-from api.reading_store import apply, fetch, session_json
+from api.readings import leases as reading_leases
+from api.readings import scheduling
+from api.readings.chat import ReadingChat
+from api.readings.runtime import DB_ERRORS, ReadingRuntime
+from api.readings.states import FINAL, Actor, Event, State
+from api.readings.store import apply, fetch, session_json
 from api.realtime import notifications
 from relay import Relay
 

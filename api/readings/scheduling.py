@@ -7,7 +7,7 @@
   both are connected together and ends at its booked end (``time_up``), however late it started.
 - How it ends and what comes back (a cancellation, either party ending it, a no-show, a party away, a
   restart it could not resume from) is :mod:`billing.scheduled_policy`'s pure rules; the readings
-  runtime watches the time (:mod:`api.scheduled_watch`) and :func:`carry_out` does what they decide.
+  runtime watches the time (:mod:`api.readings.scheduled_watch`) and :func:`carry_out` does what they decide.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from aiohttp import web
 from api.core.errors import Conflict, Invalid, NotFound
 from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.times import iso
-from api.reading_store import fetch, session_json
+from api.readings.store import fetch, session_json
 from api.realtime import notifications
 from billing import scheduled, slots
 from billing.metrics import BillingMetrics

@@ -1,10 +1,10 @@
 """Readings in PostgreSQL (``rtc_sessions``): the JSON shape clients see, and state changes as compare-and-set.
 
 Every state change goes through :func:`apply`: the row is locked, the pure state machine
-(:mod:`api.reading_states`) decides, and the new state is written in the caller's transaction. Two
+(:mod:`api.readings.states`) decides, and the new state is written in the caller's transaction. Two
 requests racing (an accept and an expiry, two ends) therefore serialize on the row and the loser gets a
 clear ``409`` instead of a half-applied change. A reading's runtime writes under its lease's epoch (see
-:mod:`api.reading_leases`): a write from a runtime that lost it changes nothing.
+:mod:`api.readings.leases`): a write from a runtime that lost it changes nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import asyncpg
 
 from api.core.errors import Conflict, Forbidden, NotFound
 from api.core.times import iso
-from api.reading_leases import fence_out
-from api.reading_states import Actor, Event, IllegalTransition, State, transition
+from api.readings.leases import fence_out
+from api.readings.states import Actor, Event, IllegalTransition, State, transition
 from billing.errors import LeaseLost
 
 # The states a runtime (a lease holder) may own a reading in.

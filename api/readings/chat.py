@@ -21,8 +21,8 @@ from api.core.errors import ApiError, Conflict, Invalid, TooManyRequests
 from api.core.keys import DATABASE, SETTINGS
 from api.core.ratelimit import RateLimiter
 from api.core.times import iso
-from api.reading_runtime import ReadingRuntime, participant_id
-from api.reading_states import Actor, State
+from api.readings.runtime import ReadingRuntime, participant_id
+from api.readings.states import Actor, State
 from relay import Relay, RelayError
 
 log = logging.getLogger(__name__)

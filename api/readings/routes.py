@@ -1,8 +1,8 @@
 """Reading endpoints: request, accept, decline, cancel, end, details, history, transcript, scheduling.
 
-Handlers are thin: they check who is asking, change the reading through :func:`api.reading_store.apply`
+Handlers are thin: they check who is asking, change the reading through :func:`api.readings.store.apply`
 (the pure state machine under a row lock), store the notifications in the same transaction, and hand
-running readings to the node's :class:`api.live_readings.LiveReadings`.
+running readings to the node's :class:`api.readings.live.LiveReadings`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import scheduling
 from api.accounts.auth import require
 from api.accounts.readers import rate_for
 from api.core import validation as v
@@ -22,10 +21,11 @@ from api.core.errors import ApiError, Conflict, Invalid, NotFound
 from api.core.keys import DATABASE, SETTINGS
 from api.core.openapi import operation
 from api.core.times import iso
-from api.live_readings import LIVE_READINGS
-from api.reading_states import Actor, Event, State
-from api.reading_store import apply as apply_event
-from api.reading_store import fetch_for, history, session_json, set_reader_busy
+from api.readings import scheduling
+from api.readings.live import LIVE_READINGS
+from api.readings.states import Actor, Event, State
+from api.readings.store import apply as apply_event
+from api.readings.store import fetch_for, history, session_json, set_reader_busy
 from api.realtime import notifications
 from billing.prices import confirm_price
 

@@ -14,7 +14,7 @@ from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.openapi import operation
 from api.core.times import iso
 from api.core.validation import cents, choice, integer, path_uuid, read_json, text
-from api.reading_store import fetch, session_json
+from api.readings.store import fetch, session_json
 from billing import slots
 from billing.slots import Slot
 

@@ -1,7 +1,7 @@
 """One running reading on this node: joins its participants' connectivity to the meter, and the meter to money.
 
 A :class:`ReadingRuntime` is the reading's one owner while it runs: it holds the reading's lease
-(:mod:`api.reading_leases`) from the moment it starts (a reader's accept, a booked reading's window
+(:mod:`api.readings.leases`) from the moment it starts (a reader's accept, a booked reading's window
 opening, or the adoption of a reading whose previous owner stopped) until the reading ends or it hands
 it over. It runs ONE task that takes everything that happens to the reading from a queue (a socket
 joined or left, media connected or dropped, someone ends it, the lease was lost) and a tick every second,
@@ -39,12 +39,13 @@ from typing import Any
 
 import asyncpg
 
-from api import reading_leases, scheduling
-from api.reading_leases import Lease
-from api.reading_states import FINAL, Actor, Event, State
-from api.reading_store import apply, fetch, session_json, set_reader_busy
+from api.readings import leases as reading_leases
+from api.readings import scheduling
+from api.readings.leases import Lease
+from api.readings.scheduled_watch import ScheduledWatch
+from api.readings.states import FINAL, Actor, Event, State
+from api.readings.store import apply, fetch, session_json, set_reader_busy
 from api.realtime.presence import Tab
-from api.scheduled_watch import ScheduledWatch
 from billing import ledger, recovery
 from billing.errors import InsufficientFunds, LeaseLost
 from billing.meter import ChargeMinute, End, Meter, Pause, Refund, Resume, Warn
