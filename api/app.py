@@ -8,19 +8,7 @@ import uuid
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import (
-    accounts,
-    gifting,
-    gifts,
-    messages,
-    pages,
-    readings,
-    realtime,
-    refund_sweeper,
-    stream_pages,
-    stream_signaling,
-    streams,
-)
+from api import accounts, messages, pages, readings, realtime, refund_sweeper, stream_pages, streams
 from api.core import health, middleware, openapi
 from api.core.database import Database
 from api.core.http_metrics import HttpMetrics
@@ -67,14 +55,11 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_media)
     health.setup(app)
     accounts.setup(app)
-    streams.setup(app)
-    gifts.setup(app)
-    gifting.setup(app)
     messages.setup(app)
     refund_sweeper.setup(app)
     realtime.setup(app)
     readings.setup(app)
-    stream_signaling.setup(app)
+    streams.setup(app)
     pages.setup(app)
     stream_pages.setup(app)
     openapi.setup(app)

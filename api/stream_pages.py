@@ -15,11 +15,12 @@ from aiohttp import web
 from api.core.errors import NotFound
 from api.core.keys import DATABASE, SETTINGS
 from api.core.validation import path_uuid
-from api.gifts import BUILTIN_ICONS
 from api.messages import MAX_BODY_CHARS
 from api.pages import _page_auth, _render
-from api.stream_signaling import MAX_CHAT_CHARS
-from api.streams import STREAM_HUB, fetch_stream, leaderboard, stream_json
+from api.streams.gift_catalogue import BUILTIN_ICONS
+from api.streams.hub import STREAM_HUB
+from api.streams.signaling import MAX_CHAT_CHARS
+from api.streams.store import fetch_stream, leaderboard, stream_json
 
 
 def gift_view(row: asyncpg.Record) -> dict[str, Any]:

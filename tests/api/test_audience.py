@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.audience import Audience, AudienceFull
+from api.streams.audience import Audience, AudienceFull
 
 
 def test_each_viewer_counts_once_however_many_tabs_they_open() -> None:

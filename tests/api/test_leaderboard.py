@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.leaderboard import Gifter, Leaderboard
+from api.streams.leaderboard import Gifter, Leaderboard
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

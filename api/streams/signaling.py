@@ -23,7 +23,6 @@ from typing import Any
 
 from aiohttp import web
 
-from api.audience import AudienceFull
 from api.core.caps import Holdings
 from api.core.errors import NotFound
 from api.core.keys import DATABASE, RELAY, SETTINGS
@@ -32,8 +31,9 @@ from api.core.times import now_iso
 from api.realtime import transport
 from api.realtime.socket import SignalingError, SignalingSocket
 from api.realtime.turn import ice_servers_for
-from api.stream_hub import StreamHub
-from api.streams import STREAM_HUB, fetch_stream, finish_stream, stream_json
+from api.streams.audience import AudienceFull
+from api.streams.hub import STREAM_HUB, StreamHub
+from api.streams.store import fetch_stream, finish_stream, stream_json
 from relay import RelayError
 from relay.sdp import MAX_SDP_CHARS as MAX_SDP_BYTES
 

@@ -14,7 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.audience import Audience
+from aiohttp import web
+
+from api.streams.audience import Audience
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +161,7 @@ class StreamHub:
         pending = self._pending.pop(stream_id, None)
         if pending is not None:
             pending.cancel()
+
+
+# Set up by :func:`api.streams.routes.setup`.
+STREAM_HUB = web.AppKey("stream_hub", StreamHub)

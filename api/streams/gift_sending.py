@@ -23,7 +23,7 @@ from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from api.core.openapi import operation
 from api.core.ratelimit import RateLimiter
 from api.core.times import iso
-from api.streams import STREAM_HUB
+from api.streams.hub import STREAM_HUB
 from billing import ledger
 from billing.errors import InsufficientFunds
 from billing.prices import confirm_price
