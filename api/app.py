@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import accounts, messages, pages, readings, realtime, refund_sweeper, stream_pages, streams
+from api import accounts, messages, pages, readings, realtime, stream_pages, streams
 from api.core import health, middleware, openapi
 from api.core.database import Database
 from api.core.http_metrics import HttpMetrics
@@ -56,7 +56,6 @@ def create_app(settings: Settings) -> web.Application:
     health.setup(app)
     accounts.setup(app)
     messages.setup(app)
-    refund_sweeper.setup(app)
     realtime.setup(app)
     readings.setup(app)
     streams.setup(app)

@@ -15,7 +15,7 @@ from aiohttp import web
 from api.core.errors import NotFound
 from api.core.keys import DATABASE, SETTINGS
 from api.core.validation import path_uuid
-from api.messages import MAX_BODY_CHARS
+from api.messages.routes import MAX_BODY_CHARS
 from api.pages import _page_auth, _render
 from api.streams.gift_catalogue import BUILTIN_ICONS
 from api.streams.hub import STREAM_HUB

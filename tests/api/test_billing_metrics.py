@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from api.messages.refund_sweeper import REFUND_SWEEPER
 from api.readings.live import LIVE_READINGS
-from api.refund_sweeper import REFUND_SWEEPER
 from billing import slots
 from billing.stripe_events import record_checkout
 from config import Settings

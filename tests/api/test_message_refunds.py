@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.message_refunds import answers, deadline, refund_due
+from api.messages.refund_rule import answers, deadline, refund_due
 
 SENT = datetime(2025, 3, 1, 12, tzinfo=UTC)
 WINDOW = timedelta(hours=72)

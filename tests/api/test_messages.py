@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from api import page_format
-from api.messages import MESSAGE_LIMITER
+from api.messages.routes import MESSAGE_LIMITER
 from billing import ledger
 from billing.split import split
 from tests.api.accounts import quick_user

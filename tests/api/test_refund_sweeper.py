@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
 from api.core.database import _init
-from api.refund_sweeper import REFUND_SWEEPER, sweep
+from api.messages.refund_sweeper import REFUND_SWEEPER, sweep
 from billing import ledger
 from config import Settings
 from tests.api.accounts import quick_user

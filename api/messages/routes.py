@@ -21,7 +21,7 @@ from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from api.core.openapi import operation
 from api.core.ratelimit import RateLimiter
 from api.core.times import iso
-from api.message_refunds import answers
+from api.messages.refund_rule import answers
 from api.realtime import notifications
 from billing import ledger
 from billing.errors import InsufficientFunds

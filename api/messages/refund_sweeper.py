@@ -18,7 +18,7 @@ import asyncpg
 from aiohttp import web
 
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
-from api.message_refunds import refund_due
+from api.messages.refund_rule import refund_due
 from api.realtime import notifications
 from billing import ledger
 from billing.metrics import BillingMetrics
