@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import accounts, messages, pages, readings, realtime, stream_pages, streams
+from api import accounts, messages, pages, readings, realtime, streams
 from api.core import health, middleware, openapi
 from api.core.database import Database
 from api.core.http_metrics import HttpMetrics
@@ -60,7 +60,6 @@ def create_app(settings: Settings) -> web.Application:
     readings.setup(app)
     streams.setup(app)
     pages.setup(app)
-    stream_pages.setup(app)
     openapi.setup(app)
     return app
 

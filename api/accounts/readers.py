@@ -114,16 +114,25 @@ async def get_availability(request: web.Request) -> web.Response:
     return web.json_response({"status": status, "chosenStatus": chosen})
 
 
+async def reader_cards(db: asyncpg.Pool | asyncpg.Connection, *, include_offline: bool,
+                       limit: int) -> list[asyncpg.Record]:
+    """Readers as clients browse them (the home page and ``available-readers``): availability, every rate, bio
+    and specialties; online first, then busy, then offline, each by name."""
+    return list(await db.fetch(
+        "SELECT u.id, u.display_name, a.status, r.*, coalesce(p.bio, '') AS bio,"
+        " coalesce(p.specialties, '{}') AS specialties FROM users u"
+        " JOIN reader_availability a ON a.reader_id = u.id JOIN reader_rates r ON r.reader_id = u.id"
+        " LEFT JOIN reader_profiles p ON p.reader_id = u.id"
+        " WHERE u.role = 'reader' AND ($1 OR a.status IN ('online', 'busy'))"
+        " ORDER BY CASE a.status WHEN 'online' THEN 0 WHEN 'busy' THEN 1 ELSE 2 END, u.display_name, u.id LIMIT $2",
+        include_offline, limit))
+
+
 @operation(summary="Readers a client can book now: online or busy, with their rates", roles=("client",),
            response="{readers: [{id, displayName, status, rates}]}")
 async def available_readers(request: web.Request) -> web.Response:
     await require(request, "client")
-    rows = await request.app[DATABASE].pool.fetch(
-        "SELECT u.id, u.display_name, a.status, r.* FROM users u"
-        " JOIN reader_availability a ON a.reader_id = u.id JOIN reader_rates r ON r.reader_id = u.id"
-        " WHERE u.role = 'reader' AND a.status IN ('online', 'busy')"
-        " ORDER BY a.status = 'online' DESC, u.display_name, u.id LIMIT 500"
-    )
+    rows = await reader_cards(request.app[DATABASE].pool, include_offline=False, limit=500)
     readers = [{"id": str(r["id"]), "displayName": r["display_name"], "status": r["status"],
                 "rates": rates_json(r)} for r in rows]
     return web.json_response({"readers": readers})

@@ -13,7 +13,6 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import page_format
 from api.accounts.auth import User, require
 from api.core import validation as v
 from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
@@ -25,7 +24,7 @@ from api.messages.refund_rule import answers
 from api.realtime import notifications
 from billing import ledger
 from billing.errors import InsufficientFunds
-from billing.prices import confirm_price
+from billing.prices import confirm_price, dollars
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +182,7 @@ async def post_message(request: web.Request) -> web.Response:
                                           key=message_key(message_id), kind="message", ref=message_id,
                                           memo=f"message to {thread['reader_name']}")
             except InsufficientFunds:
-                raise PaymentRequired(f"a message to {thread['reader_name']} costs {page_format.money(price)}; "
+                raise PaymentRequired(f"a message to {thread['reader_name']} costs {dollars(price)}; "
                                       "add funds first") from None
         row = await conn.fetchrow(
             f"INSERT INTO messages (id, thread_id, sender_id, body, price_cents, ledger_key, ledger_txn_id,"  # noqa: S608

@@ -42,13 +42,16 @@ def icon(body: dict[str, Any], name: str = "icon") -> str:
     raise Invalid(f"{name} must be an emoji or one of {', '.join(sorted(BUILTIN_ICONS))}", field=name)
 
 
+async def active_gifts(db: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Record]:
+    """The gifts that can be given now, cheapest first (the REST list and the watch page)."""
+    return list(await db.fetch(f"SELECT {_COLUMNS} FROM gifts WHERE active ORDER BY price_cents, name"))  # noqa: S608
+
+
 @operation(summary="The active gift catalogue, cheapest first", roles=(),
            response="{gifts: [{id, name, priceCents, icon}]}", tags=("gifts",))
 async def list_gifts(request: web.Request) -> web.Response:
     await require(request)
-    rows = await request.app[DATABASE].pool.fetch(
-        f"SELECT {_COLUMNS} FROM gifts WHERE active ORDER BY price_cents, name")  # noqa: S608
-    return web.json_response({"gifts": [gift_json(r) for r in rows]})
+    return web.json_response({"gifts": [gift_json(r) for r in await active_gifts(request.app[DATABASE].pool)]})
 
 
 @operation(summary="The whole gift catalogue, retired gifts included", roles=("admin",),

@@ -15,7 +15,6 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from api import page_format
 from api.accounts.auth import User, require
 from api.core import validation as v
 from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
@@ -26,7 +25,7 @@ from api.core.times import iso
 from api.streams.hub import STREAM_HUB
 from billing import ledger
 from billing.errors import InsufficientFunds
-from billing.prices import confirm_price
+from billing.prices import confirm_price, dollars
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +118,7 @@ async def send_gift(request: web.Request) -> web.Response:
                                       ref=send_id, memo=f"gift {gift['name']} on stream {stream_id}")
         except InsufficientFunds:
             raise PaymentRequired(f"your balance does not cover {gift['name']} "
-                                  f"({page_format.money(gift['price_cents'])})") from None
+                                  f"({dollars(gift['price_cents'])})") from None
         inserted = await conn.fetchval(
             "INSERT INTO gift_sends (id, stream_id, sender_id, gift_id, request_id, price_cents, ledger_txn_id,"
             " ledger_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"

@@ -14,7 +14,7 @@ from api.core.errors import Conflict, Forbidden
 from api.core.keys import DATABASE, SETTINGS
 from api.core.openapi import operation
 from api.streams.hub import STREAM_HUB, StreamHub
-from api.streams.store import COLUMNS, fetch_stream, finish_stream, leaderboard, stream_json
+from api.streams.store import fetch_stream, finish_stream, leaderboard, live_streams, stream_json
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,7 @@ async def create_stream(request: web.Request) -> web.Response:
 @operation(summary="The live streams, newest first", roles=(), response="{streams: [stream]}", tags=("streams",))
 async def list_streams(request: web.Request) -> web.Response:
     await require(request)
-    rows = await request.app[DATABASE].pool.fetch(
-        f"SELECT {COLUMNS} FROM streams s JOIN users u ON u.id = s.reader_id"  # noqa: S608
-        " WHERE s.status = 'live' ORDER BY s.started_at DESC LIMIT 200")
+    rows = await live_streams(request.app[DATABASE].pool, limit=200)
     hub = request.app[STREAM_HUB]
     return web.json_response({"streams": [stream_json(r, hub) for r in rows]})
 

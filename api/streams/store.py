@@ -46,6 +46,12 @@ async def fetch_stream(db: asyncpg.Pool | asyncpg.Connection, stream_id: str) ->
     return row
 
 
+async def live_streams(db: asyncpg.Pool | asyncpg.Connection, *, limit: int) -> list[asyncpg.Record]:
+    """The live streams, newest first (the REST list and the home page)."""
+    return list(await db.fetch(f"SELECT {COLUMNS} FROM streams s JOIN users u ON u.id = s.reader_id"  # noqa: S608
+                               " WHERE s.status = 'live' ORDER BY s.started_at DESC LIMIT $1", limit))
+
+
 async def leaderboard(db: asyncpg.Pool | asyncpg.Connection, stream_id: str) -> Leaderboard:
     """The stream's leaderboard, from every gift stored for it."""
     rows = await db.fetch(

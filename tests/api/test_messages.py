@@ -8,8 +8,8 @@ import asyncio
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from api import page_format
 from api.messages.routes import MESSAGE_LIMITER
+from api.pages import format as page_format
 from billing import ledger
 from billing.split import split
 from tests.api.accounts import quick_user

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.page_format import avatar_hue, duration, initials, money, notification
+from api.pages.format import avatar_hue, duration, initials, money, notification
 
 
 def test_money_is_dollars_and_cents_from_integer_cents() -> None:

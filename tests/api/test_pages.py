@@ -7,7 +7,7 @@ import re
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api.pages import safe_next
+from api.pages.login import safe_next
 from tests.api.helpers import login, register
 
 
