@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ class EmbeddedPostgres:
 
     async def start(self) -> str:
         """Start (or reuse) the server and return its connection URI."""
-        import pgserver  # imported late: only the embedded mode needs its binaries
+        import pgserver  # optional at run time: only the embedded mode (no DATABASE_URL) needs its binaries
 
         pgdata = (self._data_dir / "pgdata").resolve()
         pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,5 @@ class Database:
 
 async def _init(conn: asyncpg.Connection) -> None:
     """Decode json/jsonb columns to Python values on every pooled connection."""
-    import json
-
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")

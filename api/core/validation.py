@@ -10,7 +10,7 @@ from typing import Any, overload
 
 from aiohttp import web
 
-from api.core.errors import BadRequest, Invalid, PayloadTooLarge
+from api.core.errors import BadRequest, Invalid, NotFound, PayloadTooLarge
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
@@ -184,8 +184,6 @@ def uuid_value(raw: Any, name: str) -> str:
 
 def path_uuid(request: web.Request, name: str) -> str:
     """A UUID from the URL path; anything else is simply not found."""
-    from api.core.errors import NotFound
-
     try:
         return str(uuid.UUID(request.match_info[name]))
     except (KeyError, ValueError):

@@ -11,7 +11,7 @@ import urllib.request
 import asyncpg
 import pytest
 
-from api import demo
+from api.cli import demo
 from tests.api.test_cli import SOULSEER, _env, _free_port
 
 

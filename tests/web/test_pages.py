@@ -7,7 +7,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
-from api import demo
+from api.cli import demo
 from tests.web.conftest import PHONE, Console, new_context, shot
 from tests.web.pages_setup import signed_in
 from tests.web.reading_steps import ENDED

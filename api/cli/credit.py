@@ -7,12 +7,17 @@ on its transaction, so every manual movement is audited in the ledger itself.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
 import sys
 import uuid
 from typing import Any
 
+from api.cli.database import with_database
+from api.core.database import Database
+from billing import ledger
+from billing.errors import BillingError
 from config import Settings
 
 
@@ -28,13 +33,6 @@ def _operator() -> str:
 
 
 def _credit(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncio
-
-    from api.cli import _with_database
-    from api.core.database import Database
-    from billing import ledger
-    from billing.errors import BillingError
-
     if args.cents <= 0:
         print("error: CENTS must be a positive integer", file=sys.stderr)
         return 2
@@ -61,7 +59,7 @@ def _credit(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{done}: {args.cents} cents to {user['email']} (transaction {txn.id}); balance now {now} cents")
         return 0
 
-    return asyncio.run(_with_database(settings, work))
+    return asyncio.run(with_database(settings, work))
 
 
 def register(sub: Any) -> None:

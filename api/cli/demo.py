@@ -19,7 +19,7 @@ from api.accounts import profiles
 from api.accounts.login import create_user
 from api.accounts.passwords import hash_password
 from api.core.errors import Conflict
-from api.core.keys import DATABASE
+from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from billing import ledger
 from billing.metrics import BillingMetrics
 
@@ -117,8 +117,6 @@ def install(app: web.Application, announce: Callable[[str], None]) -> None:
     """Seed the demo accounts once the database is open (after create_app's own start-up)."""
 
     async def on_startup(app: web.Application) -> None:
-        from api.core.keys import BILLING_METRICS, SETTINGS
-
         logins = await seed(app[DATABASE].pool, app[BILLING_METRICS])
         announce(banner(logins, app[SETTINGS].public_url))
 

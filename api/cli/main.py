@@ -8,39 +8,28 @@ import getpass
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
 
-from api import billing_cli
+from api.accounts.login import create_user
+from api.accounts.passwords import hash_password
+from api.app import create_app
+from api.cli import credit, demo
+from api.cli.database import with_database
 from api.core import logs
 from api.core.database import Database
-from api.core.migrations import migrate
+from api.core.errors import ApiError
 from config import Settings, SettingsError, load_settings
 
 log = logging.getLogger("soulseer")
 
 
-async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[int]]) -> int:
-    database = Database(settings)
-    await database.open(min_size=1, max_size=2)
-    try:
-        async with database.pool.acquire() as conn:
-            await migrate(conn)
-        return await work(database)
-    finally:
-        await database.close()
-
-
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from api.app import create_app
-
     app = create_app(settings)
     if getattr(args, "demo", False):
-        from api import demo
-
         demo.install(app, announce=print)
     log.info("starting", extra={"host": settings.host, "port": settings.port,
                                 "embeddedDatabase": settings.database_url is None})
@@ -54,13 +43,10 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         print("database is up to date")
         return 0
 
-    return asyncio.run(_with_database(settings, work))
+    return asyncio.run(with_database(settings, work))
 
 
 def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
-    from api.accounts.login import create_user
-    from api.accounts.passwords import hash_password
-    from api.core.errors import ApiError
 
     password = os.environ.get("SOULSEER_ADMIN_PASSWORD") or getpass.getpass("Password for the admin: ")
     if len(password) < 12:
@@ -78,7 +64,7 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
         print(f"admin {row['email']} created ({row['id']})")
         return 0
 
-    return asyncio.run(_with_database(settings, work))
+    return asyncio.run(with_database(settings, work))
 
 
 Command = Callable[[Settings, argparse.Namespace], int]
@@ -110,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Sub-commands contributed by other modules (billing's ``credit``, ...): each adds its own parser.
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = [billing_cli.register]
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = [credit.register]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +121,3 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_json)
     command: Command = args.run
     return command(settings, args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
