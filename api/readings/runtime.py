@@ -9,14 +9,12 @@ so its state is only ever touched by that task, in order. It:
 
 - decides when the reading starts (both participants connected together the first time: media for
   audio/video, the signaling socket for chat) and writes ``active``;
-- per minute: feeds billing's pure :class:`billing.meter.Meter` and executes its decisions through billing
-  (:mod:`billing.recovery`): a charge at the start of each billable minute, a refund of the unused part of
-  the last one with the totals, the end; scheduled: watches its time (:class:`ScheduledWatch`) and ends it
-  by the scheduled rules (:mod:`billing.scheduled_policy`);
-- records the meter's heartbeat every tick (what the next owner restores from) and reads the client's
-  balance, so funds added mid-reading (a webhook, on any request) reach the meter within a second;
+- per minute: tells its :class:`api.readings.metering.Metering` what happens, which feeds billing's pure
+  meter and carries out its decisions (the charges, the refund, the heartbeat, the balance poll);
+  scheduled: watches its time (:class:`ScheduledWatch`) and ends it by the scheduled rules
+  (:mod:`billing.scheduled_policy`);
 - pushes ``session-state`` every second and on every change, ``start-session``, ``end-session`` and
-  notifications to the participants' sockets;
+  notifications to the participants' tabs (:mod:`api.readings.pushes`);
 - when the reading ends, settles it, closes the relay room and stops.
 
 Every write carries the lease's epoch: a runtime whose lease was taken over (or whose reading ended
@@ -42,22 +40,21 @@ import asyncpg
 from api.readings import leases as reading_leases
 from api.readings import scheduling
 from api.readings.leases import Lease
+from api.readings.metering import DB_ERRORS, Metering
+from api.readings.pushes import MOVED, ROLES, Tabs, end_message, state_message
 from api.readings.scheduled_watch import ScheduledWatch
 from api.readings.states import FINAL, Actor, Event, State
 from api.readings.store import apply, fetch, session_json, set_reader_busy
 from api.realtime.presence import Tab
-from billing import ledger, recovery
-from billing.errors import InsufficientFunds, LeaseLost
-from billing.meter import ChargeMinute, End, Meter, Pause, Refund, Resume, Warn
+from billing import recovery
+from billing.errors import LeaseLost
+from billing.meter import Meter
 from billing.metrics import BillingMetrics
 from billing.scheduled_policy import Ending, Outcome, Party, Policy, Why, outcome
-from billing.split import split
 
 log = logging.getLogger(__name__)
 
-ROLES = (Actor.CLIENT, Actor.READER)
-WARN_SECONDS = 60
-DB_ERRORS = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError)
+__all__ = ["DB_ERRORS", "ReadingRuntime", "participant_id"]
 
 
 def participant_id(session_id: str, role: Actor | str) -> str:
@@ -136,22 +133,20 @@ class ReadingRuntime:
         now = clock()
         self._deadline = now + start_timeout
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._tabs: dict[Actor, Tab | None] = dict.fromkeys(ROLES)
+        self._tabs = Tabs()
         self._media: dict[Actor, bool] = dict.fromkeys(ROLES, False)
         self._connected: dict[Actor, bool] = dict.fromkeys(ROLES, False)
         self._back: set[Actor] = set()  # connected since the runtime started (what a resumed reading waits for)
-        self._meter: Meter | None = None
-        self._balance: int | None = None
-        self._earned = 0
-        self._refund: Refund | None = None
-        # Decisions a database error interrupted, carried out again (idempotently) on the next tick.
-        self._retry: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = False  # handed over or lost: the task ends without settling
         self.lost = False
         self._fenced_logged = False
         self.finished = asyncio.Event()
         self._log = {"sessionId": self.session_id, "epoch": lease.epoch}
+        self._money = Metering(pool, session_id=self.session_id, client_id=self.client_id, reader_id=self.reader_id,
+                               rate_cents=self.rate_cents, grace_seconds=grace_seconds, epoch=lease.epoch,
+                               metrics=metrics, log_extra=self._log, on_change=self._push_state, on_warn=self._warn,
+                               on_end=self._meter_ended, is_over=lambda: self.status is State.ENDED)
         self._watch: ScheduledWatch | None = None
         if self.scheduled:
             self._watch = ScheduledWatch(
@@ -216,7 +211,7 @@ class ReadingRuntime:
         return self._lease_clock() < self._lease_valid_until
 
     def is_current(self, role: Actor, tab: Tab) -> bool:
-        return self._tabs.get(role) is tab
+        return self._tabs.is_current(role, tab)
 
     async def close(self) -> None:
         """Stop the task without settling or handing over (the process is going away)."""
@@ -233,7 +228,7 @@ class ReadingRuntime:
             while self.status is not State.ENDED and not self._stopping:
                 if needs_meter:  # before anything that happened is applied to it
                     try:
-                        await self._restore_meter()
+                        await self._money.restore(self.row, self._clock())
                         needs_meter = False
                     except DB_ERRORS as exc:
                         log.warning("reading not resumed yet: %s", exc, extra=self._log)
@@ -277,46 +272,28 @@ class ReadingRuntime:
             if item.done is not None and not item.done.done():
                 item.done.set_result(self.row)
             if item.kind == "attach" and item.tab is not None and self.status is State.ENDED:
-                item.tab.send(self._end_message())
-
-    async def _restore_meter(self) -> None:
-        """A per-minute reading adopted mid-way: its meter continues from the minutes charged and the billable
-        seconds last persisted; nobody is connected, so the grace period runs from the first tick."""
-        row = self.row
-        self._balance = await ledger.balance(self._pool, self.client_id)
-        self._meter = Meter(rate_cents=self.rate_cents, balance_cents=self._balance, grace_seconds=self._grace,
-                            warn_seconds=WARN_SECONDS, billable_seconds=float(row["meter_billable_seconds"]),
-                            minutes_charged=int(row["meter_minutes_charged"]), restored=True)
-        now = self._clock()
-        await self._execute(self._meter.tick(now), now)  # the grace period runs from now
-        log.info("reading resumed", extra={**self._log, "billableSeconds": row["meter_billable_seconds"],
-                                           "minutesCharged": row["meter_minutes_charged"]})
+                item.tab.send(end_message(self.row))
 
     async def _handle(self, item: _Item) -> None:
         if item.kind == "lost":
             raise LeaseLost("the node's keeper found the lease gone")
         if item.kind == "attach":
             assert item.role is not None and item.tab is not None
-            previous = self._tabs[item.role]
-            if previous is not None and previous is not item.tab:
-                previous.send({"type": "error", "code": "replaced",
-                               "message": "this session was joined from another connection"})
-            self._tabs[item.role] = item.tab
-            if item.role is Actor.CLIENT and self._balance is None:
-                self._balance = await ledger.balance(self._pool, self.client_id)
+            self._tabs.attach(item.role, item.tab)
+            if item.role is Actor.CLIENT and self._money.balance is None:
+                await self._money.read_balance()
             if not await self._connectivity():
                 item.tab.send(self._state_message(item.role))
         elif item.kind == "detach":
-            assert item.role is not None
-            if self._tabs[item.role] is item.tab:
-                self._tabs[item.role] = None
+            assert item.role is not None and item.tab is not None
+            if self._tabs.detach(item.role, item.tab):
                 await self._connectivity()
         elif item.kind == "media":
             assert item.role is not None
             self._media[item.role] = bool(item.value)
             await self._connectivity()
         elif item.kind == "broadcast":
-            self._send_all(item.value)
+            self._tabs.send_all(item.value)
         elif item.kind == "end":
             assert item.role is not None and item.done is not None
             row = await self._end(item.role, str(item.value))
@@ -328,7 +305,7 @@ class ReadingRuntime:
                 item.done.set_result(None)
 
     def _is_connected(self, role: Actor) -> bool:
-        signaled = self._tabs[role] is not None
+        signaled = self._tabs.has(role)
         return signaled and (self.session_type == "chat" or self._media[role])
 
     async def _connectivity(self) -> bool:
@@ -348,10 +325,8 @@ class ReadingRuntime:
                      extra={**self._log, "role": role.value})
             if self._watch is not None:
                 self._watch.presence(Party(role.value), connected, now)
-            if self._meter is not None and self.status is State.ACTIVE:
-                decisions = (self._meter.connected(role.value, now) if connected
-                             else self._meter.disconnected(role.value, now))
-                await self._execute(decisions, now)
+            if self._money.meter is not None and self.status is State.ACTIVE:
+                await self._money.presence(role.value, connected, now)
         if self.status is State.ACCEPTED and all(self._connected.values()):
             await self._start(now)
         if changed and self.status is not State.ENDED:
@@ -369,15 +344,11 @@ class ReadingRuntime:
         if self._watch is not None:  # paid at booking: no meter, just the booked time
             self._watch.start(now)
             log.info("scheduled reading started", extra=self._log)
-            self._send_all({"type": "start-session", "session": session_json(row)})
+            self._tabs.send_all({"type": "start-session", "session": session_json(row)})
             return
-        self._balance = await ledger.balance(self._pool, self.client_id)
-        self._meter = Meter(rate_cents=self.rate_cents, balance_cents=self._balance, grace_seconds=self._grace,
-                            warn_seconds=WARN_SECONDS)
-        log.info("reading started", extra={**self._log, "balanceCents": self._balance})
-        self._send_all({"type": "start-session", "session": session_json(row)})
-        decisions = self._meter.connected("client", now) + self._meter.connected("reader", now)
-        await self._execute(decisions, now)
+        await self._money.begin(now)
+        self._tabs.send_all({"type": "start-session", "session": session_json(row)})
+        await self._money.connected_both(now)
 
     async def _tick(self) -> None:
         if not self.lease_valid:
@@ -396,30 +367,12 @@ class ReadingRuntime:
             if now >= self._deadline:
                 await self._end(Actor.SYSTEM, "not_started")
             return
-        if self._meter is None or self.status is not State.ACTIVE:
+        if self._money.meter is None or self.status is not State.ACTIVE:
             return
-        if self._retry:
-            retry, self._retry = self._retry, []
-            await self._execute(retry, now)
-        if self._meter.ended and self.status is State.ACTIVE and not self._retry:
-            # The meter ended but the settlement did not commit (database error): settle again.
-            await self._settle(self._meter.end_reason or "ended", now)
-            return
-        await self._execute(self._meter.tick(now), now)
-        if self.status is not State.ACTIVE or self._retry:
-            # While a charge is outstanding the meter's state is not persisted: the next owner must
-            # restore from the ledger's minutes, never from seconds nobody paid for. The lease is renewed
-            # by the node's keeper all the same.
-            return
-        meter = self._meter
-        await recovery.record_heartbeat(self._pool, self.session_id, meter.billable_seconds(now),
-                                        meter.minutes_charged, epoch=self.lease.epoch)
-        # Polling is how funds added anywhere (a webhook on another request or node) reach the meter.
-        self._balance = await ledger.balance(self._pool, self.client_id)
-        if self._balance != meter.balance_cents:
-            await self._execute(meter.funds_added(self._balance, now), now)
-        if self.status is State.ACTIVE:
-            self._push_state()
+        reason = await self._money.tick(now)
+        if reason is not None:
+            await self._settle(reason, now)
+
 
     async def _tick_scheduled(self, now: float) -> None:
         assert self._watch is not None
@@ -434,44 +387,12 @@ class ReadingRuntime:
                                                 epoch=self.lease.epoch)
             self._push_state()
 
-    async def _execute(self, decisions: list[Any], now: float) -> None:
-        """Carry out the meter's decisions in order, feeding failures back to it."""
-        if self._metrics is not None:
-            self._metrics.meter(decisions)
-        pending = list(decisions)
-        while pending and self.status is not State.ENDED:
-            decision = pending.pop(0)
-            if isinstance(decision, ChargeMinute):
-                try:
-                    charged = await recovery.charge_minute(
-                        self._pool, session_id=self.session_id, epoch=self.lease.epoch, client_id=self.client_id,
-                        reader_id=self.reader_id, index=decision.index, cents=decision.cents, metrics=self._metrics)
-                except InsufficientFunds:
-                    log.info("minute not covered", extra={**self._log, "minute": decision.index})
-                    pending = self._meter.charge_failed(now) + pending if self._meter else pending
-                    continue
-                except DB_ERRORS as exc:
-                    # The meter counts this minute as charged: the same (idempotent) charge must happen
-                    # before anything else, or the settlement would refund a minute the ledger never had.
-                    log.warning("minute charge failed, retrying next tick: %s", exc,
-                                extra={**self._log, "minute": decision.index})
-                    self._retry = [decision, *pending]
-                    return
-                if not charged.replayed:
-                    self._earned += charged.reader_cents
-                    if self._balance is not None:
-                        self._balance -= charged.amount_cents
-                log.info("minute charged", extra={**self._log, "minute": decision.index, "cents": decision.cents})
-                self._push_state()
-            elif isinstance(decision, Refund):
-                self._refund = decision
-            elif isinstance(decision, Warn):
-                self._push(Actor.CLIENT, {"type": "notification", "kind": "low-balance", "sessionId": self.session_id,
-                                          "secondsLeft": math.floor(decision.seconds_left)})
-            elif isinstance(decision, (Pause, Resume)):
-                self._push_state()
-            elif isinstance(decision, End):
-                await self._settle(self._resumed_reason(decision.reason), now)
+    async def _meter_ended(self, reason: str, now: float) -> None:
+        await self._settle(self._resumed_reason(reason), now)
+
+    def _warn(self, seconds_left: float) -> None:
+        self._tabs.push(Actor.CLIENT, {"type": "notification", "kind": "low-balance", "sessionId": self.session_id,
+                                       "secondsLeft": math.floor(seconds_left)})
 
     def _resumed_reason(self, reason: str) -> str:
         """A resumed reading whose parties never came back ended because of the restart, not a disconnect."""
@@ -487,9 +408,8 @@ class ReadingRuntime:
             else:
                 ending = self._watch.ending_by(Party(actor.value), now)
             await self._settle_scheduled(ending)
-        elif self._meter is not None and self.status is State.ACTIVE:
-            decisions = self._meter.finish(now, reason)
-            await self._execute(decisions, now)
+        elif self._money.meter is not None and self.status is State.ACTIVE:
+            await self._money.finish(now, reason)
             if self.status is not State.ENDED:  # a meter that ended without an End decision
                 await self._settle(reason, now)
         else:
@@ -498,14 +418,9 @@ class ReadingRuntime:
 
     async def _settle(self, reason: str, now: float) -> None:
         """Write the end: refund the unused part, totals, state, availability, notifications; then tell everyone."""
-        meter = self._meter
         async with self._pool.acquire() as conn, conn.transaction():
-            if meter is not None:
-                refund = self._refund.cents if self._refund is not None else 0
-                await recovery.settle_reading(conn, session_id=self.session_id, epoch=self.lease.epoch,
-                                              billable_seconds=meter.billable_seconds(now), refund_cents=refund,
-                                              metrics=self._metrics)
-                self._earned -= split(refund)[0]
+            if self._money.meter is not None:
+                await self._money.settle(conn, now)
             _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason, epoch=self.lease.epoch)
             stored = await self._after_end(conn, row, "session-ended")
         await self._ended(row, stored)
@@ -542,11 +457,10 @@ class ReadingRuntime:
         log.info("reading ended", extra={**self._log, "reason": row["end_reason"],
                                          "billableSeconds": row["billable_seconds"],
                                          "chargedCents": row["charged_cents"]})
-        self._send_all(self._end_message())
+        self._tabs.send_all(end_message(row))
         self._deliver(stored)
         self.status = State.ENDED  # cancelled is as final for the runtime
-        for role in ROLES:
-            self._tabs[role] = None
+        self._tabs.clear()
         await self._close_room()
 
     async def _close_room(self) -> None:
@@ -559,9 +473,8 @@ class ReadingRuntime:
         """Persist what the next owner restores from, then let the lease lapse now; the task stops."""
         now = self._clock()
         try:
-            if self.status is State.ACTIVE and self._meter is not None and not self._retry and not self._meter.ended:
-                await recovery.record_heartbeat(self._pool, self.session_id, self._meter.billable_seconds(now),
-                                                self._meter.minutes_charged, epoch=self.lease.epoch)
+            if self.status is State.ACTIVE and self._money.persistable:
+                await self._money.persist(now)
             elif self.status is State.ACTIVE and self._watch is not None and self._watch.together():
                 await recovery.record_heartbeat(self._pool, self.session_id, self._watch.together_seconds(now), 0,
                                                 epoch=self.lease.epoch)
@@ -582,65 +495,31 @@ class ReadingRuntime:
             row = None
         if row is not None and row["status"] in FINAL:
             self.row = row
-            self._send_all(self._end_message())
+            self._tabs.send_all(end_message(row))
         else:
-            self._send_all({"type": "error", "code": "reading_moved",
-                            "message": "this reading is now run by another server; join it again"})
-        for role in ROLES:
-            self._tabs[role] = None
+            self._tabs.send_all(MOVED)
+        self._tabs.clear()
         await self._close_room()
 
     # -- pushes ------------------------------------------------------------------------------------------
 
-    def _end_message(self) -> dict[str, Any]:
-        return {"type": "end-session", "session": session_json(self.row), "reason": self.row["end_reason"]}
-
     def _state_message(self, role: Actor) -> dict[str, Any]:
-        now = self._clock()
-        meter = self._meter
-        message: dict[str, Any] = {
-            "type": "session-state",
-            "sessionId": self.session_id,
-            "status": self.status.value,
-            "billableSeconds": int(meter.billable_seconds(now)) if meter else 0,
-            "chargedCents": meter.charged_cents if meter else 0,
-            "secondsLeft": math.floor(meter.seconds_left(now)) if meter else None,
-            "running": bool(meter and meter.running),
-            "connected": {r.value: self._connected[r] for r in ROLES},
-        }
-        if self._watch is not None:
-            message["billableSeconds"] = int(self._watch.together_seconds(now))
-            message["chargedCents"] = int(self.row["charged_cents"])
-            message["secondsLeft"] = math.floor(self._watch.seconds_left(now))
-            message["running"] = self.status is State.ACTIVE and self._watch.together()
-        if role is Actor.CLIENT:
-            # The meter's view (last balance read, less the minutes it charged since) agrees with chargedCents.
-            message["balanceCents"] = meter.balance_cents if meter is not None and not meter.ended else self._balance
-        else:
-            message["earnedCents"] = self._earned
-        return message
+        return state_message(role, session_id=self.session_id, status=self.status, now=self._clock(),
+                             meter=self._money.meter, watch=self._watch, row=self.row, connected=self._connected,
+                             balance=self._money.balance, earned=self._money.earned)
 
     def _push_state(self) -> None:
         if not self.lease_valid or self.lost:
             return
         for role in ROLES:
-            if self._tabs[role] is not None:
-                self._push(role, self._state_message(role))
-
-    def _push(self, role: Actor, message: dict[str, Any]) -> None:
-        tab = self._tabs[role]
-        if tab is not None:
-            tab.send(message)
-
-    def _send_all(self, message: dict[str, Any]) -> None:
-        for role in ROLES:
-            self._push(role, message)
+            if self._tabs.has(role):
+                self._tabs.push(role, self._state_message(role))
 
     # -- views for tests and metrics ----------------------------------------------------------------------
 
     @property
     def meter(self) -> Meter | None:
-        return self._meter
+        return self._money.meter
 
     @property
     def watch(self) -> ScheduledWatch | None:
