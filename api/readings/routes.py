@@ -23,10 +23,12 @@ from api.core.openapi import operation
 from api.core.times import iso
 from api.readings import scheduling
 from api.readings.live import LIVE_READINGS
-from api.readings.states import Actor, Event, State
+from api.readings.states import Actor, Event, Mode, State
 from api.readings.store import apply as apply_event
+from api.readings.store import create as create_reading
 from api.readings.store import fetch_for, history, session_json, set_reader_busy
 from api.realtime import notifications
+from billing import ledger
 from billing.prices import confirm_price
 
 log = logging.getLogger(__name__)
@@ -70,16 +72,13 @@ async def request_session(request: web.Request) -> web.Response:
             raise Conflict(f"the reader does not offer {session_type} readings", code="not_offered",
                            field="sessionType")
         confirm_price(expected, rate, what=f"A {session_type} reading with {reader['display_name']}", per="/min")
-        balance = await conn.fetchval("SELECT balance_cents FROM client_balances WHERE client_id = $1", user.id)
-        if (balance or 0) < rate:
+        if await ledger.balance(conn, user.id) < rate:
             raise PaymentRequired(f"the balance must cover at least one minute ({rate} cents)")
         try:
             async with conn.transaction():
-                session_id = await conn.fetchval(
-                    "INSERT INTO rtc_sessions (client_id, reader_id, session_type, rate_cents, expires_at)"
-                    " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING id",
-                    user.id, reader_id, session_type, rate, settings.request_expiry_seconds,
-                )
+                session_id = await create_reading(conn, client_id=user.id, reader_id=reader_id,
+                                                  session_type=session_type, mode=Mode.PER_MINUTE, rate_cents=rate,
+                                                  expires_in=settings.request_expiry_seconds)
         except asyncpg.UniqueViolationError:
             raise Conflict("you already have a reading requested or in progress",
                            code="session_pending") from None

@@ -2,7 +2,7 @@
 
 - A client books one of the reader's open slots (``reader_slots``, published by the reader) at its
   time and length; billing creates the reading ``accepted`` and charges the flat price at once
-  (:func:`billing.slots.book_slot`, ledger key ``scheduled:{id}``).
+  (:func:`api.readings.booking.book_slot`, ledger key ``scheduled:{id}``).
 - Both may join from ``schedule_early_join_seconds`` before the start; the reading becomes active when
   both are connected together and ends at its booked end (``time_up``), however late it started.
 - How it ends and what comes back (a cancellation, either party ending it, a no-show, a party away, a
@@ -22,6 +22,7 @@ from aiohttp import web
 from api.core.errors import Conflict, Invalid, NotFound
 from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.times import iso
+from api.readings.booking import book_slot
 from api.readings.store import fetch, session_json
 from api.realtime import notifications
 from billing import scheduled, slots
@@ -73,7 +74,7 @@ def check_join_window(settings: Settings, row: asyncpg.Record, now: datetime | N
 async def book(app: web.Application, client_id: str, reader_id: str, session_type: str, starts_at: datetime,
                minutes: int, *, expected_cents: int) -> tuple[asyncpg.Record, list[tuple[str, dict[str, Any]]]]:
     """Book the reader's open slot at ``starts_at`` of ``minutes`` and pay its flat price, which must be
-    ``expected_cents`` (the price the client was shown), atomically (billing's :func:`billing.slots.book_slot`);
+    ``expected_cents`` (the price the client was shown), atomically (:func:`api.readings.booking.book_slot`);
     returns (reading, notifications to deliver)."""
     async with app[DATABASE].pool.acquire() as conn, conn.transaction():
         reader = await conn.fetchval("SELECT role FROM users WHERE id = $1", reader_id)
@@ -85,7 +86,7 @@ async def book(app: web.Application, client_id: str, reader_id: str, session_typ
         if slot_id is None:
             raise Conflict("the reader has no open slot at that time and length", code="slot_not_found",
                            field="startsAt")
-        session, txn = await slots.book_slot(conn, slot_id=str(slot_id), client_id=client_id,
+        session, txn = await book_slot(conn, slot_id=str(slot_id), client_id=client_id,
                                              session_type=session_type, expected_cents=expected_cents)
         row = await fetch(conn, str(session["id"]))
         stored = [await notifications.store(conn, reader_id, "session-booked", {"session": session_json(row)})]

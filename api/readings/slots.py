@@ -14,6 +14,7 @@ from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.openapi import operation
 from api.core.times import iso
 from api.core.validation import cents, choice, integer, path_uuid, read_json, text
+from api.readings import booking
 from api.readings.store import fetch, session_json
 from billing import slots
 from billing.slots import Slot
@@ -95,10 +96,10 @@ async def book(request: web.Request) -> web.Response:
     user = await require(request, "client")
     slot_id = path_uuid(request, "slotId")
     body = await read_json(request)
-    session_type = choice(body, "sessionType", slots.SESSION_TYPES)
+    session_type = choice(body, "sessionType", booking.SESSION_TYPES)
     expected = cents(body, "expectedCents")
     assert expected is not None
-    session, txn = await slots.book_slot(request.app[DATABASE].pool, slot_id=slot_id, client_id=user.id,
+    session, txn = await booking.book_slot(request.app[DATABASE].pool, slot_id=slot_id, client_id=user.id,
                                          session_type=session_type, expected_cents=expected)
     request.app[BILLING_METRICS].recorded(txn)
     # One session shape everywhere: the readings' own, read back with its names and meter fields.

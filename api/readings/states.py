@@ -41,6 +41,16 @@ class Mode(StrEnum):
     SCHEDULED = "scheduled"
 
 
+# A reading is created in the state its mode starts in: a per-minute request waits for its reader; a booked
+# (scheduled) reading was accepted, and paid, at booking.
+_INITIAL = {Mode.PER_MINUTE: State.REQUESTED, Mode.SCHEDULED: State.ACCEPTED}
+
+
+def initial_state(mode: Mode | str) -> State:
+    """The state a new reading of ``mode`` is created in."""
+    return _INITIAL[Mode(mode)]
+
+
 FINAL = frozenset({State.ENDED, State.DECLINED, State.CANCELLED, State.EXPIRED})
 # A reading in one of these holds its reader (and its client): see the partial unique indexes in 0003.
 OPEN = frozenset({State.REQUESTED, State.ACCEPTED, State.ACTIVE})

@@ -17,7 +17,7 @@ import asyncpg
 from api.core.errors import Conflict, Forbidden, NotFound
 from api.core.times import iso
 from api.readings.leases import fence_out
-from api.readings.states import Actor, Event, IllegalTransition, State, transition
+from api.readings.states import Actor, Event, IllegalTransition, Mode, State, initial_state, transition
 from billing.errors import LeaseLost
 
 # The states a runtime (a lease holder) may own a reading in.
@@ -99,6 +99,24 @@ async def fetch_for(db: asyncpg.Connection | asyncpg.Pool, session_id: str, user
                     lock: bool = False) -> tuple[asyncpg.Record, Actor]:
     row = await fetch(db, session_id, lock=lock)
     return row, actor_of(row, user_id)
+
+
+async def create(conn: asyncpg.Connection, *, client_id: str, reader_id: str, session_type: str, mode: Mode,
+                 rate_cents: int, expires_in: float | None = None, scheduled_start: datetime | None = None,
+                 scheduled_minutes: int | None = None) -> str:
+    """Insert a new reading in the state its mode starts in (:func:`api.readings.states.initial_state`), with
+    that state's time stamped; returns its id. A second open reading of the client or the reader raises
+    ``asyncpg.UniqueViolationError`` (the partial unique indexes of migration 0003)."""
+    state = initial_state(mode)
+    stamp = f", {_STAMP[state]}" if state in _STAMP else ""
+    stamp_value = ", now()" if state in _STAMP else ""
+    return str(await conn.fetchval(
+        "INSERT INTO rtc_sessions (client_id, reader_id, session_type, mode, status, rate_cents, expires_at,"  # noqa: S608
+        f" scheduled_start, scheduled_minutes{stamp}) VALUES ($1, $2, $3, $4, $5, $6,"
+        f" CASE WHEN $7::double precision IS NULL THEN NULL ELSE now() + make_interval(secs => $7) END, $8, $9"
+        f"{stamp_value}) RETURNING id",
+        client_id, reader_id, session_type, mode.value, state.value, rate_cents, expires_in, scheduled_start,
+        scheduled_minutes))
 
 
 async def apply(conn: asyncpg.Connection, session_id: str, event: Event, actor: Actor, *,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from api.readings import booking
 from api.readings.live import LIVE_READINGS
 from billing import ledger, slots
 from billing.meter import net_cents, prorated_refund
@@ -116,7 +117,7 @@ async def _booked(http: TestClient, pool: asyncpg.Pool, starts_in: timedelta, mi
     starts_at = (datetime.now(UTC) + starts_in).replace(microsecond=0)
     slot = await slots.publish_slot(pool, reader_id=reader.id, starts_at=starts_at, minutes=minutes)
     booked_at = min(datetime.now(UTC), starts_at - timedelta(minutes=1))
-    session, _ = await slots.book_slot(pool, slot_id=slot.id, client_id=client.id, session_type="chat",
+    session, _ = await booking.book_slot(pool, slot_id=slot.id, client_id=client.id, session_type="chat",
                                        expected_cents=PRICE_15, now=booked_at)
     return str(session["id"]), client, reader, starts_at
 

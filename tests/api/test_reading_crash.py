@@ -21,6 +21,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from api.readings import booking
 from billing import ledger, slots
 from billing.meter import net_cents, prorated_refund
 from billing.scheduled_policy import Booking, not_given_refund
@@ -226,7 +227,7 @@ async def _scheduled(pool: asyncpg.Pool, reader: Party, client: Party, starts_in
     starts_at = (datetime.now(UTC) + starts_in).replace(microsecond=0)
     slot = await slots.publish_slot(pool, reader_id=reader.id, starts_at=starts_at, minutes=minutes)
     booked_at = min(datetime.now(UTC), starts_at - timedelta(minutes=1))
-    session, _ = await slots.book_slot(pool, slot_id=slot.id, client_id=client.id, session_type="chat",
+    session, _ = await booking.book_slot(pool, slot_id=slot.id, client_id=client.id, session_type="chat",
                                        expected_cents=PRICE, now=booked_at)
     return str(session["id"]), starts_at
 
