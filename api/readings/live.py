@@ -39,7 +39,8 @@ from api.readings.runtime import DB_ERRORS, ReadingRuntime
 from api.readings.states import FINAL, Actor, Event, State
 from api.readings.store import apply, fetch, session_json
 from api.realtime import notifications
-from relay import Relay
+from relay import Relay, events
+from relay.events import ChatReceived, ParticipantChanged
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,8 @@ class LiveReadings:
 
     async def start(self) -> None:
         """Adopt what a previous process left, and start routing, renewing and sweeping."""
-        for event in ("participant-connected", "participant-disconnected", "participant-failed",
-                      "participant-closed"):
-            self.relay.on(event, self._on_participant)
-        self.relay.on("chat-message", self._on_relay_chat)
+        events.subscribe(self.relay, ParticipantChanged, self._on_participant)
+        events.subscribe(self.relay, ChatReceived, self._on_relay_chat)
         adopted = await self.adopt()
         if adopted:
             log.info("readings adopted at start-up", extra={"count": len(adopted), "sessionIds": adopted})
@@ -206,19 +205,19 @@ class LiveReadings:
             return None
         return runtime, Actor(role)
 
-    def _on_participant(self, room_id: str, participant: str, at: float) -> None:
-        routed = self._route(room_id, participant)
+    def _on_participant(self, event: ParticipantChanged) -> None:
+        routed = self._route(event.scope_id, event.participant_id)
         if routed is not None:
             runtime, role = routed
             # Ask the relay for the current state rather than trusting the event alone: a re-join's
             # "disconnected" for the replaced connection can arrive after the new one connected.
-            runtime.media_changed(role, self.relay.participant_state(participant) == "connected")
+            runtime.media_changed(role, self.relay.participant_state(event.participant_id) == "connected")
 
-    def _on_relay_chat(self, room_id: str, participant: str, text: str, at: float) -> None:
-        routed = self._route(room_id, participant)
+    def _on_relay_chat(self, message: ChatReceived) -> None:
+        routed = self._route(message.scope_id, message.participant_id)
         if routed is not None:
             runtime, role = routed
-            self.chat.from_data_channel(runtime, role, text)
+            self.chat.from_data_channel(runtime, role, message.text)
 
     # -- the keeper ------------------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ import pytest
 from api.readings.chat import MAX_CHARS
 from api.readings.live import LIVE_READINGS
 from config import Settings
+from relay import events
+from relay.events import ChatReceived
 from tests.api.reading_steps import (
     ManualClock,
     Signal,
@@ -74,7 +76,7 @@ async def test_the_data_channel_gets_the_same_limits_and_a_flood_costs_no_rows_o
             assert channel is not None
             await wait_for(_open(peers), timeout=10)
             seen: list[Any] = []
-            live.relay.on("chat-message", lambda *event: seen.append(event))  # after the api's own listener
+            events.subscribe(live.relay, ChatReceived, seen.append)  # after the api's own listener
             channel.send("y" * 60_000)  # refused by size, like over /ws
             flood = [f"message {i}" for i in range(3000)]
             for text in flood:
