@@ -134,3 +134,24 @@ async def test_a_message_price_raised_while_writing_is_refused_and_the_new_price
     assert console.violations() == []
     await client.context.close()
     await reader.context.close()
+
+
+async def test_a_stream_tab_whose_login_ended_stops_reconnecting(browser: Browser, server: TestServer) -> None:
+    """The server closes a logged-out tab's socket with 4401; the stream client, like the reading client, takes
+    that as final (web/static/js/reconnect.js) instead of reconnecting for ever."""
+    console = Console()
+    reader_context, reader = await signed_in(browser, server, "reader", "Iris Moon", media=False)
+    stream = (await post(reader_context, reader, "/api/streams", {"title": "Quiet hour"}, expect=201))["stream"]
+    context, viewer = await signed_in(browser, server, "client", "Theo Watts", media=False)
+    page = console.watch(await context.new_page())
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    async with page.expect_websocket() as opened:
+        await page.goto(f"/streams/{stream['id']}")
+    socket = await opened.value
+    await socket.wait_for_event("framereceived", lambda frame: '"joined"' in str(frame))
+    await post(context, viewer, "/api/auth/logout")
+    await expect(page.locator("[data-connection]")).to_have_text("Disconnected", timeout=10_000)
+    assert len(sockets) == 1  # closed for good: no reconnect was scheduled
+    await context.close()
+    await reader_context.close()

@@ -14,20 +14,17 @@
 //
 // Media: one RTCPeerConnection to SoulSeer's relay. The browser always offers (sendrecv audio, plus video
 // for a video reading; nothing for chat) and the relay answers; ICE servers come from the `joined` message.
-// Signaling (WebSocket /ws, DESIGN.md section 5) reconnects by itself with backoff, and the peer connection
+// Signaling (WebSocket /ws, api/realtime/transport.py) reconnects by itself with backoff (./reconnect.js), and the peer connection
 // is re-offered after an ICE failure, for as long as the server's grace period lasts.
 
 import { trickleCandidates, waitForIceGathering } from "./ice.js";
+import { FINAL_CLOSE_MESSAGE, finalClose, reconnectDelay } from "./reconnect.js";
 
-const RECONNECT_BASE_MS = 500;
-const RECONNECT_MAX_MS = 8000;
 const ICE_GATHER_TIMEOUT_MS = 2500;
 // Chrome reports `disconnected` on a brief loss and only `failed` after ~15-30 s; re-offer sooner than that.
 const ICE_DISCONNECTED_GRACE_MS = 5000;
 const MAX_CHAT_LENGTH = 2000;
-// Close codes of api/signaling.py after which reconnecting would not help.
-const FINAL_CLOSE_CODES = { 4401: "unauthorized", 4429: "rate_limited" };
-// Notification kinds that concern a reading request (api/notifications.py KINDS).
+// Notification kinds that concern a reading request (api/realtime/notifications.py KINDS).
 const REQUEST_KIND = "session-requested";
 
 export class SoulSeerClient extends EventTarget {
@@ -331,10 +328,11 @@ export class SoulSeerClient extends EventTarget {
     ws.addEventListener("close", (event) => {
       if (this._ws !== ws) return;
       this._ws = null;
-      if (FINAL_CLOSE_CODES[event.code]) {
+      const final = finalClose(event.code);
+      if (final) {
         // The server closed for a reason a retry cannot fix (the login ended, or this tab flooded it).
         this._closing = true;
-        this._emit("error", { code: FINAL_CLOSE_CODES[event.code], message: "The connection to SoulSeer was closed." });
+        this._emit("error", { code: final, message: FINAL_CLOSE_MESSAGE });
       }
       if (this._closing || this._ended) {
         this.signalingState = "closed";
@@ -358,7 +356,7 @@ export class SoulSeerClient extends EventTarget {
       this._emit("error", { code: "connection_lost", message: "The connection to SoulSeer was lost." });
       return;
     }
-    const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this._attempt) * (0.75 + Math.random() * 0.5);
+    const delay = reconnectDelay(this._attempt);
     this._attempt += 1;
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = setTimeout(() => this._openSocket(), delay);

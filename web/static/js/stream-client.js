@@ -1,17 +1,17 @@
 // StreamClient: one tab on a live stream, as its publisher (the stream's reader) or a viewer.
 //
-// Signaling is the same WebSocket as readings (/ws, DESIGN.md section 5): `join {streamId}`; the server says
+// Signaling is the same WebSocket as readings (/ws, api/realtime/transport.py): `join {streamId}`; the server says
 // `joined {role: "publisher" | "viewer", iceServers, stream}`; the browser offers (publisher: sendonly camera
 // and microphone; viewer: recvonly) and the relay answers. It reports what happens as DOM events:
 //   joined {role, stream}   stream-state {viewerCount, leaderboard, status}
 //   gift {from, fromName, giftId, name, priceCents, icon}   chat-message {from, fromName, role, text, at}   notification {kind, ...}   local-stream {stream}   remote-stream {stream}
 //   connection {state}  (connecting | connected | reconnecting | closed)   media-error {message}   error {code, message}
-// The socket reconnects with backoff and re-joins (a fresh peer connection) until the stream ends or leave().
+// The socket reconnects with backoff and re-joins (a fresh peer connection) until the stream ends or leave(),
+// or the server closes it for good (./reconnect.js: the login ended, or a flood).
 
 import { trickleCandidates, waitForIceGathering } from "./ice.js";
+import { FINAL_CLOSE_MESSAGE, finalClose, reconnectDelay } from "./reconnect.js";
 
-const RECONNECT_BASE_MS = 500;
-const RECONNECT_MAX_MS = 8000;
 const ICE_GATHER_TIMEOUT_MS = 2500;
 
 export class StreamClient extends EventTarget {
@@ -78,13 +78,19 @@ export class StreamClient extends EventTarget {
     ws.addEventListener("message", (event) => {
       if (this._ws === ws) this._onMessage(event.data);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (this._ws !== ws) return;
       this._ws = null;
       this._closePeer();
+      const final = finalClose(event.code);
+      if (final && !this._closing && !this.ended) {
+        this._closing = true;
+        this._emit("error", { code: final, message: FINAL_CLOSE_MESSAGE });
+        this._emit("connection", { state: "closed" });
+      }
       if (this._closing || this.ended) return;
       this._emit("connection", { state: "reconnecting" });
-      const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this._attempt);
+      const delay = reconnectDelay(this._attempt);
       this._attempt += 1;
       this._timer = setTimeout(() => this._open(), delay);
     });
