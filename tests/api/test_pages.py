@@ -12,7 +12,7 @@ from tests.api.helpers import login, register
 
 
 async def test_every_response_carries_a_strict_content_security_policy(client: TestClient) -> None:
-    for path in ("/", "/login", "/static/js/soulseer-client.js", "/static/css/soulseer.css", "/healthz", "/nope"):
+    for path in ("/", "/login", "/static/js/reading-client.js", "/static/css/soulseer.css", "/healthz", "/nope"):
         resp = await client.get(path)
         policy = resp.headers.get("Content-Security-Policy", "")
         assert "script-src 'self'" in policy, path

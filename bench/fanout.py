@@ -1,7 +1,7 @@
 """Fan-out benchmark: one publisher, N viewers, the relay's CPU measured alone in its own process.
 
 One synthetic publisher (640x480 30 fps VP8 ~1 Mbps + Opus, pre-encoded and replayed) and viewers
-in separate processes (bench/fanout_peers.py), the relay in its own (bench/fanout_relay.py). For
+in separate processes (bench/fanout_peers.py), the relay in its own (bench/fanout_relay_process.py). For
 each N in a rising series it prints the relay's CPU seconds per second, CPU per viewer, frames
 delivered per frame sent (mean over all viewers, and the worst one), RTP packets lost on the wire,
 viewers' time to first frame and glass-to-glass latency (publisher send -> viewer frame complete, on
@@ -24,9 +24,9 @@ added viewer (slope between two N; for passthrough, over the widest range at >= 
 (c) viewers per core of relay CPU at the largest N with >= 99% delivery. With ``--queued`` the
 relay also runs with aiortc's own sender loop (``direct_send=False``) and (d) compares the two.
 
-    python bench/relay_fanout.py --quick            # 3..300 viewers, 2-3 minutes
-    python bench/relay_fanout.py --max 500          # the full series
-    python bench/relay_fanout.py --max 300 --queued # plus the direct/queued send path comparison
+    python bench/fanout.py --quick            # 3..300 viewers, 2-3 minutes
+    python bench/fanout.py --max 500          # the full series
+    python bench/fanout.py --max 300 --queued # plus the direct/queued send path comparison
 """
 
 from __future__ import annotations
@@ -407,7 +407,7 @@ def main() -> None:
     parser.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "relay":
-        from bench.fanout_relay import serve
+        from bench.fanout_relay_process import serve
 
         asyncio.run(serve(args.mode, args.port))
     elif args.role == "publisher":

@@ -1,4 +1,4 @@
-// SoulSeerClient: one participant's side of a reading, as a plain ES module (no build step).
+// SoulSeerClient (reading-client.js): one participant's side of a reading, as a plain ES module (no build step).
 //
 // The seed's hook surface: created with {sessionType, userId, autoAcceptCalls}; offers joinSession,
 // leaveSession, toggleAudio, toggleVideo, sendChatMessage, localStream and remoteStreams; and reports what
