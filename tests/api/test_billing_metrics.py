@@ -18,7 +18,7 @@ from billing import slots
 from billing.stripe_events import record_checkout
 from config import Settings
 from tests.api.reading_steps import ManualClock, Party, Signal, accepted_session, reader_and_client, running_app
-from tests.api.stripe_fake import WEBHOOK_SECRET, checkout_completed, signed
+from tests.stripe_fake import WEBHOOK_SECRET, checkout_completed, signed
 
 RATES = {"chatCents": 120, "flatCents": {"15": 2500}, "messageCents": 300}
 MONEY_SERIES = ("soulseer_billing_charged_cents_total", "soulseer_billing_revenue_cents_total",

@@ -15,7 +15,7 @@ from config import Settings
 from tests.api.accounts import quick_user
 from tests.api.reading_steps import Signal, running_app
 from tests.api.reading_steps import quick_user as quick_party
-from tests.api.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
+from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
 
 DEEP = "[" * 1000 + "]" * 1000
 

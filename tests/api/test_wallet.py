@@ -14,7 +14,7 @@ from api.app import create_app
 from billing import ledger
 from config import Settings
 from tests.api.helpers import bearer_user
-from tests.api.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
+from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ async def test_add_funds_opens_a_checkout_session_for_the_client(
     resp = await paying_client.post("/api/webrtc/client/add-funds", json={"amountCents": 2500}, headers=headers)
     assert resp.status == 200, await resp.text()
     body = await resp.json()
-    assert body["checkoutUrl"] == "https://checkout.stripe.test/c/pay/cs_test_0001"
+    assert body["checkoutUrl"] == f"{fake.api_base}/c/pay/cs_test_0001"
     [sent] = fake.requests
     form = sent["form"]
     assert sent["authorization"] == f"Bearer {SECRET_KEY}"

@@ -17,8 +17,8 @@ from billing import ledger
 from billing.stripe_events import record_checkout
 from config import Settings
 from tests.api.helpers import bearer_user
-from tests.api.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, checkout_completed, signed
 from tests.billing.people import make_user
+from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, checkout_completed, signed
 
 URL = "/api/webrtc/webhook"
 
