@@ -17,7 +17,7 @@ from api.readings.live import LIVE_READINGS
 from billing import slots
 from billing.stripe_events import record_checkout
 from config import Settings
-from tests.api.reading_steps import ManualClock, Party, Signal, accepted_session, reader_and_client, running_app
+from tests.reading_steps import ManualClock, Party, Signal, accepted_session, reader_and_client, running_app
 from tests.stripe_fake import WEBHOOK_SECRET, checkout_completed, signed
 
 RATES = {"chatCents": 120, "flatCents": {"15": 2500}, "messageCents": 300}

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from api.readings.live import LIVE_READINGS
 from config import Settings
 from tests.api.fuzzing import announce, fuzz, huge_int_text, json_values, nested, odd_numbers, odd_text
-from tests.api.reading_steps import Party, Signal, accepted_session, quick_user, reader_and_client, running_app
-from tests.api.reading_steps import wait_for as wait_until
+from tests.reading_steps import Party, Signal, accepted_session, quick_user, reader_and_client, running_app
+from tests.reading_steps import wait_for as wait_until
 from tests.relay.endpoints import Endpoint
 
 pytestmark = pytest.mark.slow

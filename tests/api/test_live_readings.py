@@ -17,7 +17,8 @@ from billing import ledger, slots
 from billing.meter import net_cents, prorated_refund
 from billing.scheduled_policy import Booking, not_given_refund
 from config import Settings
-from tests.api.reading_steps import (
+from tests.billing.invariants import assert_ledger_invariants
+from tests.reading_steps import (
     ManualClock,
     Party,
     Signal,
@@ -26,7 +27,6 @@ from tests.api.reading_steps import (
     running_app,
     session_row,
 )
-from tests.billing.invariants import assert_ledger_invariants
 
 RATE = 120  # chat cents per minute in reader_and_client
 PRICE_15 = 2500

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from api.accounts.login_throttle import LoginThrottle
 from config import Settings
 from tests.api.helpers import PASSWORD, register
-from tests.api.reading_steps import running_app
+from tests.reading_steps import running_app
 
 
 class Clock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.api.reading_steps import accepted_session, quick_user, reader_and_client
+from tests.reading_steps import accepted_session, quick_user, reader_and_client
 
 RATES = "/api/webrtc/reader/rates"
 AVAILABILITY = "/api/webrtc/reader/availability"

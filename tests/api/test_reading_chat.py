@@ -15,7 +15,7 @@ from api.readings.live import LIVE_READINGS
 from config import Settings
 from relay import events
 from relay.events import ChatReceived
-from tests.api.reading_steps import (
+from tests.reading_steps import (
     ManualClock,
     Signal,
     accepted_session,

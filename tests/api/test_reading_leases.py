@@ -22,7 +22,9 @@ from billing import ledger
 from billing.errors import LeaseLost
 from billing.meter import net_cents
 from config import Settings
-from tests.api.reading_steps import (
+from tests.billing.invariants import assert_ledger_invariants
+from tests.billing.people import make_pair
+from tests.reading_steps import (
     ManualClock,
     Signal,
     accepted_session,
@@ -31,8 +33,6 @@ from tests.api.reading_steps import (
     session_row,
     wait_for,
 )
-from tests.billing.invariants import assert_ledger_invariants
-from tests.billing.people import make_pair
 
 RATE = 120  # chat cents per minute in reader_and_client
 

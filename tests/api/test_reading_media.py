@@ -15,7 +15,7 @@ from billing import ledger
 from billing.meter import net_cents
 from config import Settings
 from tests.api.helpers import login, register
-from tests.api.reading_steps import Party, Signal, deposit, relogin, running_app, session_row, wait_for
+from tests.reading_steps import Party, Signal, deposit, relogin, running_app, session_row, wait_for
 from tests.relay.endpoints import Endpoint
 
 pytestmark = pytest.mark.slow
@@ -100,7 +100,7 @@ async def test_a_video_reading_from_request_to_bill(settings: Settings, pool: as
 
 async def _active_video_reading(http: TestClient, pool: asyncpg.Pool) -> tuple[str, Party, Signal, Signal,
                                                                              list[Endpoint]]:
-    from tests.api.reading_steps import accepted_session, reader_and_client
+    from tests.reading_steps import accepted_session, reader_and_client
 
     reader, client = await reader_and_client(http, pool)
     session_id = await accepted_session(http, reader, client, "video")

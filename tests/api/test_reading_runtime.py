@@ -11,7 +11,7 @@ from api.readings.live import LIVE_READINGS
 from billing import ledger
 from billing.meter import net_cents
 from config import Settings
-from tests.api.reading_steps import (
+from tests.reading_steps import (
     ManualClock,
     Party,
     Signal,

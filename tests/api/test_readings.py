@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from config import Settings
-from tests.api.reading_steps import (
+from tests.reading_steps import (
     Signal,
     accept,
     accepted_session,

@@ -16,7 +16,7 @@ from api.accounts.keys import PASSWORDS
 from api.core.keys import DATABASE
 from config import Settings
 from tests.api.helpers import PASSWORD
-from tests.api.reading_steps import quick_user, running_app, wait_for
+from tests.reading_steps import quick_user, running_app, wait_for
 
 
 async def _register(http: TestClient, address: str | None = None) -> tuple[int, dict]:

@@ -10,8 +10,8 @@ from api.core.keys import RELAY
 from api.realtime.transport import SOCKETS
 from api.streams.signaling import STREAM_SIGNALING
 from config import Settings
-from tests.api.reading_steps import Party, Signal, accepted_session, quick_user, reader_and_client, running_app
-from tests.api.reading_steps import wait_for as wait_until
+from tests.reading_steps import Party, Signal, accepted_session, quick_user, reader_and_client, running_app
+from tests.reading_steps import wait_for as wait_until
 from tests.relay.endpoints import Endpoint
 
 pytestmark = pytest.mark.slow

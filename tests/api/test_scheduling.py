@@ -16,8 +16,8 @@ from api.readings.scheduling import parse_start
 from billing import ledger, slots
 from billing.scheduled_policy import cancellation_refund
 from config import Settings, load_settings
-from tests.api.reading_steps import ManualClock, Party, Signal, reader_and_client, running_app, session_row
 from tests.billing.invariants import assert_ledger_invariants
+from tests.reading_steps import ManualClock, Party, Signal, reader_and_client, running_app, session_row
 
 PRICE_15 = 2500  # flat 15-minute price in reader_and_client
 SCHEDULE = "/api/webrtc/client/schedule-session"

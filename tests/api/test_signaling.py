@@ -17,7 +17,7 @@ from api.readings.live import LIVE_READINGS
 from api.realtime import socket as signaling_socket
 from api.realtime import transport as signaling
 from config import Settings
-from tests.api.reading_steps import (
+from tests.reading_steps import (
     Signal,
     accepted_session,
     quick_user,
@@ -235,7 +235,7 @@ async def test_chat_is_relayed_to_both_and_stored_for_the_two_only(client: TestC
 
 
 async def test_a_second_tab_takes_over_and_the_first_is_told(client: TestClient, pool: asyncpg.Pool) -> None:
-    from tests.api.reading_steps import relogin
+    from tests.reading_steps import relogin
 
     reader, customer = await reader_and_client(client, pool)
     session_id = await accepted_session(client, reader, customer)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.readings.live import LIVE_READINGS
-from tests.api.reading_steps import Signal, accepted_session, reader_and_client, wait_for
+from tests.reading_steps import Signal, accepted_session, reader_and_client, wait_for
 from tests.relay.endpoints import Endpoint
 
 pytestmark = pytest.mark.slow

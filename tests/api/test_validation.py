@@ -13,8 +13,8 @@ from api.core.errors import ApiError
 from api.core.validation import MAX_JSON_DEPTH, parse_json
 from config import Settings
 from tests.api.accounts import quick_user
-from tests.api.reading_steps import Signal, running_app
-from tests.api.reading_steps import quick_user as quick_party
+from tests.reading_steps import Signal, running_app
+from tests.reading_steps import quick_user as quick_party
 from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
 
 DEEP = "[" * 1000 + "]" * 1000

@@ -10,7 +10,7 @@ from playwright.async_api import Browser, expect
 
 from tests.web.conftest import PHONE, Console, shot
 from tests.web.proxy import DroppingProxy
-from tests.web.reading_steps import (
+from tests.web.reading_pages import (
     AUDIO_RECEIVED,
     ENDED,
     FRAMES_DECODED,

@@ -12,7 +12,7 @@ from playwright.async_api import Browser, expect
 
 from tests.web.conftest import Console, shot
 from tests.web.pages_setup import post
-from tests.web.reading_steps import funded_client, ready_reader
+from tests.web.reading_pages import funded_client, ready_reader
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 

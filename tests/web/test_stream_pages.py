@@ -7,23 +7,14 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from tests.web.conftest import Console, shot
+from tests.web.media_stats import rtp_counter
 from tests.web.pages_setup import post, signed_in
-from tests.web.reading_steps import Party, funded_client, rising
+from tests.web.reading_pages import Party, funded_client, rising
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-STREAM_FRAMES = """async () => {
-  const stats = await window.soulseerStream?.getStats();
-  let frames = 0;
-  stats?.forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded || 0; });
-  return frames;
-}"""
-STREAM_SENT = """async () => {
-  const stats = await window.soulseerStream?.getStats();
-  let frames = 0;
-  stats?.forEach((r) => { if (r.type === "outbound-rtp" && r.kind === "video") frames += r.framesEncoded || 0; });
-  return frames;
-}"""
+STREAM_FRAMES = rtp_counter("soulseerStream", "inbound", "video", "framesDecoded")
+STREAM_SENT = rtp_counter("soulseerStream", "outbound", "video", "framesEncoded")
 
 
 async def test_go_live_watch_gift_and_chat(browser: Browser, server: TestServer, database_url: str) -> None:

@@ -1,4 +1,5 @@
-"""Steps of a reading as people take them in the browser: a reader gets ready, a client asks, the reader accepts."""
+"""Steps of a reading as people take them in the browser pages: a reader gets ready, a client asks, the reader
+accepts. What is not a page (money in a wallet) is the shared steps' (tests/reading_steps.py)."""
 
 from __future__ import annotations
 
@@ -12,24 +13,15 @@ import asyncpg
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from billing import ledger
+from tests.reading_steps import deposit
 from tests.web.conftest import Console
+from tests.web.media_stats import rtp_counter
 from tests.web.pages_setup import signed_in
 
 # The summary's heading: "Your video reading with Luna Hart has ended".
 ENDED = re.compile(r"^Your (chat|audio|video) reading with .+ has ended$")
-FRAMES_DECODED = """async () => {
-  const stats = await window.soulseerRoom?.getStats();
-  let frames = 0;
-  stats?.forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded || 0; });
-  return frames;
-}"""
-AUDIO_RECEIVED = """async () => {
-  const stats = await window.soulseerRoom?.getStats();
-  let packets = 0;
-  stats?.forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "audio") packets += r.packetsReceived || 0; });
-  return packets;
-}"""
+FRAMES_DECODED = rtp_counter("soulseerRoom", "inbound", "video", "framesDecoded")
+AUDIO_RECEIVED = rtp_counter("soulseerRoom", "inbound", "audio", "packetsReceived")
 
 
 @dataclass
@@ -61,8 +53,7 @@ async def funded_client(browser: Browser, server: TestServer, console: Console, 
     context, user = await signed_in(browser, server, "client", name, media=media, base_url=base_url)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     try:
-        await ledger.deposit(pool, client_id=user["id"], cents=cents, key=f"test-credit:{user['id']}",
-                             source="manual", memo="browser test credit")
+        await deposit(pool, user["id"], cents)
     finally:
         await pool.close()
     page = console.watch(await context.new_page())
