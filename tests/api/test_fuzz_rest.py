@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from api.accounts.auth import start_login
 from api.core.keys import DATABASE
 from config import Settings
-from tests.api.accounts import quick_user
 from tests.api.fuzzing import announce, fuzz, huge_int_text, json_values, nested, odd_numbers, odd_text
+from tests.api.users import quick_user
 from tests.reading_steps import deposit, running_app
 from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 SOULSEER = [sys.executable, "-m", "api.cli"]
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _env(**extra: str) -> dict[str, str]:

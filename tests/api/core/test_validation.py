@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from api.core.errors import ApiError
 from api.core.validation import MAX_JSON_DEPTH, parse_json
 from config import Settings
-from tests.api.accounts import quick_user
+from tests.api.users import quick_user
 from tests.reading_steps import Signal, running_app
 from tests.reading_steps import quick_user as quick_party
 from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe

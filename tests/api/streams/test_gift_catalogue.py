@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.api.accounts import quick_user
+from tests.api.users import quick_user
 
 
 async def admin_headers(client: TestClient) -> dict[str, str]:

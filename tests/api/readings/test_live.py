@@ -1,7 +1,7 @@
 """A node's readings across its restarts: shutting down hands every running reading over (state persisted,
 lease released), and the next node adopts it. Its parties re-join and it continues, the outage unbilled and no
 minute charged twice; parties who do not come back end it, settled by its rules. Two apps on one real
-PostgreSQL play the process before and after the restart (tests/api/test_reading_crash.py does it with real
+PostgreSQL play the process before and after the restart (tests/api/readings/test_crash.py does it with real
 processes and kill -9)."""
 
 from __future__ import annotations

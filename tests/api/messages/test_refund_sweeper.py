@@ -15,7 +15,7 @@ from api.core.database import _init
 from api.messages.refund_sweeper import REFUND_SWEEPER, sweep
 from billing import ledger
 from config import Settings
-from tests.api.accounts import quick_user
+from tests.api.users import quick_user
 
 WINDOW = timedelta(hours=72)
 

@@ -14,8 +14,8 @@ from api.app import create_app
 from billing import ledger
 from billing.split import split
 from config import Settings
-from tests.api.accounts import quick_user
 from tests.api.stream_sockets import SignalingClient
+from tests.api.users import quick_user
 from tests.relay.endpoints import Endpoint
 
 VIEWERS, GIFTERS, GIFTS_EACH, DEPOSIT = 50, 20, 3, 10_000

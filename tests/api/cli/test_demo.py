@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from api.cli import demo
-from tests.api.test_cli import SOULSEER, _env, _free_port
+from tests.api.cli.test_main import SOULSEER, _env, _free_port
 
 
 async def test_seeding_twice_makes_the_accounts_once_and_credits_once(pool: asyncpg.Pool) -> None:

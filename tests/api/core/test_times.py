@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from aiohttp.test_utils import TestClient
 
 from api.core.times import iso, now_iso
-from tests.api.accounts import quick_user
+from tests.api.users import quick_user
 
 FORMAT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

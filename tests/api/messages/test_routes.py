@@ -12,7 +12,7 @@ from api.messages.routes import MESSAGE_LIMITER
 from api.pages import format as page_format
 from billing import ledger
 from billing.split import split
-from tests.api.accounts import quick_user
+from tests.api.users import quick_user
 
 
 async def reader_charging(client: TestClient, pool: asyncpg.Pool, cents: int) -> tuple[dict, dict[str, str]]:

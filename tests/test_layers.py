@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 OURS = ("api", "billing", "relay", "config")
 
 # api's layers, lowest first; packages on one layer are siblings and never import each other.

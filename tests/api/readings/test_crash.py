@@ -25,12 +25,12 @@ from api.readings import booking
 from billing import ledger, slots
 from billing.meter import net_cents, prorated_refund
 from billing.scheduled_policy import Booking, not_given_refund
-from tests.api.test_reading_media import connect_media
+from tests.api.readings.test_media import connect_media
 from tests.billing.invariants import assert_ledger_invariants
 from tests.reading_steps import Party, Signal, deposit, quick_user, session_row, wait_for
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RATE = 600  # 10 cents a second, so a few seconds make a visible refund
 LEASE_SECONDS = 3
 PRICE = 1000  # a scheduled reading's flat price (15 or 30 minutes)

@@ -7,7 +7,7 @@ import subprocess
 
 import asyncpg
 
-from tests.api.test_cli import SOULSEER, _env
+from tests.api.cli.test_main import SOULSEER, _env
 from tests.billing.people import make_user
 
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from api.core.keys import SETTINGS
 from billing import ledger
 from billing.split import split
-from tests.api.accounts import quick_user
+from tests.api.users import quick_user
 
 
 async def live_stream(client: TestClient) -> tuple[dict, dict[str, str], dict]:

@@ -13,8 +13,8 @@ from api.app import create_app
 from api.core.keys import SETTINGS
 from billing import ledger
 from config import Settings
-from tests.api.accounts import quick_user
 from tests.api.stream_sockets import SignalingClient
+from tests.api.users import quick_user
 from tests.relay.endpoints import Endpoint
 
 
