@@ -32,44 +32,45 @@ class RelayEvent(StrEnum):
 
 
 @dataclass(frozen=True)
-class ParticipantChanged:
-    """A participant's connection changed; ``at`` is the relay's ``time.monotonic()`` when it saw it."""
+class _Event:
+    """What every event says first: its name, and the room or stream it happened in."""
 
-    EVENTS: ClassVar[tuple[RelayEvent, ...]] = (RelayEvent.PARTICIPANT_CONNECTED, RelayEvent.PARTICIPANT_DISCONNECTED,
-                                                 RelayEvent.PARTICIPANT_FAILED, RelayEvent.PARTICIPANT_CLOSED)
+    EVENTS: ClassVar[tuple[RelayEvent, ...]] = ()
     event: RelayEvent
     scope_id: str
+
+
+@dataclass(frozen=True)
+class ParticipantChanged(_Event):
+    """A participant's connection changed; ``at`` is the relay's ``time.monotonic()`` when it saw it."""
+
+    EVENTS = (RelayEvent.PARTICIPANT_CONNECTED, RelayEvent.PARTICIPANT_DISCONNECTED, RelayEvent.PARTICIPANT_FAILED,
+              RelayEvent.PARTICIPANT_CLOSED)
     participant_id: str
     at: float
 
 
 @dataclass(frozen=True)
-class TrackPublished:
-    EVENTS: ClassVar[tuple[RelayEvent, ...]] = (RelayEvent.TRACK_PUBLISHED,)
-    event: RelayEvent
-    scope_id: str
+class TrackPublished(_Event):
+    EVENTS = (RelayEvent.TRACK_PUBLISHED,)
     participant_id: str
     kind: str  # "audio" | "video"
     at: float
 
 
 @dataclass(frozen=True)
-class ChatReceived:
-    EVENTS: ClassVar[tuple[RelayEvent, ...]] = (RelayEvent.CHAT_MESSAGE,)
-    event: RelayEvent
-    scope_id: str
+class ChatReceived(_Event):
+    EVENTS = (RelayEvent.CHAT_MESSAGE,)
     participant_id: str
     text: str
     at: float
 
 
 @dataclass(frozen=True)
-class ScopeClosed:
+class ScopeClosed(_Event):
     """A room (a reading's media) or a live stream closed."""
 
-    EVENTS: ClassVar[tuple[RelayEvent, ...]] = (RelayEvent.ROOM_CLOSED, RelayEvent.STREAM_CLOSED)
-    event: RelayEvent
-    scope_id: str
+    EVENTS = (RelayEvent.ROOM_CLOSED, RelayEvent.STREAM_CLOSED)
     at: float
 
 

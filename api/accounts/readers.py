@@ -15,6 +15,7 @@ from api.core.keys import DATABASE
 from api.core.openapi import operation
 
 log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
 
 FLAT_MINUTES = ("15", "30", "45", "60")
 MAX_RATE_CENTS = 100_000  # per minute or per reading: $1,000 is a typo, not a price
@@ -48,12 +49,14 @@ async def rate_for(db: asyncpg.Pool | asyncpg.Connection, reader_id: str, sessio
     return int((await _rates_row(db, reader_id))[RATE_COLUMN[session_type]])
 
 
+@routes.get("/api/webrtc/reader/rates")
 @operation(summary="The reader's own rates", roles=("reader",), response=RATES_SHAPE)
 async def get_rates(request: web.Request) -> web.Response:
     user = await require(request, "reader")
     return web.json_response(rates_json(await _rates_row(request.app[DATABASE].pool, user.id)))
 
 
+@routes.post("/api/webrtc/reader/rates")
 @operation(summary="Set the reader's rates (fields left out keep their value)", roles=("reader",),
            request=RATES_SHAPE + " (integer cents; per minute, flat per scheduled reading)", response=RATES_SHAPE)
 async def set_rates(request: web.Request) -> web.Response:
@@ -87,6 +90,7 @@ async def set_rates(request: web.Request) -> web.Response:
     return web.json_response(rates_json(await _rates_row(pool, user.id)))
 
 
+@routes.post("/api/webrtc/reader/availability")
 @operation(summary="Go online or offline (busy is set by the system during a reading)", roles=("reader",),
            request='{status: "online" | "offline"}', response='{status: "online" | "offline" | "busy"}')
 async def set_availability(request: web.Request) -> web.Response:
@@ -104,6 +108,7 @@ async def set_availability(request: web.Request) -> web.Response:
     return web.json_response({"status": row["status"], "chosenStatus": status})
 
 
+@routes.get("/api/webrtc/reader/availability")
 @operation(summary="The reader's own availability", roles=("reader",),
            response='{status: "online" | "offline" | "busy", chosenStatus}')
 async def get_availability(request: web.Request) -> web.Response:
@@ -128,6 +133,7 @@ async def reader_cards(db: asyncpg.Pool | asyncpg.Connection, *, include_offline
         include_offline, limit))
 
 
+@routes.get("/api/webrtc/client/available-readers")
 @operation(summary="Readers a client can book now: online or busy, with their rates", roles=("client",),
            response="{readers: [{id, displayName, status, rates}]}")
 async def available_readers(request: web.Request) -> web.Response:
@@ -139,8 +145,4 @@ async def available_readers(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/webrtc/reader/rates", get_rates)
-    app.router.add_post("/api/webrtc/reader/rates", set_rates)
-    app.router.add_get("/api/webrtc/reader/availability", get_availability)
-    app.router.add_post("/api/webrtc/reader/availability", set_availability)
-    app.router.add_get("/api/webrtc/client/available-readers", available_readers)
+    app.router.add_routes(routes)

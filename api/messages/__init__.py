@@ -1,16 +1,12 @@
 """Premium messages: threads between a client and a reader, paid per message by the client (replies are free),
-the rule for when an unanswered message is refunded, and the sweeper that refunds them."""
+the rule for when an unanswered message is refunded, and the sweeper that refunds them.
 
-from __future__ import annotations
+The messages routes and the refund sweeper.
+"""
 
-from aiohttp import web
-
+from api.core.setup import Setup
 from api.messages import refund_sweeper, routes
 
 __all__ = ["setup"]
 
-
-def setup(app: web.Application) -> None:
-    """The messages routes and the refund sweeper."""
-    routes.setup(app)
-    refund_sweeper.setup(app)
+setup = Setup(routes, refund_sweeper)

@@ -25,7 +25,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiohttp import web
@@ -82,8 +82,12 @@ class LiveReadings:
         adopted = await self.adopt()
         if adopted:
             log.info("readings adopted at start-up", extra={"count": len(adopted), "sessionIds": adopted})
-        self._tasks = [asyncio.create_task(self._keep_loop(), name="reading leases"),
-                       asyncio.create_task(self._sweep_loop(), name="readings sweep")]
+        # A failed renewal is logged and tried again: the runtimes fence themselves when their leases run out
+        # by their own clock.
+        self._tasks = [asyncio.create_task(_every(RENEW_SECONDS, self.renew, "reading leases not renewed"),
+                                           name="reading leases"),
+                       asyncio.create_task(_every(SWEEP_SECONDS, self.sweep, "readings sweep failed"),
+                                           name="readings sweep")]
 
     async def close(self) -> None:
         """Stop sweeping and hand every running reading over: its state persisted, its lease released."""
@@ -221,15 +225,6 @@ class LiveReadings:
 
     # -- the keeper ------------------------------------------------------------------------------------
 
-    async def _keep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(RENEW_SECONDS)
-            try:
-                await self.renew()
-            except DB_ERRORS as exc:
-                # The runtimes fence themselves when their leases run out by their own clock.
-                log.warning("reading leases not renewed: %s", exc)
-
     async def renew(self) -> None:
         """Renew every lease the node's runtimes hold; stop the runtimes whose lease was lost."""
         runtimes = {sid: rt for sid, rt in self._runtimes.items() if not rt.finished.is_set()}
@@ -249,14 +244,6 @@ class LiveReadings:
             runtimes[session_id].lease_lost()
 
     # -- the sweep -------------------------------------------------------------------------------------
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            try:
-                await self.sweep()
-            except DB_ERRORS as exc:
-                log.warning("readings sweep failed: %s", exc)
 
     async def sweep(self) -> None:
         """Expire unanswered requests; adopt the readings that should run and have no owner."""
@@ -297,3 +284,13 @@ class LiveReadings:
 
 
 LIVE_READINGS = web.AppKey("live_readings", LiveReadings)
+
+
+async def _every(seconds: float, step: Callable[[], Awaitable[None]], failed: str) -> None:
+    """Run ``step`` every ``seconds`` for ever; a database error is logged (``failed``) and the next run tries again."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await step()
+        except DB_ERRORS as exc:
+            log.warning("%s: %s", failed, exc)

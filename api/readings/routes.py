@@ -32,6 +32,7 @@ from billing import ledger
 from billing.prices import confirm_price
 
 log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
 
 SESSION_TYPES = ("chat", "audio", "video")
 
@@ -44,6 +45,7 @@ def session_payload(row: asyncpg.Record) -> dict[str, Any]:
     return {"session": session_json(row)}
 
 
+@routes.post("/api/webrtc/client/request-session")
 @operation(summary="Ask an online reader for a pay-per-minute reading (the reader's rate is locked now)",
            roles=("client",),
            request='{readerId, sessionType: "chat" | "audio" | "video", expectedCents (the per-minute rate shown)}',
@@ -90,6 +92,7 @@ async def request_session(request: web.Request) -> web.Response:
     return web.json_response(session_payload(row), status=201)
 
 
+@routes.post("/api/webrtc/reader/accept-session/{sessionId}")
 @operation(summary="Accept a requested reading (the reader becomes busy)", roles=("reader",), response="{session}")
 async def accept_session(request: web.Request) -> web.Response:
     user = await require(request, "reader")
@@ -109,6 +112,7 @@ async def accept_session(request: web.Request) -> web.Response:
     return web.json_response(session_payload(row))
 
 
+@routes.post("/api/webrtc/reader/decline-session/{sessionId}")
 @operation(summary="Decline a requested reading", roles=("reader",), response="{session}")
 async def decline_session(request: web.Request) -> web.Response:
     user = await require(request, "reader")
@@ -122,6 +126,7 @@ async def decline_session(request: web.Request) -> web.Response:
     return web.json_response(session_payload(row))
 
 
+@routes.post("/api/webrtc/client/cancel-session/{sessionId}")
 @operation(summary="Cancel a request before the reader accepts it (or a scheduled booking, refunded by policy)",
            roles=("client",), response="{session, refundedCents}")
 async def cancel_session(request: web.Request) -> web.Response:
@@ -147,6 +152,7 @@ async def cancel_session(request: web.Request) -> web.Response:
     return web.json_response({**session_payload(row), "refundedCents": refunded})
 
 
+@routes.post("/api/webrtc/session/{sessionId}/end")
 @operation(summary="End an accepted or active reading (either participant); settles the bill",
            roles=("client", "reader"), response="{session}")
 async def end_session(request: web.Request) -> web.Response:
@@ -157,6 +163,7 @@ async def end_session(request: web.Request) -> web.Response:
     return web.json_response(session_payload(row))
 
 
+@routes.get("/api/webrtc/session/{sessionId}")
 @operation(summary="One reading (its two participants only)", roles=("client", "reader"), response="{session}")
 async def session_details(request: web.Request) -> web.Response:
     user = await require(request)
@@ -165,6 +172,7 @@ async def session_details(request: web.Request) -> web.Response:
     return web.json_response(session_payload(row))
 
 
+@routes.get("/api/webrtc/sessions")
 @operation(summary="The signed-in user's readings (as client or reader), newest first", roles=(),
            response="{sessions: [session]}",
            query={"status": "comma-separated statuses to keep", "limit": "1..200 (50)"})
@@ -175,6 +183,7 @@ async def session_history(request: web.Request) -> web.Response:
     return web.json_response({"sessions": [session_json(r) for r in rows]})
 
 
+@routes.get("/api/webrtc/session/{sessionId}/transcript")
 @operation(summary="A reading's chat transcript (its two participants only)", roles=("client", "reader"),
            response="{messages: [{id, from, role, text, at}]}")
 async def transcript(request: web.Request) -> web.Response:
@@ -191,6 +200,7 @@ async def transcript(request: web.Request) -> web.Response:
          "text": m["body"], "at": iso(m["created_at"])} for m in messages]})
 
 
+@routes.post("/api/webrtc/client/schedule-session")
 @operation(summary="Book and pay a scheduled reading at the reader's flat rate", roles=("client",),
            request='{readerId, sessionType, startsAt (ISO-8601), minutes: 15 | 30 | 45 | 60,'
                    ' expectedCents (the flat price shown)}',
@@ -212,6 +222,7 @@ async def schedule_session(request: web.Request) -> web.Response:
     return web.json_response(session_payload(row), status=201)
 
 
+@routes.get("/api/webrtc/reader/sessions")
 @operation(summary="The reader's readings, newest first (pending requests first when status=requested)",
            roles=("reader",), response="{sessions: [session]}",
            query={"status": "comma-separated statuses to keep", "limit": "1..200 (50)"})
@@ -237,13 +248,4 @@ def history_filters(request: web.Request) -> tuple[list[str] | None, int]:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/api/webrtc/client/request-session", request_session)
-    app.router.add_post("/api/webrtc/client/schedule-session", schedule_session)
-    app.router.add_post("/api/webrtc/client/cancel-session/{sessionId}", cancel_session)
-    app.router.add_post("/api/webrtc/reader/accept-session/{sessionId}", accept_session)
-    app.router.add_post("/api/webrtc/reader/decline-session/{sessionId}", decline_session)
-    app.router.add_get("/api/webrtc/reader/sessions", reader_sessions)
-    app.router.add_get("/api/webrtc/sessions", session_history)
-    app.router.add_get("/api/webrtc/session/{sessionId}", session_details)
-    app.router.add_post("/api/webrtc/session/{sessionId}/end", end_session)
-    app.router.add_get("/api/webrtc/session/{sessionId}/transcript", transcript)
+    app.router.add_routes(routes)

@@ -48,19 +48,15 @@ class ReadingSeat:
 class ReadingSignaling:
     """The readings channel (see :class:`api.realtime.socket.Channel`)."""
 
-    field = "sessionId"
-    noun = "session"
-    types = frozenset({"offer", "ice-candidate", "chat-message", "end-session", "leave"})
+    field, noun = "sessionId", "session"
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
         self._handlers: dict[str, Callable[[SignalingSocket, ReadingSeat, dict[str, Any]], Awaitable[None]]] = {
-            "offer": self._offer,
-            "ice-candidate": self._ice_candidate,
-            "chat-message": self._chat,
-            "end-session": self._end,
-            "leave": self._leave,
+            "offer": self._offer, "ice-candidate": self._ice_candidate, "chat-message": self._chat,
+            "end-session": self._end, "leave": self._leave,
         }
+        self.types = frozenset(self._handlers)
 
     async def handle(self, socket: SignalingSocket, message: dict[str, Any]) -> None:
         handler = self._handlers.get(message["type"])

@@ -20,6 +20,7 @@ from billing import slots
 from billing.slots import Slot
 
 # How far ahead a reader may open time, and the least notice a slot needs.
+routes = web.RouteTableDef()
 HORIZON = timedelta(days=90)
 MIN_NOTICE = timedelta(minutes=5)
 
@@ -46,6 +47,7 @@ def _starts_at(body: dict[str, Any]) -> datetime:
     return moment
 
 
+@routes.get("/api/webrtc/reader/slots")
 @operation(summary="The reader's own slots from now on", roles=("reader",),
            response="{slots: [{id, readerId, startsAt, minutes, priceCents, booked, sessionId}]}", tags=("slots",))
 async def my_slots(request: web.Request) -> web.Response:
@@ -56,6 +58,7 @@ async def my_slots(request: web.Request) -> web.Response:
     return web.json_response({"slots": [slot_json(s, for_reader=True) for s in found]})
 
 
+@routes.post("/api/webrtc/reader/slots")
 @operation(summary="Open a slot for scheduled readings", roles=("reader",), request="{startsAt, minutes}",
            response="{slot}", status=201, tags=("slots",))
 async def publish(request: web.Request) -> web.Response:
@@ -69,6 +72,7 @@ async def publish(request: web.Request) -> web.Response:
     return web.json_response({"slot": slot_json(slot, for_reader=True)}, status=201)
 
 
+@routes.delete("/api/webrtc/reader/slots/{slotId}")
 @operation(summary="Withdraw an open slot", roles=("reader",), status=204, tags=("slots",))
 async def withdraw(request: web.Request) -> web.Response:
     """Delete an open slot (404 if not the reader's, 409 if booked)."""
@@ -77,6 +81,7 @@ async def withdraw(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.get("/api/webrtc/readers/{readerId}/slots")
 @operation(summary="A reader's open slots with their flat price", roles=("client", "admin"),
            response="{slots: [{id, readerId, startsAt, minutes, priceCents}]}", tags=("slots",))
 async def open_slots(request: web.Request) -> web.Response:
@@ -87,6 +92,7 @@ async def open_slots(request: web.Request) -> web.Response:
     return web.json_response({"slots": [slot_json(s, for_reader=False) for s in found if s.price_cents]})
 
 
+@routes.post("/api/webrtc/client/slots/{slotId}/book")
 @operation(summary="Book a slot: the scheduled reading is created and paid now", roles=("client",),
            request="{sessionType, expectedCents (the slot's priceCents shown)}",
            response="{session}; 409 price_changed (error.priceCents: the price now)", status=201, tags=("slots",))
@@ -108,8 +114,4 @@ async def book(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/webrtc/reader/slots", my_slots)
-    app.router.add_post("/api/webrtc/reader/slots", publish)
-    app.router.add_delete("/api/webrtc/reader/slots/{slotId}", withdraw)
-    app.router.add_get("/api/webrtc/readers/{readerId}/slots", open_slots)
-    app.router.add_post("/api/webrtc/client/slots/{slotId}/book", book)
+    app.router.add_routes(routes)

@@ -96,3 +96,10 @@ async def send_chat(sender: Page, receiver: Page, text: str) -> None:
     await sender.get_by_role("button", name="Send").click()
     await expect(receiver.locator("[data-chat-log] li.theirs").filter(has_text=text)).to_be_visible()
     await expect(sender.locator("[data-chat-log] li.mine").filter(has_text=text)).to_be_visible()
+
+
+async def done(console: Console, *parties: Party) -> None:
+    """The end of a browser test: no console error or policy violation, and every party's browser closed."""
+    assert console.violations() == []
+    for party in parties:
+        await party.context.close()

@@ -9,7 +9,7 @@ from playwright.async_api import Browser, expect
 from tests.web.conftest import Console, shot
 from tests.web.media_stats import rtp_counter
 from tests.web.pages_setup import post, signed_in
-from tests.web.reading_pages import Party, funded_client, rising
+from tests.web.reading_pages import Party, done, funded_client, rising
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -61,9 +61,7 @@ async def test_go_live_watch_gift_and_chat(browser: Browser, server: TestServer,
     await expect(reader.page.locator("[data-ended-total]")).to_have_text("$10.00")
     await expect(client.page.locator("[data-placeholder-text]")).to_have_text(
         "This stream has ended. Thank you for watching!")
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
 
 
 async def test_a_paid_message_and_its_free_answer(browser: Browser, server: TestServer, database_url: str) -> None:
@@ -95,9 +93,7 @@ async def test_a_paid_message_and_its_free_answer(browser: Browser, server: Test
     await expect(client.page.locator("[data-messages]")).to_contain_text("Eight of Pentacles")
     await expect(client.page.locator("[data-nav-balance]")).to_have_text("$7.50")
     await shot(client.page, "inbox-thread", doc=True)
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
 
 
 async def test_a_message_price_raised_while_writing_is_refused_and_the_new_price_shown(
@@ -122,9 +118,7 @@ async def test_a_message_price_raised_while_writing_is_refused_and_the_new_price
     await client.page.wait_for_url("**/messages/*")
     await expect(client.page.locator("[data-messages]")).to_contain_text("Is this a good month")
     await expect(client.page.locator("[data-nav-balance]")).to_have_text("$6.00")
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
 
 
 async def test_a_stream_tab_whose_login_ended_stops_reconnecting(browser: Browser, server: TestServer) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -98,23 +99,40 @@ def _kill(process: subprocess.Popen[bytes], how: signal.Signals) -> None:
     process.wait(20)
 
 
-async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_settled_exactly_once(
-        database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
+def _server_place(tmp_path: Path) -> tuple[int, str, Path]:
+    """A free port for a ``soulseer serve``, its base URL, and where its log goes."""
     port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
+    return port, f"http://127.0.0.1:{port}", tmp_path / "serve.log"
+
+
+async def _parties(pool: asyncpg.Pool) -> tuple[Party, Party]:
+    """A reader, and a client with $50.00."""
     reader = await quick_user(pool, "reader")
     client = await quick_user(pool, "client")
     await deposit(pool, client.id, 5_000)
+    return reader, client
+
+
+async def _started_video_reading(http: aiohttp.ClientSession, reader: Party, client: Party,
+                                 peers: list[Any]) -> tuple[str, dict[str, Signal]]:
+    """A video reading both parties joined with media (their peers kept in ``peers``), started."""
+    session_id = await _video_reading(http, reader, client)
+    sockets = await _join(http, session_id, {"client": client, "reader": reader})
+    for role in ("client", "reader"):
+        peers.append(await connect_media(sockets[role], role))
+    await sockets["client"].expect("start-session", timeout=20)
+    return session_id, sockets
+
+
+async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_settled_exactly_once(
+        database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
+    port, base, log = _server_place(tmp_path)
+    reader, client = await _parties(pool)
     peers = []
     with serve(database_url, port, log) as first:
         await _ready(base)
         async with aiohttp.ClientSession(base_url=base) as http:
-            session_id = await _video_reading(http, reader, client)
-            sockets = await _join(http, session_id, {"client": client, "reader": reader})
-            for role in ("client", "reader"):
-                peers.append(await connect_media(sockets[role], role))
-            await sockets["client"].expect("start-session", timeout=20)
+            session_id, _sockets = await _started_video_reading(http, reader, client, peers)
 
             async def heartbeats_written() -> bool:
                 row = await session_row(pool, session_id)
@@ -161,21 +179,13 @@ async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_set
 
 async def test_a_video_reading_goes_on_after_kill_9_when_its_parties_rejoin_and_the_outage_is_not_billed(
         database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    reader = await quick_user(pool, "reader")
-    client = await quick_user(pool, "client")
-    await deposit(pool, client.id, 5_000)
+    port, base, log = _server_place(tmp_path)
+    reader, client = await _parties(pool)
     peers = []
     with serve(database_url, port, log) as first:
         await _ready(base)
         async with aiohttp.ClientSession(base_url=base) as http:
-            session_id = await _video_reading(http, reader, client)
-            sockets = await _join(http, session_id, {"client": client, "reader": reader})
-            for role in ("client", "reader"):
-                peers.append(await connect_media(sockets[role], role))
-            await sockets["client"].expect("start-session", timeout=20)
+            session_id, sockets = await _started_video_reading(http, reader, client, peers)
             await sockets["client"].expect("session-state", timeout=10, billableSeconds=2)
             _kill(first, signal.SIGKILL)
         for peer in peers:
@@ -236,12 +246,8 @@ async def test_a_scheduled_reading_killed_before_its_start_resumes_when_its_part
         database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
     # The issue's repro: kill -9 a little into a 15-minute reading under way 6 minutes before its booked
     # start. Before, the next process ended it server_restart, kept all 1000 cents and left the slot booked.
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    reader = await quick_user(pool, "reader")
-    client = await quick_user(pool, "client")
-    await deposit(pool, client.id, 5_000)
+    port, base, log = _server_place(tmp_path)
+    reader, client = await _parties(pool)
     session_id, _ = await _scheduled(pool, reader, client, timedelta(minutes=6), 15)
     with serve(database_url, port, log) as first:
         await _ready(base)
@@ -274,12 +280,8 @@ async def test_a_scheduled_reading_killed_before_its_start_resumes_when_its_part
 async def test_a_scheduled_reading_stopped_by_sigterm_whose_parties_do_not_return_is_refunded_what_was_not_given(
         database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
     # The issue's other repro: SIGTERM 13 s into a 30-minute reading. Before: ended, 1000 cents kept.
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    reader = await quick_user(pool, "reader")
-    client = await quick_user(pool, "client")
-    await deposit(pool, client.id, 5_000)
+    port, base, log = _server_place(tmp_path)
+    reader, client = await _parties(pool)
     session_id, starts_at = await _scheduled(pool, reader, client, -timedelta(seconds=30), 30)
     with serve(database_url, port, log) as first:
         await _ready(base)
