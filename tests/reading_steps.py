@@ -187,6 +187,18 @@ class Signal:
         await self.ws.close()
 
 
+async def started_reading(http: TestClient, pool: asyncpg.Pool,
+                          session_type: str = "chat") -> tuple[str, Party, Party, Signal, Signal]:
+    """A reading accepted, joined by both sides and started: (session id, client, reader, their sockets)."""
+    reader, client = await reader_and_client(http, pool)
+    session_id = await accepted_session(http, reader, client, session_type)
+    client_ws, reader_ws = await Signal.open(http, client), await Signal.open(http, reader)
+    await client_ws.join(session_id)
+    await reader_ws.join(session_id)
+    await client_ws.expect("start-session")
+    return session_id, client, reader, client_ws, reader_ws
+
+
 async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0, interval: float = 0.02) -> None:
     """Poll an async condition until it holds, or fail after ``timeout`` seconds."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -31,6 +32,17 @@ async def client_with(pool: asyncpg.Pool, cents: int) -> str:
     client = await make_user(pool, "client")
     await ledger.deposit(pool, client_id=client, cents=cents, key=f"seed:{client}")
     return client
+
+
+async def booked(pool: asyncpg.Pool, minutes: int) -> tuple[str, str, slots.Slot, dict[str, Any], ledger.Txn]:
+    """A video reading booked at the shown price in a new reader's slot of ``minutes``, by a client with $100:
+    (reader, client, slot, the reading's row, the charge)."""
+    reader = await reader_with_rates(pool)
+    client = await client_with(pool, 10_000)
+    slot = await slots.publish_slot(pool, reader_id=reader, starts_at=SOON, minutes=minutes)
+    session, txn = await booking.book_slot(pool, slot_id=slot.id, client_id=client, session_type="video",
+                                           expected_cents=PRICE[slot.minutes])
+    return reader, client, slot, session, txn
 
 
 async def test_a_readers_slots_never_overlap(pool: asyncpg.Pool) -> None:
@@ -66,11 +78,7 @@ async def test_only_open_slots_can_be_withdrawn(pool: asyncpg.Pool) -> None:
 
 
 async def test_a_scheduled_reading_is_refunded_once_and_its_slot_can_reopen(pool: asyncpg.Pool) -> None:
-    reader = await reader_with_rates(pool)
-    client = await client_with(pool, 10_000)
-    slot = await slots.publish_slot(pool, reader_id=reader, starts_at=SOON, minutes=60)
-    session, _ = await booking.book_slot(pool, slot_id=slot.id, client_id=client, session_type="video",
-                                         expected_cents=PRICE[slot.minutes])
+    reader, client, slot, session, _ = await booked(pool, 60)
     session_id = str(session["id"])
     for _ in range(2):
         txn = await scheduled.refund_scheduled(pool, session_id=session_id, cents=5000, reason="cancelled by client")

@@ -12,15 +12,11 @@ from api.readings import booking
 from billing import ledger, slots
 from billing.errors import InsufficientFunds, PriceChanged, RateNotSet, SlotNotFound, SlotTaken
 from tests.billing.invariants import assert_ledger_invariants
-from tests.billing.test_slots import PRICE, SOON, client_with, reader_with_rates
+from tests.billing.test_slots import SOON, booked, client_with, reader_with_rates
 
 
 async def test_booking_a_slot_creates_the_reading_and_charges_the_flat_rate(pool: asyncpg.Pool) -> None:
-    reader = await reader_with_rates(pool)
-    client = await client_with(pool, 10_000)
-    slot = await slots.publish_slot(pool, reader_id=reader, starts_at=SOON, minutes=30)
-    session, txn = await booking.book_slot(pool, slot_id=slot.id, client_id=client, session_type="video",
-                                         expected_cents=PRICE[slot.minutes])
+    reader, client, _, session, txn = await booked(pool, 30)
     assert (session["mode"], session["status"], session["rate_cents"], session["scheduled_minutes"]) == (
         "scheduled", "accepted", 2800, 30)
     assert session["scheduled_start"] == SOON and session["charged_cents"] == 2800

@@ -21,6 +21,7 @@ from tests.reading_steps import (
     accepted_session,
     reader_and_client,
     running_app,
+    started_reading,
     wait_for,
 )
 from tests.relay.endpoints import Endpoint
@@ -35,12 +36,7 @@ async def _rows(pool: asyncpg.Pool, session_id: str) -> list[str]:
 
 async def test_signaling_chat_is_rate_limited_per_user(settings: Settings, pool: asyncpg.Pool) -> None:
     async with running_app(settings, clock=ManualClock(), reading_chat_rate_limit=LIMIT) as http:
-        reader, customer = await reader_and_client(http, pool)
-        session_id = await accepted_session(http, reader, customer)
-        customer_ws, reader_ws = await Signal.open(http, customer), await Signal.open(http, reader)
-        await customer_ws.join(session_id)
-        await reader_ws.join(session_id)
-        await customer_ws.expect("start-session")
+        session_id, _customer, _reader, customer_ws, reader_ws = await started_reading(http, pool)
         for i in range(LIMIT + 3):
             await customer_ws.send("chat-message", text=f"question {i}")
         errors = [await customer_ws.expect("error") for _ in range(3)]

@@ -31,6 +31,7 @@ from tests.reading_steps import (
     reader_and_client,
     running_app,
     session_row,
+    started_reading,
     wait_for,
 )
 
@@ -39,12 +40,7 @@ RATE = 120  # chat cents per minute in reader_and_client
 
 async def started(http: TestClient, pool: asyncpg.Pool) -> tuple[str, str, Signal, Signal]:
     """A chat reading accepted and joined by both sides; (session id, client id, client socket, reader socket)."""
-    reader, client = await reader_and_client(http, pool)
-    session_id = await accepted_session(http, reader, client)
-    client_ws, reader_ws = await Signal.open(http, client), await Signal.open(http, reader)
-    await client_ws.join(session_id)
-    await reader_ws.join(session_id)
-    await client_ws.expect("start-session")
+    session_id, client, _reader, client_ws, reader_ws = await started_reading(http, pool)
     return session_id, client.id, client_ws, reader_ws
 
 

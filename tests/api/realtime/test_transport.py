@@ -24,6 +24,7 @@ from tests.reading_steps import (
     reader_and_client,
     request_session,
     running_app,
+    started_reading,
 )
 from tests.relay.endpoints import Endpoint
 
@@ -213,12 +214,7 @@ async def test_a_socket_of_a_revoked_login_cannot_join(client: TestClient, pool:
 
 
 async def test_chat_is_relayed_to_both_and_stored_for_the_two_only(client: TestClient, pool: asyncpg.Pool) -> None:
-    reader, customer = await reader_and_client(client, pool)
-    session_id = await accepted_session(client, reader, customer)
-    customer_ws, reader_ws = await Signal.open(client, customer), await Signal.open(client, reader)
-    await customer_ws.join(session_id)
-    await reader_ws.join(session_id)
-    await customer_ws.expect("start-session")
+    session_id, customer, reader, customer_ws, reader_ws = await started_reading(client, pool)
     await customer_ws.send("chat-message", text="  Will I find love?  ")
     for ws in (customer_ws, reader_ws):
         message = await ws.expect("chat-message")

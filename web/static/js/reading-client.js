@@ -19,6 +19,7 @@
 
 import { trickleCandidates, waitForIceGathering } from "./ice.js";
 import { FINAL_CLOSE_MESSAGE, finalClose, reconnectDelay } from "./reconnect.js";
+import { closeLeaving, parseMessage, sendJson } from "./wire.js";
 
 const ICE_GATHER_TIMEOUT_MS = 2500;
 // Chrome reports `disconnected` on a brief loss and only `failed` after ~15-30 s; re-offer sooner than that.
@@ -99,11 +100,9 @@ export class SoulSeerClient extends EventTarget {
     clearTimeout(this._reconnectTimer);
     clearTimeout(this._iceTimer);
     this._closePeer();
-    if (this._ws) {
-      const ws = this._ws;
-      this._ws = null;
-      try { ws.close(1000, "leaving"); } catch { /* already closed */ }
-    }
+    const ws = this._ws;
+    this._ws = null;  // first: its close event then finds it is not the current socket
+    closeLeaving(ws);
     if (this.localStream) {
       for (const track of this.localStream.getTracks()) track.stop();
     }
@@ -367,16 +366,12 @@ export class SoulSeerClient extends EventTarget {
   }
 
   _send(message) {
-    if (this._ws?.readyState !== WebSocket.OPEN) return false;
-    this._ws.send(JSON.stringify(message));
-    return true;
+    return sendJson(this._ws, message);
   }
 
   _onMessage(raw) {
-    let message;
-    try { message = JSON.parse(raw); } catch { return; }
-    if (!message || typeof message.type !== "string") return;
-    const { type, ...detail } = message;
+    const { type, detail } = parseMessage(raw);
+    if (!type) return;
     switch (type) {
       case "joined":
         this._attempt = 0;

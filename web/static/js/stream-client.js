@@ -11,6 +11,7 @@
 
 import { trickleCandidates, waitForIceGathering } from "./ice.js";
 import { FINAL_CLOSE_MESSAGE, finalClose, reconnectDelay } from "./reconnect.js";
+import { closeLeaving, parseMessage, sendJson } from "./wire.js";
 
 const ICE_GATHER_TIMEOUT_MS = 2500;
 
@@ -57,11 +58,9 @@ export class StreamClient extends EventTarget {
     this._closing = true;
     clearTimeout(this._timer);
     this._closePeer();
-    if (this._ws) {
-      const ws = this._ws;
-      this._ws = null;
-      try { ws.close(1000, "leaving"); } catch { /* already closed */ }
-    }
+    const ws = this._ws;
+    this._ws = null;  // first: its close event then finds it is not the current socket
+    closeLeaving(ws);
     for (const track of this.localStream?.getTracks() ?? []) track.stop();
     this._emit("connection", { state: "closed" });
   }
@@ -97,16 +96,12 @@ export class StreamClient extends EventTarget {
   }
 
   _send(message) {
-    if (this._ws?.readyState !== WebSocket.OPEN) return false;
-    this._ws.send(JSON.stringify(message));
-    return true;
+    return sendJson(this._ws, message);
   }
 
   async _onMessage(raw) {
-    let message;
-    try { message = JSON.parse(raw); } catch { return; }
-    if (!message || typeof message.type !== "string") return;
-    const { type, ...detail } = message;
+    const { type, detail } = parseMessage(raw);
+    if (!type) return;
     switch (type) {
       case "joined":
         this._attempt = 0;
