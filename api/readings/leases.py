@@ -2,7 +2,7 @@
 
 The lease is three columns (migration 0007): ``lease_owner`` (the node id, ``app[NODE_ID]``),
 ``lease_epoch`` (the fencing token) and ``lease_expires_at`` (on the DATABASE's clock, so nodes never
-compare their own clocks). The protocol (DESIGN.md section 7, "Ownership"):
+compare their own clocks). The protocol (docs/design.md, "Ownership"):
 
 - **acquire**: a node takes a reading that is open (``accepted`` or ``active``) and whose lease is free
   (never held, or expired), incrementing the epoch. It is a compare-and-set under the row lock: of any
