@@ -32,7 +32,7 @@ from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
 pytestmark = pytest.mark.slow
 
 ROLES = ("anonymous", "client", "reader", "admin")
-# Fields of the two routes whose document gives no request shape (api/auth_routes.py).
+# Fields of the two routes whose document gives no request shape (api/accounts/login.py).
 AUTH_FIELDS = ("email", "password", "displayName", "role")
 _FIELD = re.compile(r"[{,|]\s*([A-Za-z][A-Za-z0-9]*)\??")
 
