@@ -335,7 +335,9 @@ def summarize(passthrough: list[Row], baseline: list[Row]) -> None:
 
 async def orchestrate(args: argparse.Namespace) -> None:
     baseline_ns = args.baseline_viewers
-    if args.quick:
+    if args.series:
+        series, window = args.series, args.window
+    elif args.quick:
         series, window = [3, 10, 50, 100, 200, 300], 6.0
     else:
         series = [4, 10, 25, 50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 800, 1000]
@@ -382,6 +384,8 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="short series and windows (2-3 minutes)")
     parser.add_argument("--max", type=int, default=500, help="largest number of viewers to try")
+    parser.add_argument("--series", type=counts, help="comma-separated viewer counts to measure instead of the "
+                        "default series (still capped by --max)")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured at each N")
     parser.add_argument("--baseline-viewers", type=counts, default=[2, 4],
                         help="comma-separated viewer counts for the MediaRelay baseline (two give its slope)")

@@ -266,17 +266,17 @@ class SrtpWire:
     a duplicate of the datagram transport's socket (closed by :meth:`close`), bypassing asyncio's
     send buffering on purpose: a subscriber whose socket is full loses the frame, it is not queued.
 
-    :param udp: the UDP socket of the ICE pair's asyncio transport (``get_extra_info("socket")``).
+    :param fd: the UDP socket of the ICE pair's asyncio transport (duplicated; the wire closes its copy).
     """
 
-    def __init__(self, session: SrtpSession, udp: Any, addr: tuple[str, int]) -> None:
+    def __init__(self, session: SrtpSession, fd: int, addr: tuple[Any, ...]) -> None:
         self._session = session  # keeps the srtp_t alive
         self._srtp = session._srtp[0]  # type: ignore[attr-defined]
         self._length = srtp_ffi.new("int *")
         self._cdata = srtp_ffi.new("char[]", _WIRE_BUFFER)
         self._view = memoryview(srtp_ffi.buffer(self._cdata))
         self._addr = addr
-        self._sock: socket.socket | None = socket.socket(fileno=os.dup(udp.fileno()))
+        self._sock: socket.socket | None = socket.socket(fileno=os.dup(fd))
         self._sock.setblocking(False)
 
     def close(self) -> None:
@@ -284,16 +284,16 @@ class SrtpWire:
             self._sock.close()
             self._sock = None
 
-    def write(self, packets: list[bytes]) -> bool:
-        """Protect and send ``packets``; False if the socket was full and the rest was dropped."""
+    def write(self, packets: list[bytes]) -> tuple[bool, int]:
+        """Protect and send ``packets``; (False if the socket was full and the rest dropped, bytes protected)."""
         view, cdata, length, srtp, protect = self._view, self._cdata, self._length, self._srtp, srtp_lib.srtp_protect
         runs: list[tuple[int, int]] = []
-        offset = 0
+        offset = protected = 0
+        sent = True
         for data in packets:
             size = len(data)
             if offset + size + _SRTP_TRAILER > _WIRE_BUFFER:
-                if not self._send(runs):
-                    return False
+                sent = sent and self._send(runs)
                 runs, offset = [], 0
             view[offset : offset + size] = data
             length[0] = size
@@ -302,7 +302,8 @@ class SrtpWire:
                 raise SrtpError(f"srtp_protect failed ({code})")
             runs.append((offset, length[0]))
             offset += length[0]
-        return self._send(runs)
+            protected += length[0]
+        return (sent and self._send(runs)), protected
 
     def _send(self, packets: list[tuple[int, int]]) -> bool:
         sock, view, addr = self._sock, self._view, self._addr
@@ -357,28 +358,77 @@ def segment_runs(packets: list[tuple[int, int]], gso: bool) -> list[tuple[int, i
 
 
 class RawHistory(dict[int, bytes]):
-    """A sender's ``__rtp_history`` holding serialized packets; NACK handling gets an ``RtpPacket``.
+    """A sender's ``__rtp_history`` kept by the relay's writer; NACK handling gets an ``RtpPacket``.
 
     aiortc's ``_retransmit`` only calls ``get(sequence_number % RTP_HISTORY_SIZE)`` and reads the
-    packet's fields, so parsing can wait for the rare retransmission instead of building an
-    ``RtpPacket`` for every packet sent.
+    packet's fields, so the writer keeps references to the shared payloads and the packet is rebuilt
+    and parsed only for the rare retransmission, instead of an ``RtpPacket`` built per packet sent.
+
+    :param packet: the writer's ``packet(key)``: the cleartext packet last sent in that slot, or None.
     """
 
-    def __init__(self, extensions_map: HeaderExtensionsMap) -> None:
+    def __init__(self, extensions_map: HeaderExtensionsMap, packet: Callable[[int], bytes | None]) -> None:
         super().__init__()
         self._extensions_map = extensions_map
+        self._packet = packet
 
     def get(self, key: int, default: Any = None) -> Any:  # type: ignore[override]
-        data = super().get(key)
+        data = self._packet(key)
         return default if data is None else RtpPacket.parse(data, self._extensions_map)
 
 
-class DirectPath:
-    """Where a started subscriber sender's RTP goes: SRTP session, datagram transport, address.
+#: The counters a writer bumps per frame, as aiortc's ``_run_rtp`` and ``_send_rtp`` do: in the
+#: sender's ``__dict__`` the next SR's NTP time and RTP timestamp, octets and packets sent; in the
+#: DTLS transport's, the transport stats' bytes and packets sent.
+ACCOUNT_KEYS = (
+    "_RTCRtpSender__ntp_timestamp",
+    "_RTCRtpSender__rtp_timestamp",
+    "_RTCRtpSender__octet_count",
+    "_RTCRtpSender__packet_count",
+    "_RTCDtlsTransport__tx_bytes",
+    "_RTCDtlsTransport__tx_packets",
+)
+#: A value that sets every bit abs-send-time can take, to find where it lies in a block.
+_ABS_SEND_TIME_PROBE = 0xFFFFFF
 
-    Built by :func:`direct_rtp_loop` once the sender is started (DTLS is connected by then). The
-    relay's outlet writes packets with :attr:`protect` and :attr:`sendto`, stores them in
-    :attr:`history` and reports each frame with :meth:`account`.
+
+def srtp_handles(session: SrtpSession) -> tuple[int, int]:
+    """``srtp_protect``'s address and ``session``'s ``srtp_t``, as integers for the compiled writer.
+
+    pylibsrtp's wheel bundles libsrtp and exposes it through cffi; a C extension built without
+    libsrtp's headers calls it through these (``srtp_err_status_t srtp_protect(srtp_t, void *, int *)``,
+    libsrtp 2). ``session`` must outlive every use: the writer keeps a reference to it.
+    """
+    protect = int(srtp_ffi.cast("uintptr_t", srtp_ffi.addressof(srtp_lib, "srtp_protect")))
+    srtp = int(srtp_ffi.cast("uintptr_t", session._srtp[0]))  # type: ignore[attr-defined]
+    return protect, srtp
+
+
+def extension_block(extensions_map: HeaderExtensionsMap, mid: str | None, abs_send_time: int) -> bytes:
+    """The header extension block (profile, length, elements) aiortc writes for a frame's packets."""
+    values = HeaderExtensions()
+    values.abs_send_time = abs_send_time
+    values.mid = mid
+    profile, value = extensions_map.set(values)
+    if not value:
+        return b""
+    return struct.pack("!HH", profile, len(value) >> 2) + value
+
+
+def extension_template(extensions_map: HeaderExtensionsMap, mid: str | None) -> tuple[bytes, int]:
+    """The block with abs-send-time zeroed, and where its 3 bytes lie in it (-1: not negotiated)."""
+    zero = extension_block(extensions_map, mid, 0)
+    probe = extension_block(extensions_map, mid, _ABS_SEND_TIME_PROBE)
+    differ = [i for i, (a, b) in enumerate(zip(zero, probe, strict=True)) if a != b]
+    return zero, (differ[0] if differ else -1)
+
+
+class DirectPath:
+    """Where a started subscriber sender's RTP goes: SRTP session, socket, address, negotiation.
+
+    Built by :func:`direct_rtp_loop` once the sender is started (DTLS is connected by then).
+    :meth:`open_writer` gives the relay a writer (``relay.wire``) over all of it, which becomes the
+    sender's RTP history for NACKs and bumps its SR and transport counters.
     """
 
     history_size = RTP_HISTORY_SIZE
@@ -390,16 +440,9 @@ class DirectPath:
         self.ssrc: int = sender._ssrc
         self.mid: str | None = sender._RTCRtpSender__mid
         self.transport: Any = pair.protocol.transport
-        self.addr: tuple[str, int] = pair.remote_addr
-        self.wire = SrtpWire(dtls._tx_srtp, self.transport.get_extra_info("socket"), self.addr)
-        #: Protects and sends a frame's packets; False if the socket was full.
-        self.write: Callable[[list[bytes]], bool] = self.wire.write
+        self.addr: tuple[Any, ...] = tuple(pair.remote_addr)
         self._extensions_map: HeaderExtensionsMap = sender._RTCRtpSender__rtp_header_extensions_map
-        ids = self._extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
-        #: Equal for two paths whose header extensions serialize alike (negotiated ids and mid).
-        self.extensions_key: tuple[object, ...] = (*vars(ids).values(), self.mid)
-        self.history = RawHistory(self._extensions_map)
-        sender._RTCRtpSender__rtp_history = self.history
+        self._writer: Any = None
 
     def usable(self) -> bool:
         """Whether packets can still go out (DTLS connected, sender enabled, socket open)."""
@@ -410,27 +453,26 @@ class DirectPath:
         )
 
     def close(self) -> None:
-        self.wire.close()
+        if self._writer is not None:
+            self._writer.close()
 
     def extension_block(self, abs_send_time: int) -> bytes:
         """The header extension block (profile, length, elements) aiortc would write for a frame."""
-        values = HeaderExtensions()
-        values.abs_send_time = abs_send_time
-        values.mid = self.mid
-        profile, value = self._extensions_map.set(values)
-        if not value:
-            return b""
-        return struct.pack("!HH", profile, len(value) >> 2) + value
+        return extension_block(self._extensions_map, self.mid, abs_send_time)
 
-    def account(self, packets: int, octets: int, wire_bytes: int, ntp_time: int, rtp_timestamp: int) -> None:
-        """Count a sent frame where aiortc's loop would: the next SR and the transport's stats."""
-        sender, dtls = self._sender, self._dtls
-        sender._RTCRtpSender__ntp_timestamp = ntp_time
-        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
-        sender._RTCRtpSender__octet_count += octets
-        sender._RTCRtpSender__packet_count += packets
-        dtls._RTCDtlsTransport__tx_bytes += wire_bytes
-        dtls._RTCDtlsTransport__tx_packets += packets
+    def open_writer(self, make: Callable[..., Any], sequence: int, origin: int) -> Any:
+        """A writer (``make`` is ``relay.wire``'s PyWriter or the compiled Writer) for this path."""
+        session = self._dtls._tx_srtp
+        protect, srtp = srtp_handles(session)
+        extensions, abs_send_time_at = extension_template(self._extensions_map, self.mid)
+        writer = make(
+            self.transport.get_extra_info("socket").fileno(), self.addr, protect, srtp, session,
+            self.ssrc, self.payload_type, sequence, origin, extensions, abs_send_time_at,
+            self.history_size, vars(self._sender), vars(self._dtls), ACCOUNT_KEYS,
+        )
+        self._sender._RTCRtpSender__rtp_history = RawHistory(self._extensions_map, writer.packet)
+        self._writer = writer
+        return writer
 
 
 #: Runs the relay's side of a direct sender until the path ends (returns) or the sender stops.

@@ -43,6 +43,7 @@ from relay.metrics import LinkQuality
 from relay.outlet import Outlet
 from relay.packetizer import ForwardCounters, Packetizer, PayloadCache
 from relay.sdp import SessionSummary, parse_session
+from relay.wire import PYTHON, WireKind
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Peer:
     :param on_chat: called with (peer, text) for each data channel text message.
     :param connect_timeout: a peer not connected by then is failed and closed.
     :param direct_send: subscribers' frames are written by the fan-out (see relay.outlet).
+    :param wire: the writer implementation of the direct path (see relay.wire).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Peer:
         video_codecs: tuple[str, ...] = ("VP8", "H264"),
         connect_timeout: float = 30.0,
         direct_send: bool = True,
+        wire: WireKind = PYTHON,
     ) -> None:
         self.participant_id = participant_id
         self.scope = scope
@@ -104,6 +107,7 @@ class Peer:
         self._codec_prefs = {"audio": audio_codecs, "video": video_codecs}
         self._connect_timeout = connect_timeout
         self._direct_send = direct_send
+        self._wire = wire
         self._timeout: asyncio.TimerHandle | None = None
         self._channel: RTCDataChannel | None = None
         self._offer: SessionSummary | None = None
@@ -249,7 +253,7 @@ class Peer:
             return
 
         async def run(path: DirectPath) -> None:
-            outlet = Outlet(path, packer)
+            outlet = Outlet(path, packer, self._wire)
             track.attach_outlet(outlet)
             try:
                 await outlet.closed

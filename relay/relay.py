@@ -51,6 +51,7 @@ from relay.room import Room
 from relay.router import Router, SourceFactory
 from relay.sdp import parse_session
 from relay.stream import Stream
+from relay.wire import PYTHON, wire_kind
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class Relay(AsyncIOEventEmitter):
         let in. None: no limit.
     :param direct_send: write subscribers' RTP from the fan-out loop (``relay.outlet``); False
         keeps aiortc's per-sender loop and send chain (slower; for comparison and as a fallback).
+    :param wire: the direct path's writer, "compiled" (``relay/_wire.c``) or "python"; None: the
+        compiled one if it was built (see ``relay.wire``).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class Relay(AsyncIOEventEmitter):
         max_frame_lag: float = 1.0,
         max_video_bitrate: int = 1_500_000,
         direct_send: bool = True,
+        wire: str | None = None,
         max_cpu: float | None = None,
         cpu_sample_interval: float = 1.0,
     ) -> None:
@@ -127,6 +131,7 @@ class Relay(AsyncIOEventEmitter):
         self._max_frame_lag = max_frame_lag
         self._max_video_bitrate = max_video_bitrate
         self._direct_send = direct_send
+        self._wire = wire_kind(wire) if direct_send else PYTHON
         self.load = CpuLoad(max_cpu, interval=cpu_sample_interval) if max_cpu is not None else None
         self._rooms: dict[str, Room] = {}
         self._streams: dict[str, Stream] = {}
@@ -287,6 +292,7 @@ class Relay(AsyncIOEventEmitter):
             video_codecs=self._video_codecs,
             connect_timeout=self._connect_timeout,
             direct_send=self._direct_send,
+            wire=self._wire,
         )
         old = participant.peer
         participant.peer = peer

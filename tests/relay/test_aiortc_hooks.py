@@ -314,3 +314,20 @@ async def test_lean_rtp_loop_sends_exactly_what_aiortcs_loop_sends(monkeypatch: 
     theirs = await _run_sender(False, frames, monkeypatch)
     assert len(ours["sent"]) == 7
     assert ours == theirs
+
+
+def test_srtp_protect_has_the_libsrtp_2_signature_the_compiled_writer_calls() -> None:
+    from pylibsrtp._binding import ffi, lib
+
+    assert str(ffi.typeof(lib.srtp_protect)) == "<ctype 'srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)'>"
+    protect, srtp = aiortc_hooks.srtp_handles(pylibsrtp.Session())
+    assert protect and srtp
+
+
+async def test_the_counters_writers_bump_are_aiortcs_own() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender = pc.addTransceiver("video").sender
+    sender_keys, dtls_keys = aiortc_hooks.ACCOUNT_KEYS[:4], aiortc_hooks.ACCOUNT_KEYS[4:]
+    assert all(key in vars(sender) for key in sender_keys)
+    assert all(key in vars(sender.transport) for key in dtls_keys)
+    await pc.close()

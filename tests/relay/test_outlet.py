@@ -45,14 +45,16 @@ async def send_through_wire(key: bytes, packets: list[bytes], gso: bool) -> list
     sink.setblocking(False)
     transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
     udp = transport.get_extra_info("socket")
-    wire = SrtpWire(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)), udp, sink.getsockname())
+    wire = SrtpWire(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)), udp.fileno(), sink.getsockname())
     saved = aiortc_hooks._gso[0]
     aiortc_hooks._gso[0] = gso and saved
     try:
-        assert wire.write(packets)
+        sent, protected = wire.write(packets)
+        assert sent
         datagrams: list[bytes] = []
         while len(datagrams) < len(packets):
             datagrams.append(await asyncio.wait_for(loop.sock_recv(sink, 2048), 5))
+        assert protected == sum(len(d) for d in datagrams)
         return datagrams
     finally:
         aiortc_hooks._gso[0] = saved
@@ -92,7 +94,7 @@ class Recorder:
         await asyncio.wait_for(reached(), timeout)
 
 
-@pytest.mark.parametrize("relay", ["direct", "queued"], indirect=True)
+@pytest.mark.parametrize("relay", ["direct", "python", "queued"], indirect=True)
 async def test_subscribers_get_consecutive_rtp_with_extensions_and_nacked_packets_again(
     relay: Relay, endpoints: Callable[..., Endpoint]
 ) -> None:
@@ -115,6 +117,9 @@ async def test_subscribers_get_consecutive_rtp_with_extensions_and_nacked_packet
         await viewer.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         await recorder.wait(lambda packets: sum(p.marker for p in packets) >= 10)
         assert relay.subscriber_tracks("viewer")["video"].direct == (relay._direct_send)
+        if relay._direct_send:
+            source = relay.sources("s")[0]
+            assert source.grouped == 1, "a subscriber in step is served by the batched fan-out"
         packets = list(recorder.packets)
         assert len({p.ssrc for p in packets}) == 1
         for before, after in itertools.pairwise(packets):
