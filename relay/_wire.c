@@ -72,11 +72,8 @@ typedef struct {
     socklen_t addr_len;
     srtp_protect_fn protect;
     void *srtp;
-    PyObject *keep;       /* keeps the srtp_t (pylibsrtp's Session) alive */
-    PyObject *sender_state; /* the sender's __dict__: SR counters */
-    PyObject *dtls_state;   /* the DTLS transport's __dict__: transport stats */
-    PyObject *keys;         /* names of those counters, from relay.aiortc_hooks */
-    PyObject *owner;        /* whatever the Python side attaches (its outlet) */
+    PyObject *keep;  /* keeps the srtp_t (pylibsrtp's Session) alive */
+    PyObject *owner; /* whatever the Python side attaches (its outlet) */
     uint32_t ssrc;
     uint8_t payload_type;
     uint16_t sequence;
@@ -86,51 +83,12 @@ typedef struct {
     int abs_send_time_at; /* offset of the 3 abs-send-time bytes in the block, -1: not negotiated */
     int history_size;
     HistorySlot *history;
-    unsigned long long frames;
+    /* What aiortc's sender loop would have counted (read lazily, see relay.aiortc_hooks). */
+    unsigned long long frames, packets, octets, wire_bytes, ntp_time;
+    uint32_t rtp_timestamp;
 } Writer;
 
 static PyTypeObject WriterType;
-
-/* -- accounting into aiortc's own counters (keys given by relay.aiortc_hooks) ---------------- */
-
-static int dict_add(PyObject *dict, PyObject *key, long long delta) {
-    PyObject *current = PyDict_GetItemWithError(dict, key);
-    long long value = 0;
-    if (current != NULL) {
-        value = PyLong_AsLongLong(current);
-        if (value == -1 && PyErr_Occurred()) return -1;
-    } else if (PyErr_Occurred()) {
-        return -1;
-    }
-    PyObject *updated = PyLong_FromLongLong(value + delta);
-    if (updated == NULL) return -1;
-    int result = PyDict_SetItem(dict, key, updated);
-    Py_DECREF(updated);
-    return result;
-}
-
-static int dict_set_u64(PyObject *dict, PyObject *key, unsigned long long value) {
-    PyObject *number = PyLong_FromUnsignedLongLong(value);
-    if (number == NULL) return -1;
-    int result = PyDict_SetItem(dict, key, number);
-    Py_DECREF(number);
-    return result;
-}
-
-static int account(Writer *w, int packets, long long octets, long long wire_bytes, unsigned long long ntp,
-                   uint32_t timestamp) {
-    if (w->sender_state == Py_None || w->keys == Py_None) return 0;
-    PyObject *k = w->keys;
-    if (dict_set_u64(w->sender_state, PyTuple_GET_ITEM(k, 0), ntp) < 0) return -1;
-    if (dict_set_u64(w->sender_state, PyTuple_GET_ITEM(k, 1), timestamp) < 0) return -1;
-    if (dict_add(w->sender_state, PyTuple_GET_ITEM(k, 2), octets) < 0) return -1;
-    if (dict_add(w->sender_state, PyTuple_GET_ITEM(k, 3), packets) < 0) return -1;
-    if (w->dtls_state != Py_None) {
-        if (dict_add(w->dtls_state, PyTuple_GET_ITEM(k, 4), wire_bytes) < 0) return -1;
-        if (dict_add(w->dtls_state, PyTuple_GET_ITEM(k, 5), packets) < 0) return -1;
-    }
-    return 0;
-}
 
 /* -- building and sending ------------------------------------------------------------------- */
 
@@ -287,7 +245,11 @@ static int send_frame(Writer *w, PyObject *payloads, uint32_t pts, unsigned long
     }
     w->sequence = sequence;
     w->frames++;
-    if (account(w, (int)count, octets, wire_bytes, ntp, timestamp) < 0) return -1;
+    w->packets += (unsigned long long)count;
+    w->octets += (unsigned long long)octets;
+    w->wire_bytes += (unsigned long long)wire_bytes;
+    w->ntp_time = ntp;
+    w->rtp_timestamp = timestamp;
     if (ok && !flush(w, in_buffer)) ok = 0;
     return ok;
 }
@@ -329,29 +291,21 @@ static int parse_address(PyObject *addr, struct sockaddr_storage *out, socklen_t
 
 static int Writer_init(Writer *self, PyObject *args, PyObject *kwargs) {
     static char *names[] = {"fd", "addr", "protect", "srtp", "keep", "ssrc", "payload_type", "sequence", "origin",
-                            "extensions", "abs_send_time_at", "history_size", "sender_state", "dtls_state",
-                            "keys", NULL};
+                            "extensions", "abs_send_time_at", "history_size", NULL};
     int fd, abs_send_time_at = -1, history_size = 128, payload_type;
     unsigned long long protect, srtp;
     unsigned long ssrc, origin;
     unsigned int sequence;
-    PyObject *addr, *keep, *sender_state = Py_None, *dtls_state = Py_None, *keys = Py_None;
+    PyObject *addr, *keep;
     Py_buffer extensions = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOKKOkiIky*|iiOOO", names, &fd, &addr, &protect, &srtp, &keep,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOKKOkiIky*|ii", names, &fd, &addr, &protect, &srtp, &keep,
                                      &ssrc, &payload_type, &sequence, &origin, &extensions, &abs_send_time_at,
-                                     &history_size, &sender_state, &dtls_state, &keys))
+                                     &history_size))
         return -1;
     int failed = 0;
     if (extensions.len > EXT_MAX || abs_send_time_at + 3 > extensions.len || history_size < 1 ||
         history_size > HISTORY_MAX || payload_type < 0 || payload_type > 127 || protect == 0 || srtp == 0) {
         PyErr_SetString(PyExc_ValueError, "bad writer parameters");
-        failed = 1;
-    } else if (keys != Py_None && (!PyTuple_Check(keys) || PyTuple_GET_SIZE(keys) != 6)) {
-        PyErr_SetString(PyExc_ValueError, "keys must be a tuple of 6 names");
-        failed = 1;
-    } else if ((sender_state != Py_None && !PyDict_Check(sender_state)) ||
-               (dtls_state != Py_None && !PyDict_Check(dtls_state))) {
-        PyErr_SetString(PyExc_TypeError, "sender_state and dtls_state must be dicts or None");
         failed = 1;
     } else if (parse_address(addr, &self->addr, &self->addr_len) < 0) {
         failed = 1;
@@ -382,12 +336,6 @@ static int Writer_init(Writer *self, PyObject *args, PyObject *kwargs) {
     self->origin = (uint32_t)origin;
     Py_INCREF(keep);
     Py_XSETREF(self->keep, keep);
-    Py_INCREF(sender_state);
-    Py_XSETREF(self->sender_state, sender_state);
-    Py_INCREF(dtls_state);
-    Py_XSETREF(self->dtls_state, dtls_state);
-    Py_INCREF(keys);
-    Py_XSETREF(self->keys, keys);
     return 0;
 }
 
@@ -411,18 +359,12 @@ static void writer_close(Writer *self) {
 
 static int Writer_traverse(Writer *self, visitproc visit, void *arg) {
     Py_VISIT(self->keep);
-    Py_VISIT(self->sender_state);
-    Py_VISIT(self->dtls_state);
-    Py_VISIT(self->keys);
     Py_VISIT(self->owner);
     return 0;
 }
 
 static int Writer_clear(Writer *self) {
     Py_CLEAR(self->keep);
-    Py_CLEAR(self->sender_state);
-    Py_CLEAR(self->dtls_state);
-    Py_CLEAR(self->keys);
     Py_CLEAR(self->owner);
     if (self->history != NULL) {
         for (int i = 0; i < self->history_size; i++) Py_CLEAR(self->history[i].payload);
@@ -474,6 +416,11 @@ static PyObject *Writer_get_closed(Writer *self, void *Py_UNUSED(closure)) {
     return PyBool_FromLong(self->fd < 0);
 }
 
+static PyObject *Writer_get_counts(Writer *self, void *Py_UNUSED(closure)) {
+    return Py_BuildValue("(KkKKK)", self->ntp_time, (unsigned long)self->rtp_timestamp, self->octets, self->packets,
+                         self->wire_bytes);
+}
+
 static PyObject *Writer_get_sequence(Writer *self, void *Py_UNUSED(closure)) {
     return PyLong_FromUnsignedLong(self->sequence);
 }
@@ -490,6 +437,8 @@ static PyMethodDef Writer_methods[] = {
 static PyGetSetDef Writer_getset[] = {
     {"closed", (getter)Writer_get_closed, NULL, "whether close() was called", NULL},
     {"sequence", (getter)Writer_get_sequence, NULL, "the next RTP sequence number", NULL},
+    {"counts", (getter)Writer_get_counts, NULL,
+     "(NTP time, RTP timestamp) of the last frame, payload octets, packets, protected bytes sent", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -43,6 +43,12 @@ class FrameWriter(Protocol):
     def closed(self) -> bool: ...
 
     @property
+    def frames(self) -> int: ...
+
+    @property
+    def counts(self) -> tuple[int, int, int, int, int]: ...
+
+    @property
     def sequence(self) -> int: ...
 
     def send(self, payloads: list[bytes], pts: int, ntp_time: int) -> bool: ...
@@ -62,9 +68,10 @@ class PyWriter:
     :param keep: pylibsrtp's ``Session`` that owns that ``srtp_t``.
     :param extensions: the header-extension block as negotiated, with zeros where abs-send-time
         goes, ``abs_send_time_at`` bytes in (-1: not negotiated).
-    :param sender_state, dtls_state, keys: the sender's and DTLS transport's ``__dict__`` and the
-        names of the six counters bumped per frame (SR NTP time, SR RTP timestamp, octets, packets;
-        transport bytes, packets), from :mod:`relay.aiortc_hooks`.
+
+    :attr:`counts` is what aiortc's own loop would have counted: (NTP time, RTP timestamp) of the
+    last frame for the next SR, payload octets, packets and protected bytes sent
+    (:mod:`relay.aiortc_hooks` shows them to aiortc's SR and stats code).
     """
 
     def __init__(
@@ -81,9 +88,6 @@ class PyWriter:
         extensions: bytes,
         abs_send_time_at: int = -1,
         history_size: int = 128,
-        sender_state: dict[str, Any] | None = None,
-        dtls_state: dict[str, Any] | None = None,
-        keys: tuple[str, ...] | None = None,
     ) -> None:
         self.owner: Any = None
         self._wire = SrtpWire(keep, fd, addr)
@@ -95,11 +99,9 @@ class PyWriter:
         self._abs_send_time_at = abs_send_time_at
         self._history_size = history_size
         self._history: dict[int, tuple[bytes, int, int, int, bool]] = {}
-        self._sender_state = sender_state
-        self._dtls_state = dtls_state
-        self._keys = keys
         self._closed = False
         self.frames = 0
+        self.counts: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
 
     @property
     def closed(self) -> bool:
@@ -139,20 +141,10 @@ class PyWriter:
         self._sequence = sequence
         self.frames += 1
         sent, wire_bytes = self._wire.write(packets)
-        self._account(len(packets), octets, wire_bytes, ntp_time, timestamp)
+        _, _, total_octets, total_packets, total_bytes = self.counts
+        self.counts = (ntp_time, timestamp, total_octets + octets, total_packets + len(packets),
+                       total_bytes + wire_bytes)
         return sent
-
-    def _account(self, packets: int, octets: int, wire_bytes: int, ntp_time: int, timestamp: int) -> None:
-        keys, sender, dtls = self._keys, self._sender_state, self._dtls_state
-        if keys is None or sender is None:
-            return
-        sender[keys[0]] = ntp_time
-        sender[keys[1]] = timestamp
-        sender[keys[2]] = sender.get(keys[2], 0) + octets
-        sender[keys[3]] = sender.get(keys[3], 0) + packets
-        if dtls is not None:
-            dtls[keys[4]] = dtls.get(keys[4], 0) + wire_bytes
-            dtls[keys[5]] = dtls.get(keys[5], 0) + packets
 
     def packet(self, key: int) -> bytes | None:
         """The cleartext RTP packet sent last in history slot ``key`` (sequence % history size)."""

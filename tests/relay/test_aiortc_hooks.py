@@ -324,10 +324,27 @@ def test_srtp_protect_has_the_libsrtp_2_signature_the_compiled_writer_calls() ->
     assert protect and srtp
 
 
-async def test_the_counters_writers_bump_are_aiortcs_own() -> None:
+async def test_aiortc_reads_a_direct_senders_counters_from_its_writer() -> None:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     sender = pc.addTransceiver("video").sender
-    sender_keys, dtls_keys = aiortc_hooks.ACCOUNT_KEYS[:4], aiortc_hooks.ACCOUNT_KEYS[4:]
-    assert all(key in vars(sender) for key in sender_keys)
-    assert all(key in vars(sender.transport) for key in dtls_keys)
+    dtls = sender.transport
+    for name in ("_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp", "_RTCRtpSender__octet_count",
+                 "_RTCRtpSender__packet_count"):
+        assert name in vars(sender), name
+    for name in ("_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets"):
+        assert name in vars(dtls), name
+
+    class Counting:
+        frames = 1
+        counts = (123456, 789, 1000, 10, 1200)
+
+    aiortc_hooks.count_from_writer(sender, dtls, Counting())
+    s: Any = sender
+    d: Any = dtls
+    assert isinstance(sender, RTCRtpSender) and isinstance(dtls, RTCDtlsTransport)
+    assert (s._RTCRtpSender__ntp_timestamp, s._RTCRtpSender__rtp_timestamp) == (123456, 789)
+    assert (s._RTCRtpSender__octet_count, s._RTCRtpSender__packet_count) == (1000, 10)
+    d._RTCDtlsTransport__tx_bytes += 50  # as aiortc's _send_rtp counts an RTCP packet
+    d._RTCDtlsTransport__tx_packets += 1
+    assert (d._RTCDtlsTransport__tx_bytes, d._RTCDtlsTransport__tx_packets) == (1250, 11)
     await pc.close()

@@ -7,6 +7,7 @@ import itertools
 import os
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
@@ -129,6 +130,10 @@ async def test_subscribers_get_consecutive_rtp_with_extensions_and_nacked_packet
         mid = viewer.getTransceivers()[0].mid
         assert all(p.extensions.mid == mid and p.extensions.abs_send_time is not None for p in packets)
 
+        # aiortc's stats (and SRs) count what the direct path sent.
+        [outbound] = [s for s in (await viewer_sender_stats(relay)).values() if s.type == "outbound-rtp"]
+        assert outbound.packetsSent >= len(packets) and outbound.bytesSent > 0
+
         # A NACK for a packet already received brings the very same packet again (over RTX).
         wanted = packets[-3]
         await receivers[0]._send_rtcp_nack(wanted.ssrc, [wanted.sequence_number])  # type: ignore[attr-defined]
@@ -141,6 +146,13 @@ async def test_subscribers_get_consecutive_rtp_with_extensions_and_nacked_packet
         assert (again.payload, again.marker, again.timestamp) == (wanted.payload, wanted.marker, wanted.timestamp)
     finally:
         await viewer.close()
+
+
+async def viewer_sender_stats(relay: Relay) -> Any:
+    participant = relay._participants["viewer"]
+    assert participant.peer is not None
+    [sender] = [t.sender for t in participant.peer.pc.getTransceivers() if t.kind == "video"]
+    return await sender.getStats()
 
 
 async def test_srtp_wire_sends_a_single_packet_as_one_srtp_datagram() -> None:

@@ -14,7 +14,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from pylibsrtp import Policy, Session
 
 from relay import wire
-from relay.aiortc_hooks import ACCOUNT_KEYS, extension_template, srtp_handles
+from relay.aiortc_hooks import extension_template, srtp_handles
 
 compiled = pytest.mark.skipif(wire.COMPILED is None, reason="relay._wire is not built")
 
@@ -65,15 +65,12 @@ async def sinks() -> AsyncIterator[Callable[[], Sink]]:
 
 
 def make_writer(kind: wire.WireKind, key: bytes, sink: Sink, *, sequence: int = 65530, origin: int = 0xFFFFFF00,
-                extensions: HeaderExtensionsMap | None = None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+                extensions: HeaderExtensionsMap | None = None) -> Any:
     session = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
     protect, srtp = srtp_handles(session)
     block, at = extension_template(extensions or extensions_map(), MID)
-    sender_state: dict[str, Any] = {ACCOUNT_KEYS[2]: 0, ACCOUNT_KEYS[3]: 0}
-    dtls_state: dict[str, Any] = {ACCOUNT_KEYS[4]: 7, ACCOUNT_KEYS[5]: 1}
-    writer = kind.writer(sink.sender.fileno(), sink.sock.getsockname(), protect, srtp, session, SSRC, PAYLOAD_TYPE,
-                         sequence, origin, block, at, 128, sender_state, dtls_state, ACCOUNT_KEYS)
-    return writer, sender_state, dtls_state
+    return kind.writer(sink.sender.fileno(), sink.sock.getsockname(), protect, srtp, session, SSRC, PAYLOAD_TYPE,
+                       sequence, origin, block, at, 128)
 
 
 #: Frames as the fan-out hands them over: (payloads, pts). A delta frame (equal packets and a shorter
@@ -103,8 +100,8 @@ def expected_rtp(sequence: int, origin: int) -> list[bytes]:
     return packets
 
 
-async def send_all(kind: wire.WireKind, key: bytes, sink: Sink, gso: bool) -> tuple[list[bytes], Any, tuple[Any, ...]]:
-    writer, sender_state, dtls_state = make_writer(kind, key, sink)
+async def send_all(kind: wire.WireKind, key: bytes, sink: Sink, gso: bool) -> tuple[list[bytes], Any]:
+    writer = make_writer(kind, key, sink)
     previous = wire.set_gso(gso)
     try:
         for payloads, pts in FRAMES:
@@ -112,7 +109,7 @@ async def send_all(kind: wire.WireKind, key: bytes, sink: Sink, gso: bool) -> tu
     finally:
         wire.set_gso(previous[0])
     datagrams = await sink.take(sum(len(p) for p, _ in FRAMES))
-    return datagrams, writer, (dict(sender_state), dict(dtls_state))
+    return datagrams, writer
 
 
 @compiled
@@ -122,12 +119,12 @@ async def test_compiled_writer_sends_the_same_srtp_datagrams_as_the_python_write
 ) -> None:
     assert wire.COMPILED is not None
     key = os.urandom(30)
-    python, python_writer, python_counts = await send_all(wire.PYTHON, key, sinks(), gso)
-    native, native_writer, native_counts = await send_all(wire.COMPILED, key, sinks(), gso)
+    python, python_writer = await send_all(wire.PYTHON, key, sinks(), gso)
+    native, native_writer = await send_all(wire.COMPILED, key, sinks(), gso)
     assert native == python, "the same SRTP datagrams, byte for byte, in the same order"
     inbound = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
     assert [inbound.unprotect(d) for d in native] == expected_rtp(65530, 0xFFFFFF00)
-    assert native_counts == python_counts
+    assert native_writer.counts == python_writer.counts and native_writer.frames == python_writer.frames
     assert native_writer.sequence == python_writer.sequence
     for slot in range(128):
         assert native_writer.packet(slot) == python_writer.packet(slot), f"history slot {slot}"
@@ -142,14 +139,12 @@ async def test_writer_counts_what_aiortc_counts_for_sender_reports_and_keeps_pac
     if kind == "compiled" and wire.COMPILED is None:
         pytest.skip("relay._wire is not built")
     key = os.urandom(30)
-    datagrams, writer, (sender_state, dtls_state) = await send_all(wire.wire_kind(kind), key, sinks(), True)
+    datagrams, writer = await send_all(wire.wire_kind(kind), key, sinks(), True)
     payloads, pts = FRAMES[-1]
-    assert sender_state[ACCOUNT_KEYS[0]] == NTP
-    assert sender_state[ACCOUNT_KEYS[1]] == (0xFFFFFF00 + pts) & 0xFFFFFFFF
-    assert sender_state[ACCOUNT_KEYS[2]] == sum(len(p) for frame, _ in FRAMES for p in frame)
-    assert sender_state[ACCOUNT_KEYS[3]] == len(datagrams)
-    assert dtls_state[ACCOUNT_KEYS[4]] == 7 + sum(len(d) for d in datagrams)
-    assert dtls_state[ACCOUNT_KEYS[5]] == 1 + len(datagrams)
+    octets = sum(len(p) for frame, _ in FRAMES for p in frame)
+    wire_bytes = sum(len(d) for d in datagrams)
+    assert writer.counts == (NTP, (0xFFFFFF00 + pts) & 0xFFFFFFFF, octets, len(datagrams), wire_bytes)
+    assert writer.frames == len(FRAMES)
     expected = expected_rtp(65530, 0xFFFFFF00)
     last = RtpPacket.parse(expected[-1], extensions_map())
     assert writer.packet(last.sequence_number % 128) == expected[-1]
@@ -166,7 +161,7 @@ async def test_fanout_writes_a_frame_to_every_writer_with_its_own_sequence_numbe
     chosen = wire.wire_kind(kind)
     key = os.urandom(30)
     open_sinks = [sinks() for _ in range(3)]
-    writers = [make_writer(chosen, key, sink, sequence=100 * i)[0] for i, sink in enumerate(open_sinks)]
+    writers = [make_writer(chosen, key, sink, sequence=100 * i) for i, sink in enumerate(open_sinks)]
     payloads, pts = FRAMES[0]
     assert chosen.fanout(writers, payloads, pts, NTP) == []
     inbound = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
