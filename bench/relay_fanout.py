@@ -56,9 +56,9 @@ class Child:
         self.name = name
 
     @classmethod
-    async def start(cls, name: str, *args: str) -> Child:
+    async def start(cls, name: str, *args: str, script: Path | None = None) -> Child:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), *args, cwd=ROOT,
+            sys.executable, str(script or Path(__file__).resolve()), *args, cwd=ROOT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env={"PYTHONPATH": str(ROOT)}, limit=1 << 24,
         )
