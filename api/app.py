@@ -64,7 +64,9 @@ def create_app(settings: Settings) -> web.Application:
 
     app[RELAY] = Relay(ice_servers=relay_ice_servers(settings), max_participants=settings.max_participants,
                        max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry,
-                       max_cpu=settings.max_relay_cpu_percent / 100 if settings.max_relay_cpu_percent else None)
+                       max_cpu=settings.max_relay_cpu_percent / 100 if settings.max_relay_cpu_percent else None,
+                       max_loop_lag=settings.max_relay_loop_lag_ms / 1000 if settings.max_relay_loop_lag_ms else None,
+                       shed_lag=settings.relay_shed_lag_ms / 1000 if settings.relay_shed_lag_ms else None)
     app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
 
     app.cleanup_ctx.append(_database)

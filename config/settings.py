@@ -47,6 +47,8 @@ class Settings:
     max_participants: int = 250
     max_viewers_per_stream: int = 1000
     max_relay_cpu_percent: int = 90
+    max_relay_loop_lag_ms: int = 30
+    relay_shed_lag_ms: int = 60
     login_attempts_per_minute: int = 10
     log_level: str = "INFO"
     log_json: bool = True
@@ -176,6 +178,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_participants=_int(env, "SOULSEER_MAX_PARTICIPANTS", 250, 2, 100_000),
         max_viewers_per_stream=_int(env, "SOULSEER_MAX_VIEWERS_PER_STREAM", 1000, 1, 100_000),
         max_relay_cpu_percent=_int(env, "SOULSEER_MAX_RELAY_CPU_PERCENT", 90, 0, 400),
+        max_relay_loop_lag_ms=_int(env, "SOULSEER_MAX_RELAY_LOOP_LAG_MS", 30, 0, 10_000),
+        relay_shed_lag_ms=_int(env, "SOULSEER_RELAY_SHED_LAG_MS", 60, 0, 10_000),
         login_attempts_per_minute=_int(env, "SOULSEER_LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10_000),
         log_level=level,
         log_json=_bool(env, "SOULSEER_LOG_JSON", True),

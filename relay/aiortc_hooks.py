@@ -1,7 +1,7 @@
 """Every place the relay reaches into aiortc 1.16 / aioice 0.13 / pylibsrtp 1.0 internals, and nowhere else.
 
 aiortc is built for endpoints that decode what they receive and encode what they send. A relay
-forwards encoded media, so it meets aiortc at seven private seams (see DESIGN.md section 8):
+forwards encoded media, so it meets aiortc (and asyncio) at eight private seams (see DESIGN.md section 8):
 
 1. ``RTCRtpReceiver.receive()`` starts a decoder thread fed from a private queue. We replace it,
    per receiver, with the same steps minus the thread (:func:`take_encoded_frames`).
@@ -42,6 +42,9 @@ forwards encoded media, so it meets aiortc at seven private seams (see DESIGN.md
 7. aioice checks consent freshness every 5 s and gives up after 6 failures (~30 s). Billing needs a
    dead peer noticed in seconds, so :func:`watch_consent` installs a per-connection check with our
    own interval, reporting lost and regained consent.
+8. asyncio's datagram transport reads one datagram per wake-up of the loop; a publisher's sockets are
+   read until empty instead (:func:`drain_datagrams`), so that an overloaded loop never drops the
+   publisher's media and consent answers in the kernel (see relay/overload.py).
 
 Packetization reuses aiortc's codec packetizers (:func:`vp8_payloads`, :func:`h264_payloads`).
 ``tests/relay/test_aiortc_hooks.py`` fingerprints every hooked method: an aiortc upgrade that moves
@@ -51,7 +54,9 @@ any of them fails that test loudly, before it silently breaks forwarding.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import functools
 import logging
 import os
 import random
@@ -59,6 +64,7 @@ import socket
 import struct
 import traceback
 import types
+from asyncio.selector_events import _SelectorDatagramTransport  # type: ignore[attr-defined]
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -627,6 +633,56 @@ def h264_payloads(access_unit: bytes) -> list[bytes]:
     nal_units = H264Encoder._split_bitstream(access_unit)
     payloads: list[bytes] = H264Encoder._packetize(nal_units)
     return payloads
+
+
+#: Datagrams a publisher's socket yields per wake-up of the loop (asyncio's datagram transport reads one).
+DRAIN_BURST = 256
+#: Kernel receive buffer asked for a publisher's sockets (the kernel caps it at net.core.rmem_max).
+PUBLISHER_RCVBUF = 4 << 20
+
+
+def drain_datagrams(connections: Iterable[Connection], burst: int = DRAIN_BURST) -> int:
+    """Read each of ``connections``' sockets until it is empty (at most ``burst``) whenever the loop finds it ready.
+
+    asyncio's ``_SelectorDatagramTransport._read_ready`` reads one datagram per wake-up. A relay loop busy with
+    hundreds of subscribers wakes rarely, so a publisher (100+ packets a second) overflowed its kernel buffer and
+    lost media and, with it, its ICE consent answers: consent expired and the stream ended for everyone. A
+    publisher's datagrams are all read at each wake-up instead (the same steps as asyncio's, in a loop), into a
+    larger buffer. Call once candidates are gathered (after ``setLocalDescription``). Returns the sockets changed.
+    """
+    changed = 0
+    for connection in connections:
+        c: Any = connection
+        for protocol in list(c._protocols):
+            transport = getattr(protocol, "transport", None)
+            if not isinstance(transport, _SelectorDatagramTransport):
+                continue
+            t: Any = transport
+            with contextlib.suppress(OSError):
+                t._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PUBLISHER_RCVBUF)
+            t._loop._add_reader(t._sock_fd, functools.partial(_read_all, t, burst))
+            changed += 1
+    return changed
+
+
+def _read_all(transport: Any, burst: int) -> None:
+    # asyncio 3.11's _SelectorDatagramTransport._read_ready, repeated until the socket is empty.
+    for _ in range(burst):
+        if transport._conn_lost:
+            return
+        try:
+            data, addr = transport._sock.recvfrom(transport.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            transport._protocol.error_received(exc)
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            transport._fatal_error(exc, "Fatal read error on datagram transport")
+            return
+        transport._protocol.datagram_received(data, addr)
 
 
 def ice_connections(pc: RTCPeerConnection) -> list[Connection]:

@@ -80,6 +80,7 @@ class SubscriberTrack(MediaStreamTrack):
         self._on_overflow = on_overflow
         self._queue: deque[av.Packet] = deque()
         self._waiting_keyframe = kind == "video"
+        self._keyframes_only = False  # shed by relay.overload: video keyframes only, for a while
         self._reminded_at = time.monotonic()  # the join itself asks for a keyframe
         self._waiter: asyncio.Future[None] | None = None
         self._outlet: Outlet | None = None
@@ -115,9 +116,30 @@ class SubscriberTrack(MediaStreamTrack):
         return (
             self._outlet is not None
             and not self._waiting_keyframe
+            and not self._keyframes_only
             and self.readyState == "live"
             and (self.codec is None or self.codec == codec)
         )
+
+    @property
+    def keyframes_only(self) -> bool:
+        return self._keyframes_only
+
+    def shed(self) -> None:
+        """Send this video subscriber keyframes only (and so far less work) until :meth:`restore`."""
+        if self.kind != "video" or self._keyframes_only:
+            return
+        self._keyframes_only = True
+        if self.source is not None:
+            self.source.ungroup(self)
+
+    def restore(self) -> None:
+        """Back to every frame, from the next keyframe on (the deltas in between were not sent)."""
+        if not self._keyframes_only:
+            return
+        self._keyframes_only = False
+        self._waiting_keyframe = True
+        self.request_keyframe("restore")
 
     def dropped(self) -> None:
         """The batched fan-out could not write a frame: the subscriber's socket is backed up."""
@@ -130,6 +152,8 @@ class SubscriberTrack(MediaStreamTrack):
     def push(self, packet: av.Packet, keyframe: bool) -> None:
         """Queue a frame for the sender; frames a subscriber could not decode are not queued."""
         if self.readyState != "live":
+            return
+        if self._keyframes_only and not keyframe:
             return
         if self._waiting_keyframe:
             if not keyframe:
@@ -386,6 +410,10 @@ class Source:
             self._on_keyframe_request(self, reason)
         if self._receiver is not None:
             self._requester.request(reason)
+
+    def video_subscribers(self) -> list[SubscriberTrack]:
+        """The subscribers the overload shedder may send keyframes only."""
+        return list(self.subscribers) if self.kind == "video" else []
 
     async def close(self) -> None:
         self._ungroup_all()

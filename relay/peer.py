@@ -28,6 +28,7 @@ from relay.aiortc_hooks import (
     ConsentPolicy,
     DirectPath,
     direct_rtp_loop,
+    drain_datagrams,
     ice_connections,
     lean_rtp_loop,
     on_keyframe_request,
@@ -166,6 +167,8 @@ class Peer:
                 await self.pc.addIceCandidate(candidate_from_browser(candidate))
             watch_consent(ice_connections(self.pc), self._consent, self._on_consent)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
+            if self.published:  # a publisher's packets are read first (relay/overload.py)
+                drain_datagrams(ice_connections(self.pc))
         except (ValueError, OperationError, InvalidAccessError, InvalidStateError, InternalError) as exc:
             raise BadSdpError(f"cannot negotiate offer: {exc}") from exc
         answer = parse_session(self.pc.localDescription.sdp)
