@@ -7,7 +7,7 @@ datagram per wake-up, consent expired and every viewer lost the stream. Three de
 1. *The publisher first* (``relay.aiortc_hooks.drain_datagrams``): a publisher's sockets are read until empty at
    each wake-up, with a larger kernel buffer, so its media, RTCP and consent answers are never the ones dropped.
 2. *Admission by loop lag* (:class:`LoopMonitor`): a timer every 25 ms measures how late the loop wakes it.
-   While the recent lag is at ``max_lag`` (and the loop's own thread is busy), a new participant is refused
+   While the recent median lag is at ``max_lag`` (and the loop's own thread is busy), a new participant is refused
    (``relay_busy``), before the lag would hurt the participants already served. CPU alone does not show this:
    the loop lags first, in bursts (a keyframe fanned out to everyone), while its average CPU still has room.
 3. *Shedding* (:class:`Shedder`): if the lag still rises (the publisher's bitrate grows, a burst of keyframes),
@@ -38,14 +38,18 @@ class LoopMonitor:
     :param interval: seconds between two probes (each a ``call_later``).
     :param window: seconds of probes kept.
     :param max_lag: the lag (seconds) at which the loop counts as :attr:`busy` (see :meth:`lag`).
+    :param quantile: which quantile of the window's probes :meth:`lag` reports. The median: a loop past its
+        capacity is late on most probes, while a burst of joins (DTLS handshakes) or a keyframe fanned out to
+        everyone makes only a few probes late, and must not close the door on its own.
     :param thread_clock: CPU seconds of the loop's thread (read on the loop).
     """
 
     def __init__(self, *, interval: float = 0.025, window: float = 2.0, max_lag: float = 0.03,
-                 min_cpu: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 quantile: float = 0.5, min_cpu: float = 0.5, clock: Callable[[], float] = time.monotonic,
                  thread_clock: Callable[[], float] = time.thread_time) -> None:
         self.interval = interval
         self.max_lag = max_lag
+        self.quantile = quantile
         self.min_cpu = min_cpu
         self._clock = clock
         self._thread_clock = thread_clock
@@ -71,12 +75,13 @@ class LoopMonitor:
         while len(self._samples) > 2 and self._samples[0][0] < horizon:
             self._samples.popleft()
 
-    def lag(self, quantile: float = 0.9) -> float:
-        """The ``quantile`` of the recent probes' lag, in seconds (0 with no probe yet)."""
+    def lag(self, quantile: float | None = None) -> float:
+        """A quantile (default :attr:`quantile`) of the recent probes' lag, in seconds (0 with no probe yet)."""
         if not self._samples:
             return 0.0
+        q = self.quantile if quantile is None else quantile
         ordered = sorted(lag for _, lag, _ in self._samples)
-        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def cpu(self) -> float:
         """CPU seconds per second the loop's thread used over the window."""
@@ -86,7 +91,7 @@ class LoopMonitor:
         return (cpu_end - cpu_start) / (end - start) if end > start else 0.0
 
     def overloaded(self, lag: float) -> bool:
-        """Whether the loop is ``lag`` seconds late (p90) because of its own work."""
+        """Whether the loop is ``lag`` seconds late (see :meth:`lag`) because of its own work."""
         return self.lag() >= lag and self.cpu() >= self.min_cpu
 
     @property

@@ -151,7 +151,7 @@ def spin(seconds: float) -> None:
         pass
 
 
-async def overload_loop(until: asyncio.Event, busy: float = 0.09) -> None:
+async def overload_loop(until: asyncio.Event, busy: float = 0.15) -> None:
     """Keep the loop's thread busy (``busy`` s of CPU at a time), as a relay past its capacity would be."""
     while not until.is_set():
         spin(busy)
