@@ -146,10 +146,20 @@ class ReplayTrack(MediaStreamTrack):
         return packet
 
 
+class Refused(Exception):
+    """The server refused a viewer (full, busy): the bench counts it and goes on."""
+
+
+#: Server answers that mean "not one more", counted as refusals rather than failures.
+REFUSALS = {"relay_busy", "relay_full", "stream_full"}
+
+
 async def exchange(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> str:
     async with session.post(url, json=body) as response:
         reply = await response.json()
         if response.status != 200:
+            if reply.get("error") in REFUSALS:
+                raise Refused(reply["error"])
             raise RuntimeError(f"{url}: {reply}")
         return str(reply["sdp"])
 
@@ -177,10 +187,6 @@ async def run_publisher(relay_url: str, publish: Any = None) -> None:
         "cpu": cpu_seconds(), "at": time.monotonic(),
     })
     await pc.close()
-
-
-class Refused(Exception):
-    """The server refused a viewer (full, busy): the bench counts it and goes on."""
 
 
 #: Seconds a joining viewer may wait for its first video frame before it is reported as without one.

@@ -20,10 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.fanout_peers import Refused, Viewer
-
-#: Server answers that mean "not one more", counted as refusals rather than failures.
-REFUSALS = {"relay_busy", "relay_full", "stream_full"}
+from bench.fanout_peers import REFUSALS, Refused, Viewer
 
 
 class SoulSeerSignal:
