@@ -25,6 +25,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from relay.aiortc_hooks import (
+    AUDIO_SR_INTERVAL,
     ConsentPolicy,
     DirectPath,
     direct_rtp_loop,
@@ -33,6 +34,7 @@ from relay.aiortc_hooks import (
     lean_rtp_loop,
     on_keyframe_request,
     pack_without_encoder,
+    report_every,
     take_encoded_frames,
     watch_consent,
 )
@@ -251,6 +253,8 @@ class Peer:
         packer = Packetizer(codec, self._forwarded[track.kind], cache)
         pack_without_encoder(sender, packer)
         on_keyframe_request(sender, lambda: track.request_keyframe("pli"))
+        if track.kind == "audio":
+            report_every(sender, AUDIO_SR_INTERVAL)
         if not self._direct_send:
             lean_rtp_loop(sender)
             return

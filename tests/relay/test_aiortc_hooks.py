@@ -12,6 +12,7 @@ import fractions
 import hashlib
 import inspect
 import threading
+from asyncio.selector_events import _SelectorDatagramTransport  # type: ignore[attr-defined]
 from importlib.metadata import version
 from typing import Any
 
@@ -49,6 +50,7 @@ FINGERPRINTS = {
     "RTCRtpSender._handle_rtcp_packet": (RTCRtpSender._handle_rtcp_packet, "a4ee4c7355f8de7a"),
     "RTCRtpSender._send_keyframe": (RTCRtpSender._send_keyframe, "26c49629470d1928"),
     "RTCRtpSender._run_rtp": (RTCRtpSender._run_rtp, "ff597a1d554cb373"),
+    "RTCRtpSender._run_rtcp": (RTCRtpSender._run_rtcp, "51e0a924eac4e39b"),
     "RTCIceTransport.__init__": (RTCIceTransport.__init__, "b11403aba1c3a32b"),
     "Vp8Encoder._packetize": (Vp8Encoder._packetize, "03f61a0f38aa0d62"),
     "H264Encoder._packetize": (H264Encoder._packetize, "85ce3fe3b3174b5a"),
@@ -62,6 +64,8 @@ FINGERPRINTS = {
     "HeaderExtensionsMap.configure": (HeaderExtensionsMap.configure, "e7bc27f7de53a334"),
     "HeaderExtensionsMap.set": (HeaderExtensionsMap.set, "55c43cd8952bc31a"),
     "aioice.StunProtocol.send_data": (StunProtocol.send_data, "8bfbce074a897482"),
+    # asyncio's datagram transport, read until empty for publishers (aiortc_hooks seam 8; Python 3.11).
+    "asyncio _SelectorDatagramTransport._read_ready": (_SelectorDatagramTransport._read_ready, "a94e5a17ae974496"),
     "pylibsrtp.Session.__init__": (pylibsrtp.Session.__init__, "2d5acb2032893aeb"),
     "pylibsrtp.Session.__process": (pylibsrtp.Session._Session__process, "924e126dae5c15b8"),  # type: ignore[attr-defined]
 }

@@ -160,3 +160,24 @@ async def test_srtp_wire_sends_a_single_packet_as_one_srtp_datagram() -> None:
     packet = rtp(7, b"opus" * 40, marker=1)
     [datagram] = await send_through_wire(key, [packet], True)
     assert Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND)).unprotect(datagram) == packet
+
+
+async def test_audio_subscribers_get_sender_reports_at_the_audio_interval_with_what_the_direct_path_sent(
+    relay: Relay, endpoints: Callable[..., Endpoint], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("relay.peer.AUDIO_SR_INTERVAL", 0.2)  # libwebrtc's 5 s, shortened for the test
+    publisher = endpoints("publisher", send=("audio",), receive=(), data_channel=False)
+    await publisher.accept(await relay.publish_stream("s", publisher.name, await publisher.offer()))
+    viewer = endpoints("viewer", send=(), receive=("audio",), data_channel=False)
+    await viewer.accept(await relay.watch_stream("s", viewer.name, await viewer.offer()))
+    await viewer.wait_decoded("audio", 20)
+
+    async def reported() -> Any:
+        while True:
+            for stats in (await viewer.pc.getStats()).values():
+                if stats.type == "remote-outbound-rtp" and stats.packetsSent > 0:
+                    return stats
+            await asyncio.sleep(0.1)
+
+    stats = await asyncio.wait_for(reported(), 5)
+    assert stats.packetsSent >= 20 and stats.bytesSent > 0, "the SR counts what the direct path sent"
