@@ -358,7 +358,7 @@ async def orchestrate(args: argparse.Namespace) -> None:
           f"{settings.per_process} viewers per process, {settings.probes} of them probes, "
           f"sockets polled every {settings.poll_ms:g} ms, viewer processes at nice {settings.nice}", flush=True)
     print(HEADER, flush=True)
-    relay_args = ("--wire", args.wire, *(("--overload",) if args.overload else ()))
+    relay_args = ("--wire", args.wire, "--relay-loop", args.relay_loop, *(("--overload",) if args.overload else ()))
     stop_below = 0.0 if args.keep_going or args.overload else 0.99
     passthrough = await run_mode("passthrough", series, window, stop_below, settings, relay_args)
     if args.overload:
@@ -418,6 +418,8 @@ def main() -> None:
                         help="also run the relay with direct_send=False (aiortc's sender loop), for comparison")
     parser.add_argument("--viewer-nice", type=int, default=10,
                         help="niceness of the viewer processes (0: compete with the relay for the CPU as equals)")
+    parser.add_argument("--relay-loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="the relay process's event loop")
     parser.add_argument("--wire", choices=["compiled", "python"], default="compiled",
                         help="the relay's direct-path writer (relay/wire.py)")
     parser.add_argument("--overload", action="store_true",
@@ -438,6 +440,10 @@ def main() -> None:
     if args.role == "relay":
         from bench.fanout_relay import serve
 
+        if args.relay_loop == "uvloop":
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.run(serve(args.mode, args.port, args.wire, args.overload))
     elif args.role == "publisher":
         from bench.fanout_peers import run_publisher

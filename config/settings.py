@@ -48,6 +48,7 @@ class Settings:
     max_viewers_per_stream: int = 1000
     max_relay_cpu_percent: int = 90
     max_relay_loop_lag_ms: int = 30
+    event_loop: str = "asyncio"
     relay_shed_lag_ms: int = 60
     login_attempts_per_minute: int = 10
     log_level: str = "INFO"
@@ -149,6 +150,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = (env.get("SOULSEER_LOG_LEVEL") or "INFO").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError("SOULSEER_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+    event_loop = (env.get("SOULSEER_EVENT_LOOP") or "asyncio").lower()
+    if event_loop not in {"asyncio", "uvloop"}:
+        raise SettingsError("SOULSEER_EVENT_LOOP", "must be asyncio or uvloop")
     min_cents = _int(env, "SOULSEER_ADD_FUNDS_MIN_CENTS", 500, 50, 10_000_000)
     max_cents = _int(env, "SOULSEER_ADD_FUNDS_MAX_CENTS", 50_000, 50, 10_000_000)
     if max_cents < min_cents:
@@ -180,6 +184,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_relay_cpu_percent=_int(env, "SOULSEER_MAX_RELAY_CPU_PERCENT", 90, 0, 400),
         max_relay_loop_lag_ms=_int(env, "SOULSEER_MAX_RELAY_LOOP_LAG_MS", 30, 0, 10_000),
         relay_shed_lag_ms=_int(env, "SOULSEER_RELAY_SHED_LAG_MS", 60, 0, 10_000),
+        event_loop=event_loop,
         login_attempts_per_minute=_int(env, "SOULSEER_LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10_000),
         log_level=level,
         log_json=_bool(env, "SOULSEER_LOG_JSON", True),

@@ -38,6 +38,9 @@ def test_ice_servers_json_and_turn_variables_are_combined() -> None:
     ({"REDIS_URL": "http://x"}, "REDIS_URL"),
     ({"SOULSEER_SECRET_KEY": "short"}, "SOULSEER_SECRET_KEY"),
     ({"SOULSEER_LOG_JSON": "maybe"}, "SOULSEER_LOG_JSON"),
+    ({"SOULSEER_EVENT_LOOP": "trio"}, "SOULSEER_EVENT_LOOP"),
+    ({"SOULSEER_MAX_RELAY_LOOP_LAG_MS": "-1"}, "SOULSEER_MAX_RELAY_LOOP_LAG_MS"),
+    ({"SOULSEER_RELAY_SHED_LAG_MS": "soon"}, "SOULSEER_RELAY_SHED_LAG_MS"),
 ])
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError) as caught:
