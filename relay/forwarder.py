@@ -50,6 +50,9 @@ REMB_INTERVAL = 1.0
 REMIND_INTERVAL = 1.0
 #: Seconds between two checks that grouped subscribers' connections can still send.
 SWEEP_INTERVAL = 1.0
+#: Video frames a source keeps from its latest keyframe on, for subscribers that start between
+#: keyframes (1 s at 30 fps); a longer group of pictures is not kept.
+RECENT_FRAMES = 30
 
 
 class SubscriberTrack(MediaStreamTrack):
@@ -100,6 +103,11 @@ class SubscriberTrack(MediaStreamTrack):
         for packet in queued:
             if not self._send(outlet, packet):
                 break
+        if self._waiting_keyframe and self.source is not None:
+            # Nothing decodable was queued (the join's keyframe request is throttled, or the queue
+            # overflowed while DTLS came up): start from the source's latest keyframe, if recent.
+            for packet, keyframe in self.source.recent_frames():
+                self.push(packet, keyframe)
 
     def detach_outlet(self, outlet: Outlet) -> None:
         if self._outlet is outlet:
@@ -285,6 +293,7 @@ class Source:
         self._groups: dict[tuple[int, int, str], FanoutGroup] = {}
         self._grouped: dict[SubscriberTrack, FanoutGroup] = {}
         self._swept_at = 0.0
+        self._recent: list[tuple[av.Packet, bool]] = []  # video: the latest keyframe and the frames since
         self.frames_in = 0
         self._label = f"{scope}/{owner}/{kind}"
         self._time_base = fractions.Fraction(1, CLOCK_RATES[kind])
@@ -333,6 +342,7 @@ class Source:
         self._feed_origin = None
         self._backlog.reset()
         self._broken = False
+        self._recent = []
         assembler: AudioAssembler | VideoAssembler
         if self.kind == "video":
             assembler = VideoAssembler(
@@ -411,6 +421,10 @@ class Source:
         if self._receiver is not None:
             self._requester.request(reason)
 
+    def recent_frames(self) -> list[tuple[av.Packet, bool]]:
+        """Video: the latest keyframe and the frames since (``(packet, keyframe)``), if within RECENT_FRAMES."""
+        return list(self._recent)
+
     def video_subscribers(self) -> list[SubscriberTrack]:
         """The subscribers the overload shedder may send keyframes only."""
         return list(self.subscribers) if self.kind == "video" else []
@@ -432,6 +446,7 @@ class Source:
         if self._backlog.is_stale(timestamp, now):
             if self._on_stale is not None:
                 self._on_stale(self)
+            self._recent = []  # what follows is not contiguous with it
             if self.kind == "video" and not self._broken:
                 self._broken = True
                 self.request_keyframe("late")
@@ -460,8 +475,15 @@ class Source:
         packet = av.Packet(data)
         packet.pts = pts
         packet.time_base = self._time_base
-        if keyframe and self.kind == "video":
-            self._requester.keyframe_seen()
+        if self.kind == "video":
+            if keyframe:
+                self._requester.keyframe_seen()
+                self._recent = [(packet, True)]
+            elif self._recent:
+                if len(self._recent) < RECENT_FRAMES:
+                    self._recent.append((packet, False))
+                else:
+                    self._recent = []
         if self._max_bitrate is not None and now - self._remb_at >= REMB_INTERVAL:
             self._remb_at = now
             self._spawn(self._send_remb(self._max_bitrate))
