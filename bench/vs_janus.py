@@ -199,10 +199,11 @@ class SoulSeer(Server):
             pass
 
     def publisher_args(self) -> list[str]:
-        return ["--system", "soulseer", "--base", self.base, "--stream", self.stream_id, "--tokens", self.tokens[0]]
+        # --tokens=...: a token may start with "-", which argparse would take for an option.
+        return ["--system", "soulseer", "--base", self.base, "--stream", self.stream_id, f"--tokens={self.tokens[0]}"]
 
     def viewer_args(self, tokens: list[str]) -> list[str]:
-        return ["--system", "soulseer", "--base", self.base, "--stream", self.stream_id, "--tokens", ",".join(tokens)]
+        return ["--system", "soulseer", "--base", self.base, "--stream", self.stream_id, f"--tokens={','.join(tokens)}"]
 
     async def stop(self) -> None:
         import asyncpg
