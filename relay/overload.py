@@ -6,7 +6,7 @@ datagram per wake-up, consent expired and every viewer lost the stream. Three de
 
 1. *The publisher first* (``relay.aiortc_hooks.drain_datagrams``): a publisher's sockets are read until empty at
    each wake-up, with a larger kernel buffer, so its media, RTCP and consent answers are never the ones dropped.
-2. *Admission by loop lag* (:class:`LoopMonitor`): a timer every 25 ms measures how late the loop wakes it.
+2. *Admission by loop lag* (:class:`LoopMonitor`): a timer every 50 ms measures how late the loop wakes it.
    While the recent median lag is at ``max_lag`` (and the loop's own thread is busy), a new participant is refused
    (``relay_busy``), before the lag would hurt the participants already served. CPU alone does not show this:
    the loop lags first, in bursts (a keyframe fanned out to everyone), while its average CPU still has room.
@@ -44,7 +44,7 @@ class LoopMonitor:
     :param thread_clock: CPU seconds of the loop's thread (read on the loop).
     """
 
-    def __init__(self, *, interval: float = 0.025, window: float = 2.0, max_lag: float = 0.03,
+    def __init__(self, *, interval: float = 0.05, window: float = 2.0, max_lag: float = 0.03,
                  quantile: float = 0.5, min_cpu: float = 0.5, clock: Callable[[], float] = time.monotonic,
                  thread_clock: Callable[[], float] = time.thread_time) -> None:
         self.interval = interval

@@ -90,7 +90,7 @@ class Relay(AsyncIOEventEmitter):
         let in. None: no limit.
     :param direct_send: write subscribers' RTP from the fan-out loop (``relay.outlet``); False
         keeps aiortc's per-sender loop and send chain (slower; for comparison and as a fallback).
-    :param max_loop_lag: seconds of event-loop lag (the recent median of how late a 25 ms timer fires, while the
+    :param max_loop_lag: seconds of event-loop lag (the recent median of how late a 50 ms timer fires, while the
         loop's thread uses half a core or more) at which new participants are refused with ``relay_busy``,
         before the loop is late enough to hurt the ones served (``relay.overload``); rejoins are always let
         in. None: no limit.
