@@ -29,12 +29,11 @@ from api import (
     wallet,
     webhooks,
 )
-from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, LOGIN_LIMITER, REGISTRY, RELAY, SETTINGS, STRIPE
+from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, REGISTRY, RELAY, SETTINGS, STRIPE
 from api.database import Database
 from api.http_metrics import HttpMetrics
 from api.live_readings import LIVE_READINGS, LiveReadings
 from api.migrations import migrate
-from api.ratelimit import RateLimiter
 from api.turn import relay_ice_servers
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
@@ -57,12 +56,13 @@ def create_app(settings: Settings) -> web.Application:
     app[REGISTRY] = registry
     app[HTTP_METRICS] = HttpMetrics(registry)
     app[DATABASE] = Database(settings)
-    app[LOGIN_LIMITER] = RateLimiter(settings.login_attempts_per_minute, 60.0)
     app[BILLING_METRICS] = BillingMetrics(registry)
     app[STRIPE] = StripeGateway(secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
                                 api_base=settings.stripe_api_base, public_url=settings.public_url)
 
     app[RELAY] = Relay(ice_servers=relay_ice_servers(settings), max_participants=settings.max_participants,
+                       reserved_for_rooms=settings.reserved_reading_participants,
+                       connect_timeout=settings.connect_timeout_seconds,
                        max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry,
                        max_cpu=settings.max_relay_cpu_percent / 100 if settings.max_relay_cpu_percent else None,
                        max_loop_lag=settings.max_relay_loop_lag_ms / 1000 if settings.max_relay_loop_lag_ms else None,

@@ -7,6 +7,8 @@ from prometheus_client import CollectorRegistry
 
 from api.database import Database
 from api.http_metrics import HttpMetrics
+from api.login_throttle import LoginThrottle
+from api.passwords import PasswordWork
 from api.ratelimit import RateLimiter
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
@@ -17,7 +19,9 @@ SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
-LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+REGISTRATION_LIMITER = web.AppKey("registration_limiter", RateLimiter)
+PASSWORDS = web.AppKey("passwords", PasswordWork)
 BILLING_METRICS = web.AppKey("billing_metrics", BillingMetrics)
 STRIPE = web.AppKey("stripe", StripeGateway)
 RELAY = web.AppKey("relay", Relay)

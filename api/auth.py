@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
@@ -12,8 +11,6 @@ from datetime import timedelta
 
 import asyncpg
 from aiohttp import web
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from api.appkeys import DATABASE
 from api.errors import Forbidden, Unauthorized
@@ -22,10 +19,6 @@ COOKIE = "soulseer_session"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_LIFETIME = timedelta(days=14)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_HASHER = PasswordHasher()
-# Verified against when an email is unknown, so a login takes as long whether or not the account exists.
-_DUMMY_HASH = _HASHER.hash("not-a-real-password")
-
 
 
 @dataclass(frozen=True)
@@ -59,21 +52,6 @@ AUTH_KEY: web.RequestKey[AuthContext | None] = web.RequestKey("auth", object)  #
 
 def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
-
-
-async def hash_password(password: str) -> str:
-    # argon2 is deliberately slow: keep it off the event loop.
-    return await asyncio.to_thread(_HASHER.hash, password)
-
-
-async def verify_password(password_hash: str | None, password: str) -> bool:
-    def check() -> bool:
-        try:
-            return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-        except (VerificationError, InvalidHashError):
-            return False
-
-    return await asyncio.to_thread(check)
 
 
 def user_from_row(row: asyncpg.Record) -> User:

@@ -66,6 +66,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
     from api.auth_routes import create_user
     from api.errors import ApiError
+    from api.passwords import hash_password
 
     password = os.environ.get("SOULSEER_ADMIN_PASSWORD") or getpass.getpass("Password for the admin: ")
     if len(password) < 12:
@@ -73,9 +74,10 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def work(database: Database) -> int:
+        password_hash = await asyncio.to_thread(hash_password, password)
         async with database.pool.acquire() as conn:
             try:
-                row = await create_user(conn, args.email.lower(), password, args.display_name, "admin")
+                row = await create_user(conn, args.email.lower(), password_hash, args.display_name, "admin")
             except ApiError as exc:
                 print(f"error: {exc.message}", file=sys.stderr)
                 return 1

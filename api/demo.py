@@ -7,6 +7,7 @@ key per client), so it is a real, balanced ledger transaction that a second star
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from api import profiles
 from api.appkeys import DATABASE
 from api.auth_routes import create_user
 from api.errors import Conflict
+from api.passwords import hash_password
 from billing import ledger
+from billing.metrics import BillingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +66,13 @@ async def _account(conn: asyncpg.Connection, email: str, name: str, role: str) -
     if existing is not None:
         return str(existing)
     try:
-        row = await create_user(conn, email, DEMO_PASSWORD, name, role)
+        row = await create_user(conn, email, await asyncio.to_thread(hash_password, DEMO_PASSWORD), name, role)
     except Conflict:  # created by a concurrent start
         return str(await conn.fetchval("SELECT id FROM users WHERE lower(email) = $1", email))
     return str(row["id"])
 
 
-async def seed(pool: asyncpg.Pool) -> list[DemoLogin]:
+async def seed(pool: asyncpg.Pool, metrics: BillingMetrics | None = None) -> list[DemoLogin]:
     """Create or refresh the demo readers (online, rates, profile) and the demo client (with credit)."""
     logins: list[DemoLogin] = []
     async with pool.acquire() as conn:
@@ -91,8 +94,11 @@ async def seed(pool: asyncpg.Pool) -> list[DemoLogin]:
                     bio=reader.bio, specialties=reader.specialties, auto_accept=current.auto_accept))
             logins.append(DemoLogin("reader", reader.email, reader.display_name))
         client_id = await _account(conn, CLIENT_EMAIL, CLIENT_NAME, "client")
-    await ledger.deposit(pool, client_id=client_id, cents=CLIENT_CREDIT_CENTS, key=f"demo-credit:{client_id}",
-                         source="manual", memo="demo credit", operator="soulseer serve --demo")
+    credit = await ledger.deposit(pool, client_id=client_id, cents=CLIENT_CREDIT_CENTS,
+                                  key=f"demo-credit:{client_id}", source="manual", memo="demo credit",
+                                  operator="soulseer serve --demo")
+    if metrics is not None:
+        metrics.recorded(credit)
     logins.append(DemoLogin("client", CLIENT_EMAIL, CLIENT_NAME))
     log.info("demo accounts ready", extra={"readers": len(READERS)})
     return logins
@@ -111,9 +117,9 @@ def install(app: web.Application, announce: Callable[[str], None]) -> None:
     """Seed the demo accounts once the database is open (after create_app's own start-up)."""
 
     async def on_startup(app: web.Application) -> None:
-        from api.appkeys import SETTINGS
+        from api.appkeys import BILLING_METRICS, SETTINGS
 
-        logins = await seed(app[DATABASE].pool)
+        logins = await seed(app[DATABASE].pool, app[BILLING_METRICS])
         announce(banner(logins, app[SETTINGS].public_url))
 
     app.on_startup.append(on_startup)

@@ -14,16 +14,17 @@ class ApiError(Exception):
     code = "bad_request"
 
     def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.field = field
         self.headers = headers or {}
+        self.details = details or {}
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        error: dict[str, Any] = {"code": self.code, "message": self.message, **self.details}
         if self.field is not None:
             error["field"] = self.field
         return {"error": error}
@@ -94,6 +95,7 @@ BILLING_STATUS = {
     "unknown_transaction": 404,
     "slot_not_found": 404,
     "idempotency_conflict": 409,
+    "price_changed": 409,
     "refund_exceeds_charge": 409,
     "slot_taken": 409,
     "rate_not_set": 409,
@@ -103,7 +105,8 @@ BILLING_STATUS = {
 
 
 def from_billing(exc: BillingError) -> ApiError:
-    """The API error a billing refusal is shown as (same code and message)."""
-    error = ApiError(exc.message, code=exc.code)
+    """The API error a billing refusal is shown as (same code, message and details)."""
+    details = exc.details()
+    error = ApiError(exc.message, code=exc.code, field=details.pop("field", None), details=details)
     error.status = BILLING_STATUS.get(exc.code, 400)
     return error

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from api import page_format
 from api import validation as v
-from api.appkeys import DATABASE, SETTINGS
+from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
 from api.auth import User, require
 from api.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
 from api.openapi import operation
@@ -25,6 +25,7 @@ from api.ratelimit import RateLimiter
 from api.streams import STREAM_HUB
 from billing import ledger
 from billing.errors import InsufficientFunds
+from billing.prices import confirm_price
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,20 @@ def _replay(row: asyncpg.Record, stream_id: str, gift_id: str) -> web.Response:
 
 
 @operation(summary="Send a gift on a live stream (70% reader / 30% platform, one ledger transaction)",
-           roles=("client",), request="{giftId, requestId} (requestId makes a retry return the same gift)",
+           roles=("client",),
+           request="{giftId, expectedCents (the gift's priceCents shown), requestId} (requestId makes a retry"
+                   " return the same gift)",
            response="{gift: {id, streamId, giftId, name, icon, priceCents, senderId, senderName, requestId, createdAt},"
-           " balanceCents}; 402 insufficient_funds, 409 stream_ended, 429 rate_limited", status=201,
+           " balanceCents}; 402 insufficient_funds, 409 stream_ended | price_changed (error.priceCents: the price"
+           " now), 429 rate_limited", status=201,
            tags=("streams",))
 async def send_gift(request: web.Request) -> web.Response:
     user = await require(request, "client")
     stream_id = v.path_uuid(request, "streamId")
     body = await v.read_json(request)
     gift_id = v.uuid_value(body.get("giftId"), "giftId")
+    expected = v.cents(body, "expectedCents")
+    assert expected is not None
     request_id = v.text(body, "requestId", max_len=64)
     if not _REQUEST_ID.match(request_id):
         raise Invalid("requestId must be 1 to 64 letters, digits or . _ : -", field="requestId")
@@ -88,7 +94,8 @@ async def send_gift(request: web.Request) -> web.Response:
     found = await _existing(pool, user, request_id)
     if found is not None:
         return _replay(found, stream_id, gift_id)
-    wait = request.app[GIFT_LIMITER].hit(f"{user.id}:{stream_id}")
+    # Concurrent retries of one requestId are one gift: they use one place in the limit, not one each.
+    wait = request.app[GIFT_LIMITER].hit(f"{user.id}:{stream_id}", token=request_id)
     if wait > 0:
         raise TooManyRequests("too many gifts at once; slow down", code="rate_limited",
                               headers={"Retry-After": str(int(wait) + 1)})
@@ -104,6 +111,7 @@ async def send_gift(request: web.Request) -> web.Response:
         gift = await conn.fetchrow("SELECT name, price_cents FROM gifts WHERE id = $1 AND active", gift_id)
         if gift is None:
             raise Invalid("no such gift in the catalogue", code="gift_not_found", field="giftId")
+        confirm_price(expected, gift["price_cents"], what=f"The gift {gift['name']}")
         try:
             txn = await ledger.charge(conn, client_id=user.id, reader_id=str(stream["reader_id"]),
                                       cents=gift["price_cents"], key=gift_key(user.id, request_id), kind="gift",
@@ -117,6 +125,7 @@ async def send_gift(request: web.Request) -> web.Response:
             " ON CONFLICT (sender_id, request_id) DO NOTHING RETURNING id",
             send_id, stream_id, user.id, gift_id, request_id, gift["price_cents"], str(txn.id), txn.key)
         balance = await ledger.balance(conn, user.id)
+    request.app[BILLING_METRICS].recorded(txn)  # committed (a replay counts nothing)
     if inserted is None:
         # The same request raced itself: the other one paid (the ledger key made this charge a replay).
         row = await _existing(pool, user, request_id)

@@ -140,7 +140,7 @@ class LiveReadings:
             row = await fetch(conn, session_id, lock=True)
             if row["status"] == State.ACTIVE:
                 # Active with no runtime here: its process died; settle it from its last heartbeat.
-                after, stored = await reading_recovery.settle(conn, session_id, reason)
+                after, stored = await reading_recovery.settle(conn, session_id, reason, self._app[BILLING_METRICS])
             else:
                 _, after = await apply(conn, session_id, Event.END, actor, reason=reason)
                 await set_reader_busy(conn, str(after["reader_id"]), False)

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from api import notifications, page_format
 from api import validation as v
-from api.appkeys import DATABASE, SETTINGS
+from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
 from api.auth import User, require
 from api.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
 from api.message_refunds import answers
@@ -23,6 +23,7 @@ from api.openapi import operation
 from api.ratelimit import RateLimiter
 from billing import ledger
 from billing.errors import InsufficientFunds
+from billing.prices import confirm_price
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +132,17 @@ async def mark_read(request: web.Request) -> web.Response:
 
 @operation(summary="Send a message; a client pays the reader's messageCents (70/30), replies are free",
            roles=("client", "reader"),
-           request="{readerId | threadId, body (1..2000 chars), requestId? (a retry returns the same message)}",
-           response="{message, thread}; 402 insufficient_funds", status=201, tags=("messages",))
+           request="{readerId | threadId, body (1..2000 chars), expectedCents (a client's: the messageCents shown,"
+                   " 0 when free), requestId? (a retry returns the same message)}",
+           response="{message, thread}; 402 insufficient_funds, 409 price_changed (error.priceCents: the price now)",
+           status=201, tags=("messages",))
 async def post_message(request: web.Request) -> web.Response:
     """A client writes to a reader (``readerId``) or in a thread; a reader answers in a thread (``threadId``)."""
     user = await require(request, "client", "reader")
     body = await v.read_json(request)
     text = v.text(body, "body", max_len=MAX_BODY_CHARS)
+    # A client confirms the price of every message (0 for a reader who charges nothing); a reader's are free.
+    expected = v.cents(body, "expectedCents") if user.role == "client" else None
     if (body.get("readerId") is None) == (body.get("threadId") is None):
         raise Invalid("give exactly one of readerId or threadId", field="readerId")
     pool = request.app[DATABASE].pool
@@ -150,7 +155,8 @@ async def post_message(request: web.Request) -> web.Response:
         sent = await pool.fetchrow(f"SELECT {_MESSAGE} FROM messages WHERE id = $1", message_id)  # noqa: S608
         if sent is not None:
             return await _replay(pool, user, sent, text)
-    wait = request.app[MESSAGE_LIMITER].hit(user.id)
+    # Concurrent retries of one requestId are one message: they use one place in the limit, not one each.
+    wait = request.app[MESSAGE_LIMITER].hit(user.id, token=request_id)
     if wait > 0:
         raise TooManyRequests("too many messages at once; slow down", headers={"Retry-After": str(int(wait) + 1)})
     async with pool.acquire() as conn, conn.transaction():
@@ -169,7 +175,9 @@ async def post_message(request: web.Request) -> web.Response:
         if is_client:
             price = await conn.fetchval(
                 "SELECT COALESCE((SELECT message_cents FROM reader_rates WHERE reader_id = $1), 0)", recipient)
-        txn_id = None
+            assert expected is not None
+            confirm_price(expected, price, what=f"A message to {thread['reader_name']}")
+        txn: ledger.Txn | None = None
         if price > 0:
             try:
                 txn = await ledger.charge(conn, client_id=user.id, reader_id=recipient, cents=price,
@@ -178,14 +186,14 @@ async def post_message(request: web.Request) -> web.Response:
             except InsufficientFunds:
                 raise PaymentRequired(f"a message to {thread['reader_name']} costs {page_format.money(price)}; "
                                       "add funds first") from None
-            txn_id = str(txn.id)
         row = await conn.fetchrow(
             f"INSERT INTO messages (id, thread_id, sender_id, body, price_cents, ledger_key, ledger_txn_id,"  # noqa: S608
             f" request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING {_MESSAGE}",
-            message_id, thread_id, user.id, text, price, message_key(message_id) if price else None, txn_id,
-            request_id)
+            message_id, thread_id, user.id, text, price, message_key(message_id) if price else None,
+            str(txn.id) if txn is not None else None, request_id)
         if row is not None:
             stored = await _record(request.app, conn, user, thread, row, price)
+    request.app[BILLING_METRICS].recorded(txn)  # committed (a replay counts nothing)
     if row is None:
         # The same request raced itself and the other copy committed first (this charge was a replay).
         sent = await pool.fetchrow(f"SELECT {_MESSAGE} FROM messages WHERE id = $1", message_id)  # noqa: S608

@@ -87,7 +87,11 @@ def document(app: web.Application, *, title: str = "SoulSeer API", version: str 
         "openapi": "3.1.0",
         "info": {"title": title, "version": version,
                  "description": "JSON over HTTP; money in integer cents (fields ending in Cents); times ISO-8601 "
-                                "UTC; ids UUIDs. The signaling WebSocket is at /ws (see the README)."},
+                                "UTC; ids UUIDs. Every paid request (request-session, schedule-session, a slot's "
+                                "book, a client's message, a gift) carries expectedCents, the price the client was "
+                                "shown (the per-minute rate for request-session), and is refused with 409 "
+                                "price_changed (error.priceCents: the price now) when that is no longer the price. "
+                                "The signaling WebSocket is at /ws (see the README)."},
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {
@@ -99,7 +103,11 @@ def document(app: web.Application, *, title: str = "SoulSeer API", version: str 
                 "application/json": {"schema": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "object", "required": ["code", "message"], "properties": {
                         "code": {"type": "string"}, "message": {"type": "string"},
-                        "field": {"type": "string"}}}}}}}}},
+                        "field": {"type": "string"},
+                        "priceCents": {"type": "integer", "description": "price_changed: the price now"},
+                        "expectedCents": {"type": "integer",
+                                          "description": "price_changed: the price the request confirmed"},
+                    }}}}}}}},
         },
         "security": [{"cookie": []}, {"bearer": []}],
     }

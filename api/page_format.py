@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
+from billing.prices import dollars
+
 
 def money(cents: int | None) -> str:
-    """``1234`` → ``$12.34``; integer arithmetic only, never a float."""
-    cents = int(cents or 0)
-    sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    return f"{sign}${cents // 100:,}.{cents % 100:02d}"
+    """``1234`` → ``$12.34``; integer arithmetic only, never a float (billing's own way of saying a price)."""
+    return dollars(int(cents or 0))
 
 
 def duration(seconds: int | None) -> str:

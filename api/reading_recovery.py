@@ -17,11 +17,12 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications
-from api.appkeys import DATABASE
+from api.appkeys import BILLING_METRICS, DATABASE
 from api.reading_states import Actor, Event, State
 from api.reading_store import apply, fetch, session_json, set_reader_busy
 from billing import recovery
 from billing.meter import prorated_refund
+from billing.metrics import BillingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ async def _after_end(conn: asyncpg.Connection, row: asyncpg.Record) -> Stored:
             for uid in (str(row["client_id"]), str(row["reader_id"]))]
 
 
-async def settle(conn: asyncpg.Connection, session_id: str, reason: str) -> tuple[asyncpg.Record, Stored]:
+async def settle(conn: asyncpg.Connection, session_id: str, reason: str,
+                 metrics: BillingMetrics | None = None) -> tuple[asyncpg.Record, Stored]:
     """Settle one active reading that has no runtime, from its persisted meter state, in the caller's
     transaction; returns (row, notifications to deliver after commit)."""
     row = await fetch(conn, session_id, lock=True)
@@ -43,7 +45,8 @@ async def settle(conn: asyncpg.Connection, session_id: str, reason: str) -> tupl
     seconds, minutes = row["meter_billable_seconds"], row["meter_minutes_charged"]
     refund = prorated_refund(row["rate_cents"], seconds, minutes) if row["mode"] == "per_minute" else 0
     if row["mode"] == "per_minute":
-        await recovery.settle_reading(conn, session_id=session_id, billable_seconds=seconds, refund_cents=refund)
+        await recovery.settle_reading(conn, session_id=session_id, billable_seconds=seconds, refund_cents=refund,
+                                      metrics=metrics)
     _, after = await apply(conn, session_id, Event.END, Actor.SYSTEM, reason=reason)
     log.info("reading settled from its heartbeat", extra={"sessionId": session_id, "reason": reason,
                                                           "refundCents": refund})
@@ -53,7 +56,7 @@ async def settle(conn: asyncpg.Connection, session_id: str, reason: str) -> tupl
 async def settle_interrupted(app: web.Application, *, older_than: float) -> list[str]:
     """Settle every reading left active with a heartbeat older than ``older_than`` seconds (start-up)."""
     pool = app[DATABASE].pool
-    settled = await recovery.settle_interrupted(pool, older_than_seconds=older_than)
+    settled = await recovery.settle_interrupted(pool, older_than_seconds=older_than, metrics=app[BILLING_METRICS])
     for session_id in settled:
         async with pool.acquire() as conn, conn.transaction():
             stored = await _after_end(conn, await fetch(conn, session_id))

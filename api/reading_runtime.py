@@ -389,7 +389,8 @@ class ReadingRuntime:
                 row = current
             else:
                 if self.scheduled and reason == "reader_no_show":
-                    await scheduling.refund(conn, current, current["charged_cents"], "the reader did not come")
+                    await scheduling.refund(conn, current, current["charged_cents"], "the reader did not come",
+                                            self._metrics)
                 if meter is not None:
                     refund = self._refund.cents if self._refund is not None else 0
                     await recovery.settle_reading(conn, session_id=self.session_id,

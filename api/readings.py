@@ -16,7 +16,7 @@ from aiohttp import web
 
 from api import notifications, scheduling
 from api import validation as v
-from api.appkeys import DATABASE, SETTINGS
+from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
 from api.auth import require
 from api.errors import ApiError, Conflict, Invalid, NotFound
 from api.live_readings import LIVE_READINGS
@@ -25,6 +25,7 @@ from api.readers import history_filters, rate_for
 from api.reading_states import Actor, Event
 from api.reading_store import apply as apply_event
 from api.reading_store import fetch_for, history, iso, session_json, set_reader_busy
+from billing.prices import confirm_price
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,21 @@ def session_payload(row: asyncpg.Record) -> dict[str, Any]:
 
 
 @operation(summary="Ask an online reader for a pay-per-minute reading (the reader's rate is locked now)",
-           roles=("client",), request='{readerId, sessionType: "chat" | "audio" | "video"}',
-           response="{session}", status=201)
+           roles=("client",),
+           request='{readerId, sessionType: "chat" | "audio" | "video", expectedCents (the per-minute rate shown)}',
+           response="{session}; 409 price_changed (error.priceCents: the rate now)", status=201)
 async def request_session(request: web.Request) -> web.Response:
     user = await require(request, "client")
     body = await v.read_json(request)
     reader_id = v.uuid_value(body.get("readerId"), "readerId")
     session_type = v.choice(body, "sessionType", SESSION_TYPES)
+    expected = v.cents(body, "expectedCents")
+    assert expected is not None
     settings = request.app[SETTINGS]
     pool = request.app[DATABASE].pool
     async with pool.acquire() as conn, conn.transaction():
         reader = await conn.fetchrow(
-            "SELECT u.role, a.status FROM users u LEFT JOIN reader_availability a ON a.reader_id = u.id"
+            "SELECT u.role, u.display_name, a.status FROM users u LEFT JOIN reader_availability a ON a.reader_id = u.id"
             " WHERE u.id = $1 FOR SHARE OF u", reader_id)
         if reader is None or reader["role"] != "reader":
             raise NotFound("no such reader", code="unknown_reader", field="readerId")
@@ -63,6 +67,7 @@ async def request_session(request: web.Request) -> web.Response:
         if rate <= 0:
             raise Conflict(f"the reader does not offer {session_type} readings", code="not_offered",
                            field="sessionType")
+        confirm_price(expected, rate, what=f"A {session_type} reading with {reader['display_name']}", per="/min")
         balance = await conn.fetchval("SELECT balance_cents FROM client_balances WHERE client_id = $1", user.id)
         if (balance or 0) < rate:
             raise PaymentRequired(f"the balance must cover at least one minute ({rate} cents)")
@@ -128,7 +133,8 @@ async def cancel_session(request: web.Request) -> web.Response:
             raise NotFound("no such session", code="unknown_session")
         refunded = 0
         if before["mode"] == "scheduled":
-            refunded = await scheduling.refund_for_cancellation(conn, app[SETTINGS], before, datetime.now(UTC))
+            refunded = await scheduling.refund_for_cancellation(conn, app[SETTINGS], before, datetime.now(UTC),
+                                                                app[BILLING_METRICS])
         _, row = await apply_event(conn, session_id, Event.CANCEL, Actor.CLIENT, user_id=user.id,
                                    reason="cancelled_by_client")
         stored = [await notifications.store(conn, str(row["reader_id"]), "session-cancelled", session_payload(row))]
@@ -182,8 +188,9 @@ async def transcript(request: web.Request) -> web.Response:
 
 
 @operation(summary="Book and pay a scheduled reading at the reader's flat rate", roles=("client",),
-           request='{readerId, sessionType, startsAt (ISO-8601), minutes: 15 | 30 | 45 | 60}',
-           response="{session}", status=201)
+           request='{readerId, sessionType, startsAt (ISO-8601), minutes: 15 | 30 | 45 | 60,'
+                   ' expectedCents (the flat price shown)}',
+           response="{session}; 409 price_changed (error.priceCents: the price now)", status=201)
 async def schedule_session(request: web.Request) -> web.Response:
     user = await require(request, "client")
     body = await v.read_json(request)
@@ -191,9 +198,12 @@ async def schedule_session(request: web.Request) -> web.Response:
     session_type = v.choice(body, "sessionType", SESSION_TYPES)
     minutes = v.integer(body, "minutes", options=scheduling.LENGTHS)
     starts_at = scheduling.parse_start(body.get("startsAt"))
+    expected = v.cents(body, "expectedCents")
+    assert expected is not None
     if starts_at <= datetime.now(UTC):
         raise Invalid("startsAt must be in the future", field="startsAt")
-    row, stored = await scheduling.book(request.app, user.id, reader_id, session_type, starts_at, minutes)
+    row, stored = await scheduling.book(request.app, user.id, reader_id, session_type, starts_at, minutes,
+                                        expected_cents=expected)
     notifications.deliver(request.app, stored)
     return web.json_response(session_payload(row), status=201)
 

@@ -18,9 +18,10 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications
-from api.appkeys import DATABASE, SETTINGS
+from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
 from api.message_refunds import refund_due
 from billing import ledger
+from billing.metrics import BillingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,11 @@ def utc_now() -> datetime:
 
 
 async def sweep(pool: asyncpg.Pool, *, now: datetime, window: timedelta, batch: int = 200,
-                deliver: Deliver | None = None) -> int:
+                deliver: Deliver | None = None, metrics: BillingMetrics | None = None) -> int:
     """Refund every paid message owed back as of ``now``; returns how many this call refunded.
 
-    Each refund stores a ``message-refund`` notification for the client; ``deliver`` pushes it after the commit.
+    Each refund stores a ``message-refund`` notification for the client; ``deliver`` pushes it after the commit,
+    and ``metrics`` counts the refund then.
     """
     refunded = 0
     while True:
@@ -50,9 +52,12 @@ async def sweep(pool: asyncpg.Pool, *, now: datetime, window: timedelta, batch: 
         this_pass = 0
         for candidate in candidates:
             try:
-                stored = await _refund_one(pool, str(candidate["id"]), now=now, window=window)
-                if stored is not None:
+                done = await _refund_one(pool, str(candidate["id"]), now=now, window=window)
+                if done is not None:
+                    stored, txn = done
                     this_pass += 1
+                    if metrics is not None:
+                        metrics.recorded(txn)
                     if deliver is not None:
                         deliver([stored])
             except Exception:
@@ -65,7 +70,7 @@ async def sweep(pool: asyncpg.Pool, *, now: datetime, window: timedelta, batch: 
 
 
 async def _refund_one(pool: asyncpg.Pool, message_id: str, *, now: datetime,
-                      window: timedelta) -> tuple[str, dict[str, Any]] | None:
+                      window: timedelta) -> tuple[tuple[str, dict[str, Any]], ledger.Txn] | None:
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT m.id, m.created_at, m.price_cents, m.answered_at, m.refunded_at, m.ledger_key, m.thread_id,"
@@ -84,16 +89,18 @@ async def _refund_one(pool: asyncpg.Pool, message_id: str, *, now: datetime,
             "threadId": str(row["thread_id"]), "messageId": message_id, "refundedCents": row["price_cents"]})
     log.info("message refunded", extra={"messageId": message_id, "userId": str(row["client_id"]),
                                         "cents": row["price_cents"], "txnId": str(txn.id)})
-    return stored
+    return stored, txn
 
 
 class RefundSweeper:
     """Runs :func:`sweep` every ``interval`` seconds; ``clock`` is injectable so tests can jump past 72 hours."""
 
     def __init__(self, pool: Callable[[], asyncpg.Pool], *, window: timedelta, interval: float,
-                 clock: Clock = utc_now, deliver: Deliver | None = None) -> None:
+                 clock: Clock = utc_now, deliver: Deliver | None = None,
+                 metrics: BillingMetrics | None = None) -> None:
         self._pool = pool
         self._deliver = deliver
+        self._metrics = metrics
         self.window = window
         self.interval = interval
         self.clock = clock
@@ -122,7 +129,7 @@ class RefundSweeper:
             await asyncio.sleep(self.interval)
             try:
                 self.refunded += await sweep(self._pool(), now=self.clock(), window=self.window,
-                                             deliver=self._deliver)
+                                             deliver=self._deliver, metrics=self._metrics)
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("refund sweep failed; retrying next interval", extra={"reason": repr(exc)})
             async with self._swept:
@@ -145,5 +152,5 @@ def setup(app: web.Application) -> None:
     app[REFUND_SWEEPER] = RefundSweeper(
         lambda: app[DATABASE].pool, window=timedelta(seconds=settings.message_refund_after_seconds),
         interval=settings.message_sweep_interval_seconds,
-        deliver=lambda stored: notifications.deliver(app, stored))
+        deliver=lambda stored: notifications.deliver(app, stored), metrics=app[BILLING_METRICS])
     app.cleanup_ctx.append(_running)

@@ -21,10 +21,11 @@ import asyncpg
 from aiohttp import web
 
 from api import notifications
-from api.appkeys import DATABASE
+from api.appkeys import BILLING_METRICS, DATABASE
 from api.errors import Conflict, Invalid, NotFound
 from api.reading_store import COLUMNS, FROM, fetch, session_json
 from billing import scheduled, slots
+from billing.metrics import BillingMetrics
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,10 @@ def seconds_until_end(row: asyncpg.Record | dict[str, Any], now: datetime | None
 
 
 async def book(app: web.Application, client_id: str, reader_id: str, session_type: str, starts_at: datetime,
-               minutes: int) -> tuple[asyncpg.Record, list[tuple[str, dict[str, Any]]]]:
-    """Book the reader's open slot at ``starts_at`` of ``minutes`` and pay its flat price, atomically
-    (billing's :func:`billing.slots.book_slot`); returns (reading, notifications to deliver)."""
+               minutes: int, *, expected_cents: int) -> tuple[asyncpg.Record, list[tuple[str, dict[str, Any]]]]:
+    """Book the reader's open slot at ``starts_at`` of ``minutes`` and pay its flat price, which must be
+    ``expected_cents`` (the price the client was shown), atomically (billing's :func:`billing.slots.book_slot`);
+    returns (reading, notifications to deliver)."""
     async with app[DATABASE].pool.acquire() as conn, conn.transaction():
         reader = await conn.fetchval("SELECT role FROM users WHERE id = $1", reader_id)
         if reader != "reader":
@@ -88,22 +90,27 @@ async def book(app: web.Application, client_id: str, reader_id: str, session_typ
         if slot_id is None:
             raise Conflict("the reader has no open slot at that time and length", code="slot_not_found",
                            field="startsAt")
-        session, _ = await slots.book_slot(conn, slot_id=str(slot_id), client_id=client_id,
-                                           session_type=session_type)
+        session, txn = await slots.book_slot(conn, slot_id=str(slot_id), client_id=client_id,
+                                             session_type=session_type, expected_cents=expected_cents)
         row = await fetch(conn, str(session["id"]))
         stored = [await notifications.store(conn, reader_id, "session-booked", {"session": session_json(row)})]
+    app[BILLING_METRICS].recorded(txn)
     log.info("reading booked", extra={"sessionId": str(row["id"]), "userId": client_id, "readerId": reader_id,
                                       "priceCents": row["charged_cents"], "startsAt": starts_at.isoformat()})
     return row, stored
 
 
-async def refund(conn: asyncpg.Connection, row: asyncpg.Record, cents: int, reason: str) -> int:
-    """Give ``cents`` of the booking back (billing) and open the reader's slot again; caller's transaction."""
+async def refund(conn: asyncpg.Connection, row: asyncpg.Record, cents: int, reason: str,
+                 metrics: BillingMetrics | None = None) -> int:
+    """Give ``cents`` of the booking back (billing) and open the reader's slot again; caller's transaction
+    (``metrics`` counts the refund once the ledger wrote it)."""
     session_id = str(row["id"])
     await slots.release_slot(conn, session_id=session_id)
     if cents <= 0:
         return 0
     txn = await scheduled.refund_scheduled(conn, session_id=session_id, cents=cents, reason=reason)
+    if metrics is not None:
+        metrics.recorded(txn)
     if not txn.replayed:
         await conn.execute("UPDATE rtc_sessions SET refunded_cents = refunded_cents + $2 WHERE id = $1",
                            session_id, txn.amount_cents)
@@ -111,10 +118,10 @@ async def refund(conn: asyncpg.Connection, row: asyncpg.Record, cents: int, reas
 
 
 async def refund_for_cancellation(conn: asyncpg.Connection, settings: Settings, row: asyncpg.Record,
-                                  now: datetime) -> int:
+                                  now: datetime, metrics: BillingMetrics | None = None) -> int:
     """Refund a client's cancellation by the policy; returns the cents given back."""
     cents = cancellation_refund(row["charged_cents"], row["scheduled_start"], now, settings)
-    return await refund(conn, row, cents, "cancelled by the client")
+    return await refund(conn, row, cents, "cancelled by the client", metrics)
 
 
 async def due(pool: asyncpg.Pool, settings: Settings) -> list[asyncpg.Record]:

@@ -30,6 +30,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from api import reading_chat
 from api.appkeys import DATABASE, SETTINGS
 from api.auth import LOGOUT_LISTENERS, AuthContext, User, authenticate, credentials, resolve
+from api.caps import Holdings
+from api.client_address import client_address
 from api.errors import ApiError, Forbidden, Unauthorized
 from api.live_readings import LIVE_READINGS
 from api.notifications import PRESENCE
@@ -60,6 +62,9 @@ StreamHandler = Callable[["SignalingSocket", dict[str, Any]], Awaitable[None]]
 STREAM_HANDLER = web.AppKey("signaling_stream_handler", object)
 # Socket clean-ups still running (kept referenced until done).
 CLEANUPS = web.AppKey("signaling_cleanups", set)
+# Open sockets per client address (SOULSEER_SOCKETS_PER_ADDRESS); per user, the oldest beyond
+# MAX_SOCKETS_PER_USER is closed instead, so a user's newest tab always works.
+SOCKETS = web.AppKey("signaling_sockets", Holdings)
 
 
 class SignalingError(Exception):
@@ -75,8 +80,10 @@ class SignalingSocket:
     """One authenticated signaling WebSocket: an outlet for pushes, and the reading it has joined."""
 
     def __init__(self, ws: web.WebSocketResponse, context: AuthContext, app: web.Application,
-                 credentials: tuple[str, str] | None) -> None:
+                 credentials: tuple[str, str] | None, address: str) -> None:
         self.ws = ws
+        self.id = uuid.uuid4().hex
+        self.address = address
         self.context = context
         self.credentials = credentials
         self.user: User = context.user
@@ -161,11 +168,21 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise Unauthorized("authentication required")
     if context.via == "cookie" and not origin_allowed(request, request.app[SETTINGS].public_url):
         log.warning("signaling refused: foreign origin", extra={"userId": context.user.id,
-                                                                "origin": request.headers.get("Origin")})
+                                                                "origin": request.headers.get("Origin"),
+                                                                "address": client_address(request)})
         raise Forbidden("this origin may not open the signaling socket", code="bad_origin")
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME_BYTES)
-    await ws.prepare(request)
-    socket = SignalingSocket(ws, context, request.app, credentials(request))
+    address = client_address(request)
+    sockets = request.app[SOCKETS]
+    socket_id = uuid.uuid4().hex
+    sockets.claim(socket_id, context.user.id, address)  # a 429 before the upgrade
+    try:
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME_BYTES)
+        await ws.prepare(request)
+    except BaseException:
+        sockets.release(socket_id)
+        raise
+    socket = SignalingSocket(ws, context, request.app, credentials(request), address)
+    socket.id = socket_id
     presence = request.app[PRESENCE]
     for old in sorted(presence.outlets(socket.user_id), key=lambda o: getattr(o, "opened", 0))[
             : max(0, len(presence.outlets(socket.user_id)) - MAX_SOCKETS_PER_USER + 1)]:
@@ -173,7 +190,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             old.close_soon(WSCloseCode.POLICY_VIOLATION, "too many connections")
     presence.add(socket)
     limiter = RateLimiter(MESSAGES_PER_WINDOW, WINDOW_SECONDS)
-    log.info("signaling connected", extra={"userId": socket.user_id})
+    log.info("signaling connected", extra={"userId": socket.user_id, "address": address})
     try:
         while not ws.closed:
             try:
@@ -213,6 +230,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def _cleanup(socket: SignalingSocket, presence: Presence, app: web.Application) -> None:
+    app[SOCKETS].release(socket.id)
     presence.remove(socket)
     await leave_reading(socket)
     await socket.finish()
@@ -429,5 +447,7 @@ def _close_sockets_of_login(app: web.Application, user_id: str, login_id: str) -
 
 def setup(app: web.Application) -> None:
     app[CLEANUPS] = set()
+    app[SOCKETS] = Holdings(per_user=None, per_address=app[SETTINGS].sockets_per_address,
+                            what="signaling connections", code="too_many_connections")
     app.setdefault(LOGOUT_LISTENERS, []).append(functools.partial(_close_sockets_of_login, app))
     app.router.add_get("/ws", websocket)

@@ -8,12 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from api.appkeys import DATABASE
+from api.appkeys import BILLING_METRICS, DATABASE
 from api.auth import require
 from api.errors import Invalid
 from api.openapi import operation
 from api.reading_store import fetch, iso, session_json
-from api.validation import choice, integer, path_uuid, read_json, text
+from api.validation import cents, choice, integer, path_uuid, read_json, text
 from billing import slots
 from billing.slots import Slot
 
@@ -86,15 +86,20 @@ async def open_slots(request: web.Request) -> web.Response:
 
 
 @operation(summary="Book a slot: the scheduled reading is created and paid now", roles=("client",),
-           request="{sessionType}", response="{session}", status=201, tags=("slots",))
+           request="{sessionType, expectedCents (the slot's priceCents shown)}",
+           response="{session}; 409 price_changed (error.priceCents: the price now)", status=201, tags=("slots",))
 async def book(request: web.Request) -> web.Response:
-    """``{sessionType}`` -> 201 ``{session}``: the slot's reading, paid now at the reader's flat rate."""
+    """``{sessionType, expectedCents}`` -> 201 ``{session}``: the slot's reading, paid now at the reader's flat
+    rate, which must be the price the client was shown."""
     user = await require(request, "client")
     slot_id = path_uuid(request, "slotId")
     body = await read_json(request)
     session_type = choice(body, "sessionType", slots.SESSION_TYPES)
-    session, _ = await slots.book_slot(request.app[DATABASE].pool, slot_id=slot_id, client_id=user.id,
-                                       session_type=session_type)
+    expected = cents(body, "expectedCents")
+    assert expected is not None
+    session, txn = await slots.book_slot(request.app[DATABASE].pool, slot_id=slot_id, client_id=user.id,
+                                         session_type=session_type, expected_cents=expected)
+    request.app[BILLING_METRICS].recorded(txn)
     # One session shape everywhere: the readings' own, read back with its names and meter fields.
     row = await fetch(request.app[DATABASE].pool, str(session["id"]))
     return web.json_response({"session": session_json(row)}, status=201)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], bool]
 LeaderboardSource = Callable[[str], Awaitable[list[dict[str, Any]]]]
 EndListener = Callable[[str], Awaitable[None]]
+StartListener = Callable[[str], Awaitable[None]]
 
 
 class StreamHub:
@@ -36,6 +37,7 @@ class StreamHub:
         self._senders: dict[str, dict[str, Send]] = {}  # stream id -> connection id -> send
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._end_listeners: list[EndListener] = []
+        self._start_listeners: list[StartListener] = []
 
     # Membership (called by signaling) ------------------------------------------------------------------------
     def join(self, stream_id: str, reader_id: str, connection_id: str, user_id: str, send: Send) -> str:
@@ -69,6 +71,10 @@ class StreamHub:
     def audience(self, stream_id: str) -> Audience | None:
         return self._audiences.get(stream_id)
 
+    def on_start(self, listener: StartListener) -> None:
+        """Call ``listener(stream_id)`` when a stream goes live (the signaling side waits for its publisher)."""
+        self._start_listeners.append(listener)
+
     def on_end(self, listener: EndListener) -> None:
         """Call ``listener(stream_id)`` when a stream ends (the signaling side closes its media there)."""
         self._end_listeners.append(listener)
@@ -93,6 +99,14 @@ class StreamHub:
         """A gift was paid for: everyone on the stream sees it, then the new leaderboard."""
         await self.broadcast(stream_id, {"type": "gift", **gift})
         self.state_changed(stream_id)
+
+    async def started(self, stream_id: str) -> None:
+        """A stream went live (REST): tell the listeners."""
+        for listener in self._start_listeners:
+            try:
+                await listener(stream_id)
+            except Exception:
+                log.exception("stream start listener failed", extra={"streamId": stream_id})
 
     async def ended(self, stream_id: str) -> None:
         """The stream ended: tell everyone at once, let the media go, forget the audience."""

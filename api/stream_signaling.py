@@ -7,7 +7,8 @@ not stored), ``leave``, and, the publisher only, ``end-stream``. It receives ``j
 ``stream-state {viewerCount, leaderboard, status}``, ``gift`` and ``chat-message`` (see api/stream_hub.py).
 
 A publisher whose every socket has been gone for ``SOULSEER_GRACE_SECONDS`` ends the stream, so a crashed
-browser does not leave a stream live forever.
+browser does not leave a stream live forever; so does a stream created over REST whose publisher never joins
+within that time. Either way the reader is set offline (going live had set them online).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from api.appkeys import DATABASE, RELAY, SETTINGS
 from api.audience import AudienceFull
+from api.caps import Holdings
 from api.errors import NotFound
 from api.ratelimit import RateLimiter
 from api.signaling import MAX_SDP_BYTES, STREAM_HANDLER, SignalingError, SignalingSocket
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 MAX_CHAT_CHARS = 500
 # The per-viewer chat limit counts messages per this many seconds (SOULSEER_STREAM_CHAT_RATE_LIMIT of them).
 CHAT_WINDOW_SECONDS = 10.0
+# Relay states in which a participant holds its place (a failed or closed one has let it go).
+_HOLDING = frozenset({"new", "connecting", "connected", "disconnected"})
 
 
 @dataclass
@@ -61,7 +65,14 @@ class StreamSignaling:
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
-        self._chat = RateLimiter(app[SETTINGS].stream_chat_rate_limit, CHAT_WINDOW_SECONDS)
+        settings = app[SETTINGS]
+        self._chat = RateLimiter(settings.stream_chat_rate_limit, CHAT_WINDOW_SECONDS)
+        # Relay participants on streams per user and per address: any free account can watch any stream, so
+        # without these a few accounts could take every relay slot (readings keep a reserve in the relay).
+        self.participants = Holdings(
+            per_user=settings.stream_participants_per_user, per_address=settings.stream_participants_per_address,
+            what="stream connections", code="too_many_participants",
+            alive=lambda pid: app[RELAY].participant_state(pid) in _HOLDING)
         self._away: dict[str, asyncio.Task[None]] = {}  # stream id -> ends it unless its publisher returns
 
     @property
@@ -141,6 +152,7 @@ class StreamSignaling:
         still_publishing = audience is not None and audience.publisher_connected
         if seat.role == "viewer" or not still_publishing:
             # Another tab of the reader may have re-published on the same relay participant: keep that one.
+            self.participants.release(seat.participant_id)
             with contextlib.suppress(RelayError):
                 await self._app[RELAY].leave(seat.participant_id)
         if seat.role == "publisher" and not still_publishing:
@@ -155,13 +167,15 @@ class StreamSignaling:
         if len(sdp) > MAX_SDP_BYTES:
             raise SignalingError("too_large", "sdp is too long")
         relay = self._app[RELAY]
-        if seat.role == "publisher":
-            answer = await relay.publish_stream(seat.stream_id, seat.participant_id, sdp)
-        else:
-            answer = await relay.watch_stream(seat.stream_id, seat.participant_id, sdp)
+        with self.participants.holding(seat.participant_id, socket.user_id, socket.address):
+            if seat.role == "publisher":
+                answer = await relay.publish_stream(seat.stream_id, seat.participant_id, sdp)
+            else:
+                answer = await relay.watch_stream(seat.stream_id, seat.participant_id, sdp)
         if socket.stream is not seat:
             # The socket left (or the stream ended) while the relay was answering: take the peer back.
             if seat.role == "viewer":
+                self.participants.release(seat.participant_id)
                 await relay.leave(seat.participant_id)
             raise SignalingError("stream_ended", "you left the stream")
         socket.send({"type": "answer", "sdp": answer})
@@ -209,7 +223,7 @@ class StreamSignaling:
             await asyncio.sleep(grace)
             audience = self._hub.audience(stream_id)
             if audience is None or not audience.publisher_connected:
-                await finish_stream(self._app, stream_id, reason="publisher_gone")
+                await finish_stream(self._app, stream_id, reason="publisher_gone", reader_gone=True)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -217,6 +231,10 @@ class StreamSignaling:
         finally:
             if self._away.get(stream_id) is asyncio.current_task():
                 del self._away[stream_id]
+
+    async def stream_started(self, stream_id: str) -> None:
+        """A stream went live over REST: it ends unless its publisher joins within the grace period."""
+        self._publisher_away(stream_id)
 
     async def stream_ended(self, stream_id: str) -> None:
         """The stream ended (any node's REST call on this one, or the grace above): close its media."""
@@ -255,5 +273,6 @@ def setup(app: web.Application) -> None:
     handler = StreamSignaling(app)
     app[STREAM_SIGNALING] = handler
     app[STREAM_HANDLER] = handler.handle
+    app[STREAM_HUB].on_start(handler.stream_started)
     app[STREAM_HUB].on_end(handler.stream_ended)
     app.cleanup_ctx.append(_running)

@@ -84,6 +84,7 @@ async def create_stream(request: web.Request) -> web.Response:
             " status = CASE WHEN reader_availability.status = 'busy' THEN 'busy' ELSE 'online' END", user.id)
         row = await fetch_stream(conn, stream_id)
     log.info("stream started", extra={"streamId": str(stream_id), "userId": user.id})
+    await request.app[STREAM_HUB].started(str(stream_id))
     return web.json_response({"stream": stream_json(row, request.app[STREAM_HUB])}, status=201)
 
 
@@ -104,17 +105,24 @@ async def get_stream(request: web.Request) -> web.Response:
     return web.json_response({"stream": stream_json(row, request.app[STREAM_HUB])})
 
 
-async def finish_stream(app: web.Application, stream_id: str, *, reason: str) -> bool:
+async def finish_stream(app: web.Application, stream_id: str, *, reason: str, reader_gone: bool = False) -> bool:
     """End a live stream: store it ended, then tell everyone on it and let its media go.
 
+    ``reader_gone``: the stream ended because its reader never came or left (not by their choice), so the
+    online status going live gave them is taken back too (a reading in progress keeps them busy until it ends).
     Returns False when it had already ended. Waits for gifts being paid right now (they hold a share lock on the
     row), so no gift lands after the end.
     """
-    ended = await app[DATABASE].pool.fetchval(
-        "UPDATE streams SET status = 'ended', ended_at = now() WHERE id = $1 AND status = 'live' RETURNING id",
-        stream_id)
-    if ended is None:
-        return False
+    async with app[DATABASE].pool.acquire() as conn, conn.transaction():
+        reader_id = await conn.fetchval(
+            "UPDATE streams SET status = 'ended', ended_at = now() WHERE id = $1 AND status = 'live'"
+            " RETURNING reader_id", stream_id)
+        if reader_id is None:
+            return False
+        if reader_gone:
+            await conn.execute(
+                "UPDATE reader_availability SET chosen_status = 'offline', updated_at = now(),"
+                " status = CASE WHEN status = 'busy' THEN 'busy' ELSE 'offline' END WHERE reader_id = $1", reader_id)
     log.info("stream ended", extra={"streamId": stream_id, "reason": reason})
     await app[STREAM_HUB].ended(stream_id)
     return True

@@ -111,3 +111,27 @@ def path_uuid(request: web.Request, name: str) -> str:
         return str(uuid.UUID(request.match_info[name]))
     except (KeyError, ValueError):
         raise NotFound(f"no such {name}") from None
+
+
+# The most common passwords of at least 8 characters (breach-corpus top lists); refused outright.
+_COMMON_PASSWORDS = frozenset({
+    "password", "password1", "password12", "password123", "12345678", "123456789", "1234567890", "87654321",
+    "qwertyui", "qwertyuiop", "qwerty123", "1q2w3e4r", "1qaz2wsx", "abcd1234", "abcdefgh", "iloveyou",
+    "sunshine", "princess", "football", "baseball", "welcome1", "trustno1", "superman", "letmein1",
+    "passw0rd", "zaq12wsx", "asdfghjk", "asdfasdf", "qwertyqwerty", "00000000", "11111111", "12341234",
+})
+MIN_PASSWORD_CHARS = 8
+MIN_DISTINCT_PASSWORD_CHARS = 4
+
+
+def password(body: dict[str, Any], name: str = "password", *, email: str | None = None) -> str:
+    """A new password: 8 to 200 characters kept as typed, and not trivially guessable (whitespace only, fewer
+    than 4 different characters, one of the most common passwords, or the account's email)."""
+    value = text(body, name, min_len=MIN_PASSWORD_CHARS, max_len=200, strip=False)
+    if not value.strip():
+        raise Invalid(f"{name} must not be only spaces", field=name)
+    if len(set(value)) < MIN_DISTINCT_PASSWORD_CHARS:
+        raise Invalid(f"{name} needs at least {MIN_DISTINCT_PASSWORD_CHARS} different characters", field=name)
+    if value.lower() in _COMMON_PASSWORDS or (email is not None and value.lower() == email.lower()):
+        raise Invalid(f"{name} is too easy to guess; choose another", field=name)
+    return value

@@ -8,14 +8,20 @@ from aiohttp import web
 
 from api.appkeys import DATABASE, SETTINGS, STRIPE
 from api.auth import require
-from api.errors import Invalid
+from api.client_address import client_address
+from api.errors import Invalid, TooManyRequests
 from api.openapi import operation
+from api.ratelimit import UserAndAddressLimiter
 from api.validation import cents, read_json
 from billing import ledger
 from billing.stripe_events import record_checkout
 
 log = logging.getLogger(__name__)
 
+# SOULSEER_ADD_FUNDS_RATE_LIMIT checkouts per client per this window, and this many times that per address.
+ADD_FUNDS_WINDOW_SECONDS = 600.0
+ADD_FUNDS_ADDRESS_FACTOR = 4
+ADD_FUNDS_LIMITER = web.AppKey("add_funds_limiter", UserAndAddressLimiter)
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 PAGE_QUERY = {"limit": "page size, 1 to 200 (default 50)", "before": "the nextCursor of the previous page"}
@@ -76,6 +82,11 @@ async def add_funds(request: web.Request) -> web.Response:
     body = await read_json(request)
     amount = cents(body, "amountCents", low=settings.add_funds_min_cents, high=settings.add_funds_max_cents)
     assert amount is not None
+    # Each call opens a Stripe Checkout Session: counted (per client and per address) before Stripe is asked.
+    wait = request.app[ADD_FUNDS_LIMITER].hit(user.id, client_address(request))
+    if wait > 0:
+        raise TooManyRequests("too many checkouts opened; finish or wait for the ones you have",
+                              headers={"Retry-After": str(int(wait) + 1)})
     checkout = await request.app[STRIPE].create_checkout(client_id=user.id, email=user.email, amount_cents=amount)
     await record_checkout(request.app[DATABASE].pool, checkout_id=checkout.id, client_id=user.id,
                           amount_cents=amount)
@@ -87,6 +98,9 @@ async def _close_stripe(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
+    per_user = app[SETTINGS].add_funds_rate_limit
+    app[ADD_FUNDS_LIMITER] = UserAndAddressLimiter(per_user, ADD_FUNDS_ADDRESS_FACTOR * per_user,
+                                                   ADD_FUNDS_WINDOW_SECONDS)
     app.router.add_get("/api/webrtc/client/balance", balance)
     app.router.add_get("/api/webrtc/client/transactions", transactions)
     app.router.add_post("/api/webrtc/client/add-funds", add_funds)

@@ -64,6 +64,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+RATES = {"chat": 100, "video": 200}  # every bench reader's per-minute rates, which the clients confirm
+
+
 async def _user(conn: asyncpg.Connection, role: str) -> tuple[str, dict[str, str]]:
     user_id = await conn.fetchval(
         "INSERT INTO users (email, password_hash, display_name, role) VALUES ($1, 'bench-no-password', $2, $3)"
@@ -71,8 +74,8 @@ async def _user(conn: asyncpg.Connection, role: str) -> tuple[str, dict[str, str
     if role == "client":
         await conn.execute("INSERT INTO client_balances (client_id) VALUES ($1)", user_id)
     else:
-        await conn.execute("INSERT INTO reader_rates (reader_id, chat_cents, video_cents) VALUES ($1, 100, 200)",
-                           user_id)
+        await conn.execute("INSERT INTO reader_rates (reader_id, chat_cents, video_cents) VALUES ($1, $2, $3)",
+                           user_id, RATES["chat"], RATES["video"])
         await conn.execute("INSERT INTO reader_availability (reader_id, status, chosen_status)"
                            " VALUES ($1, 'online', 'online')", user_id)
     token, _ = await start_login(conn, str(user_id), user_agent="bench", address="127.0.0.1")
@@ -95,7 +98,8 @@ async def make_pairs(url: str, count: int) -> list[Pair]:
 
 async def request_accept(http: aiohttp.ClientSession, pair: Pair, session_type: str) -> str:
     async with http.post("/api/webrtc/client/request-session", headers=pair.client,
-                         json={"readerId": pair.reader_id, "sessionType": session_type}) as resp:
+                         json={"readerId": pair.reader_id, "sessionType": session_type,
+                               "expectedCents": RATES[session_type]}) as resp:
         body = await resp.json()
         if resp.status != 201:
             raise RuntimeError(f"request refused: {body}")
@@ -201,7 +205,9 @@ async def main(args: argparse.Namespace) -> None:
     await conn.close()
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_LEVEL": "WARNING",
-           "SOULSEER_MAX_PARTICIPANTS": str(max(500, 4 * args.concurrency))}
+           "SOULSEER_MAX_PARTICIPANTS": str(max(500, 4 * args.concurrency)),
+           # Every simulated browser connects from 127.0.0.1: one address holding all the sockets.
+           "SOULSEER_SOCKETS_PER_ADDRESS": str(max(500, 4 * args.concurrency))}
     server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

@@ -156,7 +156,9 @@ class Bench:
         await admin.close()
         env = {**os.environ, "DATABASE_URL": self.db_url, "SOULSEER_PORT": str(self.port),
                "SOULSEER_LOG_LEVEL": "WARNING", "SOULSEER_GIFT_RATE_LIMIT": "10000",
-               "SOULSEER_MAX_PARTICIPANTS": "2000", "PYTHONPATH": str(ROOT)}
+               "SOULSEER_MAX_PARTICIPANTS": "2000", "PYTHONPATH": str(ROOT),
+               # Every viewer connects from 127.0.0.1: one address holding all the sockets and stream connections.
+               "SOULSEER_SOCKETS_PER_ADDRESS": "100000", "SOULSEER_STREAM_PARTICIPANTS_PER_ADDRESS": "100000"}
         # The server's warnings go to a file (a pipe nobody reads would block it once full).
         self.log = open(f"/tmp/{self.db_name}.log", "wb")
         self.server = subprocess.Popen(
@@ -275,7 +277,8 @@ class Bench:
         assert self.http is not None
         sent = time.monotonic()
         async with self.http.post(f"/api/streams/{self.stream_id}/gifts", headers=tab.headers,
-                                  json={"giftId": gift["id"], "requestId": uuid.uuid4().hex}) as resp:
+                                  json={"giftId": gift["id"], "requestId": uuid.uuid4().hex,
+                                        "expectedCents": gift["priceCents"]}) as resp:
             body = await resp.json()
             if resp.status != 201:
                 raise RuntimeError(body)

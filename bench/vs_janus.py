@@ -146,7 +146,9 @@ class SoulSeer(Server):
         await admin.close()
         env = {**os.environ, "DATABASE_URL": self.db_url, "SOULSEER_PORT": str(self.port),
                "SOULSEER_LOG_LEVEL": "WARNING", "SOULSEER_MAX_PARTICIPANTS": "5000",
-               "SOULSEER_MAX_VIEWERS_PER_STREAM": "5000", "PYTHONPATH": str(ROOT)}
+               "SOULSEER_MAX_VIEWERS_PER_STREAM": "5000", "PYTHONPATH": str(ROOT),
+               # Every bench viewer comes from 127.0.0.1: the per-address limits are for the internet.
+               "SOULSEER_STREAM_PARTICIPANTS_PER_ADDRESS": "100000", "SOULSEER_SOCKETS_PER_ADDRESS": "100000"}
         if not self._cpu_limit:
             # serve's process-wide CPU sampler (1 s) trips on the bench's join bursts (dozens of DTLS
             # handshakes at once) at a third of a core of steady load; admission by loop lag stays on.

@@ -5,6 +5,8 @@ The API maps these to its JSON error shape in one place (``api/middleware.py``);
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BillingError(Exception):
     """Money was not moved, for a reason the caller can act on."""
@@ -16,6 +18,10 @@ class BillingError(Exception):
         self.message = message
         if code is not None:
             self.code = code
+
+    def details(self) -> dict[str, Any]:
+        """Fields the caller can act on, beyond code and message (shown next to them in the API's error)."""
+        return {}
 
 
 class InsufficientFunds(BillingError):
@@ -49,9 +55,24 @@ class IdempotencyConflict(BillingError):
 
 
 class RefundTooLarge(BillingError):
-    """A refund would give back more than what remains unrefunded of its charge."""
+    """A refund would give back more than what remains unrefunded of its charge (or a withdrawal take back more
+    than what remains of its deposit)."""
 
     code = "refund_exceeds_charge"
+
+
+class PriceChanged(BillingError):
+    """The price is no longer the one the client was shown and confirmed (``expectedCents``); nothing moved."""
+
+    code = "price_changed"
+
+    def __init__(self, message: str, *, expected_cents: int, price_cents: int) -> None:
+        super().__init__(message)
+        self.expected_cents = expected_cents
+        self.price_cents = price_cents
+
+    def details(self) -> dict[str, Any]:
+        return {"field": "expectedCents", "expectedCents": self.expected_cents, "priceCents": self.price_cents}
 
 
 class InvalidAmount(BillingError):

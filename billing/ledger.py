@@ -60,13 +60,14 @@ class Txn:
     platform_cents: int
     replayed: bool
     loss_cents: int = 0
+    source: str | None = None  # a deposit's: ``stripe`` or ``manual``
 
 
 _SELECT_TXN = ("SELECT id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents, client_id, reader_id,"
-               " original_id FROM ledger_transactions WHERE key = $1")
+               " original_id, source FROM ledger_transactions WHERE key = $1")
 # The same, locking the row: refunds of one charge (or reversals of one withdrawal) run one after the other.
 _LOCK_TXN = ("SELECT id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents, client_id, reader_id,"
-             " original_id FROM ledger_transactions WHERE key = $1 FOR NO KEY UPDATE")
+             " original_id, source FROM ledger_transactions WHERE key = $1 FOR NO KEY UPDATE")
 
 
 def txn_from_row(row: asyncpg.Record) -> Txn:
@@ -77,7 +78,7 @@ def txn_from_row(row: asyncpg.Record) -> Txn:
 def _txn(row: asyncpg.Record, *, replayed: bool) -> Txn:
     return Txn(id=str(row["id"]), key=row["key"], kind=row["kind"], amount_cents=row["amount_cents"],
                reader_cents=row["reader_cents"], platform_cents=row["platform_cents"], replayed=replayed,
-               loss_cents=row["loss_cents"])
+               loss_cents=row["loss_cents"], source=row.get("source"))
 
 
 @asynccontextmanager
@@ -134,7 +135,7 @@ WITH txn AS (
     INSERT INTO ledger_transactions (key, kind, amount_cents, client_id, source, operator, ref, memo)
     VALUES ($2, 'deposit', $3, $1, $4, $5, $6, $7)
     ON CONFLICT (key) DO NOTHING
-    RETURNING id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents
+    RETURNING id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents, source
 ), entries AS (
     INSERT INTO ledger_entries (txn_id, account, owner_id, amount_cents)
     SELECT txn.id, e.account, e.owner_id, e.amount
@@ -344,6 +345,9 @@ async def withdraw_deposit(db: Db, *, client_id: str, cents: int, key: str, kind
     the rest is booked to the platform's ``loss`` account (``Txn.loss_cents``). We chose a visible loss over
     a debt on the client: it keeps every wallet a plain non-negative balance, and the loss account tells
     operators exactly what card reversals cost the platform.
+
+    With ``original_key`` (the client's deposit this money was paid in by), what is taken back of that deposit
+    in all (its withdrawals not reinstated) can never exceed it: :class:`RefundTooLarge` otherwise.
     """
     _check_cents(cents)
     _check_key(key)
@@ -351,16 +355,22 @@ async def withdraw_deposit(db: Db, *, client_id: str, cents: int, key: str, kind
         raise BillingError(f"kind must be one of {sorted(WITHDRAWAL_KINDS)}", code="invalid_kind")
 
     async def work(conn: asyncpg.Connection) -> Txn:
+        # The deposit first, then the wallet: the order the Stripe events take them in.
+        original = await conn.fetchrow(_LOCK_TXN, original_key) if original_key is not None else None
+        if original_key is not None and (original is None or original["kind"] != "deposit"
+                                         or str(original["client_id"]) != client_id):
+            raise UnknownTransaction(f"no deposit of this client with key {original_key!r}")
         have = await conn.fetchval(
             "SELECT balance_cents FROM client_balances WHERE client_id = $1 FOR UPDATE", client_id)
         replayed = await _replay(conn, key, kind=kind, amount_cents=cents, client_id=client_id)
         if replayed is not None:
             return replayed
         original_id = None
-        if original_key is not None:
-            original_id = await conn.fetchval("SELECT id FROM ledger_transactions WHERE key = $1", original_key)
-            if original_id is None:
-                raise UnknownTransaction(f"no transaction with key {original_key!r}")
+        if original is not None:
+            original_id = original["id"]
+            remaining = original["amount_cents"] - sum((await withdrawn(conn, original_id)).values())
+            if cents > remaining:
+                raise RefundTooLarge(f"only {remaining} cents of that deposit remain to take back")
         taken = min(int(have or 0), cents)
         loss = cents - taken
         try:
@@ -381,6 +391,18 @@ async def withdraw_deposit(db: Db, *, client_id: str, cents: int, key: str, kind
         return _txn(row, replayed=False)
 
     return await atomic(db, work)
+
+
+async def withdrawn(db: Db, deposit_id: Any) -> dict[str, int]:
+    """What is taken back of a deposit now, by kind (``stripe_refund``, ``dispute``): its withdrawals that
+    were not reinstated (a reinstatement undoes a whole withdrawal)."""
+    async with connection(db) as conn:
+        rows = await conn.fetch(
+            "SELECT kind, sum(amount_cents)::bigint AS cents FROM ledger_transactions w"
+            " WHERE original_id = $1 AND kind = ANY($2::text[])"
+            " AND NOT EXISTS (SELECT 1 FROM ledger_transactions r WHERE r.original_id = w.id)"
+            " GROUP BY kind", deposit_id, sorted(WITHDRAWAL_KINDS))
+    return {kind: 0 for kind in sorted(WITHDRAWAL_KINDS)} | {r["kind"]: int(r["cents"]) for r in rows}
 
 
 async def reverse(db: Db, *, original_key: str, key: str, kind: str = "dispute_reinstated", memo: str = "") -> Txn:

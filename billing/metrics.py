@@ -1,14 +1,27 @@
-"""Prometheus series for money: minutes charged, revenue, refunds, deposits, webhook outcomes, meter decisions.
+"""Prometheus series for money: what the ledger wrote (charges, revenue, refunds, deposits), webhook outcomes,
+paid checkouts refused, meter decisions.
 
-Created on the app's registry by ``create_app`` (never at import), and handed to whoever moves money.
+Created on the app's registry by ``create_app`` (never at import), and handed to whoever moves money. Money is
+counted in one place, :meth:`BillingMetrics.recorded`, from the :class:`billing.ledger.Txn` the ledger returns:
+a replayed movement (an idempotency key used before: a retry, a redelivered webhook) moved nothing and is not
+counted again, and every kind of movement is counted the same way wherever it happens. Callers record a
+movement once its database transaction has committed, where they can tell.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter
+
+from billing.ledger import CHARGE_KINDS, Txn
+
+log = logging.getLogger(__name__)
+
+# Movements that give money back to a wallet or take it back out: counted as refunds, by kind.
+REFUND_KINDS = frozenset({"refund", "stripe_refund", "dispute", "dispute_reinstated"})
 
 
 def _kind(decision: object) -> str:
@@ -27,6 +40,9 @@ class BillingMetrics:
             registry=registry)
         self.revenue_cents = Counter(
             "soulseer_billing_revenue_cents", "Platform share of charges, in cents", registry=registry)
+        self.revenue_refunded_cents = Counter(
+            "soulseer_billing_revenue_refunded_cents", "Platform share given back by refunds of charges, in cents",
+            registry=registry)
         self.refunds = Counter(
             "soulseer_billing_refunds", "Refunds and withdrawals, by kind", ["kind"], registry=registry)
         self.refunded_cents = Counter(
@@ -39,27 +55,41 @@ class BillingMetrics:
         self.webhook_events = Counter(
             "soulseer_billing_webhook_events", "Stripe webhook events, by type and result", ["type", "result"],
             registry=registry)
+        self.checkouts_refused = Counter(
+            "soulseer_billing_checkouts_refused",
+            "Paid checkouts not credited: not one we created, or not for what we created it (alert on any)",
+            ["reason"], registry=registry)
         self.meter_decisions = Counter(
             "soulseer_billing_meter_decisions", "Meter decisions, by kind", ["kind"], registry=registry)
 
-    def charged(self, kind: str, cents: int, platform_cents: int) -> None:
-        self.charged_cents.labels(kind).inc(cents)
-        self.revenue_cents.inc(platform_cents)
-        if kind == "reading_minute":
-            self.minutes_charged.inc()
-
-    def refunded(self, kind: str, cents: int) -> None:
-        self.refunds.labels(kind).inc()
-        self.refunded_cents.labels(kind).inc(cents)
-
-    def deposited(self, source: str, cents: int) -> None:
-        self.deposits_cents.labels(source).inc(cents)
+    def recorded(self, *txns: Txn | None) -> None:
+        """Count movements as the ledger wrote them; replays (and ``None``: nothing written) count nothing."""
+        for txn in txns:
+            if txn is None or txn.replayed:
+                continue
+            if txn.kind in CHARGE_KINDS:
+                self.charged_cents.labels(txn.kind).inc(txn.amount_cents)
+                self.revenue_cents.inc(txn.platform_cents)
+                if txn.kind == "reading_minute":
+                    self.minutes_charged.inc()
+            elif txn.kind in REFUND_KINDS:
+                self.refunds.labels(txn.kind).inc()
+                self.refunded_cents.labels(txn.kind).inc(txn.amount_cents)
+                if txn.kind == "refund":
+                    self.revenue_refunded_cents.inc(txn.platform_cents)
+            elif txn.kind == "deposit":
+                self.deposits_cents.labels(txn.source or "unknown").inc(txn.amount_cents)
+            else:  # money already moved: never fail the caller for a metric
+                log.error("no metric for this kind of ledger movement", extra={"kind": txn.kind, "key": txn.key})
 
     def refused(self) -> None:
         self.insufficient_funds.inc()
 
     def webhook(self, event_type: str, result: str) -> None:
         self.webhook_events.labels(event_type, result).inc()
+
+    def checkout_refused(self, reason: str) -> None:
+        self.checkouts_refused.labels(reason).inc()
 
     def meter(self, decisions: Iterable[object]) -> None:
         """Count a meter's decisions (``charge_minute``, ``warn``, ``pause``, ``resume``, ``refund``, ``end``)."""

@@ -64,9 +64,9 @@ async def charge_minute(db: Db, *, session_id: str, client_id: str, reader_id: s
         if metrics is not None:
             metrics.refused()
         raise
+    if metrics is not None:
+        metrics.recorded(txn)
     if not txn.replayed:
-        if metrics is not None:
-            metrics.charged("reading_minute", cents, txn.platform_cents)
         log.info("minute charged", extra={"sessionId": session_id, "clientId": client_id, "minute": index,
                                           "cents": cents})
     return txn
@@ -108,8 +108,8 @@ async def _refund_and_total(conn: asyncpg.Connection, session_id: str, minutes_c
         txn = await ledger.refund_charge(conn, original_key=minute_key(session_id, minutes_charged - 1),
                                          cents=refund_cents, key=refund_key(session_id),
                                          memo="unused part of the last minute")
-        if metrics is not None and not txn.replayed:
-            metrics.refunded("refund", refund_cents)
+        if metrics is not None:
+            metrics.recorded(txn)
     net = await conn.fetchval(
         "SELECT coalesce(sum(CASE WHEN kind = 'refund' THEN -amount_cents ELSE amount_cents END), 0)::bigint"
         " FROM ledger_transactions WHERE ref = $1 AND kind IN ('reading_minute', 'refund')", session_id)

@@ -15,6 +15,7 @@ import asyncpg
 
 from billing.errors import RateNotSet, SlotNotFound, SlotTaken
 from billing.ledger import Db, Txn, atomic, connection
+from billing.prices import confirm_price
 from billing.scheduled import book_scheduled
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,14 @@ async def delete_slot(db: Db, *, reader_id: str, slot_id: str) -> None:
     raise SlotNotFound("no such slot")
 
 
-async def book_slot(db: Db, *, slot_id: str, client_id: str, session_type: str,
+async def book_slot(db: Db, *, slot_id: str, client_id: str, session_type: str, expected_cents: int,
                     now: datetime | None = None) -> tuple[dict[str, Any], Txn]:
     """Book a slot: in one transaction, create the scheduled reading (``accepted``, at the reader's flat
     rate for the slot's length), mark the slot booked and charge the client.
 
+    ``expected_cents`` is the price the client was shown: the reader's price now must be it.
     Raises :class:`SlotNotFound` (no such slot, or it has started), :class:`SlotTaken`,
-    :class:`RateNotSet` (the reader has no price for that length) or
+    :class:`RateNotSet` (the reader has no price for that length), :class:`billing.errors.PriceChanged` or
     :class:`billing.errors.InsufficientFunds`; nothing is written then.
     """
     if session_type not in SESSION_TYPES:
@@ -127,6 +129,7 @@ async def book_slot(db: Db, *, slot_id: str, client_id: str, session_type: str,
         price = await conn.fetchval(_RATE_QUERY[slot["minutes"]], reader_id)
         if not price:
             raise RateNotSet(f"the reader has no price for a {slot['minutes']}-minute reading")
+        confirm_price(expected_cents, price, what=f"A {slot['minutes']}-minute reading with this reader")
         session = await conn.fetchrow(
             "INSERT INTO rtc_sessions (client_id, reader_id, session_type, mode, status, rate_cents, accepted_at,"
             " scheduled_start, scheduled_minutes) VALUES ($1, $2, $3, 'scheduled', 'accepted', $4, now(), $5, $6)"

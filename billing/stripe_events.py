@@ -5,27 +5,34 @@ redelivery (or two nodes receiving one delivery) finds the id and does nothing, 
 nothing, so Stripe's retry handles it again.
 
 - ``checkout.session.completed`` / ``checkout.session.async_payment_succeeded`` with ``payment_status ==
-  "paid"``: deposit ``amount_total`` into the wallet of ``client_reference_id``, key
-  ``stripe:checkout:{session id}`` (so the two events of one checkout credit once), ref = the PaymentIntent.
-- ``charge.refunded``: take back what Stripe refunded and we have not yet taken back (``amount_refunded``
-  is cumulative), key ``stripe:refund:{charge}:{amount_refunded}``.
-- ``charge.dispute.created``: withdraw the disputed amount, key ``stripe:dispute:{dispute}``;
+  "paid"``: credit a Checkout Session *we created* (``stripe_checkouts``, written by add-funds), for the
+  amount we created it for, to the client who opened it; key ``stripe:checkout:{session id}`` (so the two
+  events of one checkout credit once), ref = the PaymentIntent. A paid checkout we do not know, or whose
+  amount, currency or client differ from ours, is never credited: it is logged at error level and counted in
+  ``soulseer_billing_checkouts_refused_total{reason}`` for an operator to look at (the money is at Stripe).
+- ``charge.refunded``: ``amount_refunded`` is cumulative; what it says is kept per deposit
+  (``stripe_refund_totals``) and the wallet gives back what is owed and not yet taken back.
+- ``charge.dispute.created``: hold (withdraw) the disputed amount, key ``stripe:dispute:{dispute}``;
   ``charge.dispute.closed`` with status ``won`` (or ``charge.dispute.funds_reinstated``) reverses it.
-A withdrawal never makes a wallet negative; what it cannot take is booked as platform loss (see
-:func:`billing.ledger.withdraw_deposit`).
+
+Refunds and disputes of one payment take back, in all, never more than it paid in: a dispute holds at most
+what is not refunded, a refund takes only what no dispute holds (the card refund and the dispute are the same
+money), and when a dispute is won a refund its hold covered is taken back after all. The ledger enforces the
+cap too (:func:`billing.ledger.withdraw_deposit`). A withdrawal never makes a wallet negative; what it cannot
+take is booked as platform loss.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from billing import ledger
 from billing.errors import BillingError
-from billing.ledger import Db, atomic
+from billing.ledger import Db, Txn, atomic
 from billing.metrics import BillingMetrics
 
 log = logging.getLogger(__name__)
@@ -49,40 +56,52 @@ async def record_checkout(db: Db, *, checkout_id: str, client_id: str, amount_ce
 
 
 async def handle_event(db: Db, event: dict[str, Any], *, metrics: BillingMetrics | None = None) -> str:
-    """Apply one verified event; returns its outcome (``credited``, ``duplicate``, ``ignored``, ...)."""
+    """Apply one verified event; returns its outcome (``credited``, ``duplicate``, ``ignored``, ...). Money it
+    moved is counted in ``metrics`` once its transaction has committed."""
     event_id, event_type = str(event["id"]), str(event["type"])
     obj = event["data"].get("object")
     if not isinstance(obj, dict):
         obj = {}
 
-    async def work(conn: asyncpg.Connection) -> str:
+    async def work(conn: asyncpg.Connection) -> Applied:
         fresh = await conn.fetchval(
             "INSERT INTO stripe_events (id, type, outcome) VALUES ($1, $2, 'processing')"
             " ON CONFLICT (id) DO NOTHING RETURNING true", event_id, event_type)
         if not fresh:
-            return "duplicate"
-        outcome = await _apply(conn, event_type, obj, metrics)
-        await conn.execute("UPDATE stripe_events SET outcome = $2 WHERE id = $1", event_id, outcome)
-        return outcome
+            return Applied("duplicate")
+        applied = await _apply(conn, event_type, obj)
+        await conn.execute("UPDATE stripe_events SET outcome = $2 WHERE id = $1", event_id, applied.outcome)
+        return applied
 
-    outcome = await atomic(db, work)
+    applied = await atomic(db, work)
     if metrics is not None:
-        metrics.webhook(event_type, outcome)
-    log.info("stripe event", extra={"eventId": event_id, "type": event_type, "outcome": outcome})
-    return outcome
+        metrics.webhook(event_type, applied.outcome)
+        metrics.recorded(*applied.txns)
+        if applied.refused:
+            metrics.checkout_refused(applied.outcome)
+    log.info("stripe event", extra={"eventId": event_id, "type": event_type, "outcome": applied.outcome})
+    return applied.outcome
 
 
-async def _apply(conn: asyncpg.Connection, event_type: str, obj: dict[str, Any],
-                 metrics: BillingMetrics | None) -> str:
+@dataclass(frozen=True)
+class Applied:
+    """What one event did: its outcome, the ledger movements it wrote, and whether it refused a paid checkout."""
+
+    outcome: str
+    txns: tuple[Txn, ...] = ()
+    refused: bool = False
+
+
+async def _apply(conn: asyncpg.Connection, event_type: str, obj: dict[str, Any]) -> Applied:
     if event_type in CHECKOUT_PAID:
-        return await _checkout_paid(conn, obj, metrics)
+        return await _checkout_paid(conn, obj)
     if event_type == "charge.refunded":
-        return await _charge_refunded(conn, obj, metrics)
+        return await _charge_refunded(conn, obj)
     if event_type == "charge.dispute.created":
-        return await _dispute_created(conn, obj, metrics)
+        return await _dispute_created(conn, obj)
     if event_type in ("charge.dispute.closed", "charge.dispute.funds_reinstated"):
         return await _dispute_closed(conn, event_type, obj)
-    return "ignored"
+    return Applied("ignored")
 
 
 def _str(value: Any) -> str | None:
@@ -96,106 +115,132 @@ def _cents(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-async def _checkout_paid(conn: asyncpg.Connection, obj: dict[str, Any], metrics: BillingMetrics | None) -> str:
+def _refuse(reason: str, message: str, **context: Any) -> Applied:
+    """A paid checkout we will not credit: an operator must look (the client paid Stripe, or someone tries to
+    be credited for what they did not pay)."""
+    log.error(message, extra={"reason": reason, **context})
+    return Applied(reason, refused=True)
+
+
+async def _checkout_paid(conn: asyncpg.Connection, obj: dict[str, Any]) -> Applied:
     checkout_id = _str(obj.get("id"))
     if obj.get("payment_status") != "paid":
-        return "not_paid"  # e.g. a bank debit still processing: async_payment_succeeded will follow
+        return Applied("not_paid")  # e.g. a bank debit still processing: async_payment_succeeded will follow
     amount = _cents(obj.get("amount_total"))
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict):
         metadata = {}
-    client_id = _str(obj.get("client_reference_id")) or _str(metadata.get("client_id"))
-    if checkout_id is None or not amount or client_id is None:
-        log.error("paid checkout without id, amount or client", extra={"checkoutId": checkout_id})
-        return "rejected"
+    said_client = _str(obj.get("client_reference_id")) or _str(metadata.get("client_id"))
+    context = {"checkoutId": checkout_id, "amountTotal": obj.get("amount_total"), "clientId": said_client}
+    if checkout_id is None or not amount:
+        return _refuse("malformed", "paid checkout without an id or an amount", **context)
+    ours = await conn.fetchrow("SELECT client_id, amount_cents FROM stripe_checkouts WHERE id = $1", checkout_id)
+    if ours is None:
+        return _refuse("unknown_checkout", "paid checkout that SoulSeer did not create", **context)
+    client_id = str(ours["client_id"])
+    context["expectedCents"], context["openedBy"] = ours["amount_cents"], client_id
+    if amount != ours["amount_cents"]:
+        return _refuse("amount_mismatch", "paid checkout for another amount than the one created", **context)
     if str(obj.get("currency", "usd")).lower() != "usd":
-        log.error("paid checkout in another currency", extra={"checkoutId": checkout_id})
-        return "rejected"
-    try:
-        client_id = str(uuid.UUID(client_id))
-    except ValueError:
-        return "rejected"
-    ours = await conn.fetchrow("SELECT client_id FROM stripe_checkouts WHERE id = $1", checkout_id)
-    if ours is not None and str(ours["client_id"]) != client_id:
-        log.error("checkout paid for another client than the one who opened it",
-                  extra={"checkoutId": checkout_id, "clientId": client_id})
-        return "rejected"
-    role = await conn.fetchval("SELECT role FROM users WHERE id = $1", client_id)
-    if role != "client":
-        log.error("paid checkout for an unknown client", extra={"checkoutId": checkout_id, "clientId": client_id})
-        return "rejected"
-    txn = await ledger.deposit(conn, client_id=client_id, cents=amount, key=checkout_key(checkout_id),
+        return _refuse("currency_mismatch", "paid checkout in another currency", **context)
+    if said_client is not None and said_client != client_id:
+        return _refuse("client_mismatch", "paid checkout for another client than the one who opened it", **context)
+    if await conn.fetchval("SELECT role FROM users WHERE id = $1", client_id) != "client":
+        return _refuse("unknown_client", "paid checkout of an account that is not a client", **context)
+    txn = await ledger.deposit(conn, client_id=client_id, cents=ours["amount_cents"], key=checkout_key(checkout_id),
                                source="stripe", ref=_str(obj.get("payment_intent")), memo="card payment")
-    if txn.replayed:
-        return "already_credited"
-    if metrics is not None:
-        metrics.deposited("stripe", amount)
-    return "credited"
+    return Applied("already_credited" if txn.replayed else "credited", (txn,))
+
+
+_DEPOSIT = "SELECT id, key, client_id, amount_cents, ref FROM ledger_transactions WHERE kind = 'deposit'"
 
 
 async def _deposit_for(conn: asyncpg.Connection, payment_intent: str | None) -> asyncpg.Record | None:
-    """The card deposit a PaymentIntent paid, locked so its refunds and disputes are applied one at a time."""
+    """The card deposit a PaymentIntent paid, locked so its refunds and disputes are applied one at a time
+    (the lock every path below takes first, then the wallet's: no deadlock between them)."""
     if payment_intent is None:
         return None
-    return await conn.fetchrow(
-        "SELECT id, key, client_id, amount_cents FROM ledger_transactions"
-        " WHERE ref = $1 AND kind = 'deposit' AND source = 'stripe' ORDER BY created_at LIMIT 1"
-        " FOR NO KEY UPDATE", payment_intent)
+    return await conn.fetchrow(f"{_DEPOSIT} AND ref = $1 AND source = 'stripe' ORDER BY created_at LIMIT 1"
+                               " FOR NO KEY UPDATE", payment_intent)
 
 
-async def _taken_back(conn: asyncpg.Connection, deposit_id: Any, kind: str) -> int:
-    return int(await conn.fetchval(
-        "SELECT coalesce(sum(amount_cents), 0)::bigint FROM ledger_transactions WHERE original_id = $1 AND kind = $2",
-        deposit_id, kind))
+def _withdrawn_outcome(txn: Txn) -> str:
+    if txn.replayed:
+        return "already_withdrawn"
+    return "withdrawn_with_loss" if txn.loss_cents else "withdrawn"
 
 
-async def _charge_refunded(conn: asyncpg.Connection, obj: dict[str, Any], metrics: BillingMetrics | None) -> str:
+async def _take_back_refunds(conn: asyncpg.Connection, deposit: asyncpg.Record, ref: str | None) -> Txn | None:
+    """Withdraw what Stripe refunded of a deposit and is neither taken back yet nor held by a dispute."""
+    refunded = await conn.fetchval("SELECT refunded_cents FROM stripe_refund_totals WHERE deposit_id = $1",
+                                   deposit["id"]) or 0
+    taken = await ledger.withdrawn(conn, deposit["id"])
+    owed = max(0, refunded - taken["dispute"]) - taken["stripe_refund"]
+    if owed <= 0:
+        return None
+    # Keyed by what the deposit's refunds total after this one: each step of that total is taken once.
+    return await ledger.withdraw_deposit(
+        conn, client_id=str(deposit["client_id"]), cents=owed,
+        key=f"stripe:refund:{deposit['ref']}:{taken['stripe_refund'] + owed}", kind="stripe_refund",
+        ref=ref or deposit["ref"], original_key=deposit["key"], memo="card refund")
+
+
+async def _charge_refunded(conn: asyncpg.Connection, obj: dict[str, Any]) -> Applied:
     charge_id = _str(obj.get("id"))
     refunded = _cents(obj.get("amount_refunded"))
     deposit = await _deposit_for(conn, _str(obj.get("payment_intent")))
     if deposit is None or charge_id is None or refunded is None:
         log.warning("refund for a payment we do not know", extra={"chargeId": charge_id})
-        return "unmatched"
-    target = min(refunded, deposit["amount_cents"])
-    owed = target - await _taken_back(conn, deposit["id"], "stripe_refund")
-    if owed <= 0:
-        return "nothing_to_take"
-    txn = await ledger.withdraw_deposit(
-        conn, client_id=str(deposit["client_id"]), cents=owed, key=f"stripe:refund:{charge_id}:{target}",
-        kind="stripe_refund", ref=charge_id, original_key=deposit["key"], memo="card refund")
-    if metrics is not None:
-        metrics.refunded("stripe_refund", owed)
-    return "withdrawn_with_loss" if txn.loss_cents else "withdrawn"
+        return Applied("unmatched")
+    # Events may arrive out of order: the largest cumulative amount is the truth.
+    await conn.execute(
+        "INSERT INTO stripe_refund_totals (deposit_id, refunded_cents) VALUES ($1, $2) ON CONFLICT (deposit_id)"
+        " DO UPDATE SET refunded_cents = greatest(stripe_refund_totals.refunded_cents, EXCLUDED.refunded_cents),"
+        " updated_at = now()", deposit["id"], min(refunded, deposit["amount_cents"]))
+    txn = await _take_back_refunds(conn, deposit, charge_id)
+    if txn is None:
+        return Applied("nothing_to_take")
+    return Applied(_withdrawn_outcome(txn), (txn,))
 
 
-async def _dispute_created(conn: asyncpg.Connection, obj: dict[str, Any], metrics: BillingMetrics | None) -> str:
+async def _dispute_created(conn: asyncpg.Connection, obj: dict[str, Any]) -> Applied:
     dispute_id = _str(obj.get("id"))
     amount = _cents(obj.get("amount"))
     deposit = await _deposit_for(conn, _str(obj.get("payment_intent")))
     if deposit is None or dispute_id is None or not amount:
         log.warning("dispute on a payment we do not know", extra={"disputeId": dispute_id})
-        return "unmatched"
-    # A dispute cannot take more than what was paid and not already refunded.
-    held = min(amount, deposit["amount_cents"] - await _taken_back(conn, deposit["id"], "stripe_refund"))
+        return Applied("unmatched")
+    if await conn.fetchval("SELECT true FROM ledger_transactions WHERE key = $1", dispute_key(dispute_id)):
+        return Applied("already_withdrawn")  # this dispute again (another event about it): held once
+    # A dispute cannot hold more than what was paid and is not already taken back.
+    held = min(amount, deposit["amount_cents"] - sum((await ledger.withdrawn(conn, deposit["id"])).values()))
     if held <= 0:
-        return "nothing_to_take"
+        return Applied("nothing_to_take")
     txn = await ledger.withdraw_deposit(
         conn, client_id=str(deposit["client_id"]), cents=held, key=dispute_key(dispute_id), kind="dispute",
         ref=dispute_id, original_key=deposit["key"], memo=f"card dispute ({obj.get('reason') or 'no reason'})")
-    if metrics is not None:
-        metrics.refunded("dispute", held)
-    return "withdrawn_with_loss" if txn.loss_cents else "withdrawn"
+    return Applied(_withdrawn_outcome(txn), (txn,))
 
 
-async def _dispute_closed(conn: asyncpg.Connection, event_type: str, obj: dict[str, Any]) -> str:
+async def _dispute_closed(conn: asyncpg.Connection, event_type: str, obj: dict[str, Any]) -> Applied:
     dispute_id = _str(obj.get("id"))
     if dispute_id is None:
-        return "rejected"
+        return Applied("rejected")
     if event_type == "charge.dispute.closed" and obj.get("status") != "won":
-        return "dispute_lost" if obj.get("status") == "lost" else "ignored"
+        return Applied("dispute_lost" if obj.get("status") == "lost" else "ignored")
+    # The deposit the dispute held money of, locked first like every path here.
+    deposit = await conn.fetchrow(
+        f"{_DEPOSIT} AND id = (SELECT original_id FROM ledger_transactions WHERE key = $1 AND kind = 'dispute')"  # noqa: S608
+        " FOR NO KEY UPDATE", dispute_key(dispute_id))
+    if deposit is None:
+        return Applied("unmatched")
     try:
         txn = await ledger.reverse(conn, original_key=dispute_key(dispute_id),
                                    key=f"{dispute_key(dispute_id)}:reinstated", memo="dispute won")
     except BillingError:
-        return "unmatched"
-    return "already_reinstated" if txn.replayed else "reinstated"
+        return Applied("unmatched")
+    if txn.replayed:
+        return Applied("already_reinstated")
+    # The funds are back: a card refund this dispute's hold was covering is now taken back after all.
+    refund = await _take_back_refunds(conn, deposit, None)
+    return Applied("reinstated", (txn,) if refund is None else (txn, refund))

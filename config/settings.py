@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -47,10 +48,22 @@ class Settings:
     max_participants: int = 250
     max_viewers_per_stream: int = 1000
     max_relay_cpu_percent: int = 90
+    reserved_reading_participants: int = 50
+    connect_timeout_seconds: int = 30
+    stream_participants_per_user: int = 3
+    stream_participants_per_address: int = 12
+    sockets_per_address: int = 64
     max_relay_loop_lag_ms: int = 30
     event_loop: str = "asyncio"
     relay_shed_lag_ms: int = 60
     login_attempts_per_minute: int = 10
+    login_backoff_after: int = 5
+    login_max_backoff_seconds: int = 900
+    registrations_per_hour: int = 20
+    password_hash_workers: int = 1
+    password_hash_queue: int = 16
+    add_funds_rate_limit: int = 5
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     log_level: str = "INFO"
     log_json: bool = True
     metrics_token: str | None = None
@@ -98,6 +111,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(name, f"must be true or false, got {raw!r}")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A comma-separated list of addresses or CIDR networks (``10.0.0.0/8, ::1``)."""
+    networks = []
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise SettingsError(name, f"{part.strip()!r} is not an IP address or network") from None
+    return tuple(networks)
 
 
 def _ice_servers(env: Mapping[str, str]) -> tuple[Mapping[str, Any], ...]:
@@ -157,6 +182,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     max_cents = _int(env, "SOULSEER_ADD_FUNDS_MAX_CENTS", 50_000, 50, 10_000_000)
     if max_cents < min_cents:
         raise SettingsError("SOULSEER_ADD_FUNDS_MAX_CENTS", "must not be below SOULSEER_ADD_FUNDS_MIN_CENTS")
+    max_participants = _int(env, "SOULSEER_MAX_PARTICIPANTS", 250, 2, 100_000)
+    reserved = _int(env, "SOULSEER_RESERVED_READING_PARTICIPANTS", max_participants // 5, 0, 100_000)
+    if reserved >= max_participants:
+        raise SettingsError("SOULSEER_RESERVED_READING_PARTICIPANTS", "must be below SOULSEER_MAX_PARTICIPANTS")
     return Settings(
         host=host,
         port=port,
@@ -179,13 +208,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reader_no_show_seconds=_int(env, "SOULSEER_READER_NO_SHOW_SECONDS", 600, 60, 86_400),
         cancel_full_refund_hours=_int(env, "SOULSEER_CANCEL_FULL_REFUND_HOURS", 24, 0, 24 * 30),
         late_cancel_refund_percent=_int(env, "SOULSEER_LATE_CANCEL_REFUND_PERCENT", 0, 0, 100),
-        max_participants=_int(env, "SOULSEER_MAX_PARTICIPANTS", 250, 2, 100_000),
+        max_participants=max_participants,
+        reserved_reading_participants=reserved,
+        connect_timeout_seconds=_int(env, "SOULSEER_CONNECT_TIMEOUT_SECONDS", 30, 1, 600),
+        stream_participants_per_user=_int(env, "SOULSEER_STREAM_PARTICIPANTS_PER_USER", 3, 1, 1000),
+        stream_participants_per_address=_int(env, "SOULSEER_STREAM_PARTICIPANTS_PER_ADDRESS", 12, 1, 100_000),
+        sockets_per_address=_int(env, "SOULSEER_SOCKETS_PER_ADDRESS", 64, 1, 100_000),
         max_viewers_per_stream=_int(env, "SOULSEER_MAX_VIEWERS_PER_STREAM", 1000, 1, 100_000),
         max_relay_cpu_percent=_int(env, "SOULSEER_MAX_RELAY_CPU_PERCENT", 90, 0, 400),
         max_relay_loop_lag_ms=_int(env, "SOULSEER_MAX_RELAY_LOOP_LAG_MS", 30, 0, 10_000),
         relay_shed_lag_ms=_int(env, "SOULSEER_RELAY_SHED_LAG_MS", 60, 0, 10_000),
         event_loop=event_loop,
         login_attempts_per_minute=_int(env, "SOULSEER_LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10_000),
+        login_backoff_after=_int(env, "SOULSEER_LOGIN_BACKOFF_AFTER", 5, 1, 1000),
+        login_max_backoff_seconds=_int(env, "SOULSEER_LOGIN_MAX_BACKOFF_SECONDS", 900, 1, 86_400),
+        registrations_per_hour=_int(env, "SOULSEER_REGISTRATIONS_PER_HOUR", 20, 1, 100_000),
+        password_hash_workers=_int(env, "SOULSEER_PASSWORD_HASH_WORKERS", 1, 1, 64),
+        password_hash_queue=_int(env, "SOULSEER_PASSWORD_HASH_QUEUE", 16, 0, 10_000),
+        add_funds_rate_limit=_int(env, "SOULSEER_ADD_FUNDS_RATE_LIMIT", 5, 1, 10_000),
+        trusted_proxies=_networks(env, "SOULSEER_TRUSTED_PROXIES"),
         log_level=level,
         log_json=_bool(env, "SOULSEER_LOG_JSON", True),
         metrics_token=env.get("SOULSEER_METRICS_TOKEN") or None,

@@ -1,9 +1,14 @@
-"""How busy the relay's process is, so that a saturated node refuses newcomers instead of failing everyone.
+"""How busy the relay's thread is, so that a saturated node refuses newcomers instead of failing everyone.
 
 The relay forwards on one event loop, so one core is its ceiling (bench/relay_fanout.py: ~300-400
 audio+video viewers). Past it, frames back up in every socket: delivery falls for all viewers at
 once and the publisher's own consent checks can time out, ending the stream. Refusing the next
 participant with a clear error (``relay_busy``) keeps the ones already served.
+
+What is measured is the CPU time of the event-loop thread alone (``time.thread_time()``, read by the sampler's
+own callbacks, which run on that thread), not the process's: other threads of the process (argon2 hashing a
+password uses four) may keep a core busy without slowing forwarding down, and counting them refused viewers
+on an idle relay.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from collections.abc import Callable
 
 
 class CpuLoad:
-    """The process's CPU seconds per second, sampled every ``interval`` seconds.
+    """The event-loop thread's CPU seconds per second, sampled every ``interval`` seconds on that thread.
 
-    :param limit: at or above this rate (1.0 = one core) the process is :attr:`busy`.
-    :param cpu_clock: CPU seconds used by the process so far (all threads).
+    :param limit: at or above this rate (1.0 = one core) the relay is :attr:`busy`.
+    :param cpu_clock: CPU seconds used so far by the thread that calls it (:meth:`sample` runs on the loop).
     :param wall_clock: a monotonic clock.
     """
 
@@ -26,11 +31,12 @@ class CpuLoad:
         limit: float,
         *,
         interval: float = 1.0,
-        cpu_clock: Callable[[], float] = time.process_time,
+        cpu_clock: Callable[[], float] = time.thread_time,
         wall_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
         self.rate = 0.0
+        self.samples = 0
         self._interval = interval
         self._cpu_clock = cpu_clock
         self._wall_clock = wall_clock
@@ -48,6 +54,7 @@ class CpuLoad:
         if now > last_now:
             self.rate = (cpu - last_cpu) / (now - last_now)
             self._last = (now, cpu)
+            self.samples += 1
         return self.rate
 
     def start(self) -> None:

@@ -70,7 +70,10 @@ class Relay(AsyncIOEventEmitter):
     """The media relay of one node: forwards encoded media between participants' peer connections.
 
     :param ice_servers: browser-shaped ``RTCIceServer`` dicts; ``[]`` means host candidates only.
-    :param max_participants: participants (peer connections) this node accepts.
+    :param max_participants: participants holding a peer connection this node accepts. A participant whose
+        connection failed, or never connected within ``connect_timeout``, holds none and does not count.
+    :param reserved_for_rooms: of those, how many streams (publishers and viewers) may never take, so that
+        readings are not refused because viewers hold the capacity.
     :param max_viewers_per_stream: viewers one stream accepts.
     :param registry: where metrics are registered (a private registry if None, never the global).
     :param keyframe_interval: minimum seconds between two keyframe requests to one publisher.
@@ -85,8 +88,8 @@ class Relay(AsyncIOEventEmitter):
         best delay is a backlog and is dropped (video then waits for a keyframe).
     :param max_video_bitrate: the cap (bps) announced to video publishers with REMB once a second;
         the relay runs no bandwidth estimator of its own (see ``relay.aiortc_hooks``).
-    :param max_cpu: CPU seconds per second of the relay's process (1.0 = one core; the relay forwards
-        on one thread) at which new participants are refused with ``relay_busy``; rejoins are always
+    :param max_cpu: CPU seconds per second of the relay's event-loop thread (1.0 = one core; the relay
+        forwards on that one thread) at which new participants are refused with ``relay_busy``; rejoins are always
         let in. None: no limit.
     :param direct_send: write subscribers' RTP from the fan-out loop (``relay.outlet``); False
         keeps aiortc's per-sender loop and send chain (slower; for comparison and as a fallback).
@@ -105,6 +108,7 @@ class Relay(AsyncIOEventEmitter):
         *,
         ice_servers: Sequence[Mapping[str, Any]],
         max_participants: int = 250,
+        reserved_for_rooms: int = 0,
         max_viewers_per_stream: int = 1000,
         registry: CollectorRegistry | None = None,
         keyframe_interval: float = 0.5,
@@ -126,8 +130,11 @@ class Relay(AsyncIOEventEmitter):
         cpu_sample_interval: float = 1.0,
     ) -> None:
         super().__init__()
+        if not 0 <= reserved_for_rooms < max_participants:
+            raise ValueError("reserved_for_rooms must be at least 0 and below max_participants")
         self._ice_servers = ice_servers_from_config(ice_servers)
         self.max_participants = max_participants
+        self.reserved_for_rooms = reserved_for_rooms
         self.max_viewers_per_stream = max_viewers_per_stream
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = RelayMetrics(self.registry, self._census)
@@ -245,9 +252,23 @@ class Relay(AsyncIOEventEmitter):
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _check_capacity(self, participant_id: str) -> None:
-        if len(self._participants) >= self.max_participants:
+    def _holds_slot(self, participant: Participant) -> bool:
+        """A participant counts against the cap while it has a connection that is not closed (or closing)."""
+        return participant.peer is not None and not participant.peer.closed
+
+    def _check_capacity(self, participant_id: str, scope: Room | Stream, *, known: bool) -> None:
+        """Refuse a participant that holds no slot when the cap (for streams: the cap less the reserve) is
+        reached; one the relay does not know yet also waits out a CPU limit (a known one is being served)."""
+        holding = [p for p in self._participants.values() if self._holds_slot(p)]
+        if len(holding) >= self.max_participants:
             raise RelayFullError(f"this relay holds {self.max_participants} participants, its maximum")
+        if isinstance(scope, Stream):
+            on_streams = sum(1 for p in holding if isinstance(p.scope, Stream))
+            if on_streams >= self.max_participants - self.reserved_for_rooms:
+                raise RelayFullError("this relay holds all the stream participants it takes; "
+                                     "the rest is kept for readings")
+        if known:
+            return
         if self.load is not None:
             self.load.start()
             if self.load.busy:
@@ -302,8 +323,9 @@ class Relay(AsyncIOEventEmitter):
             await self._remove(participant)
             participant = None
         try:
-            if participant is None:  # a newcomer; a rejoin is always let in
-                self._check_capacity(participant_id)
+            # A re-join of a participant with a live connection replaces it and is always let in.
+            if participant is None or not self._holds_slot(participant):
+                self._check_capacity(participant_id, scope, known=participant is not None)
                 self._check_loop(participant_id)
             admit(participant_id)
         except RelayError as exc:

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from api.migrations import migrate
 from config import Settings, load_settings
+from tests.billing.invariants import assert_ledger_invariants
 
 
 def _with_database(url: str, name: str) -> str:
@@ -73,9 +74,22 @@ async def _drop(postgres_url: str, name: str) -> None:
         await admin.close()
 
 
+async def _check_ledger(url: str) -> None:
+    """The money invariants on a test's database, if the test moved any money at all."""
+    conn = await asyncpg.connect(url)
+    try:
+        has_ledger = await conn.fetchval("SELECT to_regclass('ledger_transactions') IS NOT NULL")
+        if has_ledger and await conn.fetchval("SELECT EXISTS (SELECT 1 FROM ledger_transactions)"):
+            await assert_ledger_invariants(conn)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
-    """A fresh database for this test alone, dropped afterwards."""
+    """A fresh database for this test alone, dropped afterwards; a test that left any ledger row in it gets
+    the money invariants checked first (a failure is this test's teardown error), so no money test can forget
+    them. Everything that depends on the database (app, pools, servers) has stopped by then."""
     name = f"soulseer_t_{uuid.uuid4().hex[:12]}"
 
     async def create() -> None:
@@ -86,8 +100,12 @@ def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
             await admin.close()
 
     asyncio.run(create())
-    yield _with_database(postgres_url, name)
-    asyncio.run(_drop(postgres_url, name))
+    url = _with_database(postgres_url, name)
+    try:
+        yield url
+        asyncio.run(_check_ledger(url))
+    finally:
+        asyncio.run(_drop(postgres_url, name))
 
 
 @pytest.fixture

@@ -93,10 +93,20 @@ async def reader_and_client(http: TestClient, pool: asyncpg.Pool, *, rates: dict
     return reader, client
 
 
+async def rate_shown(http: TestClient, client: Party, reader: Party, session_type: str = "chat") -> int:
+    """The per-minute rate a client is shown for a reader (the list of available readers), to confirm it."""
+    resp = await http.get("/api/webrtc/client/available-readers", headers=client.headers)
+    shown = next((r for r in (await resp.json())["readers"] if r["id"] == reader.id), None)
+    return int(shown["rates"][f"{session_type}Cents"]) if shown is not None else 0
+
+
 async def request_session(http: TestClient, client: Party, reader: Party, session_type: str = "chat",
-                          status: int = 201) -> dict[str, Any]:
+                          status: int = 201, expected_cents: int | None = None) -> dict[str, Any]:
+    """Ask for a reading at the rate the client is shown (or at ``expected_cents``)."""
+    if expected_cents is None:
+        expected_cents = await rate_shown(http, client, reader, session_type)
     resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
-                           json={"readerId": reader.id, "sessionType": session_type})
+                           json={"readerId": reader.id, "sessionType": session_type, "expectedCents": expected_cents})
     body = await resp.json()
     assert resp.status == status, body
     return body

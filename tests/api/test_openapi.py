@@ -52,6 +52,15 @@ async def test_operations_carry_roles_summaries_and_path_parameters(client: Test
             assert "4XX" in op["responses"]
 
 
+async def test_every_paid_request_documents_the_price_it_confirms(client: TestClient) -> None:
+    doc = document(client.app)
+    for path in ("/api/webrtc/client/request-session", "/api/webrtc/client/schedule-session",
+                 "/api/webrtc/client/slots/{slotId}/book", "/api/messages", "/api/streams/{streamId}/gifts"):
+        op = doc["paths"][path]["post"]
+        assert "expectedCents" in op["requestBody"]["content"]["application/json"]["schema"]["description"], path
+        assert "price_changed" in op["responses"]["201"]["description"], path
+
+
 async def test_a_route_added_later_shows_up_without_touching_the_document_code(client: TestClient) -> None:
     app = client.app
     before = set(document(app)["paths"])

@@ -96,7 +96,7 @@ async def test_reader_sessions_list_their_requests_newest_first(client: TestClie
     ids = []
     for customer in (first, second):
         resp = await client.post("/api/webrtc/client/request-session", headers=customer.headers,
-                                 json={"readerId": reader.id, "sessionType": "chat"})
+                                 json={"readerId": reader.id, "sessionType": "chat", "expectedCents": 120})
         ids.append((await resp.json())["session"]["id"])
     resp = await client.get("/api/webrtc/reader/sessions?status=requested", headers=reader.headers)
     sessions = (await resp.json())["sessions"]

@@ -79,7 +79,7 @@ async def test_a_reading_interrupted_by_kill_9_is_settled_exactly_once(database_
             await http.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": RATE})
             await http.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
             resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
-                                   json={"readerId": reader.id, "sessionType": "video"})
+                                   json={"readerId": reader.id, "sessionType": "video", "expectedCents": RATE})
             session_id = (await resp.json())["session"]["id"]
             assert (await http.post(f"/api/webrtc/reader/accept-session/{session_id}",
                                     headers=reader.headers)).status == 200

@@ -48,7 +48,8 @@ async def test_a_video_reading_from_request_to_bill(settings: Settings, pool: as
         await deposit(pool, client.id, 5_000)
         reader_ws, client_ws = await Signal.open(http, reader), await Signal.open(http, client)
         resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
-                               json={"readerId": reader.id, "sessionType": "video"})
+                               json={"readerId": reader.id, "sessionType": "video",
+                                     "expectedCents": VIDEO_RATE})
         session_id = (await resp.json())["session"]["id"]
         await reader_ws.expect("notification", kind="session-requested")
         resp = await http.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)

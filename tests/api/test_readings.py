@@ -14,6 +14,7 @@ from tests.api.reading_steps import (
     accept,
     accepted_session,
     quick_user,
+    rate_shown,
     reader_and_client,
     request_session,
     running_app,
@@ -58,17 +59,41 @@ async def test_a_request_is_refused_when_it_cannot_be_served(client: TestClient,
         reader_id = "00000000-0000-4000-8000-000000000000"
     elif setup == "not_a_reader":
         reader_id = (await quick_user(pool, "client")).id
-    resp = await client.post(REQUEST, headers=customer.headers, json={"readerId": reader_id, "sessionType": "chat"})
+    resp = await client.post(REQUEST, headers=customer.headers,
+                             json={"readerId": reader_id, "sessionType": "chat", "expectedCents": 120})
     assert resp.status == status
     assert (await resp.json())["error"]["code"] == code
     assert await pool.fetchval("SELECT count(*) FROM rtc_sessions") == 0
+
+
+async def test_a_request_at_a_rate_the_reader_has_just_raised_is_refused_and_says_the_new_rate(
+        client: TestClient, pool: asyncpg.Pool) -> None:
+    reader, customer = await reader_and_client(client, pool)
+    shown = await rate_shown(client, customer, reader, "video")
+    await client.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": 999})
+    body = await request_session(client, customer, reader, "video", status=409, expected_cents=shown)
+    assert body["error"]["code"] == "price_changed" and body["error"]["field"] == "expectedCents"
+    assert (body["error"]["priceCents"], body["error"]["expectedCents"]) == (999, shown)
+    assert "now costs $9.99/min, not the $2.40/min you were shown" in body["error"]["message"]
+    assert await pool.fetchval("SELECT count(*) FROM rtc_sessions") == 0
+    # Confirming the new rate is a request at that rate.
+    session = (await request_session(client, customer, reader, "video", expected_cents=999))["session"]
+    assert session["rateCents"] == 999
+    # A lower price than the one shown is a change too: the client confirms what they pay, whatever it is.
+    await client.post(f"/api/webrtc/client/cancel-session/{session['id']}", headers=customer.headers)
+    await client.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": 100})
+    body = await request_session(client, customer, reader, "video", status=409, expected_cents=999)
+    assert body["error"]["priceCents"] == 100
 
 
 async def test_a_request_body_is_validated(client: TestClient, pool: asyncpg.Pool) -> None:
     reader, customer = await reader_and_client(client, pool)
     for body, field in [({"readerId": reader.id}, "sessionType"), ({"readerId": reader.id, "sessionType": "tarot"},
                         "sessionType"), ({"readerId": "nope", "sessionType": "chat"}, "readerId"),
-                        ({"sessionType": "chat"}, "readerId")]:
+                        ({"sessionType": "chat"}, "readerId"), ({"readerId": reader.id, "sessionType": "chat"},
+                        "expectedCents"), ({"readerId": reader.id, "sessionType": "chat", "expectedCents": 1.2},
+                        "expectedCents"), ({"readerId": reader.id, "sessionType": "chat", "expectedCents": "120"},
+                        "expectedCents")]:
         resp = await client.post(REQUEST, headers=customer.headers, json=body)
         assert resp.status == 422 and (await resp.json())["error"]["field"] == field
 

@@ -26,7 +26,8 @@ async def paid_message(client: TestClient, pool: asyncpg.Pool, *, cents: int = 3
     await pool.execute("UPDATE reader_rates SET message_cents = $2 WHERE reader_id = $1", reader["id"], cents)
     ann, ch = await quick_user(client, name="Ann")
     await ledger.deposit(pool, client_id=ann["id"], cents=deposit, key=f"dep:{ann['id']}", source="manual")
-    resp = await client.post("/api/messages", json={"readerId": reader["id"], "body": "Please answer"}, headers=ch)
+    resp = await client.post("/api/messages", json={"readerId": reader["id"], "body": "Please answer",
+                                                    "expectedCents": cents}, headers=ch)
     assert resp.status == 201
     return reader, ann, rh, await resp.json()
 

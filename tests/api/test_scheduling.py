@@ -48,11 +48,20 @@ async def _slot(pool: asyncpg.Pool, reader: Party, ahead: timedelta, minutes: in
     return starts_at
 
 
+async def _price_shown(http: TestClient, client: Party, reader: Party, starts_at: datetime, minutes: int) -> int:
+    """The flat price a client is shown for the reader's open slot (0 when there is no such priced slot)."""
+    resp = await http.get(f"/api/webrtc/readers/{reader.id}/slots", headers=client.headers)
+    return next((s["priceCents"] for s in (await resp.json())["slots"]
+                 if parse_start(s["startsAt"]) == starts_at and s["minutes"] == minutes), 0)
+
+
 async def _book(http: TestClient, client: Party, reader: Party, starts_at: datetime, status: int = 201,
-                minutes: int = 15) -> dict:
+                minutes: int = 15, expected_cents: int | None = None) -> dict:
+    if expected_cents is None:
+        expected_cents = await _price_shown(http, client, reader, starts_at, minutes)
     resp = await http.post(SCHEDULE, headers=client.headers, json={
         "readerId": reader.id, "sessionType": "video", "minutes": minutes,
-        "startsAt": starts_at.isoformat().replace("+00:00", "Z")})
+        "startsAt": starts_at.isoformat().replace("+00:00", "Z"), "expectedCents": expected_cents})
     body = await resp.json()
     assert resp.status == status, body
     return body
@@ -74,6 +83,26 @@ async def test_booking_a_slot_pays_the_flat_price_and_tells_the_reader(client: T
     assert body["error"]["code"] in {"slot_taken", "slot_not_found"}
     body = await _book(client, customer, reader, starts_at + timedelta(hours=1), status=409)
     assert body["error"]["code"] == "slot_not_found"
+
+
+async def test_a_booking_at_a_price_the_reader_has_just_raised_is_refused_and_books_nothing(
+        client: TestClient, pool: asyncpg.Pool) -> None:
+    reader, customer = await reader_and_client(client, pool)
+    starts_at = await _slot(pool, reader, timedelta(days=2))
+    shown = await _price_shown(client, customer, reader, starts_at, 15)
+    await client.post("/api/webrtc/reader/rates", headers=reader.headers, json={"flatCents": {"15": 9000}})
+    body = await _book(client, customer, reader, starts_at, status=409, expected_cents=shown)
+    assert (body["error"]["code"], body["error"]["priceCents"], body["error"]["expectedCents"]) == (
+        "price_changed", 9000, PRICE_15)
+    assert "A 15-minute reading with this reader now costs $90.00" in body["error"]["message"]
+    assert await ledger.balance(pool, customer.id) == 10_000
+    assert await pool.fetchval("SELECT count(*) FROM rtc_sessions") == 0
+    assert await pool.fetchval("SELECT session_id FROM reader_slots WHERE starts_at = $1", starts_at) is None
+    missing = await client.post(SCHEDULE, headers=customer.headers, json={
+        "readerId": reader.id, "sessionType": "video", "minutes": 15, "startsAt": starts_at.isoformat()})
+    assert missing.status == 422 and (await missing.json())["error"]["field"] == "expectedCents"
+    session = (await _book(client, customer, reader, starts_at))["session"]
+    assert session["chargedCents"] == 9000
 
 
 async def test_booking_needs_the_money_and_a_price(client: TestClient, pool: asyncpg.Pool) -> None:
@@ -144,7 +173,7 @@ async def test_a_scheduled_reading_runs_unmetered_and_ends_at_its_booked_end(
         starts_at = await _slot(pool, reader, timedelta(minutes=10))
         resp = await http.post(SCHEDULE, headers=customer.headers, json={
             "readerId": reader.id, "sessionType": "chat", "minutes": 15,
-            "startsAt": starts_at.isoformat()})
+            "startsAt": starts_at.isoformat(), "expectedCents": 2500})
         session_id = (await resp.json())["session"]["id"]
         client_ws, reader_ws = await Signal.open(http, customer), await Signal.open(http, reader)
         await client_ws.join(session_id)

@@ -72,19 +72,19 @@ async def test_a_client_sees_open_slots_and_books_one_paid_at_the_flat_rate(clie
     assert [(s["minutes"], s["priceCents"]) for s in seen["slots"]] == [(60, 5000), (15, 1500)]
     assert "sessionId" not in seen["slots"][0]
 
-    resp = await client.post(f"/api/webrtc/client/slots/{slots[0]['id']}/book", json={"sessionType": "video"},
-                             headers=headers)
+    resp = await client.post(f"/api/webrtc/client/slots/{slots[0]['id']}/book",
+                             json={"sessionType": "video", "expectedCents": 5000}, headers=headers)
     assert resp.status == 201, await resp.text()
     session = (await resp.json())["session"]
     assert (session["mode"], session["status"], session["chargedCents"], session["readerId"]) == (
         "scheduled", "accepted", 5000, reader["id"])
     assert await ledger.balance(pool, buyer["id"]) == 1000
 
-    again = await client.post(f"/api/webrtc/client/slots/{slots[0]['id']}/book", json={"sessionType": "video"},
-                              headers=headers)
+    again = await client.post(f"/api/webrtc/client/slots/{slots[0]['id']}/book",
+                              json={"sessionType": "video", "expectedCents": 5000}, headers=headers)
     assert again.status == 409 and (await again.json())["error"]["code"] == "slot_taken"
-    broke = await client.post(f"/api/webrtc/client/slots/{slots[1]['id']}/book", json={"sessionType": "chat"},
-                              headers=headers)
+    broke = await client.post(f"/api/webrtc/client/slots/{slots[1]['id']}/book",
+                              json={"sessionType": "chat", "expectedCents": 1500}, headers=headers)
     assert broke.status == 402 and (await broke.json())["error"]["code"] == "insufficient_funds"
     seen = await (await client.get(f"/api/webrtc/readers/{reader['id']}/slots", headers=headers)).json()
     assert [s["id"] for s in seen["slots"]] == [slots[1]["id"]]
@@ -92,5 +92,25 @@ async def test_a_client_sees_open_slots_and_books_one_paid_at_the_flat_rate(clie
     assert [s["booked"] for s in mine["slots"]] == [True, False]
     assert mine["slots"][0]["sessionId"] == session["id"]
     missing = await client.post("/api/webrtc/client/slots/00000000-0000-0000-0000-000000000000/book",
-                                json={"sessionType": "chat"}, headers=headers)
+                                json={"sessionType": "chat", "expectedCents": 1500}, headers=headers)
     assert missing.status == 404 and (await missing.json())["error"]["code"] == "slot_not_found"
+
+
+async def test_booking_a_slot_at_a_price_that_changed_is_refused(client: TestClient, pool: asyncpg.Pool) -> None:
+    _, reader_headers = await priced_reader(client, pool)
+    resp = await client.post("/api/webrtc/reader/slots", headers=reader_headers,
+                             json={"startsAt": iso(TOMORROW), "minutes": 15})
+    slot = (await resp.json())["slot"]
+    buyer, headers = await bearer_user(client, "client")
+    await ledger.deposit(pool, client_id=buyer["id"], cents=6000, key="seed")
+    await client.post("/api/webrtc/reader/rates", headers=reader_headers, json={"flatCents": {"15": 4000}})
+    stale = await client.post(f"/api/webrtc/client/slots/{slot['id']}/book",
+                              json={"sessionType": "chat", "expectedCents": 1500}, headers=headers)
+    assert stale.status == 409
+    error = (await stale.json())["error"]
+    assert (error["code"], error["priceCents"]) == ("price_changed", 4000)
+    assert await ledger.balance(pool, buyer["id"]) == 6000
+    unconfirmed = await client.post(f"/api/webrtc/client/slots/{slot['id']}/book", json={"sessionType": "chat"},
+                                    headers=headers)
+    assert unconfirmed.status == 422 and (await unconfirmed.json())["error"]["field"] == "expectedCents"
+    assert await ledger.balance(pool, buyer["id"]) == 6000

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from api.app import create_app
 from billing import ledger
 from billing.split import split
+from config import Settings
 from tests.api.accounts import quick_user
 from tests.api.stream_sockets import SignalingClient
 from tests.relay.endpoints import Endpoint
 
 VIEWERS, GIFTERS, GIFTS_EACH, DEPOSIT = 50, 20, 3, 10_000
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[TestClient]:
+    """The app, with every viewer's connection coming from 127.0.0.1: one address holds them all here."""
+    crowd = replace(settings, stream_participants_per_address=VIEWERS + 1, sockets_per_address=2 * VIEWERS)
+    async with TestClient(TestServer(create_app(crowd), host="127.0.0.1")) as test_client:
+        yield test_client
 
 
 @pytest.mark.slow
@@ -51,7 +63,8 @@ async def test_fifty_viewers_watch_while_twenty_send_gifts_and_every_cent_is_acc
 
         async def gift(headers: dict[str, str], n: int, g: dict) -> int:
             resp = await client.post(f"/api/streams/{stream['id']}/gifts",
-                                     json={"giftId": g["id"], "requestId": f"load-{n}"}, headers=headers)
+                                     json={"giftId": g["id"], "requestId": f"load-{n}",
+                                           "expectedCents": g["priceCents"]}, headers=headers)
             assert resp.status == 201, await resp.text()
             return int(g["priceCents"])
 

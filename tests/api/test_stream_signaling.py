@@ -63,7 +63,8 @@ async def test_a_gift_reaches_everyone_on_the_stream_with_the_new_leaderboard(cl
         await ws.join_stream(stream["id"])
     gifts = (await (await client.get("/api/gifts", headers=ah)).json())["gifts"]
     resp = await client.post(f"/api/streams/{stream['id']}/gifts",
-                             json={"giftId": gifts[0]["id"], "requestId": "hello"}, headers=ah)
+                             json={"giftId": gifts[0]["id"], "requestId": "hello",
+                                   "expectedCents": gifts[0]["priceCents"]}, headers=ah)
     assert resp.status == 201
     for ws in sockets:
         gift = await ws.wait("gift")
@@ -72,8 +73,8 @@ async def test_a_gift_reaches_everyone_on_the_stream_with_the_new_leaderboard(cl
         state = await ws.wait("stream-state", lambda m: bool(m["leaderboard"]))
         assert state["leaderboard"][0]["displayName"] == "Ann"
     # A retry of the same gift is not shown twice.
-    await client.post(f"/api/streams/{stream['id']}/gifts", json={"giftId": gifts[0]["id"], "requestId": "hello"},
-                      headers=ah)
+    await client.post(f"/api/streams/{stream['id']}/gifts", json={"giftId": gifts[0]["id"], "requestId": "hello",
+                                                                  "expectedCents": gifts[0]["priceCents"]}, headers=ah)
     await sockets[2].send({"type": "ping"})
     await sockets[2].wait("pong")
     assert len(sockets[2].of_type("gift")) == 1
@@ -184,6 +185,26 @@ async def test_an_abandoned_stream_ends_after_the_grace_period(settings: Setting
         await reader_ws.close()
         await ann_ws.wait("stream-state", lambda m: m["status"] == "ended", timeout=10)
         assert await pool.fetchval("SELECT status FROM streams WHERE id = $1", stream["id"]) == "ended"
+        assert await pool.fetchval("SELECT status FROM reader_availability WHERE reader_id = $1",
+                                   stream["readerId"]) == "offline", "the reader left: not online any more"
+        await ann_ws.close()
+
+
+async def test_a_stream_whose_publisher_never_joins_ends_and_the_reader_goes_offline(settings: Settings,
+                                                                                    pool: asyncpg.Pool) -> None:
+    app = create_app(replace(settings, grace_seconds=1))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        reader, _, stream = await live(client)  # created over REST; nobody ever joins it
+        _, ah = await viewer(client, pool, "Ann")
+        ann_ws = await SignalingClient.connect(client, ah)
+        await ann_ws.join_stream(stream["id"])
+        await ann_ws.wait("stream-state", lambda m: m["status"] == "ended", timeout=10)
+        assert await pool.fetchval("SELECT status FROM streams WHERE id = $1", stream["id"]) == "ended"
+        availability = await pool.fetchrow("SELECT status, chosen_status FROM reader_availability"
+                                           " WHERE reader_id = $1", reader["id"])
+        assert tuple(availability) == ("offline", "offline")
+        readers = (await (await client.get("/api/webrtc/client/available-readers", headers=ah)).json())["readers"]
+        assert reader["id"] not in {r["id"] for r in readers}
         await ann_ws.close()
 
 
@@ -212,7 +233,7 @@ async def test_a_viewer_asks_the_streaming_reader_for_a_private_reading(client: 
     reader_ws = await SignalingClient.connect(client, rh)
     await reader_ws.join_stream(stream["id"])
     resp = await client.post("/api/webrtc/client/request-session",
-                             json={"readerId": reader["id"], "sessionType": "video"}, headers=ah)
+                             json={"readerId": reader["id"], "sessionType": "video", "expectedCents": 200}, headers=ah)
     assert resp.status == 201, await resp.text()
     note = await reader_ws.wait("notification", lambda m: m["kind"] == "session-requested")
     assert note

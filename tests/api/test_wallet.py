@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -121,3 +122,32 @@ async def test_add_funds_needs_the_csrf_token_with_a_cookie(client: TestClient) 
     await login(client, user["email"])
     resp = await client.post("/api/webrtc/client/add-funds", json={"amountCents": 1000})
     assert resp.status == 403 and (await resp.json())["error"]["code"] == "csrf_failed"
+
+
+async def test_add_funds_is_rate_limited_per_client_even_when_the_calls_come_at_once(
+        paying_client: TestClient, settings: Settings, pool: asyncpg.Pool) -> None:
+    _, headers = await bearer_user(paying_client, "client")
+    _, other = await bearer_user(paying_client, "client")
+    responses = await asyncio.gather(*(paying_client.post("/api/webrtc/client/add-funds", json={"amountCents": 1000},
+                                                          headers=headers) for _ in range(20)))
+    statuses = sorted(r.status for r in responses)
+    limit = settings.add_funds_rate_limit
+    assert statuses == [200] * limit + [429] * (20 - limit)
+    refused = next(r for r in responses if r.status == 429)
+    assert (await refused.json())["error"]["code"] == "rate_limited" and "Retry-After" in refused.headers
+    assert await pool.fetchval("SELECT count(*) FROM stripe_checkouts") == limit
+    resp = await paying_client.post("/api/webrtc/client/add-funds", json={"amountCents": 1000}, headers=other)
+    assert resp.status == 200, "another client has their own limit"
+
+
+async def test_add_funds_is_rate_limited_per_address_across_clients(paying_client: TestClient,
+                                                                    settings: Settings) -> None:
+    per_address = 4 * settings.add_funds_rate_limit
+    statuses = []
+    for _ in range(per_address // settings.add_funds_rate_limit + 1):
+        _, headers = await bearer_user(paying_client, "client")
+        for _ in range(settings.add_funds_rate_limit):
+            resp = await paying_client.post("/api/webrtc/client/add-funds", json={"amountCents": 1000},
+                                            headers=headers)
+            statuses.append(resp.status)
+    assert statuses.count(200) == per_address and set(statuses[per_address:]) == {429}

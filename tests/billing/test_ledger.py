@@ -249,6 +249,28 @@ async def test_a_dispute_on_spent_money_books_what_cannot_be_recovered_as_platfo
     await assert_ledger_invariants(pool)
 
 
+async def test_a_deposit_is_never_taken_back_beyond_its_amount(pool: asyncpg.Pool) -> None:
+    client = await make_user(pool)
+    await ledger.deposit(pool, client_id=client, cents=1000, key="d", ref="pi_1")
+    await ledger.withdraw_deposit(pool, client_id=client, cents=600, key="refund", kind="stripe_refund",
+                                  ref="ch_1", original_key="d")
+    with pytest.raises(RefundTooLarge, match="only 400 cents"):
+        await ledger.withdraw_deposit(pool, client_id=client, cents=1000, key="dispute", kind="dispute",
+                                      ref="dp_1", original_key="d")
+    held = await ledger.withdraw_deposit(pool, client_id=client, cents=400, key="dispute", kind="dispute",
+                                         ref="dp_1", original_key="d")
+    assert await ledger.balance(pool, client) == 0
+    # A reinstated dispute no longer counts as taken back.
+    await ledger.reverse(pool, original_key=held.key, key="dispute:won")
+    deposit_id = await pool.fetchval("SELECT id FROM ledger_transactions WHERE key = 'd'")
+    assert await ledger.withdrawn(pool, deposit_id) == {"dispute": 0, "stripe_refund": 600}
+    with pytest.raises(UnknownTransaction):
+        other = await make_user(pool)
+        await ledger.withdraw_deposit(pool, client_id=other, cents=1, key="x", kind="dispute", ref=None,
+                                      original_key="d")
+    await assert_ledger_invariants(pool)
+
+
 # -- the database guards the rules too -------------------------------------------------------------------
 
 async def test_the_database_refuses_an_unbalanced_transaction(pool: asyncpg.Pool) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from config import SettingsError, load_settings
@@ -41,6 +43,9 @@ def test_ice_servers_json_and_turn_variables_are_combined() -> None:
     ({"SOULSEER_EVENT_LOOP": "trio"}, "SOULSEER_EVENT_LOOP"),
     ({"SOULSEER_MAX_RELAY_LOOP_LAG_MS": "-1"}, "SOULSEER_MAX_RELAY_LOOP_LAG_MS"),
     ({"SOULSEER_RELAY_SHED_LAG_MS": "soon"}, "SOULSEER_RELAY_SHED_LAG_MS"),
+    ({"SOULSEER_TRUSTED_PROXIES": "10.0.0.1, proxy.example"}, "SOULSEER_TRUSTED_PROXIES"),
+    ({"SOULSEER_MAX_PARTICIPANTS": "10", "SOULSEER_RESERVED_READING_PARTICIPANTS": "10"},
+     "SOULSEER_RESERVED_READING_PARTICIPANTS"),
 ])
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError) as caught:
@@ -58,3 +63,12 @@ def test_settings_are_immutable() -> None:
 def test_https_public_url_makes_cookies_secure() -> None:
     assert load_settings({"SOULSEER_PUBLIC_URL": "https://soulseer.example.test"}).secure_cookies
     assert not load_settings({}).secure_cookies
+
+
+def test_trusted_proxies_are_addresses_or_networks_and_the_reading_reserve_follows_the_cap() -> None:
+    settings = load_settings({"SOULSEER_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1",
+                              "SOULSEER_MAX_PARTICIPANTS": "12"})
+    assert settings.trusted_proxies == (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8"),
+                                        ipaddress.ip_network("::1/128"))
+    assert settings.reserved_reading_participants == 2
+    assert load_settings({}).reserved_reading_participants == 50

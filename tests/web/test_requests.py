@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from tests.web.conftest import Console, shot
+from tests.web.pages_setup import post
 from tests.web.reading_steps import funded_client, ready_reader
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -59,6 +61,38 @@ async def test_an_unanswered_request_expires_with_a_clear_message(browser: Brows
     await expect(client.page.get_by_role("heading", name="The request expired")).to_be_visible(timeout=15_000)
     await expect(client.page.get_by_text("Luna Hart didn't answer in time.")).to_be_visible()
     await expect(reader.page.locator("[data-incoming]")).to_be_hidden()
+    assert console.violations() == []
+    await client.context.close()
+    await reader.context.close()
+
+
+async def test_a_rate_raised_after_the_page_showed_it_is_refused_and_the_new_rate_shown(
+        browser: Browser, server: TestServer, database_url: str) -> None:
+    console = Console()
+    reader = await ready_reader(browser, server, console)
+    client = await funded_client(browser, server, console, database_url)
+    await client.page.goto("/")
+    card = client.page.locator(f'[data-reader-id="{reader.user["id"]}"]')
+    await expect(card.locator('[data-rate-for="chat"]')).to_have_text("$0.99/min")
+    # While the client looks at $0.99, the reader raises the chat rate.
+    await post(reader.context, reader.user, "/api/webrtc/reader/rates", {"chatCents": 240})
+
+    await card.get_by_role("button", name="Start chat").click()
+    await expect(card.locator("[data-card-error]")).to_have_text(
+        "The price changed: a chat reading now costs $2.40/min (you saw $0.99/min). Nothing was charged."
+        " Press Start chat again to start at the new rate.")
+    await expect(card.locator('[data-rate-for="chat"]')).to_have_text("$2.40/min")
+    await shot(client.page, "home-price-changed")
+    assert client.page.url.endswith("/")
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM rtc_sessions") == 0
+        # Pressing again is accepting the new rate: the request is made at it.
+        await card.get_by_role("button", name="Start chat").click()
+        await expect(client.page.get_by_role("heading", name="Waiting for Luna Hart to accept")).to_be_visible()
+        assert await conn.fetchval("SELECT rate_cents FROM rtc_sessions") == 240
+    finally:
+        await conn.close()
     assert console.violations() == []
     await client.context.close()
     await reader.context.close()

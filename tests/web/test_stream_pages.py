@@ -107,3 +107,30 @@ async def test_a_paid_message_and_its_free_answer(browser: Browser, server: Test
     assert console.violations() == []
     await client.context.close()
     await reader.context.close()
+
+
+async def test_a_message_price_raised_while_writing_is_refused_and_the_new_price_shown(
+        browser: Browser, server: TestServer, database_url: str) -> None:
+    console = Console()
+    context, user = await signed_in(browser, server, "reader", "Orion Vale", media=False)
+    reader = Party(context, console.watch(await context.new_page()), user)
+    await post(reader.context, user, "/api/webrtc/reader/rates", {"messageCents": 250})
+    client = await funded_client(browser, server, console, database_url, name="Grace Hopper", cents=1000,
+                                 media=False)
+    await client.page.goto(f"/messages?reader={user['id']}")
+    await expect(client.page.locator("[data-price]")).to_contain_text("Each message costs $2.50")
+    await post(reader.context, user, "/api/webrtc/reader/rates", {"messageCents": 400})
+    await client.page.get_by_label("Your message").fill("Is this a good month to change jobs?")
+    await client.page.get_by_role("button", name="Send").click()
+    await expect(client.page.locator("[data-message-error]")).to_have_text(
+        "The price changed: a message to Orion Vale now costs $4.00 (you saw $2.50). Nothing was charged."
+        " Press Send again to send it at the new price.")
+    await expect(client.page.locator("[data-price]")).to_contain_text("Each message costs $4.00")
+    await expect(client.page.locator("[data-nav-balance]")).to_have_text("$10.00")
+    await client.page.get_by_role("button", name="Send").click()
+    await client.page.wait_for_url("**/messages/*")
+    await expect(client.page.locator("[data-messages]")).to_contain_text("Is this a good month")
+    await expect(client.page.locator("[data-nav-balance]")).to_have_text("$6.00")
+    assert console.violations() == []
+    await client.context.close()
+    await reader.context.close()

@@ -1,13 +1,15 @@
 // Calls to SoulSeer's REST API from a page: JSON in and out, the login's CSRF token on every write,
-// and errors as ApiError values carrying the API's {code, message, field}.
+// and errors as ApiError values carrying the API's {code, message, field} and the rest of its error object
+// (e.g. price_changed's priceCents) as `details`.
 
 export class ApiError extends Error {
-  constructor(status, code, message, field) {
+  constructor(status, code, message, field, details) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.field = field ?? null;
+    this.details = details ?? {};
   }
 }
 
@@ -43,7 +45,7 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   if (!response.ok) {
     const error = payload?.error ?? {};
     throw new ApiError(response.status, error.code ?? "error",
-      error.message ?? `Something went wrong (${response.status}).`, error.field);
+      error.message ?? `Something went wrong (${response.status}).`, error.field, error);
   }
   return payload;
 }

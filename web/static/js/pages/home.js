@@ -1,6 +1,8 @@
-// Home: a client starts a chat, audio or video reading with an online reader.
+// Home: a client starts a chat, audio or video reading with an online reader, at the rate the card shows.
 import { api } from "../api.js";
+import { money } from "../format.js";
 import { pageData } from "../layout.js";
+import { PRICE_CHANGED, priceChangedText } from "../prices.js";
 
 const data = pageData();
 
@@ -10,6 +12,20 @@ const EXPLAIN = {
   reader_offline: "This reader has just gone offline.",
   reader_busy: "This reader is in another reading right now.",
 };
+
+// The card shows the reader's new rate; the next press of the button confirms it.
+function showRate(card, button, cents) {
+  const kind = button.dataset.start;
+  button.dataset.rateCents = String(cents);
+  const name = card.querySelector("h3")?.textContent ?? "this reader";
+  button.setAttribute("aria-label", `Start ${kind} reading with ${name}, ${money(cents)} per minute`);
+  const shown = card.querySelector(`[data-rate-for="${CSS.escape(kind)}"]`);
+  if (shown) {
+    const unit = document.createElement("small");
+    unit.textContent = "/min";
+    shown.replaceChildren(money(cents), unit);
+  }
+}
 
 for (const card of document.querySelectorAll("[data-reader-id]")) {
   const errorSlot = card.querySelector("[data-card-error]");
@@ -22,12 +38,20 @@ for (const card of document.querySelectorAll("[data-reader-id]")) {
       try {
         const { session } = await api("/api/webrtc/client/request-session", {
           method: "POST",
-          body: { readerId: card.dataset.readerId, sessionType: button.dataset.start },
+          body: { readerId: card.dataset.readerId, sessionType: button.dataset.start,
+                  expectedCents: Number(button.dataset.rateCents) },
         });
         window.location.assign(`/readings/${encodeURIComponent(session.id)}`);
       } catch (error) {
         for (const b of buttons) b.disabled = false;
+        if (error.code === PRICE_CHANGED) showRate(card, button, error.details.priceCents);
         if (!errorSlot) return;
+        if (error.code === PRICE_CHANGED) {
+          errorSlot.textContent = priceChangedText(error, {
+            what: `a ${button.dataset.start} reading`, per: "/min",
+            again: `Press Start ${button.dataset.start} again to start at the new rate.` });
+          return;
+        }
         errorSlot.textContent = EXPLAIN[error.code] ?? error.message;
         if (error.status === 402 || error.code === "insufficient_funds" || /balance|funds/i.test(error.message)) {
           const link = document.createElement("a");

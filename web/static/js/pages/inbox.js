@@ -3,6 +3,7 @@
 import { api } from "../api.js";
 import { money } from "../format.js";
 import { pageData, setNavBalance } from "../layout.js";
+import { PRICE_CHANGED, priceChangedText } from "../prices.js";
 
 const data = pageData();
 const me = data.user?.id;
@@ -16,6 +17,7 @@ const form = document.querySelector("[data-message-form]");
 const error = document.querySelector("[data-message-error]");
 let threadId = data.threadId;
 let pendingRequest = null; // the message being sent, kept with its request id until it is sent
+let shownPrice = null; // what this page told the client a message costs: what they confirm when sending
 
 const ERRORS = {
   insufficient_funds: "Your balance doesn't cover this message.",
@@ -82,6 +84,7 @@ async function loadThread() {
 
 function showPrice(cents) {
   if (data.user?.role !== "client" || cents === null || cents === undefined) return;
+  shownPrice = cents;
   price.hidden = false;
   price.textContent = cents
     ? `Each message costs ${money(cents)}, charged when sent; refunded if not answered within ${data.refundHours} hours.`
@@ -99,9 +102,11 @@ form.addEventListener("submit", async (event) => {
   if (pendingRequest.body !== body) pendingRequest = { body, id: crypto.randomUUID() };
   const requestId = pendingRequest.id;
   form.querySelector("button").disabled = true;
+  // A client confirms the price shown (0 when the reader charges nothing); a reader's answers are free.
+  const confirmed = data.user?.role === "client" ? { expectedCents: shownPrice ?? 0 } : {};
   try {
     // One request id per message typed: a retry after a network blip cannot pay twice.
-    const sent = await api("/api/messages", { method: "POST", body: { ...target, body, requestId } });
+    const sent = await api("/api/messages", { method: "POST", body: { ...target, body, requestId, ...confirmed } });
     input.value = "";
     pendingRequest = null;
     if (!threadId) {
@@ -116,6 +121,12 @@ form.addEventListener("submit", async (event) => {
     }
     await loadThreads();
   } catch (failure) {
+    if (failure.code === PRICE_CHANGED) {
+      showPrice(failure.details.priceCents);
+      error.textContent = priceChangedText(failure, {
+        what: `a message to ${title.textContent}`, again: "Press Send again to send it at the new price." });
+      return;
+    }
     error.textContent = ERRORS[failure.code] ?? failure.message;
     if (failure.code === "insufficient_funds") {
       const link = document.createElement("a");

@@ -4,6 +4,7 @@ import { api } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { money } from "../format.js";
 import { pageData, setNavBalance } from "../layout.js";
+import { PRICE_CHANGED, priceChangedText } from "../prices.js";
 import { StreamClient } from "../stream-client.js";
 import { StreamView, showConnection, wireChat } from "../stream-view.js";
 
@@ -72,9 +73,20 @@ for (const button of root.querySelectorAll("[data-gift-id]")) {
     const requestId = crypto.randomUUID();
     try {
       const { balanceCents } = await api(`/api/streams/${encodeURIComponent(data.stream.id)}/gifts`, {
-        method: "POST", body: { giftId: button.dataset.giftId, requestId } });
+        method: "POST",
+        body: { giftId: button.dataset.giftId, requestId, expectedCents: Number(button.dataset.priceCents) } });
       if (Number.isInteger(balanceCents)) setNavBalance(balanceCents, money);
     } catch (error) {
+      if (error.code === PRICE_CHANGED) {
+        // The button shows the new price; sending it again accepts that price.
+        const name = button.dataset.giftName;
+        button.dataset.priceCents = String(error.details.priceCents);
+        button.setAttribute("aria-label", `Send ${name} for ${money(error.details.priceCents)}`);
+        const shown = button.querySelector(".gift-price");
+        if (shown) shown.textContent = money(error.details.priceCents);
+        giftError.textContent = priceChangedText(error, { what: name, again: "Send it again to pay the new price." });
+        return;
+      }
       giftError.textContent = GIFT_ERRORS[error.code] ?? error.message;
       if (error.code === "insufficient_funds") {
         const link = document.createElement("a");
@@ -97,12 +109,20 @@ for (const button of root.querySelectorAll("[data-start]")) {
     button.disabled = true;
     try {
       const { session } = await api(endpoints.requestSession, {
-        method: "POST", body: { readerId: data.stream.readerId, sessionType: button.dataset.start } });
+        method: "POST", body: { readerId: data.stream.readerId, sessionType: button.dataset.start,
+                                expectedCents: Number(button.dataset.rateCents) } });
       client.leave();
       window.location.assign(`/readings/${encodeURIComponent(session.id)}`);
     } catch (error) {
-      startError.textContent = error.code === "insufficient_funds"
-        ? "Your balance doesn't cover a first minute with this reader." : error.message;
+      if (error.code === PRICE_CHANGED) {
+        button.dataset.rateCents = String(error.details.priceCents);
+        button.textContent = `${button.dataset.label} · ${money(error.details.priceCents)}/min`;
+        startError.textContent = priceChangedText(error, {
+          what: `a ${button.dataset.start} reading`, per: "/min", again: "Press it again to start at the new rate." });
+      } else {
+        startError.textContent = error.code === "insufficient_funds"
+          ? "Your balance doesn't cover a first minute with this reader." : error.message;
+      }
       button.disabled = false;
     }
   });
