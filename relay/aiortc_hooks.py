@@ -31,14 +31,17 @@ forwards encoded media, so it meets aiortc (and asyncio) at eight private seams 
    ``StunProtocol.send_data``) ending in one ``transport.sendto``. :func:`direct_rtp_loop` lets
    the relay write a subscriber's packets itself, synchronously, while its source fans a frame out:
    :class:`DirectPath` holds the end of that chain (the DTLS transport's ``_tx_srtp`` session, the
-   nominated pair's datagram transport and address), replaces ``__rtp_history`` with a
-   :class:`RawHistory` that keeps packets as bytes and parses one only when a NACK asks for it, and
-   keeps the SR counters and transport stats as aiortc's loop would. aiortc still owns the sender's
-   RTCP (SR, NACK, PLI, RR), the negotiation and the teardown.
-   The packets of a frame are SRTP-protected in place, side by side in one buffer, through
-   pylibsrtp's C binding (``Session._srtp``; :class:`SrtpWire`), and written to a duplicate of the
-   pair's socket: a run of equal-sized packets goes out in one ``sendmsg`` with UDP generic
-   segmentation offload (``UDP_SEGMENT``, Linux >= 4.18) where the kernel accepts it.
+   nominated pair's datagram transport and address) and opens the relay's *writer* on it
+   (``relay.wire``: compiled from ``relay/_wire.c``, or its Python twin). The sender's
+   ``__rtp_history`` becomes a :class:`RawHistory` that asks the writer for a packet only when a NACK
+   does, and the sender's and transport's counters are read from the writer (:class:`CountedSender`,
+   :class:`CountedDtlsTransport`). aiortc still owns the sender's RTCP (SR, NACK, PLI, RR), the
+   negotiation and the teardown; audio senders' SRs go out at libwebrtc's 5 s (:func:`report_every`).
+   The packets of a frame are SRTP-protected in place, side by side in one buffer, through libsrtp's
+   ``srtp_protect`` (the compiled writer calls it through the pointer :func:`srtp_handles` takes from
+   pylibsrtp's binding; the Python writer through the binding, :class:`SrtpWire`), and written to a
+   duplicate of the pair's socket: a run of equal-sized packets goes out as one message with UDP
+   generic segmentation offload (``UDP_SEGMENT``, Linux >= 4.18) where the kernel accepts it.
 7. aioice checks consent freshness every 5 s and gives up after 6 failures (~30 s). Billing needs a
    dead peer noticed in seconds, so :func:`watch_consent` installs a per-connection check with our
    own interval, reporting lost and regained consent.

@@ -121,16 +121,18 @@ class Sheddable(Protocol):
 class Shedder:
     """Sends some video subscribers keyframes only while the loop lags, and lets them back when it no longer does.
 
-    Every ``interval`` seconds: at ``high`` lag or more, a further ``step`` of the full-rate subscribers (at least
-    one; the newest first) is shed; at ``low`` or less, the subscribers shed for at least ``hold`` seconds are
-    restored a ``step`` at a time (the oldest first), so the load comes back gradually.
+    Every ``interval`` seconds: once the loop has been overloaded at ``high`` lag or more for ``persist`` seconds
+    running (a burst of joins passes sooner; a forwarding load past capacity does not), a further ``step`` of the
+    full-rate subscribers (at least one; the newest first) is shed at each tick; at ``low`` or less, or with the
+    loop's thread no longer busy, the subscribers shed for at least ``hold`` seconds are restored a ``step`` at a
+    time (the oldest first), so the load comes back gradually.
 
     :param subscribers: the current video subscribers (called at each tick).
     """
 
     def __init__(self, monitor: LoopMonitor, subscribers: Callable[[], Iterable[Sheddable]], *,
                  interval: float = 0.5, high: float = 0.06, low: float = 0.015, step: float = 0.1,
-                 hold: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 hold: float = 5.0, persist: float = 2.0, clock: Callable[[], float] = time.monotonic,
                  on_change: Callable[[int], None] | None = None) -> None:
         self._monitor = monitor
         self._subscribers = subscribers
@@ -138,6 +140,8 @@ class Shedder:
         self.high, self.low = high, low
         self._step = step
         self._hold = hold
+        self._persist = persist
+        self._overloaded_since: float | None = None
         self._clock = clock
         self._on_change = on_change
         self._shed_at: dict[Sheddable, float] = {}
@@ -165,7 +169,12 @@ class Shedder:
             del self._shed_at[gone]
         lag = self._monitor.lag()
         changed = 0
-        if self._monitor.overloaded(self.high):
+        overloaded = self._monitor.overloaded(self.high)
+        if not overloaded:
+            self._overloaded_since = None
+        elif self._overloaded_since is None:
+            self._overloaded_since = now
+        if overloaded and self._overloaded_since is not None and now - self._overloaded_since >= self._persist:
             full = sorted((s for s in current if not s.keyframes_only), key=lambda s: s.created_at, reverse=True)
             for subscriber in full[: max(1, int(len(current) * self._step))]:
                 subscriber.shed()

@@ -66,7 +66,10 @@ def test_shedder_sends_the_newest_viewers_keyframes_only_while_overloaded_and_re
     clock = Clock()
     monitor = LoopMonitor(max_lag=0.03, min_cpu=0.5, clock=clock)
     viewers = [FakeSubscriber(created_at=float(i)) for i in range(20)]
-    shedder = Shedder(monitor, lambda: viewers, high=0.06, low=0.015, step=0.1, hold=10.0, clock=clock)
+    shedder = Shedder(monitor, lambda: viewers, high=0.06, low=0.015, step=0.1, hold=10.0, persist=2.0, clock=clock)
+    feed(monitor, clock, lag=0.08, cpu_share=1.0)
+    shedder.tick()
+    assert shedder.shed_count == 0, "an overload shorter than `persist` (a burst of joins) sheds nothing"
     feed(monitor, clock, lag=0.08, cpu_share=1.0)
     shedder.tick()
     assert [v.created_at for v in viewers if v.keyframes_only] == [18.0, 19.0]
