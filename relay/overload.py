@@ -90,9 +90,10 @@ class LoopMonitor:
         (start, _, cpu_start), (end, _, cpu_end) = self._samples[0], self._samples[-1]
         return (cpu_end - cpu_start) / (end - start) if end > start else 0.0
 
-    def overloaded(self, lag: float) -> bool:
-        """Whether the loop is ``lag`` seconds late (see :meth:`lag`) because of its own work."""
-        return self.lag() >= lag and self.cpu() >= self.min_cpu
+    def overloaded(self, lag: float, min_cpu: float | None = None) -> bool:
+        """Whether the loop is ``lag`` seconds late (see :meth:`lag`) because of its own work: its thread uses at
+        least ``min_cpu`` (default :attr:`min_cpu`) of a core."""
+        return self.lag() >= lag and self.cpu() >= (self.min_cpu if min_cpu is None else min_cpu)
 
     @property
     def busy(self) -> bool:
@@ -125,15 +126,16 @@ class Shedder:
     running (a burst of joins passes sooner; a forwarding load past capacity does not), a further ``step`` of the
     full-rate subscribers (at least one; the newest first) is shed at each tick; at ``low`` or less, or with the
     loop's thread no longer busy, the subscribers shed for at least ``hold`` seconds are restored a ``step`` at a
-    time (the oldest first), so the load comes back gradually.
+    time (the oldest first), so the load comes back gradually. Shedding needs the loop's thread near a full core
+    (``min_cpu``, 0.8): a relay late only because the machine is busy with other processes gains little from it.
 
     :param subscribers: the current video subscribers (called at each tick).
     """
 
     def __init__(self, monitor: LoopMonitor, subscribers: Callable[[], Iterable[Sheddable]], *,
                  interval: float = 0.5, high: float = 0.06, low: float = 0.015, step: float = 0.1,
-                 hold: float = 5.0, persist: float = 2.0, clock: Callable[[], float] = time.monotonic,
-                 on_change: Callable[[int], None] | None = None) -> None:
+                 hold: float = 5.0, persist: float = 2.0, min_cpu: float = 0.8,
+                 clock: Callable[[], float] = time.monotonic, on_change: Callable[[int], None] | None = None) -> None:
         self._monitor = monitor
         self._subscribers = subscribers
         self._interval = interval
@@ -141,6 +143,7 @@ class Shedder:
         self._step = step
         self._hold = hold
         self._persist = persist
+        self._min_cpu = min_cpu
         self._overloaded_since: float | None = None
         self._clock = clock
         self._on_change = on_change
@@ -169,7 +172,7 @@ class Shedder:
             del self._shed_at[gone]
         lag = self._monitor.lag()
         changed = 0
-        overloaded = self._monitor.overloaded(self.high)
+        overloaded = self._monitor.overloaded(self.high, self._min_cpu)
         if not overloaded:
             self._overloaded_since = None
         elif self._overloaded_since is None:
@@ -183,7 +186,7 @@ class Shedder:
             if changed:
                 logger.warning("relay loop %.0f ms late: %d video subscribers now keyframes only (%d in all)",
                                lag * 1000, changed, len(self._shed_at))
-        elif (lag <= self.low or self._monitor.cpu() < self._monitor.min_cpu) and self._shed_at:
+        elif (lag <= self.low or self._monitor.cpu() < self._min_cpu) and self._shed_at:
             due = sorted((s for s, at in self._shed_at.items() if now - at >= self._hold), key=lambda s: s.created_at)
             for subscriber in due[: max(1, int(len(current) * self._step))]:
                 subscriber.restore()
