@@ -272,6 +272,13 @@ _SEGMENT_OPTION = struct.Struct("=H")
 _gso = [hasattr(socket, "SOL_UDP")]  # cleared, for the process, by the first refusal
 
 
+def allow_gso(enabled: bool) -> bool:
+    """Allow or forbid UDP GSO in :class:`SrtpWire` (tests); returns the previous setting."""
+    previous = _gso[0]
+    _gso[0] = enabled
+    return previous
+
+
 class SrtpWire:
     """Protects a frame's RTP packets in one buffer and writes them to one UDP peer.
 

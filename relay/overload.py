@@ -143,7 +143,7 @@ class Shedder:
         self._step = step
         self._hold = hold
         self._persist = persist
-        self._min_cpu = min_cpu
+        self.min_cpu = min_cpu
         self._overloaded_since: float | None = None
         self._clock = clock
         self._on_change = on_change
@@ -172,7 +172,7 @@ class Shedder:
             del self._shed_at[gone]
         lag = self._monitor.lag()
         changed = 0
-        overloaded = self._monitor.overloaded(self.high, self._min_cpu)
+        overloaded = self._monitor.overloaded(self.high, self.min_cpu)
         if not overloaded:
             self._overloaded_since = None
         elif self._overloaded_since is None:
@@ -186,7 +186,7 @@ class Shedder:
             if changed:
                 logger.warning("relay loop %.0f ms late: %d video subscribers now keyframes only (%d in all)",
                                lag * 1000, changed, len(self._shed_at))
-        elif (lag <= self.low or self._monitor.cpu() < self._min_cpu) and self._shed_at:
+        elif (lag <= self.low or self._monitor.cpu() < self.min_cpu) and self._shed_at:
             due = sorted((s for s, at in self._shed_at.items() if now - at >= self._hold), key=lambda s: s.created_at)
             for subscriber in due[: max(1, int(len(current) * self._step))]:
                 subscriber.restore()

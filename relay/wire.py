@@ -201,10 +201,9 @@ def wire_kind(name: str | None = None) -> WireKind:
 
 def set_gso(enabled: bool) -> tuple[bool, bool]:
     """Allow or forbid UDP GSO in both writers (tests); returns the previous (python, compiled) values."""
-    from relay import aiortc_hooks
+    from relay.aiortc_hooks import allow_gso
 
-    previous_python = aiortc_hooks._gso[0]
-    aiortc_hooks._gso[0] = enabled
+    previous_python = allow_gso(enabled)
     previous_compiled = previous_python
     if COMPILED is not None:
         from relay import _wire  # type: ignore[attr-defined]

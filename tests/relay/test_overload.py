@@ -171,7 +171,7 @@ async def test_newcomers_are_refused_while_the_loop_lags_and_the_publisher_and_v
     # itself is covered by test_the_loop_is_overloaded_when_it_is_late_and_its_own_thread_is_busy.
     relay.loop_monitor.min_cpu = 0.1
     assert relay._shedder is not None
-    relay._shedder._min_cpu = 0.1
+    relay._shedder.min_cpu = 0.1
     stop = asyncio.Event()
     try:
         publisher = endpoints("publisher", send=("video",), receive=(), data_channel=False)
