@@ -486,6 +486,9 @@ async def run_viewers(relay_url: str, prefix: str, probes: int, watch: Any = Non
             joined = await asyncio.gather(*(join(v) for v in group))
             viewers.extend(v for v, ok in zip(group, joined, strict=True) if ok)
         new = [v for v in new if v in viewers]
+        if not new:  # every one refused
+            return {"ttff": [], "no_frame": 0, "waited": FIRST_FRAME_TIMEOUT, "refused": len(refused),
+                    "why": sorted(set(refused))[:3]}
         waits = [asyncio.ensure_future(v.wait_first_frame()) for v in new]
         done, pending = await asyncio.wait(waits, timeout=FIRST_FRAME_TIMEOUT)
         for wait in pending:
