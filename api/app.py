@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -29,7 +30,7 @@ from api import (
     wallet,
     webhooks,
 )
-from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, REGISTRY, RELAY, SETTINGS, STRIPE
+from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, NODE_ID, REGISTRY, RELAY, SETTINGS, STRIPE
 from api.database import Database
 from api.http_metrics import HttpMetrics
 from api.live_readings import LIVE_READINGS, LiveReadings
@@ -39,6 +40,7 @@ from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
 from config import Settings
 from relay import Relay
+from relay.ice import CandidatePolicy
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     registry = CollectorRegistry()
     app[SETTINGS] = settings
+    app[NODE_ID] = str(uuid.uuid4())
     app[REGISTRY] = registry
     app[HTTP_METRICS] = HttpMetrics(registry)
     app[DATABASE] = Database(settings)
@@ -66,7 +69,8 @@ def create_app(settings: Settings) -> web.Application:
                        max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry,
                        max_cpu=settings.max_relay_cpu_percent / 100 if settings.max_relay_cpu_percent else None,
                        max_loop_lag=settings.max_relay_loop_lag_ms / 1000 if settings.max_relay_loop_lag_ms else None,
-                       shed_lag=settings.relay_shed_lag_ms / 1000 if settings.relay_shed_lag_ms else None)
+                       shed_lag=settings.relay_shed_lag_ms / 1000 if settings.relay_shed_lag_ms else None,
+                       candidates=CandidatePolicy(allow_private=settings.ice_allow_private_candidates))
     app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
 
     app.cleanup_ctx.append(_database)

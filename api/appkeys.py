@@ -16,6 +16,8 @@ from config import Settings
 from relay import Relay
 
 SETTINGS = web.AppKey("settings", Settings)
+# This node's id: a UUID per ``soulseer serve`` process, the owner named in the leases of its readings.
+NODE_ID = web.AppKey("node_id", str)
 DATABASE = web.AppKey("database", Database)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)

@@ -98,6 +98,7 @@ BILLING_STATUS = {
     "price_changed": 409,
     "refund_exceeds_charge": 409,
     "slot_taken": 409,
+    "lease_lost": 409,
     "rate_not_set": 409,
     "invalid_amount": 422,
     "payments_unavailable": 503,

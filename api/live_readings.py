@@ -1,82 +1,100 @@
-"""The readings running on this node: their runtimes, the relay's events routed to them, expiry and recovery.
+"""The readings running on this node: their runtimes and leases, the relay's events routed to them, the sweep.
 
 One :class:`LiveReadings` per app (``app[LIVE_READINGS]``), built in ``create_app``'s clean-up context
 after the relay. It subscribes to the relay's participant events once and routes each to the runtime
-of its room (the room id is the reading id), runs a one-second sweep that expires unanswered requests
-and opens scheduled readings, and at start-up settles the readings a previous process left active.
+of its room (the room id is the reading id). A runtime only ever runs under a lease this node holds
+(:mod:`api.reading_leases`); two loops keep that true:
+
+- the **keeper**, every second, renews in one statement the leases of all the node's runtimes, and stops
+  at once the runtime of any lease found lost;
+- the **sweep**, every second, expires unanswered requests and ADOPTS the readings that should be running
+  and whose lease is free: accepted ones, booked ones whose window opened, and active ones whose owner
+  stopped (this node's previous process, or another node). An adopted reading gets a new runtime under
+  the next epoch, restored from its persisted meter state with nobody connected: if its parties re-join
+  within the grace period it continues (the outage unbilled), otherwise it ends and settles by its rules.
+  A reading with a live runtime here is never adopted, whatever its lease says.
+
+Start-up adopts at once what the previous process left (before the server answers); shut-down hands every
+running reading over (meter state persisted, lease released), so the next process resumes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 from aiohttp import web
 
-from api import notifications, reading_chat, reading_recovery, scheduling
-from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
-from api.reading_runtime import ReadingRuntime
-from api.reading_states import Actor, Event, State
-from api.reading_store import COLUMNS, FROM, apply, fetch, session_json, set_reader_busy
+from api import notifications, reading_leases, scheduling
+from api.appkeys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
+from api.errors import Conflict
+from api.reading_chat import ReadingChat
+from api.reading_runtime import DB_ERRORS, ReadingRuntime
+from api.reading_states import FINAL, Actor, Event, State
+from api.reading_store import apply, fetch, session_json
 from relay import Relay
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
-# A reading whose heartbeat (written every second by its runtime) is older than this was left by a dead
-# process: settled at start-up and by the sweep every RECOVERY_EVERY sweeps (a restart faster than this
-# leaves the reading active for a few seconds more, never unsettled).
-STALE_HEARTBEAT_SECONDS = 5
-RECOVERY_EVERY = 5
+RENEW_SECONDS = 1.0
+HAND_OVER_SECONDS = 10.0
 
 
 class LiveReadings:
     """The node's running readings, keyed by reading id."""
 
-    def __init__(self, app: web.Application, relay: Relay, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, app: web.Application, relay: Relay, *, clock: Callable[[], float] = time.monotonic,
+                 lease_clock: Callable[[], float] = time.monotonic) -> None:
         self._app = app
         self.relay = relay
         self._clock = clock
+        self._lease_clock = lease_clock
         self._runtimes: dict[str, ReadingRuntime] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._starting: dict[str, asyncio.Task[ReadingRuntime | None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self._settings = app[SETTINGS]
+        self.chat = ReadingChat(app, relay, clock=clock)  # readings' chat, from sockets and data channels
+        self.node_id = app[NODE_ID]
 
     @property
     def _pool(self) -> asyncpg.Pool:
         return self._app[DATABASE].pool
 
+    @property
+    def lease_seconds(self) -> float:
+        return float(self._settings.reading_lease_seconds)
+
     # -- life of the registry -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Settle what a previous process left, resume accepted readings, and start routing and sweeping."""
+        """Adopt what a previous process left, and start routing, renewing and sweeping."""
         for event in ("participant-connected", "participant-disconnected", "participant-failed",
                       "participant-closed"):
             self.relay.on(event, self._on_participant)
         self.relay.on("chat-message", self._on_relay_chat)
-        settled = await reading_recovery.settle_interrupted(self._app, older_than=STALE_HEARTBEAT_SECONDS)
-        if settled:
-            log.info("interrupted readings settled", extra={"count": len(settled)})
-        rows = await self._pool.fetch(
-            f"SELECT {COLUMNS} FROM {FROM} WHERE s.status = 'accepted' AND s.mode = 'per_minute'")  # noqa: S608
-        for row in rows:
-            self._spawn(row)
-        self._sweeper = asyncio.create_task(self._sweep_loop(), name="readings sweep")
+        adopted = await self.adopt()
+        if adopted:
+            log.info("readings adopted at start-up", extra={"count": len(adopted), "sessionIds": adopted})
+        self._tasks = [asyncio.create_task(self._keep_loop(), name="reading leases"),
+                       asyncio.create_task(self._sweep_loop(), name="readings sweep")]
 
     async def close(self) -> None:
-        """Stop sweeping and settle every running reading now (reason ``server_shutdown``)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        """Stop sweeping and hand every running reading over: its state persisted, its lease released."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.chat.close()
         runtimes = list(self._runtimes.values())
-        ends = [asyncio.wait_for(rt.end(Actor.SYSTEM, "server_shutdown"), 10) for rt in runtimes]
-        for result in await asyncio.gather(*ends, return_exceptions=True):
+        handed = [asyncio.wait_for(rt.hand_over(), HAND_OVER_SECONDS) for rt in runtimes]
+        for result in await asyncio.gather(*handed, return_exceptions=True):
             if isinstance(result, BaseException):
-                log.warning("reading not settled at shutdown: %s", result)
+                log.warning("reading not handed over at shutdown (its lease will lapse): %s", result)
         for runtime in runtimes:
             await runtime.close()
         self._runtimes.clear()
@@ -95,32 +113,60 @@ class LiveReadings:
     def __len__(self) -> int:
         return len(self._runtimes)
 
-    async def accepted(self, row: asyncpg.Record) -> ReadingRuntime:
-        """A reader accepted: the reading's runtime starts waiting for both participants."""
-        return self.get(str(row["id"])) or self._spawn(row)
+    async def accepted(self, row: asyncpg.Record) -> ReadingRuntime | None:
+        """A reader accepted: the reading's runtime starts (here) waiting for both participants."""
+        return await self.run(str(row["id"]))
 
-    async def ensure(self, row: asyncpg.Record) -> ReadingRuntime | None:
-        """The runtime of an accepted or active reading, started here if this node has none yet."""
-        runtime = self.get(str(row["id"]))
-        if runtime is None and row["status"] == State.ACCEPTED:
-            runtime = self._spawn(row)
-        return runtime
+    async def run(self, session_id: str, *, wait: float = 0.0) -> ReadingRuntime | None:
+        """The reading's runtime on this node: the one running, or a new one under a lease taken now. None if
+        the reading is closed, or another owner's lease is live (waiting up to ``wait`` seconds for it to
+        lapse: an owner that died leaves one for at most the lease's length)."""
+        deadline = self._lease_clock() + wait
+        while True:
+            runtime = self.get(session_id)
+            if runtime is not None:
+                return runtime
+            starting = self._starting.get(session_id)
+            if starting is None:  # one start per reading at a time; concurrent callers share it
+                starting = asyncio.create_task(self._take(session_id), name=f"start reading {session_id}")
+                self._starting[session_id] = starting
+                starting.add_done_callback(functools.partial(self._started, session_id))
+            runtime = await asyncio.shield(starting)
+            if runtime is not None or self._lease_clock() >= deadline:
+                return runtime
+            row = await fetch(self._pool, session_id)
+            if row["status"] not in (State.ACCEPTED, State.ACTIVE):
+                return None
+            await asyncio.sleep(min(0.5, max(0.0, deadline - self._lease_clock())))
 
-    def _spawn(self, row: asyncpg.Record) -> ReadingRuntime:
+    def _started(self, session_id: str, _: asyncio.Task[ReadingRuntime | None]) -> None:
+        self._starting.pop(session_id, None)
+
+    async def _take(self, session_id: str) -> ReadingRuntime | None:
+        sent = self._lease_clock()
+        lease = await reading_leases.acquire(self._pool, session_id, self.node_id, self.lease_seconds)
+        if lease is None:
+            return None
+        row = await fetch(self._pool, session_id)
+        # A reading another owner ran (and left) resumes: restored from its row, nobody connected yet.
+        resumed = lease.taken_from is not None or row["status"] == State.ACTIVE
+        return self._spawn(row, lease, valid_until=sent + self.lease_seconds, resumed=resumed)
+
+    def _spawn(self, row: asyncpg.Record, lease: reading_leases.Lease, *, valid_until: float,
+               resumed: bool) -> ReadingRuntime:
         settings = self._settings
-        if row["mode"] == "scheduled":
-            start_timeout = scheduling.start_timeout(settings, row)
-        else:
-            start_timeout = float(settings.request_expiry_seconds + settings.grace_seconds)
         runtime = ReadingRuntime(
-            row, pool=self._pool, relay_close=self._close_room,
-            deliver=lambda stored: notifications.deliver(self._app, stored),
-            store_notification=notifications.store, start_timeout=start_timeout,
-            grace_seconds=float(settings.grace_seconds), clock=self._clock, on_finished=self._finished,
-            metrics=self._app[BILLING_METRICS],
+            row, lease=lease, lease_valid_until=valid_until, resumed=resumed, pool=self._pool,
+            relay_close=self._close_room, deliver=lambda stored: notifications.deliver(self._app, stored),
+            store_notification=notifications.store,
+            start_timeout=float(settings.request_expiry_seconds + settings.grace_seconds),
+            grace_seconds=float(settings.grace_seconds), policy=scheduling.policy(settings), clock=self._clock,
+            lease_clock=self._lease_clock, on_finished=self._finished, metrics=self._app[BILLING_METRICS],
         )
         self._runtimes[runtime.session_id] = runtime
         runtime.start()
+        log.info("reading running here", extra={"sessionId": runtime.session_id, "epoch": lease.epoch,
+                                                "resumed": resumed, "status": row["status"]})
         return runtime
 
     def _finished(self, runtime: ReadingRuntime) -> None:
@@ -132,22 +178,20 @@ class LiveReadings:
             await self.relay.close_room(session_id)
 
     async def end(self, session_id: str, actor: Actor, reason: str) -> asyncpg.Record:
-        """End a reading wherever it stands: through its runtime when running (it settles), else directly."""
-        runtime = self.get(session_id)
-        if runtime is not None:
-            return await runtime.end(actor, reason)
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await fetch(conn, session_id, lock=True)
-            if row["status"] == State.ACTIVE:
-                # Active with no runtime here: its process died; settle it from its last heartbeat.
-                after, stored = await reading_recovery.settle(conn, session_id, reason, self._app[BILLING_METRICS])
-            else:
+        """End a reading (a participant's REST call or cancel) through its one owner: the runtime here, or
+        one started for it now (an accepted or booked reading, or one whose owner stopped)."""
+        row = await fetch(self._pool, session_id)
+        if row["status"] in FINAL or row["status"] == State.REQUESTED:
+            async with self._pool.acquire() as conn, conn.transaction():  # the state machine says why not
                 _, after = await apply(conn, session_id, Event.END, actor, reason=reason)
-                await set_reader_busy(conn, str(after["reader_id"]), False)
-                stored = [await notifications.store(conn, uid, "session-ended", {"session": session_json(after)})
-                          for uid in (str(after["client_id"]), str(after["reader_id"]))]
-        notifications.deliver(self._app, stored)
-        return after
+            return after
+        runtime = await self.run(session_id, wait=self.lease_seconds + 1)
+        if runtime is None:
+            row = await fetch(self._pool, session_id)
+            if row["status"] in FINAL:
+                return row
+            raise Conflict("this reading is being run by a server right now; try again", code="reading_busy")
+        return await runtime.end(actor, reason)
 
     # -- relay events ----------------------------------------------------------------------------------
 
@@ -172,37 +216,73 @@ class LiveReadings:
         routed = self._route(room_id, participant)
         if routed is not None:
             runtime, role = routed
-            task = asyncio.create_task(reading_chat.post(self._pool, runtime, role, text, relay_it=False))
-            task.add_done_callback(_log_failure)
+            self.chat.from_data_channel(runtime, role, text)
+
+    # -- the keeper ------------------------------------------------------------------------------------
+
+    async def _keep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            try:
+                await self.renew()
+            except DB_ERRORS as exc:
+                # The runtimes fence themselves when their leases run out by their own clock.
+                log.warning("reading leases not renewed: %s", exc)
+
+    async def renew(self) -> None:
+        """Renew every lease the node's runtimes hold; stop the runtimes whose lease was lost."""
+        runtimes = {sid: rt for sid, rt in self._runtimes.items() if not rt.finished.is_set()}
+        if not runtimes:
+            return
+        sent = self._lease_clock()
+        renewed, lost = await reading_leases.renew(self._pool, self.node_id,
+                                                   {sid: rt.lease.epoch for sid, rt in runtimes.items()},
+                                                   self.lease_seconds)
+        for session_id in renewed:
+            runtimes[session_id].lease_renewed(sent + self.lease_seconds)
+        for session_id in lost:
+            if runtimes[session_id].finished.is_set():
+                continue  # it ended meanwhile: that is why the lease is gone
+            log.warning("reading lease lost", extra={"sessionId": session_id,
+                                                     "epoch": runtimes[session_id].lease.epoch})
+            runtimes[session_id].lease_lost()
 
     # -- the sweep -------------------------------------------------------------------------------------
 
     async def _sweep_loop(self) -> None:
-        rounds = 0
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
-            rounds += 1
             try:
                 await self.sweep()
-                if rounds % RECOVERY_EVERY == 0:
-                    await reading_recovery.settle_interrupted(self._app, older_than=STALE_HEARTBEAT_SECONDS)
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 log.warning("readings sweep failed: %s", exc)
 
     async def sweep(self) -> None:
-        """Expire unanswered requests; start the runtimes of scheduled readings whose window opened."""
+        """Expire unanswered requests; adopt the readings that should run and have no owner."""
         ids = await self._pool.fetch(
             "SELECT id FROM rtc_sessions WHERE status = 'requested' AND expires_at <= now() ORDER BY expires_at"
             " LIMIT 200")
         for record in ids:
             await self._expire(str(record["id"]))
-        for row in await scheduling.due(self._pool, self._settings):
-            if self.get(str(row["id"])) is None:
-                self._spawn(row)
+        await self.adopt()
+
+    async def adopt(self) -> list[str]:
+        """Start a runtime for every reading that should be running and whose lease is free, except those
+        running here already. Returns the ids adopted."""
+        candidates = await reading_leases.adoptable(
+            self._pool, early_join_seconds=self._settings.schedule_early_join_seconds)
+        adopted = []
+        for session_id in candidates:
+            if self.get(session_id) is not None:
+                continue  # a live runtime here is the owner, whatever the lease says (it is being renewed)
+            try:
+                if await self.run(session_id) is not None:
+                    adopted.append(session_id)
+            except DB_ERRORS as exc:
+                log.warning("reading not adopted: %s", exc, extra={"sessionId": session_id})
+        return adopted
 
     async def _expire(self, session_id: str) -> None:
-        from api.errors import Conflict
-
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 _, row = await apply(conn, session_id, Event.EXPIRE, Actor.SYSTEM, reason="expired")
@@ -213,11 +293,6 @@ class LiveReadings:
             return  # accepted, declined or cancelled in the meantime
         notifications.deliver(self._app, stored)
         log.info("reading request expired", extra={"sessionId": session_id})
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("relay chat not stored: %s", task.exception())
 
 
 LIVE_READINGS = web.AppKey("live_readings", LiveReadings)

@@ -68,7 +68,7 @@ async def notify(app: web.Application, user_id: str, kind: str, payload: dict[st
 async def list_notifications(request: web.Request) -> web.Response:
     user = await require(request)
     unread = request.query.get("unread", "").lower() in {"1", "true", "yes"}
-    limit = v.integer({"limit": _int_or_none(request.query.get("limit", "50"))}, "limit", low=1, high=200)
+    limit = v.query_int(request, "limit", default=50, low=1, high=200)
     pool = request.app[DATABASE].pool
     rows = await pool.fetch(
         "SELECT id, kind, payload, created_at, read_at FROM notifications WHERE user_id = $1"
@@ -107,13 +107,6 @@ def _public(row: asyncpg.Record) -> dict[str, Any]:
     message = _message(row)
     message.pop("type")
     return message
-
-
-def _int_or_none(raw: str) -> int | str:
-    try:
-        return int(raw)
-    except ValueError:
-        return raw
 
 
 def setup(app: web.Application) -> None:

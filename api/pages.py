@@ -10,9 +10,10 @@ module to send back as ``X-CSRF-Token``.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 import asyncpg
@@ -32,11 +33,24 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(web_package.__file__).resolve().parent
 HOME_BY_ROLE = {"client": "/", "reader": "/dashboard", "admin": "/"}
 
+# Characters a browser strips from a URL or reads as a separator before it parses it (tabs and newlines
+# anywhere, C0/C1 controls and spaces at the ends, backslash as "/"): a ``next`` holding one can turn
+# "/<tab>/evil.example" into "//evil.example" (WHATWG URL standard, "basic URL parser").
+_REWRITTEN_BY_BROWSERS = re.compile(r"[\x00-\x20\x7f-\x9f\\]")
 
 
 def safe_next(raw: str | None, default: str = "/") -> str:
-    """Where to go after logging in: a path on this site only (no ``//host`` or scheme: no open redirect)."""
-    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw or "\n" in raw or "\r" in raw:
+    """Where to go after logging in: a path on this site, or ``default`` (no open redirect).
+
+    The value is parsed as a URL and must be a same-origin path: no scheme, no host, one leading slash,
+    and nothing a browser would strip or rewrite into a different URL than the one checked here.
+    """
+    if not raw or _REWRITTEN_BY_BROWSERS.search(raw) or not raw.isprintable():
+        return default
+    if not raw.startswith("/") or raw.startswith("//"):  # "//host" and "///host" name another host
+        return default
+    parts = urlsplit(raw)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
         return default
     return raw
 

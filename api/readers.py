@@ -137,12 +137,7 @@ def history_filters(request: web.Request) -> tuple[list[str] | None, int]:
         bad = [s for s in statuses if s not in {st.value for st in State}]
         if bad:
             raise Invalid(f"unknown status {bad[0]}", field="status")
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError:
-        raise Invalid("limit must be an integer", field="limit") from None
-    if not 1 <= limit <= 200:
-        raise Invalid("limit must be between 1 and 200", field="limit")
+    limit = v.query_int(request, "limit", default=50, low=1, high=200)
     return statuses, limit
 
 

@@ -1,20 +1,28 @@
 """One running reading on this node: joins its participants' connectivity to the meter, and the meter to money.
 
-A :class:`ReadingRuntime` lives from the reader's accept until the reading ends. It runs ONE task that
-takes everything that happens to the reading from a queue (a socket joined or left, media connected or
-dropped, someone ends it) and a tick every second, so its state is only ever touched by that task, in
-order. It:
+A :class:`ReadingRuntime` is the reading's one owner while it runs: it holds the reading's lease
+(:mod:`api.reading_leases`) from the moment it starts (a reader's accept, a booked reading's window
+opening, or the adoption of a reading whose previous owner stopped) until the reading ends or it hands
+it over. It runs ONE task that takes everything that happens to the reading from a queue (a socket
+joined or left, media connected or dropped, someone ends it, the lease was lost) and a tick every second,
+so its state is only ever touched by that task, in order. It:
 
-- decides when the reading starts (both participants connected the first time: media for audio/video,
-  the signaling socket for chat) and writes ``active``;
-- feeds billing's pure :class:`billing.meter.Meter` and executes its decisions through billing
-  (:mod:`billing.recovery`): a charge at the start of each billable minute, a refund of the unused
-  part of the last one with the totals, the end;
-- records the meter's heartbeat every tick (what a crash is settled from) and reads the client's
+- decides when the reading starts (both participants connected together the first time: media for
+  audio/video, the signaling socket for chat) and writes ``active``;
+- per minute: feeds billing's pure :class:`billing.meter.Meter` and executes its decisions through billing
+  (:mod:`billing.recovery`): a charge at the start of each billable minute, a refund of the unused part of
+  the last one with the totals, the end; scheduled: watches its time (:class:`ScheduledWatch`) and ends it
+  by the scheduled rules (:mod:`billing.scheduled_policy`);
+- records the meter's heartbeat every tick (what the next owner restores from) and reads the client's
   balance, so funds added mid-reading (a webhook, on any request) reach the meter within a second;
 - pushes ``session-state`` every second and on every change, ``start-session``, ``end-session`` and
   notifications to the participants' sockets;
 - when the reading ends, settles it, closes the relay room and stops.
+
+Every write carries the lease's epoch: a runtime whose lease was taken over (or whose reading ended
+elsewhere) writes nothing, says nothing false to the sockets, closes its room and stops at once
+(:meth:`_stop_lost`). One that cannot renew its lease (the node's keeper could not reach the database)
+holds itself fenced, charging and pushing nothing, from the moment its own clock says the lease ran out.
 """
 
 from __future__ import annotations
@@ -26,24 +34,29 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from api import scheduling
+from api import reading_leases, scheduling
 from api.presence import Outlet
-from api.reading_states import Actor, Event, State
+from api.reading_leases import Lease
+from api.reading_states import FINAL, Actor, Event, State
 from api.reading_store import apply, fetch, session_json, set_reader_busy
+from api.scheduled_watch import ScheduledWatch
 from billing import ledger, recovery
-from billing.errors import InsufficientFunds
+from billing.errors import InsufficientFunds, LeaseLost
 from billing.meter import ChargeMinute, End, Meter, Pause, Refund, Resume, Warn
 from billing.metrics import BillingMetrics
+from billing.scheduled_policy import Ending, Outcome, Party, Policy, Why, outcome
 from billing.split import split
 
 log = logging.getLogger(__name__)
 
 ROLES = (Actor.CLIENT, Actor.READER)
 WARN_SECONDS = 60
+DB_ERRORS = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError)
 
 
 def participant_id(session_id: str, role: Actor | str) -> str:
@@ -65,27 +78,37 @@ class _Item:
 class ReadingRuntime:
     """The live part of one reading: connectivity, meter, money and pushes, driven by one task.
 
-    :param row: the reading as stored when it was accepted (or found accepted/active at start-up).
+    :param row: the reading as stored when this node took its lease.
+    :param lease: the lease this runtime holds; ``lease_valid_until`` is when it runs out by ``lease_clock``.
+    :param resumed: the reading was adopted from an owner that stopped (a restart, a failed node): its
+        meter or watch is restored from the row, nobody is connected, and the grace period runs.
     :param pool: the database.
     :param relay_close: closes the reading's relay room (``relay.close_room``), called once at the end.
     :param deliver: pushes stored notifications after their transaction commits.
     :param store_notification: stores one notification in a transaction (``notifications.store``).
-    :param start_timeout: seconds an accepted reading may wait for both participants before it ends.
+    :param start_timeout: seconds an accepted per-minute reading may wait for both participants.
     :param grace_seconds: how long one participant may be away before the meter ends the reading.
-    :param clock: monotonic seconds; injectable so the meter can be driven by a test's clock.
+    :param policy: the scheduled rules' settings (grace, no-show window, cancellation policy).
+    :param clock: monotonic seconds for the meter and the booked times; injectable so a test can drive it.
+    :param lease_clock: monotonic seconds for the lease (always real time).
     """
 
     def __init__(
         self,
         row: asyncpg.Record | dict[str, Any],
         *,
+        lease: Lease,
+        lease_valid_until: float,
         pool: asyncpg.Pool,
         relay_close: Callable[[str], Awaitable[None]],
         deliver: Callable[[list[tuple[str, dict[str, Any]]]], None],
         store_notification: Callable[..., Awaitable[tuple[str, dict[str, Any]]]],
         start_timeout: float,
         grace_seconds: float,
+        policy: Policy,
+        resumed: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        lease_clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[ReadingRuntime], None] | None = None,
         metrics: BillingMetrics | None = None,
     ) -> None:
@@ -97,6 +120,10 @@ class ReadingRuntime:
         self.status = State(row["status"])
         self.scheduled = row["mode"] == "scheduled"
         self.row = row
+        self.lease = lease
+        self.resumed = resumed
+        self._lease_valid_until = lease_valid_until
+        self._lease_clock = lease_clock
         self._pool = pool
         self._relay_close = relay_close
         self._deliver = deliver
@@ -105,11 +132,13 @@ class ReadingRuntime:
         self._grace = grace_seconds
         self._clock = clock
         self._on_finished = on_finished
-        self._deadline = clock() + start_timeout
+        now = clock()
+        self._deadline = now + start_timeout
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._outlets: dict[Actor, Outlet | None] = dict.fromkeys(ROLES)
         self._media: dict[Actor, bool] = dict.fromkeys(ROLES, False)
         self._connected: dict[Actor, bool] = dict.fromkeys(ROLES, False)
+        self._back: set[Actor] = set()  # connected since the runtime started (what a resumed reading waits for)
         self._meter: Meter | None = None
         self._balance: int | None = None
         self._earned = 0
@@ -117,12 +146,18 @@ class ReadingRuntime:
         # Decisions a database error interrupted, carried out again (idempotently) on the next tick.
         self._retry: list[Any] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False  # handed over or lost: the task ends without settling
+        self.lost = False
+        self._fenced_logged = False
         self.finished = asyncio.Event()
-        self._log = {"sessionId": self.session_id}
-        self._ever_connected: set[Actor] = set()
-        # A scheduled reading ends at its booked end (monotonic deadline), whenever it started.
-        self._ends_at = clock() + scheduling.seconds_until_end(row) if self.scheduled else None
-        self._started_at: float | None = clock() if self.status is State.ACTIVE else None
+        self._log = {"sessionId": self.session_id, "epoch": lease.epoch}
+        self._watch: ScheduledWatch | None = None
+        if self.scheduled:
+            self._watch = ScheduledWatch(
+                scheduling.booking(row), policy, now=now, wall=datetime.now(UTC),
+                active=self.status is State.ACTIVE, resumed=resumed,
+                together_seconds=float(row["meter_billable_seconds"] or 0),
+                last_together=row["meter_heartbeat_at"] or row["started_at"])
 
     # -- what the rest of the node tells the runtime (any task; applied in order by the runtime's task) --
 
@@ -158,11 +193,32 @@ class ReadingRuntime:
             return await fetch(self._pool, self.session_id)
         return await done
 
+    async def hand_over(self) -> None:
+        """Stop without settling and let the lease lapse now (the node is shutting down): the reading stays
+        active, its meter state persisted, for the next node to adopt when its parties re-join."""
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item("hand-over", done=done))
+        if self._task is not None and not self._task.done():
+            await done
+
+    def lease_renewed(self, valid_until: float) -> None:
+        """The node's keeper renewed the lease; it holds until ``valid_until`` (by ``lease_clock``)."""
+        self._lease_valid_until = max(self._lease_valid_until, valid_until)
+
+    def lease_lost(self) -> None:
+        """The keeper found the lease held by another owner, or the reading closed: stop at once."""
+        self.lost = True
+        self._queue.put_nowait(_Item("lost"))
+
+    @property
+    def lease_valid(self) -> bool:
+        return self._lease_clock() < self._lease_valid_until
+
     def is_current(self, role: Actor, outlet: Outlet) -> bool:
         return self._outlets.get(role) is outlet
 
     async def close(self) -> None:
-        """Stop the task without settling (the process is going away; start-up recovery will settle)."""
+        """Stop the task without settling or handing over (the process is going away)."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -171,8 +227,17 @@ class ReadingRuntime:
 
     async def _run(self) -> None:
         next_tick = self._clock() + 1.0
+        needs_meter = self.resumed and self.status is State.ACTIVE and not self.scheduled
         try:
-            while self.status not in (State.ENDED,):
+            while self.status is not State.ENDED and not self._stopping:
+                if needs_meter:  # before anything that happened is applied to it
+                    try:
+                        await self._restore_meter()
+                        needs_meter = False
+                    except DB_ERRORS as exc:
+                        log.warning("reading not resumed yet: %s", exc, extra=self._log)
+                        await asyncio.sleep(1.0)
+                        continue
                 timeout = max(0.0, next_tick - self._clock())
                 try:
                     item: _Item | None = await asyncio.wait_for(self._queue.get(), timeout)
@@ -181,10 +246,15 @@ class ReadingRuntime:
                 try:
                     if item is not None:
                         await self._handle(item)
-                    if self._clock() >= next_tick and self.status is not State.ENDED:
+                    if self._clock() >= next_tick and self.status is not State.ENDED and not self._stopping:
                         next_tick = self._clock() + 1.0
                         await self._tick()
-                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                except LeaseLost as exc:
+                    log.warning("reading lease lost: %s", exc, extra=self._log)
+                    await self._stop_lost()
+                    if item is not None and item.done is not None and not item.done.done():
+                        item.done.set_result(self.row)
+                except DB_ERRORS as exc:
                     # The database hiccuped: keep the reading; the next tick (idempotent) tries again.
                     log.warning("reading runtime step failed: %s", exc, extra=self._log)
                     if item is not None and item.done is not None and not item.done.done():
@@ -200,15 +270,30 @@ class ReadingRuntime:
                 self._on_finished(self)
 
     def _answer_waiting(self) -> None:
-        """After the end, whoever still waits on ``end()`` gets the final row."""
+        """After the end (or hand-over), whoever still waits on ``end()`` gets the row as it stands."""
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item.done is not None and not item.done.done():
                 item.done.set_result(self.row)
-            if item.kind == "attach" and item.outlet is not None:
+            if item.kind == "attach" and item.outlet is not None and self.status is State.ENDED:
                 item.outlet.send(self._end_message())
 
+    async def _restore_meter(self) -> None:
+        """A per-minute reading adopted mid-way: its meter continues from the minutes charged and the billable
+        seconds last persisted; nobody is connected, so the grace period runs from the first tick."""
+        row = self.row
+        self._balance = await ledger.balance(self._pool, self.client_id)
+        self._meter = Meter(rate_cents=self.rate_cents, balance_cents=self._balance, grace_seconds=self._grace,
+                            warn_seconds=WARN_SECONDS, billable_seconds=float(row["meter_billable_seconds"]),
+                            minutes_charged=int(row["meter_minutes_charged"]), restored=True)
+        now = self._clock()
+        await self._execute(self._meter.tick(now), now)  # the grace period runs from now
+        log.info("reading resumed", extra={**self._log, "billableSeconds": row["meter_billable_seconds"],
+                                           "minutesCharged": row["meter_minutes_charged"]})
+
     async def _handle(self, item: _Item) -> None:
+        if item.kind == "lost":
+            raise LeaseLost("the node's keeper found the lease gone")
         if item.kind == "attach":
             assert item.role is not None and item.outlet is not None
             previous = self._outlets[item.role]
@@ -236,6 +321,10 @@ class ReadingRuntime:
             row = await self._end(item.role, str(item.value))
             if not item.done.done():
                 item.done.set_result(row)
+        elif item.kind == "hand-over":
+            await self._hand_over()
+            if item.done is not None and not item.done.done():
+                item.done.set_result(None)
 
     def _is_connected(self, role: Actor) -> bool:
         signaled = self._outlets[role] is not None
@@ -253,9 +342,11 @@ class ReadingRuntime:
             changed = True
             self._connected[role] = connected
             if connected:
-                self._ever_connected.add(role)
+                self._back.add(role)
             log.info("participant %s", "connected" if connected else "disconnected",
                      extra={**self._log, "role": role.value})
+            if self._watch is not None:
+                self._watch.presence(Party(role.value), connected, now)
             if self._meter is not None and self.status is State.ACTIVE:
                 decisions = (self._meter.connected(role.value, now) if connected
                              else self._meter.disconnected(role.value, now))
@@ -269,13 +360,13 @@ class ReadingRuntime:
     async def _start(self, now: float) -> None:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                _, row = await apply(conn, self.session_id, Event.START, Actor.SYSTEM)
+                _, row = await apply(conn, self.session_id, Event.START, Actor.SYSTEM, epoch=self.lease.epoch)
         except asyncpg.UniqueViolationError:
             log.warning("reading cannot start: the reader is in another reading", extra=self._log)
             return
         self.row, self.status = row, State.ACTIVE
-        self._started_at = now
-        if self.scheduled:  # paid at booking: no meter, just the booked time
+        if self._watch is not None:  # paid at booking: no meter, just the booked time
+            self._watch.start(now)
             log.info("scheduled reading started", extra=self._log)
             self._send_all({"type": "start-session", "session": session_json(row)})
             return
@@ -288,24 +379,21 @@ class ReadingRuntime:
         await self._execute(decisions, now)
 
     async def _tick(self) -> None:
+        if not self.lease_valid:
+            # The keeper could not renew in time: another node may own the reading from now on.
+            if not self._fenced_logged:
+                self._fenced_logged = True
+                log.warning("reading lease ran out unrenewed: charging and pushing nothing until renewed",
+                            extra=self._log)
+            return
+        self._fenced_logged = False
         now = self._clock()
+        if self._watch is not None:
+            await self._tick_scheduled(now)
+            return
         if self.status is State.ACCEPTED:
             if now >= self._deadline:
-                if not self.scheduled:
-                    reason = "not_started"
-                elif Actor.READER not in self._ever_connected:
-                    reason = "reader_no_show"
-                else:
-                    reason = "client_no_show"
-                await self._end(Actor.SYSTEM, reason)
-            return
-        if self.scheduled and self.status is State.ACTIVE:
-            if self._ends_at is not None and now >= self._ends_at:
-                await self._end(Actor.SYSTEM, "time_up")
-                return
-            # Unmetered, but alive: recovery must not take a running scheduled reading for an orphan.
-            await recovery.record_heartbeat(self._pool, self.session_id, now - (self._started_at or now), 0)
-            self._push_state()
+                await self._end(Actor.SYSTEM, "not_started")
             return
         if self._meter is None or self.status is not State.ACTIVE:
             return
@@ -318,14 +406,31 @@ class ReadingRuntime:
             return
         await self._execute(self._meter.tick(now), now)
         if self.status is not State.ACTIVE or self._retry:
-            return  # no heartbeat while a charge is outstanding: a crash must settle from the ledger's minutes
+            # While a charge is outstanding the meter's state is not persisted: the next owner must
+            # restore from the ledger's minutes, never from seconds nobody paid for. The lease is renewed
+            # by the node's keeper all the same.
+            return
         meter = self._meter
-        await recovery.record_heartbeat(self._pool, self.session_id, meter.billable_seconds(now), meter.minutes_charged)
+        await recovery.record_heartbeat(self._pool, self.session_id, meter.billable_seconds(now),
+                                        meter.minutes_charged, epoch=self.lease.epoch)
         # Polling is how funds added anywhere (a webhook on another request or node) reach the meter.
         self._balance = await ledger.balance(self._pool, self.client_id)
         if self._balance != meter.balance_cents:
             await self._execute(meter.funds_added(self._balance, now), now)
         if self.status is State.ACTIVE:
+            self._push_state()
+
+    async def _tick_scheduled(self, now: float) -> None:
+        assert self._watch is not None
+        ending = self._watch.due(now)
+        if ending is not None:
+            await self._settle_scheduled(ending)
+            return
+        if self.status is State.ACTIVE:
+            if self._watch.together():
+                # The last moment the two were together is what a restart's refund is counted from.
+                await recovery.record_heartbeat(self._pool, self.session_id, self._watch.together_seconds(now), 0,
+                                                epoch=self.lease.epoch)
             self._push_state()
 
     async def _execute(self, decisions: list[Any], now: float) -> None:
@@ -338,13 +443,13 @@ class ReadingRuntime:
             if isinstance(decision, ChargeMinute):
                 try:
                     charged = await recovery.charge_minute(
-                        self._pool, session_id=self.session_id, client_id=self.client_id, reader_id=self.reader_id,
-                        index=decision.index, cents=decision.cents, metrics=self._metrics)
+                        self._pool, session_id=self.session_id, epoch=self.lease.epoch, client_id=self.client_id,
+                        reader_id=self.reader_id, index=decision.index, cents=decision.cents, metrics=self._metrics)
                 except InsufficientFunds:
                     log.info("minute not covered", extra={**self._log, "minute": decision.index})
                     pending = self._meter.charge_failed(now) + pending if self._meter else pending
                     continue
-                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                except DB_ERRORS as exc:
                     # The meter counts this minute as charged: the same (idempotent) charge must happen
                     # before anything else, or the settlement would refund a minute the ledger never had.
                     log.warning("minute charge failed, retrying next tick: %s", exc,
@@ -365,13 +470,23 @@ class ReadingRuntime:
             elif isinstance(decision, (Pause, Resume)):
                 self._push_state()
             elif isinstance(decision, End):
-                await self._settle(decision.reason, now)
+                await self._settle(self._resumed_reason(decision.reason), now)
+
+    def _resumed_reason(self, reason: str) -> str:
+        """A resumed reading whose parties never came back ended because of the restart, not a disconnect."""
+        return "server_restart" if self.resumed and reason == "grace_expired" and not self._back else reason
 
     async def _end(self, actor: Actor, reason: str) -> asyncpg.Record:
         if self.status is State.ENDED:
             return self.row
         now = self._clock()
-        if self._meter is not None and self.status is State.ACTIVE:
+        if self._watch is not None:
+            if actor is Actor.SYSTEM:  # nobody's doing: refunded like a restart it could not resume from
+                ending = Ending(Why.RESTART, self._watch.wall(now), given_until=self._watch.given_until(now))
+            else:
+                ending = self._watch.ending_by(Party(actor.value), now)
+            await self._settle_scheduled(ending)
+        elif self._meter is not None and self.status is State.ACTIVE:
             decisions = self._meter.finish(now, reason)
             await self._execute(decisions, now)
             if self.status is not State.ENDED:  # a meter that ended without an End decision
@@ -384,35 +499,95 @@ class ReadingRuntime:
         """Write the end: refund the unused part, totals, state, availability, notifications; then tell everyone."""
         meter = self._meter
         async with self._pool.acquire() as conn, conn.transaction():
+            if meter is not None:
+                refund = self._refund.cents if self._refund is not None else 0
+                await recovery.settle_reading(conn, session_id=self.session_id, epoch=self.lease.epoch,
+                                              billable_seconds=meter.billable_seconds(now), refund_cents=refund,
+                                              metrics=self._metrics)
+                self._earned -= split(refund)[0]
+            _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason, epoch=self.lease.epoch)
+            stored = await self._after_end(conn, row, "session-ended")
+        await self._ended(row, stored)
+
+    async def _settle_scheduled(self, ending: Ending) -> None:
+        """End a scheduled reading by its rules: the refund, the slot, the state, in one transaction."""
+        assert self._watch is not None
+        decided: Outcome = outcome(self._watch.booking, ending, self._watch.policy)
+        async with self._pool.acquire() as conn, conn.transaction():
             current = await fetch(conn, self.session_id, lock=True)
-            if current["status"] == State.ENDED:  # settled elsewhere (recovery on another node)
-                row = current
-            else:
-                if self.scheduled and reason == "reader_no_show":
-                    await scheduling.refund(conn, current, current["charged_cents"], "the reader did not come",
-                                            self._metrics)
-                if meter is not None:
-                    refund = self._refund.cents if self._refund is not None else 0
-                    await recovery.settle_reading(conn, session_id=self.session_id,
-                                                  billable_seconds=meter.billable_seconds(now), refund_cents=refund,
-                                                  metrics=self._metrics)
-                    self._earned -= split(refund)[0]
-                _, row = await apply(conn, self.session_id, Event.END, Actor.SYSTEM, reason=reason)
-            await set_reader_busy(conn, self.reader_id, False)
-            stored = [await self._store_notification(conn, user_id, "session-ended", {"session": session_json(row)})
-                      for user_id in (self.client_id, self.reader_id)]
-        self.row, self.status = row, State.ENDED
+            if current["lease_epoch"] != self.lease.epoch or current["status"] in FINAL:
+                raise LeaseLost(f"reading {self.session_id} is {current['status']} under epoch"
+                                f" {current['lease_epoch']}")
+            refunded = await scheduling.carry_out(conn, current, decided, self._metrics)
+            cancel = decided.cancellation and current["status"] == State.ACCEPTED
+            event, actor = (Event.CANCEL, Actor.CLIENT) if cancel else (Event.END, Actor.SYSTEM)
+            sets = {"billable_seconds": math.ceil(self._watch.together_seconds(self._clock()))}
+            _, row = await apply(conn, self.session_id, event, actor, reason=decided.reason, sets=sets,
+                                 epoch=self.lease.epoch)
+            stored = await self._after_end(conn, row, "session-cancelled" if cancel else "session-ended")
+        log.info("scheduled reading ended", extra={**self._log, "reason": decided.reason, "refundedCents": refunded,
+                                                   "slotFreed": decided.free_slot})
+        await self._ended(row, stored)
+
+    async def _after_end(self, conn: asyncpg.Connection, row: asyncpg.Record,
+                         kind: str) -> list[tuple[str, dict[str, Any]]]:
+        await set_reader_busy(conn, self.reader_id, False)
+        return [await self._store_notification(conn, user_id, kind, {"session": session_json(row)})
+                for user_id in (self.client_id, self.reader_id)]
+
+    async def _ended(self, row: asyncpg.Record, stored: list[tuple[str, dict[str, Any]]]) -> None:
+        """After the end committed: tell everyone, then close the room."""
+        self.row, self.status = row, State(row["status"])
         log.info("reading ended", extra={**self._log, "reason": row["end_reason"],
                                          "billableSeconds": row["billable_seconds"],
                                          "chargedCents": row["charged_cents"]})
         self._send_all(self._end_message())
         self._deliver(stored)
+        self.status = State.ENDED  # cancelled is as final for the runtime
         for role in ROLES:
             self._outlets[role] = None
+        await self._close_room()
+
+    async def _close_room(self) -> None:
         try:
             await self._relay_close(self.session_id)
         except Exception as exc:  # the room may never have existed (chat) or is already gone
             log.debug("relay room not closed: %s", exc, extra=self._log)
+
+    async def _hand_over(self) -> None:
+        """Persist what the next owner restores from, then let the lease lapse now; the task stops."""
+        now = self._clock()
+        try:
+            if self.status is State.ACTIVE and self._meter is not None and not self._retry and not self._meter.ended:
+                await recovery.record_heartbeat(self._pool, self.session_id, self._meter.billable_seconds(now),
+                                                self._meter.minutes_charged, epoch=self.lease.epoch)
+            elif self.status is State.ACTIVE and self._watch is not None and self._watch.together():
+                await recovery.record_heartbeat(self._pool, self.session_id, self._watch.together_seconds(now), 0,
+                                                epoch=self.lease.epoch)
+            released = await reading_leases.release(self._pool, self.lease)
+        except LeaseLost:
+            released = False
+        log.info("reading handed over", extra={**self._log, "released": released})
+        self._stopping = True
+
+    async def _stop_lost(self) -> None:
+        """The lease is someone else's (or the reading closed elsewhere): write nothing, say only what is true
+        (the stored end, if it ended; else that it moved), close the room, stop."""
+        self.lost = True
+        self._stopping = True
+        try:
+            row = await fetch(self._pool, self.session_id)
+        except Exception:  # the database is unreachable: say that it moved, which is all that is known
+            row = None
+        if row is not None and row["status"] in FINAL:
+            self.row = row
+            self._send_all(self._end_message())
+        else:
+            self._send_all({"type": "error", "code": "reading_moved",
+                            "message": "this reading is now run by another server; join it again"})
+        for role in ROLES:
+            self._outlets[role] = None
+        await self._close_room()
 
     # -- pushes ------------------------------------------------------------------------------------------
 
@@ -432,12 +607,11 @@ class ReadingRuntime:
             "running": bool(meter and meter.running),
             "connected": {r.value: self._connected[r] for r in ROLES},
         }
-        if self.scheduled:
-            started = self._started_at
-            message["billableSeconds"] = int(now - started) if started is not None else 0
+        if self._watch is not None:
+            message["billableSeconds"] = int(self._watch.together_seconds(now))
             message["chargedCents"] = int(self.row["charged_cents"])
-            message["secondsLeft"] = math.floor(max(0.0, (self._ends_at or now) - now))
-            message["running"] = self.status is State.ACTIVE
+            message["secondsLeft"] = math.floor(self._watch.seconds_left(now))
+            message["running"] = self.status is State.ACTIVE and self._watch.together()
         if role is Actor.CLIENT:
             # The meter's view (last balance read, less the minutes it charged since) agrees with chargedCents.
             message["balanceCents"] = meter.balance_cents if meter is not None and not meter.ended else self._balance
@@ -446,6 +620,8 @@ class ReadingRuntime:
         return message
 
     def _push_state(self) -> None:
+        if not self.lease_valid or self.lost:
+            return
         for role in ROLES:
             if self._outlets[role] is not None:
                 self._push(role, self._state_message(role))
@@ -464,6 +640,10 @@ class ReadingRuntime:
     @property
     def meter(self) -> Meter | None:
         return self._meter
+
+    @property
+    def watch(self) -> ScheduledWatch | None:
+        return self._watch
 
     def connected(self, role: Actor) -> bool:
         return self._connected[role]

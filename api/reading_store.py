@@ -3,7 +3,8 @@
 Every state change goes through :func:`apply`: the row is locked, the pure state machine
 (:mod:`api.reading_states`) decides, and the new state is written in the caller's transaction. Two
 requests racing (an accept and an expiry, two ends) therefore serialize on the row and the loser gets a
-clear ``409`` instead of a half-applied change.
+clear ``409`` instead of a half-applied change. A reading's runtime writes under its lease's epoch (see
+:mod:`api.reading_leases`): a write from a runtime that lost it changes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from typing import Any
 import asyncpg
 
 from api.errors import Conflict, Forbidden, NotFound
+from api.reading_leases import fence_out
 from api.reading_states import Actor, Event, IllegalTransition, State, transition
+from billing.errors import LeaseLost
+
+# The states a runtime (a lease holder) may own a reading in.
+OPEN_WITH_OWNER = frozenset({State.ACCEPTED, State.ACTIVE})
 
 # The columns every reading query returns, with the two participants' display names.
 COLUMNS = """
@@ -22,6 +28,7 @@ COLUMNS = """
     s.charged_cents, s.refunded_cents, s.meter_minutes_charged, s.meter_billable_seconds, s.requested_at,
     s.accepted_at, s.started_at, s.ended_at, s.end_reason, s.expires_at, s.scheduled_start, s.scheduled_minutes,
     s.scheduled_start + make_interval(mins => s.scheduled_minutes) AS scheduled_end, s.meter_heartbeat_at,
+    s.lease_owner, s.lease_epoch, coalesce(s.lease_expires_at > now(), false) AS lease_live,
     c.display_name AS client_name, r.display_name AS reader_name
 """
 FROM = "rtc_sessions s JOIN users c ON c.id = s.client_id JOIN users r ON r.id = s.reader_id"
@@ -101,20 +108,30 @@ async def fetch_for(db: asyncpg.Connection | asyncpg.Pool, session_id: str, user
 
 
 async def apply(conn: asyncpg.Connection, session_id: str, event: Event, actor: Actor, *,
-                reason: str | None = None, user_id: str | None = None,
-                sets: dict[str, Any] | None = None) -> tuple[asyncpg.Record, asyncpg.Record]:
+                reason: str | None = None, user_id: str | None = None, sets: dict[str, Any] | None = None,
+                epoch: int | None = None) -> tuple[asyncpg.Record, asyncpg.Record]:
     """Lock, check with the state machine, write; returns (before, after). Must run inside a transaction.
 
     ``user_id`` (for a client or reader actor) must be that side of the reading; ``sets`` are extra
-    columns written with the change (totals at the end, for example).
+    columns written with the change (totals at the end, for example). ``epoch`` is the fencing token of
+    the runtime that owns the reading: the row must still carry it (else :class:`LeaseLost`, nothing
+    written). Without one, nobody may hold a live lease on the reading (``409 reading_busy``), and the
+    change moves the epoch on, so that an owner whose lease lapsed can write nothing after it.
     """
     before = await fetch(conn, session_id, lock=True)
     if user_id is not None and actor_of(before, user_id) is not actor:
         raise Forbidden(f"only the {actor.value} of this reading can do that", code="not_allowed")
+    if epoch is not None and (before["lease_epoch"] != epoch or before["status"] not in OPEN_WITH_OWNER):
+        raise LeaseLost(f"reading {session_id} is {before['status']} under epoch {before['lease_epoch']},"
+                        f" not open under {epoch}")
     try:
         after_state = transition(before["status"], event, actor, before["mode"])
     except IllegalTransition as exc:
         raise Conflict(exc.message, code=exc.code) from None
+    if epoch is None and before["lease_live"]:
+        raise Conflict("this reading is being run by a server right now; try again", code="reading_busy")
+    if epoch is None and before["status"] in OPEN_WITH_OWNER:
+        await fence_out(conn, session_id)
     columns = {"status": after_state.value, **(sets or {})}
     if after_state in _STAMP:
         columns.setdefault(_STAMP[after_state], datetime.now(UTC))

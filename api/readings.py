@@ -16,13 +16,13 @@ from aiohttp import web
 
 from api import notifications, scheduling
 from api import validation as v
-from api.appkeys import BILLING_METRICS, DATABASE, SETTINGS
+from api.appkeys import DATABASE, SETTINGS
 from api.auth import require
 from api.errors import ApiError, Conflict, Invalid, NotFound
 from api.live_readings import LIVE_READINGS
 from api.openapi import operation
 from api.readers import history_filters, rate_for
-from api.reading_states import Actor, Event
+from api.reading_states import Actor, Event, State
 from api.reading_store import apply as apply_event
 from api.reading_store import fetch_for, history, iso, session_json, set_reader_busy
 from billing.prices import confirm_price
@@ -127,18 +127,21 @@ async def cancel_session(request: web.Request) -> web.Response:
     user = await require(request, "client")
     session_id = v.path_uuid(request, "sessionId")
     app = request.app
-    async with app[DATABASE].pool.acquire() as conn, conn.transaction():
-        before, actor = await fetch_for(conn, session_id, user.id, lock=True)
-        if actor is not Actor.CLIENT:
-            raise NotFound("no such session", code="unknown_session")
+    before, actor = await fetch_for(app[DATABASE].pool, session_id, user.id)
+    if actor is not Actor.CLIENT:
+        raise NotFound("no such session", code="unknown_session")
+    if before["mode"] == "scheduled" and before["status"] == State.ACCEPTED:
+        # A paid booking: its owner (the runtime) cancels it by the scheduled rules.
+        row = await app[LIVE_READINGS].end(session_id, Actor.CLIENT, "cancelled_by_client")
+        refunded = int(row["refunded_cents"])
+    else:
+        async with app[DATABASE].pool.acquire() as conn, conn.transaction():
+            _, row = await apply_event(conn, session_id, Event.CANCEL, Actor.CLIENT, user_id=user.id,
+                                       reason="cancelled_by_client")
+            stored = [await notifications.store(conn, str(row["reader_id"]), "session-cancelled",
+                                                session_payload(row))]
+        notifications.deliver(app, stored)
         refunded = 0
-        if before["mode"] == "scheduled":
-            refunded = await scheduling.refund_for_cancellation(conn, app[SETTINGS], before, datetime.now(UTC),
-                                                                app[BILLING_METRICS])
-        _, row = await apply_event(conn, session_id, Event.CANCEL, Actor.CLIENT, user_id=user.id,
-                                   reason="cancelled_by_client")
-        stored = [await notifications.store(conn, str(row["reader_id"]), "session-cancelled", session_payload(row))]
-    notifications.deliver(app, stored)
     log.info("reading cancelled", extra={"sessionId": session_id, "userId": user.id, "refundedCents": refunded})
     return web.json_response({**session_payload(row), "refundedCents": refunded})
 

@@ -1,14 +1,13 @@
-"""Scheduled readings: booked and paid at the reader's flat rate, refunded by policy, run in a time window.
+"""Scheduled readings: booked and paid at the reader's flat rate, run in a time window, ended by the rules.
 
 - A client books one of the reader's open slots (``reader_slots``, published by the reader) at its
   time and length; billing creates the reading ``accepted`` and charges the flat price at once
   (:func:`billing.slots.book_slot`, ledger key ``scheduled:{id}``).
 - Both may join from ``schedule_early_join_seconds`` before the start; the reading becomes active when
-  both are connected and ends at its booked end (``time_up``), however late it started.
-- A reader who has not connected ``reader_no_show_seconds`` after the start: the reading ends
-  (``reader_no_show``) and the client gets everything back automatically.
-- A client who cancels at least ``cancel_full_refund_hours`` before the start gets everything back,
-  later ``late_cancel_refund_percent`` of it (0 by default).
+  both are connected together and ends at its booked end (``time_up``), however late it started.
+- How it ends and what comes back (a cancellation, either party ending it, a no-show, a party away, a
+  restart it could not resume from) is :mod:`billing.scheduled_policy`'s pure rules; the readings
+  runtime watches the time (:mod:`api.scheduled_watch`) and :func:`carry_out` does what they decide.
 """
 
 from __future__ import annotations
@@ -23,9 +22,10 @@ from aiohttp import web
 from api import notifications
 from api.appkeys import BILLING_METRICS, DATABASE
 from api.errors import Conflict, Invalid, NotFound
-from api.reading_store import COLUMNS, FROM, fetch, session_json
+from api.reading_store import fetch, session_json
 from billing import scheduled, slots
 from billing.metrics import BillingMetrics
+from billing.scheduled_policy import Booking, Outcome, Policy
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,17 @@ def parse_start(raw: Any) -> datetime:
     return value.astimezone(UTC)
 
 
-def cancellation_refund(price_cents: int, starts_at: datetime, now: datetime, settings: Settings) -> int:
-    """What a client gets back for cancelling at ``now``: all of it early enough, else the late share."""
-    if now <= starts_at - timedelta(hours=settings.cancel_full_refund_hours):
-        return price_cents
-    return price_cents * settings.late_cancel_refund_percent // 100
+def policy(settings: Settings) -> Policy:
+    """The scheduled rules' settings."""
+    return Policy(cancel_full_refund_hours=settings.cancel_full_refund_hours,
+                  late_cancel_refund_percent=settings.late_cancel_refund_percent,
+                  grace_seconds=settings.grace_seconds, no_show_seconds=settings.reader_no_show_seconds)
+
+
+def booking(row: asyncpg.Record | dict[str, Any]) -> Booking:
+    """What was booked: the flat price (the reading's rate), the start and the length."""
+    return Booking(price_cents=int(row["rate_cents"]), starts_at=row["scheduled_start"],
+                   minutes=int(row["scheduled_minutes"]))
 
 
 def check_join_window(settings: Settings, row: asyncpg.Record, now: datetime | None = None) -> None:
@@ -61,18 +67,6 @@ def check_join_window(settings: Settings, row: asyncpg.Record, now: datetime | N
         raise Conflict(f"this reading opens at {opens.isoformat()}", code="too_early")
     if now >= row["scheduled_end"]:
         raise Conflict("this reading's time is over", code="too_late")
-
-
-def start_timeout(settings: Settings, row: asyncpg.Record, now: datetime | None = None) -> float:
-    """Seconds from now until the reader counts as a no-show (never past the booked end)."""
-    now = now or datetime.now(UTC)
-    deadline = min(row["scheduled_start"] + timedelta(seconds=settings.reader_no_show_seconds), row["scheduled_end"])
-    return max(0.0, (deadline - now).total_seconds())
-
-
-def seconds_until_end(row: asyncpg.Record | dict[str, Any], now: datetime | None = None) -> float:
-    now = now or datetime.now(UTC)
-    return max(0.0, (row["scheduled_end"] - now).total_seconds())
 
 
 async def book(app: web.Application, client_id: str, reader_id: str, session_type: str, starts_at: datetime,
@@ -100,32 +94,21 @@ async def book(app: web.Application, client_id: str, reader_id: str, session_typ
     return row, stored
 
 
-async def refund(conn: asyncpg.Connection, row: asyncpg.Record, cents: int, reason: str,
-                 metrics: BillingMetrics | None = None) -> int:
-    """Give ``cents`` of the booking back (billing) and open the reader's slot again; caller's transaction
-    (``metrics`` counts the refund once the ledger wrote it)."""
+async def carry_out(conn: asyncpg.Connection, row: asyncpg.Record, outcome: Outcome,
+                    metrics: BillingMetrics | None = None) -> int:
+    """Do what the rules decided for a scheduled reading's end: give the refund back (billing, once per
+    reading) and open the reader's slot again when they say so; in the caller's transaction, on a row it
+    has locked (``metrics`` counts the refund once the ledger wrote it). Returns the cents given back."""
     session_id = str(row["id"])
-    await slots.release_slot(conn, session_id=session_id)
-    if cents <= 0:
+    if outcome.free_slot:
+        await slots.release_slot(conn, session_id=session_id)
+    if outcome.refund_cents <= 0:
         return 0
-    txn = await scheduled.refund_scheduled(conn, session_id=session_id, cents=cents, reason=reason)
+    txn = await scheduled.refund_scheduled(conn, session_id=session_id, cents=outcome.refund_cents,
+                                           reason=outcome.reason)
     if metrics is not None:
         metrics.recorded(txn)
     if not txn.replayed:
         await conn.execute("UPDATE rtc_sessions SET refunded_cents = refunded_cents + $2 WHERE id = $1",
                            session_id, txn.amount_cents)
     return txn.amount_cents
-
-
-async def refund_for_cancellation(conn: asyncpg.Connection, settings: Settings, row: asyncpg.Record,
-                                  now: datetime, metrics: BillingMetrics | None = None) -> int:
-    """Refund a client's cancellation by the policy; returns the cents given back."""
-    cents = cancellation_refund(row["charged_cents"], row["scheduled_start"], now, settings)
-    return await refund(conn, row, cents, "cancelled by the client", metrics)
-
-
-async def due(pool: asyncpg.Pool, settings: Settings) -> list[asyncpg.Record]:
-    """Scheduled readings this node should be running: booked ones whose window opened, and active ones."""
-    return list(await pool.fetch(
-        f"SELECT {COLUMNS} FROM {FROM} WHERE s.mode = 'scheduled' AND s.status IN ('accepted', 'active')"  # noqa: S608
-        " AND s.scheduled_start - make_interval(secs => $1) <= now()", settings.schedule_early_join_seconds))

@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from api import reading_chat
 from api.appkeys import DATABASE, SETTINGS
 from api.auth import LOGOUT_LISTENERS, AuthContext, User, authenticate, credentials, resolve
 from api.caps import Holdings
@@ -41,15 +40,17 @@ from api.reading_runtime import ReadingRuntime, participant_id
 from api.reading_states import Actor, State
 from api.reading_store import fetch_for, session_json
 from api.turn import ice_servers_for
+from api.validation import parse_json
 from billing.errors import BillingError
 from relay import RelayError
+from relay.sdp import MAX_SDP_CHARS
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT = 15.0
 MAX_FRAME_BYTES = 256 * 1024  # aiohttp closes the socket (1009) above this
 MAX_MESSAGE_BYTES = 64 * 1024  # above this (and below the frame cap) a message gets an error reply
-MAX_SDP_BYTES = 48 * 1024
+MAX_SDP_BYTES = MAX_SDP_CHARS  # the relay's bound (relay.sdp), said here too so a long one is too_large
 IDLE_SECONDS = 15 * 60
 MESSAGES_PER_WINDOW, WINDOW_SECONDS = 60, 2.0
 ABUSE_REFUSALS = 60  # refused messages in one window before the socket is closed
@@ -250,10 +251,7 @@ async def handle_text(socket: SignalingSocket, data: str) -> None:
     try:
         if len(data) > MAX_MESSAGE_BYTES:
             raise SignalingError("too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
-        try:
-            message = json.loads(data)
-        except (json.JSONDecodeError, RecursionError):
-            raise SignalingError("malformed_json", "the message is not valid JSON") from None
+        message = parse_json(data, what="message")  # malformed, too deep, lone surrogates: an error reply
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise SignalingError("bad_message", "a message is a JSON object with a string type")
         handler = HANDLERS.get(message["type"])
@@ -291,6 +289,8 @@ def _joined(socket: SignalingSocket) -> tuple[ReadingRuntime, Actor, str]:
     runtime, role, session_id = socket.runtime, socket.role, socket.session_id
     if runtime is None or role is None or session_id is None:
         raise SignalingError("not_joined", "join a session first")
+    if runtime.lost:
+        raise SignalingError("reading_moved", "this reading is now run by another server; join it again")
     if runtime.finished.is_set() or runtime.status is State.ENDED:
         raise SignalingError("reading_closed", "the reading has ended")
     return runtime, role, session_id
@@ -329,7 +329,9 @@ async def on_join(socket: SignalingSocket, message: dict[str, Any]) -> None:
         from api import scheduling
 
         scheduling.check_join_window(app[SETTINGS], row)
-    runtime = await app[LIVE_READINGS].ensure(row)
+    live = app[LIVE_READINGS]
+    # A reading whose owner stopped (a restart, a failed node) is adopted here once its lease lapses.
+    runtime = await live.run(session_id, wait=live.lease_seconds + 1)
     if runtime is None:
         raise SignalingError("unavailable", "this session is not running on this server")
     if socket.session_id is not None and socket.session_id != session_id:
@@ -368,27 +370,16 @@ async def on_offer(socket: SignalingSocket, message: dict[str, Any]) -> None:
 
 async def on_ice_candidate(socket: SignalingSocket, message: dict[str, Any]) -> None:
     _, role, session_id = _joined(socket)
-    candidate = message.get("candidate")
-    if candidate is not None and not isinstance(candidate, dict):
-        raise SignalingError("bad_field", "candidate must be an object {candidate, sdpMid, sdpMLineIndex}")
-    if candidate is not None:
-        text = candidate.get("candidate")
-        if text is not None and (not isinstance(text, str) or len(text) > 1024):
-            raise SignalingError("bad_field", "candidate.candidate must be a short string")
-        mid, index = candidate.get("sdpMid"), candidate.get("sdpMLineIndex")
-        if mid is not None and (not isinstance(mid, str) or len(mid) > 64):
-            raise SignalingError("bad_field", "candidate.sdpMid must be a string")
-        if index is not None and (not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 64):
-            raise SignalingError("bad_field", "candidate.sdpMLineIndex must be a small integer")
+    # The relay checks the candidate (relay.ice: the one check for readings and streams): bad_candidate.
     relay = socket.app[LIVE_READINGS].relay
-    await relay.add_ice_candidate(participant_id(session_id, role), candidate)
+    await relay.add_ice_candidate(participant_id(session_id, role), message.get("candidate"))
 
 
 async def on_chat(socket: SignalingSocket, message: dict[str, Any]) -> None:
     runtime, role, _ = _joined(socket)
     if "text" not in message:
         raise SignalingError("missing_field", "chat-message needs text")
-    await reading_chat.post(socket.app[DATABASE].pool, runtime, role, message["text"])
+    await socket.app[LIVE_READINGS].chat.post(runtime, role, message["text"])
 
 
 async def on_end(socket: SignalingSocket, message: dict[str, Any]) -> None:

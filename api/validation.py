@@ -6,7 +6,7 @@ import json
 import re
 import uuid
 from collections.abc import Collection
-from typing import Any
+from typing import Any, overload
 
 from aiohttp import web
 
@@ -15,21 +15,100 @@ from api.errors import BadRequest, Invalid, PayloadTooLarge
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
+# Request bodies and signaling messages are flat objects (two levels at most today); a deeper document is
+# refused before anything walks it, so no handler ever recurses on what a client nests.
+MAX_JSON_DEPTH = 16
+# Query-string integers are ids, cursors and page sizes: PostgreSQL bigint at most.
+MAX_QUERY_INT = 2**63 - 1
+_QUERY_INT = re.compile(r"^[+-]?[0-9]{1,19}$")
+
+
+def parse_json(raw: bytes | str, *, what: str = "request body") -> Any:
+    """Decode JSON that a client sent, refusing what no handler should ever see.
+
+    400 (``malformed_json``) for what is not JSON (numbers too long for Python's int conversion too),
+    400 (``too_deep``) for nesting beyond :data:`MAX_JSON_DEPTH`, and 422 (``invalid``, naming the field)
+    for a string or key holding a lone surrogate (``"\\ud800"``: valid JSON, but no UTF-8 for it, so the
+    database and every encoder would fail on it) or a NUL character (PostgreSQL text cannot hold one).
+    """
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise BadRequest(f"{what} is nested too deeply (limit {MAX_JSON_DEPTH})", code="too_deep") from None
+    except ValueError:  # JSONDecodeError, undecodable bytes, an integer of more than 4300 digits
+        raise BadRequest(f"{what} is not valid JSON", code="malformed_json") from None
+    check_tree(value, what=what)
+    return value
+
+
+def check_tree(value: Any, *, what: str = "request body") -> None:
+    """Walk decoded JSON without recursion: the depth limit, and every string and key well-formed."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, str):
+            _check_string(node, path or what)
+        elif isinstance(node, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(f"{what} is nested too deeply (limit {MAX_JSON_DEPTH})", code="too_deep")
+            if isinstance(node, dict):
+                for key, item in node.items():
+                    name = f"{path}.{_printable(key)}" if path else _printable(key)
+                    _check_string(key, name)
+                    stack.append((item, name, depth + 1))
+            else:
+                stack.extend((item, f"{path or what}[{i}]", depth + 1) for i, item in enumerate(node))
+
+
+def _printable(key: str) -> str:
+    """A key as it can be named in an error message (a lone surrogate escaped)."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")[:64]
+
+
+def _check_string(value: str, field: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(f"{field} is not valid Unicode (a lone surrogate)", field=field) from None
+    if "\x00" in value:
+        raise Invalid(f"{field} must not contain NUL characters", field=field)
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 400 that says what is wrong with it."""
+    """The body as a JSON object, or a 4xx that says what is wrong with it (see :func:`parse_json`)."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge("request body is too large") from None
     if not raw:
         raise BadRequest("request body must be a JSON object", code="malformed_json")
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("request body is not valid JSON", code="malformed_json") from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object", code="malformed_json")
     return body
+
+
+@overload
+def query_int(request: web.Request, name: str, *, default: int, low: int = 0, high: int = MAX_QUERY_INT) -> int: ...
+@overload
+def query_int(request: web.Request, name: str, *, default: None = None, low: int = 0,
+              high: int = MAX_QUERY_INT) -> int | None: ...
+def query_int(request: web.Request, name: str, *, default: int | None = None, low: int = 0,
+              high: int = MAX_QUERY_INT) -> int | None:
+    """An integer query parameter within [low, high] (``default`` when absent), or a 422 naming it.
+
+    Only plain ASCII digits are taken (``int()`` would also read "1_000" and other scripts' digits), and
+    never more than fit a PostgreSQL bigint, so no cursor can overflow a query.
+    """
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _QUERY_INT.match(raw):
+        raise Invalid(f"{name} must be an integer", field=name)
+    value = int(raw)
+    if not low <= value <= high:
+        raise Invalid(f"{name} must be between {low} and {high}", field=name)
+    return value
 
 
 def text(body: dict[str, Any], name: str, *, min_len: int = 1, max_len: int = 200,

@@ -9,10 +9,10 @@ from aiohttp import web
 from api.appkeys import DATABASE, SETTINGS, STRIPE
 from api.auth import require
 from api.client_address import client_address
-from api.errors import Invalid, TooManyRequests
+from api.errors import TooManyRequests
 from api.openapi import operation
 from api.ratelimit import UserAndAddressLimiter
-from api.validation import cents, read_json
+from api.validation import cents, query_int, read_json
 from billing import ledger
 from billing.stripe_events import record_checkout
 
@@ -29,14 +29,8 @@ PAGE_QUERY = {"limit": "page size, 1 to 200 (default 50)", "before": "the nextCu
 
 def _page(request: web.Request) -> tuple[int, int | None]:
     """``?limit=`` (1..200) and ``?before=`` (a cursor from the previous page) of a history request."""
-    try:
-        limit = int(request.query.get("limit", DEFAULT_PAGE))
-        before = int(request.query["before"]) if "before" in request.query else None
-    except ValueError:
-        raise Invalid("limit and before must be integers", field="limit") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise Invalid(f"limit must be between 1 and {MAX_PAGE}", field="limit")
-    return limit, before
+    limit = query_int(request, "limit", default=DEFAULT_PAGE, low=1, high=MAX_PAGE)
+    return limit, query_int(request, "before")
 
 
 def _history_page(items: list[dict], limit: int) -> dict:

@@ -85,7 +85,7 @@ def _variants(readings: list[tuple[str, str, str]], run: str, batcher: ChargeBat
     async def charge_minute(pool: asyncpg.Pool, reading: int, minute: int) -> None:
         session, client, reader = readings[reading]
         # Each variant uses its own range of minute indexes so that every key is new.
-        await recovery.charge_minute(pool, session_id=session, client_id=client, reader_id=reader,
+        await recovery.charge_minute(pool, session_id=session, epoch=0, client_id=client, reader_id=reader,
                                      index=10_000_000 + minute, cents=RATE_CENTS)
 
     async def charge_batched(pool: asyncpg.Pool, reading: int, minute: int) -> None:
@@ -95,7 +95,7 @@ def _variants(readings: list[tuple[str, str, str]], run: str, batcher: ChargeBat
 
     async def charge_minute_batched(pool: asyncpg.Pool, reading: int, minute: int) -> None:
         session, client, reader = readings[reading]
-        await batcher.charge_minute(session_id=session, client_id=client, reader_id=reader,
+        await batcher.charge_minute(session_id=session, epoch=0, client_id=client, reader_id=reader,
                                     index=20_000_000 + minute, cents=RATE_CENTS)
 
     return {"naive UPDATE (baseline)": naive, "ledger.charge": charge, "recovery.charge_minute": charge_minute,

@@ -60,11 +60,13 @@ class ChargeBatcher:
         return await self._submit(_CHARGE, ledger.CHARGE_STATEMENT, (), client_id=client_id, reader_id=reader_id,
                                   cents=cents, key=key, kind=kind, ref=ref, memo=memo)
 
-    async def charge_minute(self, *, session_id: str, client_id: str, reader_id: str, index: int,
+    async def charge_minute(self, *, session_id: str, epoch: int, client_id: str, reader_id: str, index: int,
                             cents: int) -> Txn:
-        """:func:`billing.recovery.charge_minute` (charge + the reading's row), batched."""
+        """:func:`billing.recovery.charge_minute` (charge + the reading's row, fenced by ``epoch``), batched.
+        A charge the lease guard refused comes back as :class:`InsufficientFunds` (the plain path's answer
+        before its lease check): callers that need to tell the two apart use the plain function."""
         return await self._submit(_CHARGE_MINUTE, recovery.CHARGE_MINUTE_STATEMENT,
-                                  recovery.minute_args(index), client_id=client_id, reader_id=reader_id,
+                                  recovery.minute_args(index, epoch), client_id=client_id, reader_id=reader_id,
                                   cents=cents, key=recovery.minute_key(session_id, index), kind="reading_minute",
                                   ref=session_id, memo=f"minute {index + 1}")
 

@@ -81,6 +81,13 @@ class InvalidAmount(BillingError):
     code = "invalid_amount"
 
 
+class LeaseLost(BillingError):
+    """The reading's lease (its fencing epoch) is no longer the caller's, or the reading is no longer open:
+    another owner took it over, or it ended. Nothing was written; the caller must stop acting for it."""
+
+    code = "lease_lost"
+
+
 class SlotNotFound(BillingError):
     code = "slot_not_found"
 

@@ -184,12 +184,13 @@ async def deposit(db: Db, *, client_id: str, cents: int, key: str, source: str =
 # and its entries are written only if the debit happened. Two concurrent calls with one key cannot both
 # succeed: the second fails on the unique key and its whole statement (debit included) is rolled back.
 # Parameters: $1 client, $2 reader, $3 cents, $4 key, $5 kind, $6 reader cents, $7 platform cents, $8 ref,
-# $9 memo. A caller may append CTEs of its own that read ``txn`` (see :func:`charge_using`).
-CHARGE_CTES = """
-WITH debit AS (
+# $9 memo. A caller may append CTEs of its own that read ``txn`` (see :func:`charge_using`), and guard the
+# debit with CTEs of its own placed before it (see :func:`guarded_charge_ctes`).
+_CHARGE_CTES = """
+WITH <guard>debit AS (
     UPDATE client_balances SET balance_cents = balance_cents - $3, updated_at = now()
     WHERE client_id = $1 AND balance_cents >= $3
-      AND NOT EXISTS (SELECT 1 FROM ledger_transactions WHERE key = $4)
+      AND NOT EXISTS (SELECT 1 FROM ledger_transactions WHERE key = $4)<condition>
     RETURNING client_id
 ), txn AS (
     INSERT INTO ledger_transactions (key, kind, amount_cents, reader_cents, platform_cents, client_id, reader_id,
@@ -203,6 +204,16 @@ WITH debit AS (
                                 ('revenue', NULL::uuid, $7::bigint)) AS e (account, owner_id, amount)
     WHERE e.amount <> 0
 )"""
+
+
+def guarded_charge_ctes(guard: str = "", condition: str = "") -> str:
+    """The charge's CTEs with the caller's ``guard`` CTEs (ending in a comma) before the debit and an extra
+    ``condition`` (``AND ...``) on it: money moves only if the condition holds, in the same statement (a
+    reading's minute is charged only by the holder of the reading's lease, for example)."""
+    return _CHARGE_CTES.replace("<guard>", guard).replace("<condition>", condition)
+
+
+CHARGE_CTES = guarded_charge_ctes()
 CHARGE_STATEMENT = CHARGE_CTES + "\nSELECT * FROM txn"
 
 # A free minute (rate 0) moves nothing but is still recorded, so its key is taken like any other.

@@ -114,11 +114,12 @@ class Meter:
 
     ``billable_seconds`` and ``minutes_charged`` restore a meter from persisted state (another node, or a
     restart); such a meter counts as started, so both participants' grace periods run from the first call.
+    ``restored`` says so even when nothing was billed yet (a reading adopted right after it started).
     """
 
     def __init__(self, *, rate_cents: int, balance_cents: int, grace_seconds: float = 60,
                  warn_seconds: float = 60, billable_seconds: float = 0.0, minutes_charged: int = 0,
-                 tick_seconds: float = 1.0) -> None:
+                 tick_seconds: float = 1.0, restored: bool = False) -> None:
         if rate_cents < 0 or balance_cents < 0 or minutes_charged < 0 or billable_seconds < 0:
             raise ValueError("rate, balance, minutes and seconds must not be negative")
         if grace_seconds <= 0 or warn_seconds < 0 or tick_seconds < 0:
@@ -134,7 +135,7 @@ class Meter:
         self._minutes = minutes_charged
         self._charged = minutes_charged * rate_cents
         self._refund = 0
-        self._started = billable_seconds > 0 or minutes_charged > 0
+        self._started = restored or billable_seconds > 0 or minutes_charged > 0
         self._restored = self._started
         self._warned = False
         self._ended = False

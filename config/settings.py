@@ -41,6 +41,7 @@ class Settings:
     add_funds_max_cents: int = 50_000
     request_expiry_seconds: int = 60
     grace_seconds: int = 60
+    reading_lease_seconds: int = 15
     schedule_early_join_seconds: int = 600
     reader_no_show_seconds: int = 600
     cancel_full_refund_hours: int = 24
@@ -71,6 +72,8 @@ class Settings:
     message_sweep_interval_seconds: int = 60
     gift_rate_limit: int = 10
     stream_chat_rate_limit: int = 10
+    reading_chat_rate_limit: int = 20
+    ice_allow_private_candidates: bool = True
 
     @property
     def secure_cookies(self) -> bool:
@@ -204,6 +207,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         add_funds_max_cents=max_cents,
         request_expiry_seconds=_int(env, "SOULSEER_REQUEST_EXPIRY_SECONDS", 60, 5, 3600),
         grace_seconds=_int(env, "SOULSEER_GRACE_SECONDS", 60, 1, 3600),
+        reading_lease_seconds=_int(env, "SOULSEER_READING_LEASE_SECONDS", 15, 3, 300),
         schedule_early_join_seconds=_int(env, "SOULSEER_SCHEDULE_EARLY_JOIN_SECONDS", 600, 0, 86_400),
         reader_no_show_seconds=_int(env, "SOULSEER_READER_NO_SHOW_SECONDS", 600, 60, 86_400),
         cancel_full_refund_hours=_int(env, "SOULSEER_CANCEL_FULL_REFUND_HOURS", 24, 0, 24 * 30),
@@ -234,4 +238,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         message_sweep_interval_seconds=_int(env, "SOULSEER_MESSAGE_SWEEP_INTERVAL_SECONDS", 60, 1, 86_400),
         gift_rate_limit=_int(env, "SOULSEER_GIFT_RATE_LIMIT", 10, 1, 10_000),
         stream_chat_rate_limit=_int(env, "SOULSEER_STREAM_CHAT_RATE_LIMIT", 10, 1, 10_000),
+        reading_chat_rate_limit=_int(env, "SOULSEER_READING_CHAT_RATE_LIMIT", 20, 1, 10_000),
+        ice_allow_private_candidates=_bool(env, "SOULSEER_ICE_ALLOW_PRIVATE_CANDIDATES", True),
     )

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCDataChannel, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -39,13 +39,13 @@ from relay.aiortc_hooks import (
     watch_consent,
 )
 from relay.depacketizer import AudioAssembler
-from relay.errors import BadSdpError
+from relay.errors import BadCandidateError, BadSdpError
 from relay.forwarder import Source, SubscriberTrack
-from relay.ice import candidate_from_browser
+from relay.ice import MAX_CANDIDATES_PER_PEER, CandidatePolicy
 from relay.metrics import LinkQuality
 from relay.outlet import Outlet
 from relay.packetizer import ForwardCounters, Packetizer, PayloadCache
-from relay.sdp import SessionSummary, parse_session
+from relay.sdp import Offer, SessionSummary, parse_session
 from relay.wire import PYTHON, WireKind
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class Peer:
     :param connect_timeout: a peer not connected by then is failed and closed.
     :param direct_send: subscribers' frames are written by the fan-out (see relay.outlet).
     :param wire: the writer implementation of the direct path (see relay.wire).
+    :param candidates: which remote candidates are used (see :class:`relay.ice.CandidatePolicy`).
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class Peer:
         connect_timeout: float = 30.0,
         direct_send: bool = True,
         wire: WireKind = PYTHON,
+        candidates: CandidatePolicy | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.scope = scope
@@ -115,8 +117,10 @@ class Peer:
         self._channel: RTCDataChannel | None = None
         self._offer: SessionSummary | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._candidate_policy = candidates or CandidatePolicy()
+        self._remote_candidates = 0  # given to ICE, from the offer and trickled
         # Candidates trickled before the offer is applied would match no transceiver yet.
-        self._early_candidates: list[dict[str, object] | None] | None = []
+        self._early_candidates: list[RTCIceCandidate | None] | None = []
         self._label = f"{scope}/{participant_id}"
         self.pc.on("connectionstatechange", self._on_connection_state)
         self.pc.on("track", self._on_track)
@@ -131,20 +135,21 @@ class Peer:
 
     async def answer(
         self,
-        offer_sdp: str,
+        offer: Offer,
         *,
         publish: Callable[[str], Source | None],
         subscribe: Callable[[str], SubscriberTrack | None],
     ) -> str:
-        """Negotiate ``offer_sdp``; returns the answer SDP (with all ICE candidates).
+        """Negotiate a checked offer (:func:`relay.sdp.check_offer`); returns the answer SDP (with all ICE
+        candidates).
 
         :param publish: for a kind the participant sends, the source its media feeds (or None).
         :param subscribe: for a kind the participant receives, its subscriber track (or None).
         """
-        offer = parse_session(offer_sdp)
-        self._offer = offer
+        self._offer = offer.summary
+        self._count_candidates(offer.candidates)
         seen: set[str] = set()
-        for media in offer.media:
+        for media in offer.summary.media:
             track: SubscriberTrack | None = None
             receive = False
             if media.kind not in seen:  # one track per kind; extra m-lines stay inactive
@@ -163,10 +168,10 @@ class Peer:
             if track is not None:
                 self.tracks[media.kind] = track
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
             early, self._early_candidates = self._early_candidates or [], None
             for candidate in early:
-                await self.pc.addIceCandidate(candidate_from_browser(candidate))
+                await self.pc.addIceCandidate(candidate)
             watch_consent(ice_connections(self.pc), self._consent, self._on_consent)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
             if self.published:  # a publisher's packets are read first (relay/overload.py)
@@ -183,13 +188,25 @@ class Peer:
         self._timeout = asyncio.get_running_loop().call_later(self._connect_timeout, self._connect_timed_out)
         return self.pc.localDescription.sdp
 
-    async def add_ice_candidate(self, candidate: dict[str, object] | None) -> None:
-        """Add a trickled candidate; one that arrives before the offer is applied waits for it."""
-        parsed = candidate_from_browser(candidate)  # refuse a malformed one now, not later
+    async def add_ice_candidate(self, candidate: RTCIceCandidate | None) -> None:
+        """Add a checked trickled candidate (None: end-of-candidates); one that arrives before the offer is
+        applied waits for it. A candidate the policy does not use is dropped quietly (browsers send them)."""
+        if candidate is not None:
+            why = self._candidate_policy.unused_reason(candidate)
+            if why is not None:
+                logger.debug("Peer(%s) ignores candidate %s:%s: %s", self._label, candidate.ip, candidate.port, why)
+                return
+            self._count_candidates(1)
         if self._early_candidates is not None:
             self._early_candidates.append(candidate)
             return
-        await self.pc.addIceCandidate(parsed)
+        await self.pc.addIceCandidate(candidate)
+
+    def _count_candidates(self, count: int) -> None:
+        if self._remote_candidates + count > MAX_CANDIDATES_PER_PEER:
+            raise BadCandidateError(f"at most {MAX_CANDIDATES_PER_PEER} ICE candidates per connection",
+                                    code="too_many_candidates")
+        self._remote_candidates += count
 
     def send_chat(self, text: str) -> bool:
         """Send ``text`` over the participant's data channel; False if it is not open."""

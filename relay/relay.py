@@ -14,7 +14,9 @@ the ``time.monotonic()`` at which the relay observed it, last:
   replaces the connection.
 - ``track-published`` (scope_id, participant_id, kind, at): a publisher's media of ``kind``
   started flowing into the relay (again, after a reconnect).
-- ``chat-message`` (scope_id, participant_id, text, at): text on the participant's data channel.
+- ``chat-message`` (scope_id, participant_id, text, at): text on the participant's data channel. The
+  relay forwards none of it itself: whoever listens decides what is relayed (``send_chat``), so chat
+  limits apply to the data channel too.
 - ``room-closed`` (room_id, at), ``stream-closed`` (stream_id, at).
 
 The relay knows nothing of money, users or databases.
@@ -43,14 +45,14 @@ from relay.errors import (
     UnknownStreamError,
 )
 from relay.forwarder import Source, SubscriberTrack
-from relay.ice import configuration, ice_servers_from_config
+from relay.ice import CandidatePolicy, candidate_from_browser, configuration, ice_servers_from_config
 from relay.load import CpuLoad
 from relay.metrics import Census, LinkQuality, RelayMetrics
 from relay.overload import LoopMonitor, Shedder
 from relay.peer import Peer
 from relay.room import Room
 from relay.router import Router, SourceFactory
-from relay.sdp import parse_session
+from relay.sdp import Offer, check_offer
 from relay.stream import Stream
 from relay.wire import PYTHON, wire_kind
 
@@ -101,6 +103,8 @@ class Relay(AsyncIOEventEmitter):
         for a while (newest first) instead of every viewer losing video together; None: never.
     :param wire: the direct path's writer, "compiled" (``relay/_wire.c``) or "python"; None: the
         compiled one if it was built (see ``relay.wire``).
+    :param candidates: which remote ICE candidates are used (:class:`relay.ice.CandidatePolicy`; the
+        default uses private and loopback addresses too).
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class Relay(AsyncIOEventEmitter):
         shed_lag: float | None = None,
         max_cpu: float | None = None,
         cpu_sample_interval: float = 1.0,
+        candidates: CandidatePolicy | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= reserved_for_rooms < max_participants:
@@ -154,6 +159,7 @@ class Relay(AsyncIOEventEmitter):
             Shedder(self.loop_monitor, self._video_subscribers, high=shed_lag, low=min(0.015, shed_lag / 4))
             if shed_lag is not None else None
         )
+        self._candidates = candidates or CandidatePolicy()
         self.load = CpuLoad(max_cpu, interval=cpu_sample_interval) if max_cpu is not None else None
         self._rooms: dict[str, Room] = {}
         self._streams: dict[str, Stream] = {}
@@ -181,10 +187,15 @@ class Relay(AsyncIOEventEmitter):
 
     # -- participants ----------------------------------------------------------------------------
 
-    async def add_ice_candidate(self, participant_id: str, candidate: dict[str, Any] | None) -> None:
-        """Add a trickled browser candidate; an empty or missing one means end-of-candidates."""
+    async def add_ice_candidate(self, participant_id: str, candidate: object) -> None:
+        """Add a trickled browser candidate; an empty or missing one means end-of-candidates.
+
+        Checked (:func:`relay.ice.candidate_from_browser`) before anything else, so a bad one is
+        ``bad_candidate`` whoever sends it.
+        """
+        parsed = candidate_from_browser(candidate)
         peer = self._peer(participant_id)
-        await peer.add_ice_candidate(candidate)
+        await peer.add_ice_candidate(parsed)
 
     async def send_chat(self, participant_id: str, text: str) -> None:
         """Send ``text`` to the participant over its data channel, if one is open."""
@@ -316,7 +327,7 @@ class Relay(AsyncIOEventEmitter):
         admit: Callable[[str], None],
     ) -> str:
         self._check_open()
-        parse_session(offer_sdp)
+        offer = check_offer(offer_sdp, self._candidates)  # before anything is admitted or allocated
         participant = self._participants.get(participant_id)
         if participant is not None and participant.scope is not scope:
             # A participant is in one room or stream at a time: joining another moves them.
@@ -334,9 +345,9 @@ class Relay(AsyncIOEventEmitter):
         registry[scope.id] = scope
         if participant is None:
             participant = Participant(participant_id, scope)
-        return await self._negotiate(participant, offer_sdp)
+        return await self._negotiate(participant, offer)
 
-    async def _negotiate(self, participant: Participant, offer_sdp: str) -> str:
+    async def _negotiate(self, participant: Participant, offer: Offer) -> str:
         scope = participant.scope
         router = scope.router
         peer = Peer(
@@ -351,6 +362,7 @@ class Relay(AsyncIOEventEmitter):
             connect_timeout=self._connect_timeout,
             direct_send=self._direct_send,
             wire=self._wire,
+            candidates=self._candidates,
         )
         old = participant.peer
         participant.peer = peer
@@ -362,7 +374,7 @@ class Relay(AsyncIOEventEmitter):
         subscribes = not isinstance(scope, Stream) or scope.publisher != participant.id
         try:
             answer = await peer.answer(
-                offer_sdp,
+                offer,
                 publish=lambda kind: router.source(participant.id, kind) if publishes else None,
                 subscribe=lambda kind: self._subscriber_track(router, participant.id, kind)
                 if subscribes
@@ -461,12 +473,6 @@ class Relay(AsyncIOEventEmitter):
         if not self._is_current(peer):
             return
         self._emit("chat-message", peer.scope, peer.participant_id, text, time.monotonic())
-        participant = self._participants[peer.participant_id]
-        if isinstance(participant.scope, Room):
-            for other_id in participant.scope.others(peer.participant_id):
-                other = self._participants.get(other_id)
-                if other is not None and other.peer is not None:
-                    other.peer.send_chat(text)
 
     def _on_first_frame(self, source: Source) -> None:
         self._emit("track-published", source.scope, source.owner, source.kind, time.monotonic())

@@ -7,11 +7,25 @@ know which codec a frame is in, and each m-line's direction to decide who sends 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from relay.errors import BadSdpError
+from aiortc.rtp import FORBIDDEN_PAYLOAD_TYPES
+from aiortc.sdp import SessionDescription
+
+from relay.errors import BadCandidateError, BadSdpError
+from relay.ice import MAX_CANDIDATES_PER_PEER, CandidatePolicy, parse_candidate
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+# A browser's offer with audio, video, a data channel and its candidates is 5-10 KB.
+MAX_SDP_CHARS = 48 * 1024
+# The relay uses one audio and one video m-line and the data channel; a few more stay inactive.
+MAX_MEDIA_SECTIONS = 8
+# RFC 5763 section 5: an offer says actpass (browsers), active or passive; "holdconn" has no DTLS role.
+SETUP_ROLES = ("actpass", "active", "passive")
+# aiortc's own m-line pattern (aiortc/sdp.py), with a port that fits 16 bits.
+_M_LINE = re.compile(r"^m=([^ ]+) ([0-9]{1,5}) ([A-Z/]+) (.+)$")
+_PAYLOAD_TYPE = re.compile(r"^[0-9]{1,3}$")
 
 
 @dataclass
@@ -91,7 +105,7 @@ def parse_session(sdp: str) -> SessionSummary:
                 current = None
                 continue
             current = MediaSection(kind=kind, direction=session_direction)
-            current.payload_types = [int(p) for p in parts[3:] if p.isdigit()]
+            current.payload_types = [int(p) for p in parts[3:] if _PAYLOAD_TYPE.match(p)]
             media.append(current)
         elif line.startswith("a="):
             _parse_attribute(line[2:], current)
@@ -122,5 +136,84 @@ def _parse_attribute(attr: str, media: MediaSection | None) -> None:
             semantics, *ssrcs = value.split()
             if semantics == "FID" and ssrcs:
                 media.fid_groups.append([int(s) for s in ssrcs])
-    except ValueError as exc:
-        raise BadSdpError(f"malformed attribute a={attr!r}") from exc
+    except (ValueError, IndexError) as exc:
+        raise BadSdpError(f"malformed attribute a={attr[:80]!r}") from exc
+
+
+@dataclass
+class Offer:
+    """A browser's offer as the relay accepts it (see :func:`check_offer`)."""
+
+    sdp: str  # what aiortc is given: the offer less the candidates the relay does not use
+    summary: SessionSummary
+    candidates: int  # how many candidates of the offer go to ICE
+
+
+def check_offer(sdp: object, policy: CandidatePolicy) -> Offer:
+    """Validate an offer before aiortc sees it; raise :class:`BadSdpError` (or a candidate error) if unfit.
+
+    aiortc's SDP parser trusts its input (``assert``, ``KeyError`` on ``a=setup:holdconn``, any number of
+    payload types), so the relay bounds the offer first: its size, the number of m-lines, each audio/video
+    m-line's payload types (0-127, not the RTCP-clashing 72-76, no repeats), the DTLS setup role, and every
+    ``a=candidate`` line through the same check and policy as trickled candidates (unused ones are dropped,
+    at most :data:`~relay.ice.MAX_CANDIDATES_PER_PEER` kept). Then aiortc's own parser must accept it.
+    """
+    if not isinstance(sdp, str):
+        raise BadSdpError("offer is not an SDP session description")
+    if len(sdp) > MAX_SDP_CHARS:
+        raise BadSdpError(f"offer is larger than {MAX_SDP_CHARS} characters")
+    if "\x00" in sdp or not _encodable(sdp):
+        raise BadSdpError("offer holds characters that are not valid text")
+    kept: list[str] = []
+    sections = candidates = 0
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            sections += 1
+            if sections > MAX_MEDIA_SECTIONS:
+                raise BadSdpError(f"offer has more than {MAX_MEDIA_SECTIONS} m-lines")
+            _check_m_line(line)
+        elif line.startswith("a=setup:") and line[len("a=setup:"):].strip() not in SETUP_ROLES:
+            raise BadSdpError(f"a=setup must be one of {', '.join(SETUP_ROLES)}")
+        elif line.startswith("a=candidate:"):
+            try:
+                candidate = parse_candidate(line[2:])
+            except BadCandidateError as exc:
+                raise BadSdpError(f"offer carries a bad candidate: {exc.message}") from None
+            if policy.unused_reason(candidate) is not None:
+                continue
+            candidates += 1
+            if candidates > MAX_CANDIDATES_PER_PEER:
+                raise BadSdpError(f"offer carries more than {MAX_CANDIDATES_PER_PEER} candidates",
+                                  code="too_many_candidates")
+        kept.append(line)
+    cleaned = "\r\n".join(kept) + "\r\n"
+    summary = parse_session(cleaned)
+    try:
+        SessionDescription.parse(cleaned)
+    except Exception as exc:  # aiortc's parser fails with asserts, KeyError, AttributeError... on bad input
+        raise BadSdpError(f"offer cannot be parsed ({type(exc).__name__})") from exc
+    return Offer(sdp=cleaned, summary=summary, candidates=candidates)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def _check_m_line(line: str) -> None:
+    match = _M_LINE.match(line)
+    if match is None or int(match.group(2)) > 65535:
+        raise BadSdpError(f"malformed m-line {line[:80]!r}")
+    if match.group(1) not in ("audio", "video"):
+        return
+    payload_types = match.group(4).split()
+    if not all(_PAYLOAD_TYPE.match(p) for p in payload_types):
+        raise BadSdpError("payload types must be integers")
+    numbers = [int(p) for p in payload_types]
+    if any(not 0 <= pt <= 127 or pt in FORBIDDEN_PAYLOAD_TYPES for pt in numbers):
+        raise BadSdpError("payload types must be 0 to 127, and not 72 to 76 (they clash with RTCP)")
+    if len(set(numbers)) != len(numbers):
+        raise BadSdpError("an m-line lists a payload type twice")

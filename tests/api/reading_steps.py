@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -49,11 +50,13 @@ class Party:
 
 @contextlib.asynccontextmanager
 async def running_app(settings: Settings, clock: Callable[[], float] | None = None,
-                      **overrides: Any) -> AsyncIterator[TestClient]:
-    """The whole app on a real port, with settings overrides and, optionally, readings on a manual clock."""
+                      lease_clock: Callable[[], float] | None = None, **overrides: Any) -> AsyncIterator[TestClient]:
+    """The whole app on a real port, with settings overrides and, optionally, readings on a manual clock
+    (and their leases on another)."""
     app = create_app(replace(settings, **overrides))
-    if clock is not None:
-        app[LIVE_READINGS] = LiveReadings(app, app[RELAY], clock=clock)
+    if clock is not None or lease_clock is not None:
+        app[LIVE_READINGS] = LiveReadings(app, app[RELAY], clock=clock or time.monotonic,
+                                          lease_clock=lease_clock or time.monotonic)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
 

@@ -85,5 +85,34 @@ async def test_someone_elses_reading_is_not_found(client: TestClient) -> None:
 
 def test_only_paths_on_this_site_are_followed_after_login() -> None:
     assert safe_next("/wallet?x=1") == "/wallet?x=1"
+    assert safe_next("/readings/3b0eedfd-ebf7-4c3d-a326-0e2db460f0fc#chat") == \
+        "/readings/3b0eedfd-ebf7-4c3d-a326-0e2db460f0fc#chat"
     for bad in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", "", None):
         assert safe_next(bad, "/") == "/"
+
+
+# What a browser's URL parser strips or rewrites: each of these would leave the site once it got to it.
+BROWSER_REWRITTEN = ["/\t/evil.example/x", "/\n/evil.example/x", "/\r/evil.example/x", "\t//evil.example/x",
+                     " //evil.example/x", "/\x00/evil.example", "//\tevil.example", "/\u3000/evil.example",
+                     "/\u2028/evil.example", "/\x85/evil.example", "https:evil.example", "///evil.example",
+                     "\\\\evil.example", "/ /evil.example"]
+
+
+@pytest.mark.parametrize("bad", BROWSER_REWRITTEN)
+def test_a_next_a_browser_would_rewrite_into_another_site_is_refused(bad: str) -> None:
+    assert safe_next(bad, "/home") == "/home"
+
+
+async def test_login_and_register_pages_never_redirect_off_site(client: TestClient) -> None:
+    """The issue's exploit: ``/login?next=/%09/evil.example/x`` answered ``302 Location: //evil.example/x``."""
+    for path in ("/login", "/register"):
+        html = await (await client.get(f"{path}?next=/%09/evil.example/x")).text()
+        data = html.split('<script type="application/json" id="page-data">', 1)[1].split("</script>", 1)[0]
+        assert '"next": ""' in data.replace('":""', '": ""'), (path, data)
+    user = await register(client, "client")
+    await login(client, user["email"])
+    for query in ("/%09/evil.example/x", "/%0a/evil.example/x", "%09//evil.example/x", "/%5Cevil.example"):
+        resp = await client.get(f"/login?next={query}", allow_redirects=False)
+        assert (resp.status, resp.headers["Location"]) == (302, "/"), query
+    resp = await client.get("/login?next=/wallet", allow_redirects=False)
+    assert (resp.status, resp.headers["Location"]) == (302, "/wallet")

@@ -10,11 +10,14 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from api import scheduling
 from api.live_readings import LIVE_READINGS
-from api.scheduling import cancellation_refund, parse_start
+from api.scheduling import parse_start
 from billing import ledger, slots
+from billing.scheduled_policy import cancellation_refund
 from config import Settings, load_settings
 from tests.api.reading_steps import ManualClock, Party, Signal, reader_and_client, running_app, session_row
+from tests.billing.invariants import assert_ledger_invariants
 
 PRICE_15 = 2500  # flat 15-minute price in reader_and_client
 SCHEDULE = "/api/webrtc/client/schedule-session"
@@ -23,9 +26,10 @@ SCHEDULE = "/api/webrtc/client/schedule-session"
 def test_cancelling_a_day_ahead_refunds_everything_and_later_the_late_share() -> None:
     settings = load_settings({})
     start = datetime(2030, 1, 2, 12, tzinfo=UTC)
-    assert cancellation_refund(2500, start, start - timedelta(hours=24), settings) == 2500
-    assert cancellation_refund(2500, start, start - timedelta(hours=23, minutes=59), settings) == 0
-    generous = replace(settings, cancel_full_refund_hours=2, late_cancel_refund_percent=50)
+    policy = scheduling.policy(settings)
+    assert cancellation_refund(2500, start, start - timedelta(hours=24), policy) == 2500
+    assert cancellation_refund(2500, start, start - timedelta(hours=23, minutes=59), policy) == 0
+    generous = scheduling.policy(replace(settings, cancel_full_refund_hours=2, late_cancel_refund_percent=50))
     assert cancellation_refund(2501, start, start - timedelta(hours=3), generous) == 2501
     assert cancellation_refund(2501, start, start - timedelta(minutes=30), generous) == 1250
 
@@ -56,11 +60,11 @@ async def _price_shown(http: TestClient, client: Party, reader: Party, starts_at
 
 
 async def _book(http: TestClient, client: Party, reader: Party, starts_at: datetime, status: int = 201,
-                minutes: int = 15, expected_cents: int | None = None) -> dict:
+                minutes: int = 15, expected_cents: int | None = None, session_type: str = "video") -> dict:
     if expected_cents is None:
         expected_cents = await _price_shown(http, client, reader, starts_at, minutes)
     resp = await http.post(SCHEDULE, headers=client.headers, json={
-        "readerId": reader.id, "sessionType": "video", "minutes": minutes,
+        "readerId": reader.id, "sessionType": session_type, "minutes": minutes,
         "startsAt": starts_at.isoformat().replace("+00:00", "Z"), "expectedCents": expected_cents})
     body = await resp.json()
     assert resp.status == status, body
@@ -188,3 +192,128 @@ async def test_a_scheduled_reading_runs_unmetered_and_ends_at_its_booked_end(
         end = await reader_ws.expect("end-session")
         assert end["reason"] == "time_up" and end["session"]["chargedCents"] == 2500
         assert await ledger.balance(pool, customer.id) == 10_000 - 2500
+
+
+# (who ends it, when) -> (status, end reason, cents back, slot opened again), at 40 % back for a late
+# cancellation; a 15-minute reading at 2500 cents, ended 4.5 minutes after the start: 10 minutes not given.
+ENDED_BY = {
+    ("reader", "days before"): ("ended", "ended_by_reader", PRICE_15, True),
+    ("reader", "in its window"): ("ended", "ended_by_reader", PRICE_15, True),
+    ("reader", "under way before the start"): ("ended", "ended_by_reader", PRICE_15, True),
+    ("reader", "under way after the start"): ("ended", "ended_by_reader", PRICE_15 * 10 // 15, True),
+    ("client", "days before"): ("cancelled", "cancelled_by_client", PRICE_15, True),
+    ("client", "in its window"): ("cancelled", "cancelled_by_client", PRICE_15 * 40 // 100, True),
+    ("client", "under way before the start"): ("ended", "cancelled_by_client", PRICE_15 * 40 // 100, True),
+    ("client", "under way after the start"): ("ended", "ended_by_client", 0, False),
+}
+
+
+@pytest.mark.parametrize(("who", "when"), list(ENDED_BY), ids=[f"{w}-{t}" for w, t in ENDED_BY])
+async def test_ending_a_booked_reading_refunds_and_frees_its_slot_by_the_rules(
+        settings: Settings, pool: asyncpg.Pool, who: str, when: str) -> None:
+    # The hardening issue: the reader ending a booked, paid reading before its start kept the money and the
+    # slot; the client ending it instead of cancelling got nothing back either.
+    clock = ManualClock()
+    async with running_app(settings, clock=clock, schedule_early_join_seconds=3600,
+                           late_cancel_refund_percent=40) as http:
+        reader, customer = await reader_and_client(http, pool)
+        ahead = timedelta(days=2) if when == "days before" else timedelta(minutes=10)
+        starts_at = await _slot(pool, reader, ahead)
+        session_id = (await _book(http, customer, reader, starts_at, session_type="chat"))["session"]["id"]
+        if when != "days before":
+            client_ws = await Signal.open(http, customer)
+            await client_ws.join(session_id)
+            if when.startswith("under way"):
+                await (await Signal.open(http, reader)).join(session_id)
+                await client_ws.expect("start-session")
+            if when == "under way after the start":
+                clock.advance(14 * 60 + 30)
+                http.app[LIVE_READINGS].wake()
+                await client_ws.expect("session-state", billableSeconds=14 * 60 + 30)
+        ender = reader if who == "reader" else customer
+        resp = await http.post(f"/api/webrtc/session/{session_id}/end", headers=ender.headers)
+        body = await resp.json()
+        assert resp.status == 200, body
+        status, reason, back, freed = ENDED_BY[(who, when)]
+        assert (body["session"]["status"], body["session"]["endReason"]) == (status, reason)
+        assert body["session"]["chargedCents"] == PRICE_15 - back
+        row = await session_row(pool, session_id)
+        assert (row["refunded_cents"], row["charged_cents"]) == (back, PRICE_15 - back)
+        assert await ledger.balance(pool, customer.id) == 10_000 - PRICE_15 + back
+        booked = await pool.fetchval("SELECT count(*) FROM reader_slots WHERE session_id = $1", session_id)
+        assert booked == (0 if freed else 1)
+        # It is over: a later cancel (or end) changes nothing.
+        resp = await http.post(f"/api/webrtc/client/cancel-session/{session_id}", headers=customer.headers)
+        assert resp.status == 409 and (await resp.json())["error"]["code"] in {"reading_closed", "wrong_state"}
+        assert await ledger.balance(pool, customer.id) == 10_000 - PRICE_15 + back
+        await assert_ledger_invariants(pool)
+
+
+async def test_a_reader_who_leaves_a_reading_under_way_for_good_refunds_the_minutes_not_given(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    clock = ManualClock()
+    async with running_app(settings, clock=clock, schedule_early_join_seconds=3600, grace_seconds=60) as http:
+        reader, customer = await reader_and_client(http, pool)
+        starts_at = await _slot(pool, reader, timedelta(minutes=10))
+        session_id = (await _book(http, customer, reader, starts_at, session_type="chat"))["session"]["id"]
+        client_ws, reader_ws = await Signal.open(http, customer), await Signal.open(http, reader)
+        await client_ws.join(session_id)
+        await reader_ws.join(session_id)
+        await client_ws.expect("start-session")
+        clock.advance(12 * 60 + 30)  # 2.5 minutes into the booked time
+        http.app[LIVE_READINGS].wake()
+        await client_ws.expect("session-state", billableSeconds=12 * 60 + 30)
+        await reader_ws.close()
+        await client_ws.expect("session-state", running=False)
+        clock.advance(61)
+        http.app[LIVE_READINGS].wake()
+        end = await client_ws.expect("end-session")
+        assert end["reason"] == "grace_expired"
+        back = PRICE_15 * 12 // 15  # given until 2.5 minutes in: 12 whole minutes not given
+        assert end["session"]["chargedCents"] == PRICE_15 - back
+        assert await ledger.balance(pool, customer.id) == 10_000 - PRICE_15 + back
+        await assert_ledger_invariants(pool)
+
+
+async def test_a_reader_who_only_came_early_for_a_moment_is_the_no_show_and_the_client_gets_everything_back(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    # The hardening issue: the reader joined 5 minutes early for 2 s and left; the client joined and stayed;
+    # at the no-show deadline that was `client_no_show` and the client kept paying. They were never
+    # connected together: it is the reader's no-show.
+    clock = ManualClock()
+    async with running_app(settings, clock=clock, schedule_early_join_seconds=3600, reader_no_show_seconds=300) as http:
+        reader, customer = await reader_and_client(http, pool)
+        starts_at = await _slot(pool, reader, timedelta(minutes=5))
+        session_id = (await _book(http, customer, reader, starts_at, session_type="chat"))["session"]["id"]
+        reader_ws = await Signal.open(http, reader)
+        await reader_ws.join(session_id)
+        await reader_ws.expect("session-state", connected={"client": False, "reader": True})
+        clock.advance(2)
+        await reader_ws.close()
+        client_ws = await Signal.open(http, customer)
+        await client_ws.join(session_id)
+        await client_ws.expect("session-state", connected={"client": True, "reader": False})
+        clock.advance(5 * 60 + 300)
+        http.app[LIVE_READINGS].wake()
+        end = await client_ws.expect("end-session")
+        assert end["reason"] == "reader_no_show" and end["session"]["chargedCents"] == 0
+        assert await ledger.balance(pool, customer.id) == 10_000
+        assert await pool.fetchval("SELECT count(*) FROM reader_slots WHERE session_id = $1", session_id) == 0
+        await assert_ledger_invariants(pool)
+
+
+async def test_a_client_who_never_came_while_the_reader_waited_is_the_no_show(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    clock = ManualClock()
+    async with running_app(settings, clock=clock, schedule_early_join_seconds=3600, reader_no_show_seconds=300) as http:
+        reader, customer = await reader_and_client(http, pool)
+        starts_at = await _slot(pool, reader, timedelta(minutes=5))
+        session_id = (await _book(http, customer, reader, starts_at, session_type="chat"))["session"]["id"]
+        reader_ws = await Signal.open(http, reader)
+        await reader_ws.join(session_id)
+        clock.advance(5 * 60 + 300)
+        http.app[LIVE_READINGS].wake()
+        end = await reader_ws.expect("end-session")
+        assert end["reason"] == "client_no_show" and end["session"]["chargedCents"] == PRICE_15
+        assert await ledger.balance(pool, customer.id) == 10_000 - PRICE_15
+        await assert_ledger_invariants(pool)

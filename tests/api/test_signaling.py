@@ -22,6 +22,7 @@ from tests.api.reading_steps import (
     request_session,
     running_app,
 )
+from tests.relay.endpoints import Endpoint
 
 
 async def test_an_anonymous_socket_is_refused(client: TestClient) -> None:
@@ -118,7 +119,7 @@ async def test_messages_in_the_wrong_state_are_refused_and_change_nothing(
     await ws.send("chat-message", text="")
     assert (await ws.expect("error"))["code"] in {"wrong_state", "invalid"}
     await ws.send("ice-candidate", candidate="nope")
-    assert (await ws.expect("error"))["code"] == "bad_field"
+    assert (await ws.expect("error"))["code"] == "bad_candidate"
     assert await pool.fetchval("SELECT count(*) FROM reading_messages") == 0
     assert await pool.fetchval("SELECT status FROM rtc_sessions WHERE id = $1", session_id) == "accepted"
 
@@ -132,6 +133,28 @@ async def test_a_bad_offer_is_the_relays_error_and_leaves_no_peer(client: TestCl
     assert (await ws.expect("error"))["code"] == "bad_sdp"
     relay = client.app[signaling.LIVE_READINGS].relay
     assert relay.participant_state(f"{session_id}:client") is None
+
+
+@pytest.mark.parametrize("spoil", ["holdconn", "payload types"])
+async def test_an_offer_aiortc_would_choke_on_is_bad_sdp_not_internal(client: TestClient, pool: asyncpg.Pool,
+                                                                       spoil: str) -> None:
+    """The issue's ``a=setup:holdconn`` (KeyError) and an m-line of 8000 payload types (AssertionError)."""
+    endpoint = Endpoint("client")
+    offer = await endpoint.offer()
+    await endpoint.close()
+    if spoil == "holdconn":
+        offer = offer.replace("a=setup:actpass", "a=setup:holdconn")
+    else:
+        video = next(line for line in offer.splitlines() if line.startswith("m=video"))
+        offer = offer.replace(video, " ".join(video.split()[:3] + [str(pt) for pt in range(8000)]))
+        assert len(offer) < signaling.MAX_SDP_BYTES
+    reader, customer = await reader_and_client(client, pool)
+    session_id = await accepted_session(client, reader, customer, "video")
+    ws = await Signal.open(client, customer)
+    await ws.join(session_id)
+    await ws.send("offer", sdp=offer)
+    assert (await ws.expect("error"))["code"] == "bad_sdp"
+    assert client.app[signaling.LIVE_READINGS].relay.participant_state(f"{session_id}:client") is None
 
 
 async def test_an_oversized_message_gets_an_error_and_a_huge_frame_closes_the_socket(

@@ -254,3 +254,27 @@ async def test_a_stream_left_live_by_a_previous_process_ends_unless_its_reader_r
         await ann_ws.wait("stream-state", lambda m: m["status"] == "ended", timeout=10)
         assert await pool.fetchval("SELECT status FROM streams WHERE id = $1", stale) == "ended"
         await ann_ws.close()
+
+
+async def test_a_streams_candidates_are_checked_like_a_readings(client: TestClient) -> None:
+    """``sdpMLineIndex: "x"`` on a stream was an ``internal`` error (int("x") deep in the relay)."""
+    _, rh, stream = await live(client)
+    reader_ws = await SignalingClient.connect(client, rh)
+    await reader_ws.join_stream(stream["id"])
+    publisher = Endpoint("publisher", send=("audio", "video"), receive=(), data_channel=False)
+    try:
+        await reader_ws.send({"type": "offer", "sdp": await publisher.offer()})
+        await reader_ws.wait("answer")
+        host = "candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host"  # loopback: ICE checks stay on this machine
+        for candidate in ({"candidate": host, "sdpMLineIndex": "x"}, {"candidate": host, "sdpMid": 5},
+                          {"candidate": host.replace("127.0.0.1", "224.0.0.1"), "sdpMid": "0"}, "nope"):
+            await reader_ws.send({"type": "ice-candidate", "candidate": candidate})
+        errors = await reader_ws.wait_count("error", 4)
+        assert [e["code"] for e in errors] == ["bad_candidate"] * 4
+        await reader_ws.send({"type": "ice-candidate", "candidate": {"candidate": host, "sdpMid": "0"}})
+        await reader_ws.send({"type": "end-stream"})
+        await reader_ws.wait("stream-state", lambda m: m["status"] == "ended")
+        assert len(reader_ws.of_type("error")) == 4  # the good candidate was taken without a word
+    finally:
+        await publisher.close()
+        await reader_ws.close()

@@ -83,8 +83,8 @@ async def test_batched_reading_minutes_are_recorded_on_the_reading(pool: asyncpg
     session = await pool.fetchval(
         "INSERT INTO rtc_sessions (client_id, reader_id, session_type, status, rate_cents)"
         " VALUES ($1, $2, 'chat', 'active', 120) RETURNING id::text", client, reader)
-    await asyncio.gather(*(batcher.charge_minute(session_id=session, client_id=client, reader_id=reader, index=i,
-                                                 cents=120) for i in (0, 1, 2, 1)))
+    await asyncio.gather(*(batcher.charge_minute(session_id=session, epoch=0, client_id=client, reader_id=reader,
+                                                 index=i, cents=120) for i in (0, 1, 2, 1)))
     row = await pool.fetchrow("SELECT charged_cents, meter_minutes_charged, meter_billable_seconds"
                               " FROM rtc_sessions WHERE id = $1", session)
     assert tuple(row) == (360, 3, 120.0)

@@ -294,6 +294,16 @@ def test_a_restored_meter_continues_its_minutes_and_its_grace_runs_from_the_firs
     assert gone.tick(530) == [Refund(50, 1), End("grace_expired")]
 
 
+def test_a_meter_restored_before_anything_was_billed_still_counts_as_started() -> None:
+    # A reading adopted right after it started (nothing billed yet): its parties have the grace to come back.
+    gone = Meter(rate_cents=100, balance_cents=1000, grace_seconds=30, restored=True)
+    assert gone.started and gone.tick(0) == []
+    assert gone.tick(30) == [End("grace_expired")]
+    back = Meter(rate_cents=100, balance_cents=1000, grace_seconds=30, restored=True)
+    back.tick(0)
+    assert back.connected("client", 10) == [] and back.connected("reader", 20) == [Resume(20), ChargeMinute(0, 100)]
+
+
 def test_time_going_backwards_counts_as_now() -> None:
     meter = started(rate=100, balance=1000)
     meter.tick(30)

@@ -10,7 +10,13 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from relay import Relay, RelayError
 from relay.aiortc_hooks import ice_connections
-from relay.ice import candidate_from_browser, configuration, ice_servers_from_config
+from relay.ice import (
+    MAX_CANDIDATES_PER_PEER,
+    CandidatePolicy,
+    candidate_from_browser,
+    configuration,
+    ice_servers_from_config,
+)
 from tests.relay.conftest import join
 from tests.relay.endpoints import Endpoint
 
@@ -109,3 +115,109 @@ async def test_candidates_trickled_while_the_offer_is_being_answered_are_not_los
     ice = relay_pc(relay, "reader").getTransceivers()[0].receiver.transport.transport
     ports = {c.port for c in ice.getRemoteCandidates()}
     assert {int(c.split()[5]) for c in candidates} <= ports, "every trickled candidate reached ICE"
+
+
+def _host(address: str, port: int = 54321, protocol: str = "udp", extra: str = "") -> str:
+    return f"candidate:1 1 {protocol} 2122260223 {address} {port} typ host{extra}"
+
+
+@pytest.mark.parametrize("text", [
+    _host("224.0.0.251"), _host("ff02::1"), _host("0.0.0.0"), _host("::"), _host("255.255.255.255"),
+    _host("0.1.2.3"), _host("240.0.0.1"), _host("::ffff:0.0.0.0"), _host("192.0.2.2", port=0),
+    _host("192.0.2.2", port=65536), _host("192.0.2.2", port=-1), _host("evil.example"),
+    _host("192.0.2.2", protocol="sctp"), "candidate:1 1 udp 2122260223 192.0.2.2 1 typ bogus",
+    "candidate:1 0 udp 1 192.0.2.2 1 typ host", "candidate:1 1 udp 0 192.0.2.2 1 typ host",
+    "candidate:1 1 udp 4294967296 192.0.2.2 1 typ host", "candidate:f\u00f6o 1 udp 1 192.0.2.2 1 typ host",
+    _host("192.0.2.2", extra=" raddr"), _host("192.0.2.2", extra=" raddr 0.0.0.0 rport 70000"),
+    "candidate:1 1 udp 1 192.0.2.2 9 host typ", _host("192.0.2.2", extra=" rport " + "9" * 5000),
+    "x" * 2000,
+])
+def test_candidates_no_peer_can_have_are_refused(text: str) -> None:
+    """Multicast, unspecified, broadcast and reserved addresses, port 0 and out-of-range numbers: refused."""
+    with pytest.raises(RelayError) as bad:
+        candidate_from_browser({"candidate": text, "sdpMid": "0"})
+    assert bad.value.code == "bad_candidate"
+
+
+@pytest.mark.parametrize("init", [
+    "nope", ["candidate:1"], {"candidate": 7}, {"candidate": _host("192.0.2.2"), "sdpMLineIndex": "x"},
+    {"candidate": _host("192.0.2.2"), "sdpMLineIndex": True}, {"candidate": _host("192.0.2.2"), "sdpMLineIndex": -1},
+    {"candidate": _host("192.0.2.2"), "sdpMLineIndex": 64}, {"candidate": _host("192.0.2.2"), "sdpMid": 0},
+    {"candidate": _host("192.0.2.2"), "sdpMid": "m" * 65}, {"candidate": "", "sdpMLineIndex": "x"},
+])
+def test_the_fields_around_the_candidate_are_checked_too(init: object) -> None:
+    with pytest.raises(RelayError) as bad:
+        candidate_from_browser(init)
+    assert bad.value.code == "bad_candidate"
+
+
+@pytest.mark.parametrize(("text", "private_ok", "public_only"), [
+    (_host("8.8.8.8"), None, None),  # a global address: always used
+    (_host("2a00:1450:4001:80b::200e"), None, None),
+    (_host("192.0.2.2"), None, "private"), (_host("10.1.2.3"), None, "private"), (_host("127.0.0.1"), None, "private"),
+    (_host("::1"), None, "private"), (_host("100.64.0.1"), None, "private"), (_host("fd00::1"), None, "private"),
+    (_host("1f6bd9d8-6b6d-4e0b-a0b2-3f1b7a9c2d11.local"), None, "mDNS"),
+    (_host("169.254.169.254"), "link-local", "link-local"), (_host("fe80::1"), "link-local", "link-local"),
+    (_host("8.8.8.8", protocol="tcp", extra=" tcptype active"), "UDP", "UDP"),
+    ("candidate:1 2 udp 2122260223 8.8.8.8 9 typ host", "component", "component"),
+])
+def test_the_policy_says_which_well_formed_candidates_are_used(text: str, private_ok: str | None,
+                                                              public_only: str | None) -> None:
+    candidate = candidate_from_browser({"candidate": text, "sdpMid": "0"})
+    assert candidate is not None
+    for policy, expected in ((CandidatePolicy(), private_ok), (CandidatePolicy(allow_private=False), public_only)):
+        reason = policy.unused_reason(candidate)
+        assert (reason is None) if expected is None else (reason is not None and expected in reason), (policy, reason)
+
+
+def test_a_browsers_usual_candidates_are_accepted() -> None:
+    """What Chrome and Firefox send: extensions, hidden raddr 0.0.0.0 rport 0, upper-case UDP."""
+    for text in ("candidate:842163049 1 udp 1677729535 8.8.8.8 56143 typ srflx raddr 0.0.0.0 rport 0 generation 0"
+                 " ufrag sXDn network-cost 999",
+                 "candidate:0 1 UDP 2122252543 192.168.1.2 49705 typ host",
+                 "candidate:3 1 TCP 2105524479 192.168.1.2 9 typ host tcptype active",
+                 "candidate:1 1 udp 41885439 8.8.4.4 3478 typ relay raddr 8.8.8.8 rport 56143"):
+        assert candidate_from_browser({"candidate": text, "sdpMLineIndex": 0}) is not None
+
+
+async def _trickling(relay: Relay, endpoint: Endpoint) -> object:
+    """Join with an offer that carries no candidate and no end-of-candidates; the relay's ICE transport."""
+    offer = await endpoint.offer()
+    bare = "\r\n".join(line for line in offer.splitlines()
+                        if not line.startswith(("a=candidate:", "a=end-of-candidates"))) + "\r\n"
+    await relay.join_room("room", endpoint.name, bare)
+    return relay_pc(relay, endpoint.name).getTransceivers()[0].receiver.transport.transport
+
+
+# Only loopback candidates ever reach ICE in these tests: the relay sends connectivity checks to every
+# candidate it uses, and a test sends traffic to this machine alone.
+async def test_unused_candidates_never_reach_ice(endpoints: Callable[..., Endpoint]) -> None:
+    relay = Relay(ice_servers=[], candidates=CandidatePolicy(allow_private=False))
+    try:
+        ice = await _trickling(relay, endpoints("reader"))
+        for unused in (_host("127.0.0.1"), _host("10.0.0.1"), _host("169.254.169.254"),
+                       _host("127.0.0.1", protocol="tcp", extra=" tcptype passive")):
+            await relay.add_ice_candidate("reader", {"candidate": unused, "sdpMLineIndex": 0})
+        with pytest.raises(RelayError) as bad:
+            await relay.add_ice_candidate("reader", {"candidate": _host("224.0.0.1"), "sdpMLineIndex": 0})
+        assert bad.value.code == "bad_candidate"
+        assert ice.getRemoteCandidates() == []  # type: ignore[attr-defined]
+    finally:
+        await relay.close()
+
+
+async def test_a_peer_gets_at_most_its_cap_of_candidates(relay: Relay, endpoints: Callable[..., Endpoint]) -> None:
+    ice = await _trickling(relay, endpoints("reader"))
+    for port in range(1, MAX_CANDIDATES_PER_PEER + 1):
+        await relay.add_ice_candidate("reader", {"candidate": _host("127.0.0.1", port=port), "sdpMLineIndex": 0})
+    with pytest.raises(RelayError) as capped:
+        await relay.add_ice_candidate("reader", {"candidate": _host("127.0.0.2"), "sdpMLineIndex": 0})
+    assert capped.value.code == "too_many_candidates"
+    hosts = {(c.ip, c.port) for c in ice.getRemoteCandidates()}  # type: ignore[attr-defined]
+    assert hosts == {("127.0.0.1", port) for port in range(1, MAX_CANDIDATES_PER_PEER + 1)}
+
+
+async def test_a_bad_candidate_is_refused_before_the_participant_is_looked_up(relay: Relay) -> None:
+    with pytest.raises(RelayError) as bad:
+        await relay.add_ice_candidate("nobody", {"candidate": _host("192.0.2.2"), "sdpMLineIndex": "x"})
+    assert bad.value.code == "bad_candidate"

@@ -51,9 +51,10 @@ async def test_audio_only_reading(relay: Relay, endpoints: Callable[..., Endpoin
     await client.wait_decoded("audio", 20)
 
 
-async def test_chat_is_relayed_to_the_other_participant_and_emitted(
+async def test_chat_is_emitted_and_relayed_only_when_the_listener_sends_it_on(
     relay: Relay, events: EventLog, endpoints: Callable[..., Endpoint]
 ) -> None:
+    """The relay forwards no data-channel text by itself: the api applies the chat limits, then sends it."""
     reader, client = endpoints("reader"), endpoints("client")
     await join(relay, "reading-4", reader)
     await join(relay, "reading-4", client)
@@ -61,10 +62,13 @@ async def test_chat_is_relayed_to_the_other_participant_and_emitted(
     await reader.wait_decoded("audio", 1)
     assert client.channel is not None and reader.channel is not None
     client.channel.send("is he the one?")
-    event = await events.wait("chat-message")
-    assert event[1:4] == ("reading-4", "client", "is he the one?")
+    client.channel.send("and the second one?")
+    await events.wait("chat-message", nth=2)
+    assert [e[1:4] for e in events.named("chat-message")] == [
+        ("reading-4", "client", "is he the one?"), ("reading-4", "client", "and the second one?")]
+    await relay.send_chat("reader", "and the second one?")
     await reader.chat_event.wait()
-    assert reader.chat == ["is he the one?"]
+    assert reader.chat == ["and the second one?"], "only what was sent on, nothing by the relay itself"
     await relay.send_chat("client", "the reader is typing")
     await client.chat_event.wait()
     assert client.chat == ["the reader is typing"]

@@ -456,6 +456,9 @@ const REASONS = {
   timeout: () => "The connection could not be restored in time, so the reading ended.",
   not_started: () => "You weren't both connected in time, so the reading didn't start.",
   server_shutdown: () => "SoulSeer restarted, so the reading ended. Only connected time was charged.",
+  server_restart: () => "SoulSeer restarted and you were not both back in time, so the reading ended. " +
+    "Only the time you had was charged.",
+  cancelled_by_client: (c) => (c ? "You cancelled the reading." : `${other} cancelled the reading.`),
   time_up: () => "The booked time is over.",
   reader_no_show: (c) => (c ? `${other} didn't join, so the reading was refunded.` : "You didn't join this reading."),
   client_no_show: (c) => (c ? "You didn't join this reading." : `${other} didn't join this reading.`),
