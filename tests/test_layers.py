@@ -46,8 +46,9 @@ def module_name(path: Path) -> str:
 
 
 def is_module(dotted: str) -> bool:
+    """A Python module or package, or a C extension's source (``relay/_wire.c``: a module once built)."""
     base = ROOT.joinpath(*dotted.split("."))
-    return base.with_suffix(".py").exists() or (base / "__init__.py").exists()
+    return any(base.with_suffix(s).exists() for s in (".py", ".c")) or (base / "__init__.py").exists()
 
 
 def imports(path: Path) -> Iterator[Import]:
@@ -106,6 +107,7 @@ def test_every_import_goes_down_the_layers() -> None:
 
 
 def test_no_module_imports_a_private_name_of_another() -> None:
+    """(A private module, such as the relay's compiled ``relay._wire``, is its package's own business.)"""
     wrong = [f"{found.module}:{found.line} imports {name} from {found.target}"
              for path in sources() for found in imports(path) for name in found.names
              if name.startswith("_") and found.target != found.module]
@@ -114,7 +116,7 @@ def test_no_module_imports_a_private_name_of_another() -> None:
 
 def test_imports_are_at_the_top_unless_optional_at_run_time() -> None:
     wrong = [f"{found.module}:{found.line} {found.text.strip()}" for path in sources() for found in imports(path)
-             if not found.top_level]
+             if not found.top_level and OPTIONAL_MARK not in found.text]
     assert not wrong, "\n".join(wrong)
     for path in sources():  # third-party late imports say why
         tree = ast.parse(path.read_text())
