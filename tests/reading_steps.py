@@ -192,11 +192,17 @@ async def started_reading(http: TestClient, pool: asyncpg.Pool,
     """A reading accepted, joined by both sides and started: (session id, client, reader, their sockets)."""
     reader, client = await reader_and_client(http, pool)
     session_id = await accepted_session(http, reader, client, session_type)
+    client_ws, reader_ws = await join_and_start(http, session_id, client, reader)
+    return session_id, client, reader, client_ws, reader_ws
+
+
+async def join_and_start(http: TestClient, session_id: str, client: Party, reader: Party) -> tuple[Signal, Signal]:
+    """Both sides join an accepted reading; their sockets (client's, reader's), once it has started."""
     client_ws, reader_ws = await Signal.open(http, client), await Signal.open(http, reader)
     await client_ws.join(session_id)
     await reader_ws.join(session_id)
     await client_ws.expect("start-session")
-    return session_id, client, reader, client_ws, reader_ws
+    return client_ws, reader_ws
 
 
 async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0, interval: float = 0.02) -> None:

@@ -28,6 +28,7 @@ from tests.reading_steps import (
     ManualClock,
     Signal,
     accepted_session,
+    join_and_start,
     reader_and_client,
     running_app,
     session_row,
@@ -74,10 +75,7 @@ async def test_a_minute_charge_retried_behind_a_held_wallet_lock_keeps_its_one_o
         await locker.execute("BEGIN")
         await locker.execute("SELECT 1 FROM client_balances WHERE client_id = $1 FOR UPDATE", client.id)
         locker_pid = await locker.fetchval("SELECT pg_backend_pid()")
-        client_ws, reader_ws = await Signal.open(http, client), await Signal.open(http, reader)
-        await client_ws.join(session_id)
-        await reader_ws.join(session_id)
-        await client_ws.expect("start-session")
+        client_ws, reader_ws = await join_and_start(http, session_id, client, reader)
 
         async def terminate_blocked_charges() -> int:
             blocked = await pool.fetch(

@@ -22,10 +22,10 @@ from tests.reading_steps import (
     ManualClock,
     Party,
     Signal,
-    accepted_session,
     reader_and_client,
     running_app,
     session_row,
+    started_reading,
 )
 
 RATE = 120  # chat cents per minute in reader_and_client
@@ -48,10 +48,7 @@ async def test_a_reading_handed_over_at_shutdown_continues_when_both_rejoin_and_
         settings: Settings, pool: asyncpg.Pool) -> None:
     first = ManualClock()
     async with running_app(settings, clock=first) as http:
-        reader, client = await reader_and_client(http, pool)
-        session_id = await accepted_session(http, reader, client)
-        client_ws, _ = await join_both(http, session_id, client, reader)
-        await client_ws.expect("start-session")
+        session_id, client, reader, client_ws, _ = await started_reading(http, pool)
         advance(http, first, 10)
         await client_ws.expect("session-state", billableSeconds=10)
     handed = await session_row(pool, session_id)
@@ -89,9 +86,7 @@ async def test_a_resumed_reading_nobody_comes_back_to_ends_as_server_restart_ref
         settings: Settings, pool: asyncpg.Pool) -> None:
     first = ManualClock()
     async with running_app(settings, clock=first) as http:
-        reader, client = await reader_and_client(http, pool)
-        session_id = await accepted_session(http, reader, client)
-        client_ws, _ = await join_both(http, session_id, client, reader)
+        session_id, client, reader, client_ws, _ = await started_reading(http, pool)
         advance(http, first, 20)
         await client_ws.expect("session-state", billableSeconds=20)
     second = ManualClock(5000)

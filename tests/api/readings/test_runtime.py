@@ -17,6 +17,7 @@ from tests.reading_steps import (
     Signal,
     accepted_session,
     deposit,
+    join_and_start,
     reader_and_client,
     relogin,
     running_app,
@@ -36,10 +37,7 @@ async def started(http: TestClient, pool: asyncpg.Pool, **kw: int) -> tuple[str,
     """A chat reading accepted and joined by both sides (so it is active), on a manual clock."""
     reader, client = await reader_and_client(http, pool, **kw)
     session_id = await accepted_session(http, reader, client)
-    client_ws, reader_ws = await Signal.open(http, client), await Signal.open(http, reader)
-    await client_ws.join(session_id)
-    await reader_ws.join(session_id)
-    await client_ws.expect("start-session")
+    client_ws, reader_ws = await join_and_start(http, session_id, client, reader)
     await reader_ws.expect("start-session")
     return session_id, client_ws, reader_ws, http.app[LIVE_READINGS]._clock  # type: ignore[return-value]
 

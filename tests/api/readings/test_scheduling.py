@@ -17,7 +17,7 @@ from billing import ledger, slots
 from billing.scheduled_policy import cancellation_refund
 from config import Settings, load_settings
 from tests.billing.invariants import assert_ledger_invariants
-from tests.reading_steps import ManualClock, Party, Signal, reader_and_client, running_app, session_row
+from tests.reading_steps import ManualClock, Party, Signal, join_and_start, reader_and_client, running_app, session_row
 
 PRICE_15 = 2500  # flat 15-minute price in reader_and_client
 SCHEDULE = "/api/webrtc/client/schedule-session"
@@ -179,10 +179,7 @@ async def test_a_scheduled_reading_runs_unmetered_and_ends_at_its_booked_end(
             "readerId": reader.id, "sessionType": "chat", "minutes": 15,
             "startsAt": starts_at.isoformat(), "expectedCents": 2500})
         session_id = (await resp.json())["session"]["id"]
-        client_ws, reader_ws = await Signal.open(http, customer), await Signal.open(http, reader)
-        await client_ws.join(session_id)
-        await reader_ws.join(session_id)
-        await client_ws.expect("start-session")
+        client_ws, reader_ws = await join_and_start(http, session_id, customer, reader)
         clock.advance(60)
         http.app[LIVE_READINGS].wake()
         state = await client_ws.expect("session-state", billableSeconds=60)
@@ -256,10 +253,7 @@ async def test_a_reader_who_leaves_a_reading_under_way_for_good_refunds_the_minu
         reader, customer = await reader_and_client(http, pool)
         starts_at = await _slot(pool, reader, timedelta(minutes=10))
         session_id = (await _book(http, customer, reader, starts_at, session_type="chat"))["session"]["id"]
-        client_ws, reader_ws = await Signal.open(http, customer), await Signal.open(http, reader)
-        await client_ws.join(session_id)
-        await reader_ws.join(session_id)
-        await client_ws.expect("start-session")
+        client_ws, reader_ws = await join_and_start(http, session_id, customer, reader)
         clock.advance(12 * 60 + 30)  # 2.5 minutes into the booked time
         http.app[LIVE_READINGS].wake()
         await client_ws.expect("session-state", billableSeconds=12 * 60 + 30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 
 from api.core.keys import RELAY
 from api.realtime.transport import SOCKETS
@@ -30,13 +31,18 @@ async def _stalled_viewer(http: object, party: Party, stream_id: str, name: str)
             return ws, endpoint, reply
 
 
+async def open_house(http: TestClient, pool: asyncpg.Pool) -> str:
+    """A reader's live stream, "Open house"; its id."""
+    streamer = await quick_user(pool, "reader", "Streamer")
+    resp = await http.post("/api/streams", json={"title": "Open house"}, headers=streamer.headers)
+    return str((await resp.json())["stream"]["id"])
+
+
 async def test_two_free_accounts_cannot_take_a_small_relay_from_a_paid_reading(settings: Settings,
                                                                                  pool: asyncpg.Pool) -> None:
     # The issue's numbers: a 12-slot relay, two free accounts with eight sockets each (the per-user socket cap).
     async with running_app(settings, max_participants=12, reserved_reading_participants=2) as http:
-        streamer = await quick_user(pool, "reader", "Streamer")
-        resp = await http.post("/api/streams", json={"title": "Open house"}, headers=streamer.headers)
-        stream_id = (await resp.json())["stream"]["id"]
+        stream_id = await open_house(http, pool)
         attackers = [await quick_user(pool, "client", f"Free {n}") for n in range(2)]
         held: list[tuple[Signal, Endpoint]] = []
         replies = []
@@ -70,9 +76,7 @@ async def test_two_free_accounts_cannot_take_a_small_relay_from_a_paid_reading(s
 async def test_a_stalled_viewer_gives_its_place_back_within_the_connect_timeout(settings: Settings,
                                                                                 pool: asyncpg.Pool) -> None:
     async with running_app(settings, stream_participants_per_user=1, connect_timeout_seconds=1) as http:
-        streamer = await quick_user(pool, "reader", "Streamer")
-        resp = await http.post("/api/streams", json={"title": "Open house"}, headers=streamer.headers)
-        stream_id = (await resp.json())["stream"]["id"]
+        stream_id = await open_house(http, pool)
         viewer = await quick_user(pool, "client", "Viewer")
         first_ws, first, reply = await _stalled_viewer(http, viewer, stream_id, "first")
         second_ws, second, refused = await _stalled_viewer(http, viewer, stream_id, "second")
@@ -97,9 +101,7 @@ async def test_a_stalled_viewer_gives_its_place_back_within_the_connect_timeout(
 async def test_stream_connections_are_capped_per_address_across_accounts(settings: Settings,
                                                                          pool: asyncpg.Pool) -> None:
     async with running_app(settings, stream_participants_per_address=3) as http:
-        streamer = await quick_user(pool, "reader", "Streamer")
-        resp = await http.post("/api/streams", json={"title": "Open house"}, headers=streamer.headers)
-        stream_id = (await resp.json())["stream"]["id"]
+        stream_id = await open_house(http, pool)
         held = []
         codes = []
         try:

@@ -31,6 +31,17 @@ async def viewer(client: TestClient, pool: asyncpg.Pool, name: str, cents: int =
     return user, headers
 
 
+async def reader_and_ann_on_a_stream(client: TestClient, pool: asyncpg.Pool) -> tuple[
+        dict[str, str], dict[str, str], dict, SignalingClient, SignalingClient]:
+    """A live stream its reader and a viewer, Ann, have joined: (their headers, the stream, their sockets)."""
+    _, rh, stream = await live(client)
+    _, ah = await viewer(client, pool, "Ann")
+    reader_ws, ann_ws = await SignalingClient.connect(client, rh), await SignalingClient.connect(client, ah)
+    await reader_ws.join_stream(stream["id"])
+    await ann_ws.join_stream(stream["id"])
+    return rh, ah, stream, reader_ws, ann_ws
+
+
 async def test_the_reader_publishes_viewers_watch_and_everyone_sees_the_viewer_count(client: TestClient,
                                                                                     pool: asyncpg.Pool) -> None:
     _, rh, stream = await live(client)
@@ -83,11 +94,7 @@ async def test_a_gift_reaches_everyone_on_the_stream_with_the_new_leaderboard(cl
 
 
 async def test_ending_the_stream_tells_every_viewer(client: TestClient, pool: asyncpg.Pool) -> None:
-    _, rh, stream = await live(client)
-    _, ah = await viewer(client, pool, "Ann")
-    reader_ws, ann_ws = await SignalingClient.connect(client, rh), await SignalingClient.connect(client, ah)
-    await reader_ws.join_stream(stream["id"])
-    await ann_ws.join_stream(stream["id"])
+    rh, ah, stream, reader_ws, ann_ws = await reader_and_ann_on_a_stream(client, pool)
     assert (await client.post(f"/api/streams/{stream['id']}/end", headers=rh)).status == 200
     for ws in (reader_ws, ann_ws):
         assert (await ws.wait("stream-state", lambda m: m["status"] == "ended"))["viewerCount"] >= 0
@@ -102,11 +109,7 @@ async def test_ending_the_stream_tells_every_viewer(client: TestClient, pool: as
 
 async def test_the_reader_ends_the_stream_over_the_socket_and_viewers_cannot(client: TestClient,
                                                                             pool: asyncpg.Pool) -> None:
-    _, rh, stream = await live(client)
-    _, ah = await viewer(client, pool, "Ann")
-    reader_ws, ann_ws = await SignalingClient.connect(client, rh), await SignalingClient.connect(client, ah)
-    await reader_ws.join_stream(stream["id"])
-    await ann_ws.join_stream(stream["id"])
+    _rh, _ah, stream, reader_ws, ann_ws = await reader_and_ann_on_a_stream(client, pool)
     await ann_ws.send({"type": "end-stream"})
     assert (await ann_ws.wait("error"))["code"] == "forbidden"
     await reader_ws.send({"type": "end-stream"})
@@ -117,11 +120,7 @@ async def test_the_reader_ends_the_stream_over_the_socket_and_viewers_cannot(cli
 
 
 async def test_stream_chat_goes_to_everyone_and_a_flood_is_refused(client: TestClient, pool: asyncpg.Pool) -> None:
-    _, rh, stream = await live(client)
-    _, ah = await viewer(client, pool, "Ann")
-    reader_ws, ann_ws = await SignalingClient.connect(client, rh), await SignalingClient.connect(client, ah)
-    await reader_ws.join_stream(stream["id"])
-    await ann_ws.join_stream(stream["id"])
+    _rh, _ah, _stream, reader_ws, ann_ws = await reader_and_ann_on_a_stream(client, pool)
     await ann_ws.send({"type": "chat-message", "text": "  Hello Iris!  "})
     chat = await reader_ws.wait("chat-message")
     assert chat["text"] == "Hello Iris!" and chat["fromName"] == "Ann" and chat["role"] == "viewer"
