@@ -22,15 +22,26 @@ _REPO_PATH = re.compile(r"^(?:api|relay|billing|web|config|tests|bench|docs|\.ci
 
 
 def _prose_lines(page: Path) -> list[tuple[int, str]]:
-    """The page's lines outside fenced code blocks, numbered from 1."""
-    lines, fenced = [], False
-    for number, line in enumerate(page.read_text().splitlines(), 1):
+    """The page's text outside fenced code blocks, by line number: a paragraph (whose code spans may run over
+    several lines) joined into one line at its first line's number; a heading or table row alone."""
+    units: list[tuple[int, str]] = []
+    paragraph: list[str] = []
+    start, fenced = 0, False
+    for number, line in enumerate([*page.read_text().splitlines(), ""], 1):
+        alone = line.startswith(("#", "|"))
+        if paragraph and (fenced or not line.strip() or alone or _FENCE.match(line)):
+            units.append((start, " ".join(paragraph)))
+            paragraph = []
         if _FENCE.match(line):
             fenced = not fenced
+        elif fenced or not line.strip():
             continue
-        if not fenced:
-            lines.append((number, line))
-    return lines
+        elif alone:
+            units.append((number, line))
+        else:
+            start = start if paragraph else number
+            paragraph.append(line.strip())
+    return units
 
 
 def slug(heading: str) -> str:
