@@ -68,6 +68,8 @@ def create_app(settings: Settings) -> web.Application:
                        connect_timeout=settings.connect_timeout_seconds,
                        max_viewers_per_stream=settings.max_viewers_per_stream, registry=registry,
                        max_cpu=settings.max_relay_cpu_percent / 100 if settings.max_relay_cpu_percent else None,
+                       max_loop_lag=settings.max_relay_loop_lag_ms / 1000 if settings.max_relay_loop_lag_ms else None,
+                       shed_lag=settings.relay_shed_lag_ms / 1000 if settings.relay_shed_lag_ms else None,
                        candidates=CandidatePolicy(allow_private=settings.ice_allow_private_candidates))
     app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
 

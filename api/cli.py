@@ -41,7 +41,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         from api import demo
 
         demo.install(app, announce=print)
-    log.info("starting", extra={"host": settings.host, "port": settings.port,
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            print("soulseer: SOULSEER_EVENT_LOOP=uvloop needs uvloop: pip install 'soulseer[uvloop]'", file=sys.stderr)
+            return 2
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # run_app's loop is made by the policy
+    log.info("starting", extra={"host": settings.host, "port": settings.port, "eventLoop": settings.event_loop,
                                 "embeddedDatabase": settings.database_url is None})
     # run_app turns SIGINT/SIGTERM into a graceful shutdown that runs every clean-up (pool, embedded db).
     web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)

@@ -146,15 +146,26 @@ class ReplayTrack(MediaStreamTrack):
         return packet
 
 
+class Refused(Exception):
+    """The server refused a viewer (full, busy): the bench counts it and goes on."""
+
+
+#: Server answers that mean "not one more", counted as refusals rather than failures.
+REFUSALS = {"relay_busy", "relay_full", "stream_full"}
+
+
 async def exchange(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> str:
     async with session.post(url, json=body) as response:
         reply = await response.json()
         if response.status != 200:
+            if reply.get("error") in REFUSALS:
+                raise Refused(reply["error"])
             raise RuntimeError(f"{url}: {reply}")
         return str(reply["sdp"])
 
 
-async def run_publisher(relay_url: str) -> None:
+async def run_publisher(relay_url: str, publish: Any = None) -> None:
+    """Publish to the bench relay (POST /publish), or through ``publish(offer) -> answer`` if given."""
     video = ReplayTrack("video", await asyncio.to_thread(encode_video, 2.0), 30, trailer=True)
     audio = ReplayTrack("audio", await asyncio.to_thread(encode_audio, 1.0), 50, trailer=False)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -164,8 +175,11 @@ async def run_publisher(relay_url: str) -> None:
         if track is video:
             on_keyframe_request(sender, video.restart)
     await pc.setLocalDescription(await pc.createOffer())
-    async with aiohttp.ClientSession() as session:
-        answer = await exchange(session, f"{relay_url}/publish", {"sdp": pc.localDescription.sdp})
+    if publish is not None:
+        answer = await publish(pc.localDescription.sdp)
+    else:
+        async with aiohttp.ClientSession() as session:
+            answer = await exchange(session, f"{relay_url}/publish", {"sdp": pc.localDescription.sdp})
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     bitrate = sum(len(f) for f in video._frames) * 8 / 2.0
     await serve_commands({"ready": True, "video_bitrate": bitrate}, lambda: {
@@ -303,8 +317,6 @@ class Viewer:
         self.ttff: float | None = None
         self.latencies: list[float] = []
         self._codecs: dict[int, str] = {}
-        for kind in ("audio", "video"):
-            self.pc.addTransceiver(kind, direction="recvonly")
         self.pc.on("track", self._on_track)
 
     @property
@@ -332,18 +344,41 @@ class Viewer:
             self.latencies.append(now - sent_at)
 
     async def join(self, session: aiohttp.ClientSession, relay_url: str) -> None:
+        """Watch through the bench relay's control server (POST /watch: our offer, its answer)."""
+
+        async def exchange_offer(offer: str) -> str:
+            return await exchange(session, f"{relay_url}/watch", {"id": self.name, "sdp": offer})
+
+        await self.offer_and_accept(exchange_offer)
+
+    async def offer_and_accept(self, exchange_offer: Any) -> None:
+        """Offer (recvonly audio + video), have ``exchange_offer`` get the server's answer, apply it."""
+        for kind in ("audio", "video"):
+            self.pc.addTransceiver(kind, direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         for connection in ice_connections(self.pc):
             tap_media(connection, self.wire, consume=not self.probe)
-        offer = {"id": self.name, "sdp": self.pc.localDescription.sdp}
-        answer = await exchange(session, f"{relay_url}/watch", offer)
-        types = media_payload_types(answer)
-        if not any(kind == "video" for kind, _ in types.values()):
-            raise RuntimeError(f"{self.name}: the answer negotiates no video format")
-        self._codecs.update({pt: codec for pt, (_, codec) in types.items()})
-        self.wire.kinds = {pt: kind for pt, (kind, _) in types.items()}
+        answer = await exchange_offer(self.pc.localDescription.sdp)
+        self._negotiated(answer)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         self.answered_at = time.monotonic()
+
+    async def answer_offer(self, offer: str) -> str:
+        """Answer a server's offer (Janus offers to its subscribers); the answer's SDP."""
+        self._negotiated(offer)
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        for connection in ice_connections(self.pc):
+            tap_media(connection, self.wire, consume=not self.probe)
+        self.answered_at = time.monotonic()
+        return str(self.pc.localDescription.sdp)
+
+    def _negotiated(self, sdp: str) -> None:
+        types = media_payload_types(sdp)
+        if not any(kind == "video" for kind, _ in types.values()):
+            raise RuntimeError(f"{self.name}: the session negotiates no video format")
+        self._codecs.update({pt: codec for pt, (_, codec) in types.items()})
+        self.wire.kinds = {pt: kind for pt, (kind, _) in types.items()}
 
     async def wait_first_frame(self) -> float:
         """Seconds from applying the answer to the first video frame."""
@@ -417,22 +452,49 @@ def paced_loop(interval: float) -> asyncio.AbstractEventLoop:
     return asyncio.SelectorEventLoop(PacedSelector(interval))
 
 
-async def run_viewers(relay_url: str, prefix: str, probes: int) -> None:
-    """A process of viewers: the first ``probes`` joined are probes, the rest lite."""
+async def run_viewers(relay_url: str, prefix: str, probes: int, watch: Any = None) -> None:
+    """A process of viewers: the first ``probes`` joined are probes, the rest lite.
+
+    They watch through the bench relay's control server, or through ``watch(viewer)`` if given
+    (the stream contract of ``soulseer serve``, Janus's VideoRoom: bench/stream_signals.py).
+    """
     viewers: list[Viewer] = []
     session = aiohttp.ClientSession()
 
+    refused: list[str] = []
+    made = 0
+
+    async def join(viewer: Viewer) -> bool:
+        try:
+            if watch is None:
+                await viewer.join(session, relay_url)
+            else:
+                await watch(viewer)
+        except Refused as exc:  # the server would not take one more viewer: counted, not fatal
+            refused.append(str(exc))
+            await viewer.pc.close()
+            return False
+        return True
+
     async def add(count: int) -> dict[str, Any]:
-        new = [Viewer(f"{prefix}-{len(viewers) + i}", probe=len(viewers) + i < probes) for i in range(count)]
-        viewers.extend(new)
+        nonlocal made
+        new = [Viewer(f"{prefix}-{made + i}", probe=len(viewers) + i < probes) for i in range(count)]
+        made += count
+        refused.clear()
         for start in range(0, count, 10):  # joins in small concurrent groups
-            await asyncio.gather(*(v.join(session, relay_url) for v in new[start : start + 10]))
+            group = new[start : start + 10]
+            joined = await asyncio.gather(*(join(v) for v in group))
+            viewers.extend(v for v, ok in zip(group, joined, strict=True) if ok)
+        new = [v for v in new if v in viewers]
+        if not new:  # every one refused
+            return {"ttff": [], "no_frame": 0, "waited": FIRST_FRAME_TIMEOUT, "refused": len(refused),
+                    "why": sorted(set(refused))[:3]}
         waits = [asyncio.ensure_future(v.wait_first_frame()) for v in new]
         done, pending = await asyncio.wait(waits, timeout=FIRST_FRAME_TIMEOUT)
         for wait in pending:
             wait.cancel()
         return {"ttff": [w.result() for w in waits if w in done], "no_frame": len(pending),
-                "waited": FIRST_FRAME_TIMEOUT}
+                "waited": FIRST_FRAME_TIMEOUT, "refused": len(refused), "why": sorted(set(refused))[:3]}
 
     def stats() -> dict[str, Any]:
         latencies = [x for v in viewers for x in v.latencies]

@@ -29,9 +29,11 @@ from relay import Relay, RelayError
 class PassthroughControl:
     """Control endpoints over SoulSeer's relay."""
 
-    def __init__(self, direct_send: bool = True) -> None:
+    def __init__(self, direct_send: bool = True, wire: str | None = None, overload: bool = False) -> None:
+        # With ``overload``, the defences of soulseer serve's defaults (relay/overload.py) are on.
         self.relay = Relay(ice_servers=[], registry=CollectorRegistry(), max_participants=5000,
-                           max_viewers_per_stream=5000, stats_interval=0, direct_send=direct_send)
+                           max_viewers_per_stream=5000, stats_interval=0, direct_send=direct_send, wire=wire,
+                           max_loop_lag=0.03 if overload else None, shed_lag=0.06 if overload else None)
 
     async def publish(self, sdp: str) -> str:
         return await self.relay.publish_stream("bench", "publisher", sdp)
@@ -45,7 +47,9 @@ class PassthroughControl:
         sent = sum(s.keyframe_requests_sent for s in sources)
         video = [s for s in sources if s.kind == "video"]
         overflows = sum(t.overflows for s in video for t in s.subscribers)
+        census = self.relay._census()
         return {"forwarded": forwarded, "keyframes_sent": sent, "overflows": overflows,
+                "video_shed": census.video_shed, "loop_lag": census.loop_lag,
                 "frames_in": sum(s.frames_in for s in video), "stale": sum(s.stale_frames for s in video)}
 
     async def close(self) -> None:
@@ -112,12 +116,12 @@ class LoopLag:
         return samples
 
 
-async def serve(mode: str, port: int) -> None:
+async def serve(mode: str, port: int, wire: str | None = None, overload: bool = False) -> None:
     control: PassthroughControl | MediaRelayControl
     if mode == "mediarelay":
         control = MediaRelayControl()
     else:
-        control = PassthroughControl(direct_send=mode == "passthrough")
+        control = PassthroughControl(direct_send=mode == "passthrough", wire=wire, overload=overload)
     lag = LoopLag()
     lag_task = asyncio.ensure_future(lag.run())
 
@@ -130,7 +134,7 @@ async def serve(mode: str, port: int) -> None:
         try:
             return web.json_response({"sdp": await control.watch(body["id"], body["sdp"])})
         except RelayError as exc:
-            return web.json_response({"error": exc.code}, status=409)
+            return web.json_response({"error": exc.code}, status=503 if exc.code == "relay_busy" else 409)
 
     async def stats(request: web.Request) -> web.Response:
         samples = sorted(lag.take()) or [0.0]

@@ -39,7 +39,7 @@ import socket
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,9 @@ class Child:
         self.name = name
 
     @classmethod
-    async def start(cls, name: str, *args: str) -> Child:
+    async def start(cls, name: str, *args: str, script: Path | None = None) -> Child:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), *args, cwd=ROOT,
+            sys.executable, str(script or Path(__file__).resolve()), *args, cwd=ROOT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env={"PYTHONPATH": str(ROOT)}, limit=1 << 24,
         )
@@ -105,6 +105,8 @@ class Row:
     pub_rate: float  # video frames per second the publisher sent
     probe_wire: int  # probes' video frames in the window as counted on the wire (marker bits)...
     probe_assembled: int  # ...and as assembled from decrypted packets
+    refused: int = 0  # viewers the relay refused (relay_busy) on the way to this N
+    video_shed: int = 0  # video subscribers sent keyframes only (relay/overload.py) at the end of the window
 
     @property
     def cpu_per_viewer(self) -> float:
@@ -128,6 +130,7 @@ class ViewerSettings:
     probes: int  # of those, full viewers
     poll_ms: float  # a viewer process's event loop polls its sockets at most this often (0: on every arrival)
     nice: int  # viewer processes' niceness: the load generator must not starve the relay it measures
+    refused: list[int] = field(default_factory=lambda: [0])  # viewers refused so far (a counter)
 
 
 def free_port() -> int:
@@ -161,8 +164,9 @@ async def add_viewers(url: str, procs: list[ViewerProcess], count: int, settings
         await proc.child.read()  # its hello: imports done
         plan.append((proc, take))
     replies = await asyncio.gather(*(proc.child.call("add", count=take) for proc, take in plan))
-    for proc, take in plan:
-        proc.viewers += take
+    for (proc, take), reply in zip(plan, replies, strict=True):
+        proc.viewers += take - reply["refused"]
+        settings.refused[0] += reply["refused"]
     no_frame = sum(reply["no_frame"] for reply in replies)
     if no_frame:
         print(f"# {no_frame} of {sum(take for _, take in plan)} joining viewers got no video frame "
@@ -171,10 +175,11 @@ async def add_viewers(url: str, procs: list[ViewerProcess], count: int, settings
 
 
 async def run_mode(mode: str, series: list[int], window: float, stop_below: float,
-                   settings: ViewerSettings) -> list[Row]:
+                   settings: ViewerSettings, relay_args: tuple[str, ...] = ()) -> list[Row]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    relay = await Child.start("relay", "--role", "relay", "--mode", mode, "--port", str(port))
+    settings.refused[0] = 0
+    relay = await Child.start("relay", "--role", "relay", "--mode", mode, "--port", str(port), *relay_args)
     children = [relay]
     procs: list[ViewerProcess] = []
     rows: list[Row] = []
@@ -196,7 +201,10 @@ async def run_mode(mode: str, series: list[int], window: float, stop_below: floa
                     print(f"# {mode} {n}: the publisher sent nothing in the window (its connection: "
                           f"{after['publisher']['state']}); series stopped", flush=True)
                     break
-                row = measure(mode, n, before, after, ttff)
+                admitted = sum(p.viewers for p in procs)
+                row = measure(mode, admitted, before, after, ttff)
+                row.refused = settings.refused[0]
+                row.video_shed = after["relay"].get("video_shed", 0)
                 rows.append(row)
                 print_row(row)
                 if row.delivered < stop_below:
@@ -271,7 +279,8 @@ def measure(mode: str, n: int, before: dict[str, Any], after: dict[str, Any], tt
 
 HEADER = (f"{'relay':<11} {'viewers':>7} {'cpu s/s':>8} {'cpu/viewer':>10} {'delivered':>9} {'worst':>6} "
           f"{'lost':>6} {'relay-sent':>10} {'ttff p50/p95 (s)':>17} {'g2g p50/p95 (ms)':>17} "
-          f"{'viewer cpu':>10} {'max proc':>8} {'PLIs':>4} {'shed':>5} {'lag99 ms':>8} {'load':>5}")
+          f"{'viewer cpu':>10} {'max proc':>8} {'PLIs':>4} {'shed':>5} {'lag99 ms':>8} {'load':>5} {'refused':>7} "
+          f"{'kf-only':>7}")
 
 
 def print_row(row: Row) -> None:
@@ -282,7 +291,7 @@ def print_row(row: Row) -> None:
           f"{row.delivered * 100:>8.1f}% {row.worst * 100:>5.0f}% {row.lost * 100:>5.2f}% {relay_sent:>10} "
           f"{row.ttff_median:>7.2f} / {row.ttff_p95:<7.2f} {latency:>17} {row.viewer_cpu:>10.2f} "
           f"{row.viewer_cpu_max:>8.2f} {row.keyframes:>4} {row.shed:>5} {row.lag_p99 * 1000:>8.0f} "
-          f"{row.load:>5.1f}", flush=True)
+          f"{row.load:>5.1f} {row.refused:>7} {row.video_shed:>7}", flush=True)
 
 
 def slope(low: Row, high: Row) -> float:
@@ -335,7 +344,9 @@ def summarize(passthrough: list[Row], baseline: list[Row]) -> None:
 
 async def orchestrate(args: argparse.Namespace) -> None:
     baseline_ns = args.baseline_viewers
-    if args.quick:
+    if args.series:
+        series, window = args.series, args.window
+    elif args.quick:
         series, window = [3, 10, 50, 100, 200, 300], 6.0
     else:
         series = [4, 10, 25, 50, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 800, 1000]
@@ -347,7 +358,17 @@ async def orchestrate(args: argparse.Namespace) -> None:
           f"{settings.per_process} viewers per process, {settings.probes} of them probes, "
           f"sockets polled every {settings.poll_ms:g} ms, viewer processes at nice {settings.nice}", flush=True)
     print(HEADER, flush=True)
-    passthrough = await run_mode("passthrough", series, window, 0.0 if args.keep_going else 0.99, settings)
+    relay_args = ("--wire", args.wire, "--relay-loop", args.relay_loop, *(("--overload",) if args.overload else ()))
+    stop_below = 0.0 if args.keep_going or args.overload else 0.99
+    passthrough = await run_mode("passthrough", series, window, stop_below, settings, relay_args)
+    if args.overload:
+        held = [r for r in passthrough if r.delivered >= 0.99]
+        refusing = [r for r in passthrough if r.refused]
+        print(f"\n(overload) admitted viewers kept >= 99% delivery at {len(held)} of {len(passthrough)} steps; "
+              f"first refusal at N={refusing[0].viewers + refusing[0].refused if refusing else 'none'}; "
+              f"publisher rate {min((r.pub_rate for r in passthrough), default=0):.1f}-"
+              f"{max((r.pub_rate for r in passthrough), default=0):.1f} frames/s")
+        return
     queued = await run_mode("queued", series, window, 0.99, settings) if args.queued else []
     baseline = await run_mode("mediarelay", baseline_ns, window, 0.0, settings)
     summarize(passthrough, baseline)
@@ -382,6 +403,8 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="short series and windows (2-3 minutes)")
     parser.add_argument("--max", type=int, default=500, help="largest number of viewers to try")
+    parser.add_argument("--series", type=counts, help="comma-separated viewer counts to measure instead of the "
+                        "default series (still capped by --max)")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured at each N")
     parser.add_argument("--baseline-viewers", type=counts, default=[2, 4],
                         help="comma-separated viewer counts for the MediaRelay baseline (two give its slope)")
@@ -395,6 +418,14 @@ def main() -> None:
                         help="also run the relay with direct_send=False (aiortc's sender loop), for comparison")
     parser.add_argument("--viewer-nice", type=int, default=10,
                         help="niceness of the viewer processes (0: compete with the relay for the CPU as equals)")
+    parser.add_argument("--relay-loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="the relay process's event loop")
+    parser.add_argument("--wire", choices=["compiled", "python"], default="compiled",
+                        help="the relay's direct-path writer (relay/wire.py)")
+    parser.add_argument("--overload", action="store_true",
+                        help="run the relay with soulseer serve's overload defences (loop-lag admission, shedding) "
+                             "and keep adding viewers past its capacity: refused viewers are counted, admitted ones "
+                             "must keep >= 99%% delivery (implies --keep-going; no MediaRelay baseline)")
     parser.add_argument("--keep-going", action="store_true",
                         help="continue the series up to --max even below 99%% delivery (to see CPU cost)")
     parser.add_argument("--role", choices=["relay", "publisher", "viewers"], help=argparse.SUPPRESS)
@@ -409,7 +440,11 @@ def main() -> None:
     if args.role == "relay":
         from bench.fanout_relay import serve
 
-        asyncio.run(serve(args.mode, args.port))
+        if args.relay_loop == "uvloop":
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(serve(args.mode, args.port, args.wire, args.overload))
     elif args.role == "publisher":
         from bench.fanout_peers import run_publisher
 

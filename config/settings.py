@@ -54,6 +54,9 @@ class Settings:
     stream_participants_per_user: int = 3
     stream_participants_per_address: int = 12
     sockets_per_address: int = 64
+    max_relay_loop_lag_ms: int = 30
+    event_loop: str = "asyncio"
+    relay_shed_lag_ms: int = 60
     login_attempts_per_minute: int = 10
     login_backoff_after: int = 5
     login_max_backoff_seconds: int = 900
@@ -175,6 +178,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = (env.get("SOULSEER_LOG_LEVEL") or "INFO").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError("SOULSEER_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+    event_loop = (env.get("SOULSEER_EVENT_LOOP") or "asyncio").lower()
+    if event_loop not in {"asyncio", "uvloop"}:
+        raise SettingsError("SOULSEER_EVENT_LOOP", "must be asyncio or uvloop")
     min_cents = _int(env, "SOULSEER_ADD_FUNDS_MIN_CENTS", 500, 50, 10_000_000)
     max_cents = _int(env, "SOULSEER_ADD_FUNDS_MAX_CENTS", 50_000, 50, 10_000_000)
     if max_cents < min_cents:
@@ -214,6 +220,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sockets_per_address=_int(env, "SOULSEER_SOCKETS_PER_ADDRESS", 64, 1, 100_000),
         max_viewers_per_stream=_int(env, "SOULSEER_MAX_VIEWERS_PER_STREAM", 1000, 1, 100_000),
         max_relay_cpu_percent=_int(env, "SOULSEER_MAX_RELAY_CPU_PERCENT", 90, 0, 400),
+        max_relay_loop_lag_ms=_int(env, "SOULSEER_MAX_RELAY_LOOP_LAG_MS", 30, 0, 10_000),
+        relay_shed_lag_ms=_int(env, "SOULSEER_RELAY_SHED_LAG_MS", 60, 0, 10_000),
+        event_loop=event_loop,
         login_attempts_per_minute=_int(env, "SOULSEER_LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10_000),
         login_backoff_after=_int(env, "SOULSEER_LOGIN_BACKOFF_AFTER", 5, 1, 1000),
         login_max_backoff_seconds=_int(env, "SOULSEER_LOGIN_MAX_BACKOFF_SECONDS", 900, 1, 86_400),

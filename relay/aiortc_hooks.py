@@ -1,7 +1,7 @@
 """Every place the relay reaches into aiortc 1.16 / aioice 0.13 / pylibsrtp 1.0 internals, and nowhere else.
 
 aiortc is built for endpoints that decode what they receive and encode what they send. A relay
-forwards encoded media, so it meets aiortc at seven private seams (see DESIGN.md section 8):
+forwards encoded media, so it meets aiortc (and asyncio) at eight private seams (see DESIGN.md section 8):
 
 1. ``RTCRtpReceiver.receive()`` starts a decoder thread fed from a private queue. We replace it,
    per receiver, with the same steps minus the thread (:func:`take_encoded_frames`).
@@ -31,17 +31,23 @@ forwards encoded media, so it meets aiortc at seven private seams (see DESIGN.md
    ``StunProtocol.send_data``) ending in one ``transport.sendto``. :func:`direct_rtp_loop` lets
    the relay write a subscriber's packets itself, synchronously, while its source fans a frame out:
    :class:`DirectPath` holds the end of that chain (the DTLS transport's ``_tx_srtp`` session, the
-   nominated pair's datagram transport and address), replaces ``__rtp_history`` with a
-   :class:`RawHistory` that keeps packets as bytes and parses one only when a NACK asks for it, and
-   keeps the SR counters and transport stats as aiortc's loop would. aiortc still owns the sender's
-   RTCP (SR, NACK, PLI, RR), the negotiation and the teardown.
-   The packets of a frame are SRTP-protected in place, side by side in one buffer, through
-   pylibsrtp's C binding (``Session._srtp``; :class:`SrtpWire`), and written to a duplicate of the
-   pair's socket: a run of equal-sized packets goes out in one ``sendmsg`` with UDP generic
-   segmentation offload (``UDP_SEGMENT``, Linux >= 4.18) where the kernel accepts it.
+   nominated pair's datagram transport and address) and opens the relay's *writer* on it
+   (``relay.wire``: compiled from ``relay/_wire.c``, or its Python twin). The sender's
+   ``__rtp_history`` becomes a :class:`RawHistory` that asks the writer for a packet only when a NACK
+   does, and the sender's and transport's counters are read from the writer (:class:`CountedSender`,
+   :class:`CountedDtlsTransport`). aiortc still owns the sender's RTCP (SR, NACK, PLI, RR), the
+   negotiation and the teardown; audio senders' SRs go out at libwebrtc's 5 s (:func:`report_every`).
+   The packets of a frame are SRTP-protected in place, side by side in one buffer, through libsrtp's
+   ``srtp_protect`` (the compiled writer calls it through the pointer :func:`srtp_handles` takes from
+   pylibsrtp's binding; the Python writer through the binding, :class:`SrtpWire`), and written to a
+   duplicate of the pair's socket: a run of equal-sized packets goes out as one message with UDP
+   generic segmentation offload (``UDP_SEGMENT``, Linux >= 4.18) where the kernel accepts it.
 7. aioice checks consent freshness every 5 s and gives up after 6 failures (~30 s). Billing needs a
    dead peer noticed in seconds, so :func:`watch_consent` installs a per-connection check with our
    own interval, reporting lost and regained consent.
+8. asyncio's datagram transport reads one datagram per wake-up of the loop; a publisher's sockets are
+   read until empty instead (:func:`drain_datagrams`), so that an overloaded loop never drops the
+   publisher's media and consent answers in the kernel (see relay/overload.py).
 
 Packetization reuses aiortc's codec packetizers (:func:`vp8_payloads`, :func:`h264_payloads`).
 ``tests/relay/test_aiortc_hooks.py`` fingerprints every hooked method: an aiortc upgrade that moves
@@ -51,14 +57,18 @@ any of them fails that test loudly, before it silently breaks forwarding.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import functools
 import logging
 import os
 import random
 import socket
 import struct
+import time
 import traceback
 import types
+from asyncio.selector_events import _SelectorDatagramTransport  # type: ignore[attr-defined]
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -78,7 +88,12 @@ from aiortc.rtp import (
     RTCP_PSFB_APP,
     HeaderExtensions,
     HeaderExtensionsMap,
+    RtcpByePacket,
     RtcpPsfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
 )
@@ -257,6 +272,13 @@ _SEGMENT_OPTION = struct.Struct("=H")
 _gso = [hasattr(socket, "SOL_UDP")]  # cleared, for the process, by the first refusal
 
 
+def allow_gso(enabled: bool) -> bool:
+    """Allow or forbid UDP GSO in :class:`SrtpWire` (tests); returns the previous setting."""
+    previous = _gso[0]
+    _gso[0] = enabled
+    return previous
+
+
 class SrtpWire:
     """Protects a frame's RTP packets in one buffer and writes them to one UDP peer.
 
@@ -266,17 +288,17 @@ class SrtpWire:
     a duplicate of the datagram transport's socket (closed by :meth:`close`), bypassing asyncio's
     send buffering on purpose: a subscriber whose socket is full loses the frame, it is not queued.
 
-    :param udp: the UDP socket of the ICE pair's asyncio transport (``get_extra_info("socket")``).
+    :param fd: the UDP socket of the ICE pair's asyncio transport (duplicated; the wire closes its copy).
     """
 
-    def __init__(self, session: SrtpSession, udp: Any, addr: tuple[str, int]) -> None:
+    def __init__(self, session: SrtpSession, fd: int, addr: tuple[Any, ...]) -> None:
         self._session = session  # keeps the srtp_t alive
         self._srtp = session._srtp[0]  # type: ignore[attr-defined]
         self._length = srtp_ffi.new("int *")
         self._cdata = srtp_ffi.new("char[]", _WIRE_BUFFER)
         self._view = memoryview(srtp_ffi.buffer(self._cdata))
         self._addr = addr
-        self._sock: socket.socket | None = socket.socket(fileno=os.dup(udp.fileno()))
+        self._sock: socket.socket | None = socket.socket(fileno=os.dup(fd))
         self._sock.setblocking(False)
 
     def close(self) -> None:
@@ -284,16 +306,16 @@ class SrtpWire:
             self._sock.close()
             self._sock = None
 
-    def write(self, packets: list[bytes]) -> bool:
-        """Protect and send ``packets``; False if the socket was full and the rest was dropped."""
+    def write(self, packets: list[bytes]) -> tuple[bool, int]:
+        """Protect and send ``packets``; (False if the socket was full and the rest dropped, bytes protected)."""
         view, cdata, length, srtp, protect = self._view, self._cdata, self._length, self._srtp, srtp_lib.srtp_protect
         runs: list[tuple[int, int]] = []
-        offset = 0
+        offset = protected = 0
+        sent = True
         for data in packets:
             size = len(data)
             if offset + size + _SRTP_TRAILER > _WIRE_BUFFER:
-                if not self._send(runs):
-                    return False
+                sent = sent and self._send(runs)
                 runs, offset = [], 0
             view[offset : offset + size] = data
             length[0] = size
@@ -302,7 +324,8 @@ class SrtpWire:
                 raise SrtpError(f"srtp_protect failed ({code})")
             runs.append((offset, length[0]))
             offset += length[0]
-        return self._send(runs)
+            protected += length[0]
+        return (sent and self._send(runs)), protected
 
     def _send(self, packets: list[tuple[int, int]]) -> bool:
         sock, view, addr = self._sock, self._view, self._addr
@@ -357,28 +380,130 @@ def segment_runs(packets: list[tuple[int, int]], gso: bool) -> list[tuple[int, i
 
 
 class RawHistory(dict[int, bytes]):
-    """A sender's ``__rtp_history`` holding serialized packets; NACK handling gets an ``RtpPacket``.
+    """A sender's ``__rtp_history`` kept by the relay's writer; NACK handling gets an ``RtpPacket``.
 
     aiortc's ``_retransmit`` only calls ``get(sequence_number % RTP_HISTORY_SIZE)`` and reads the
-    packet's fields, so parsing can wait for the rare retransmission instead of building an
-    ``RtpPacket`` for every packet sent.
+    packet's fields, so the writer keeps references to the shared payloads and the packet is rebuilt
+    and parsed only for the rare retransmission, instead of an ``RtpPacket`` built per packet sent.
+
+    :param packet: the writer's ``packet(key)``: the cleartext packet last sent in that slot, or None.
     """
 
-    def __init__(self, extensions_map: HeaderExtensionsMap) -> None:
+    def __init__(self, extensions_map: HeaderExtensionsMap, packet: Callable[[int], bytes | None]) -> None:
         super().__init__()
         self._extensions_map = extensions_map
+        self._packet = packet
 
     def get(self, key: int, default: Any = None) -> Any:  # type: ignore[override]
-        data = super().get(key)
+        data = self._packet(key)
         return default if data is None else RtpPacket.parse(data, self._extensions_map)
 
 
-class DirectPath:
-    """Where a started subscriber sender's RTP goes: SRTP session, datagram transport, address.
+def _sender_count(key: str, index: int) -> property:
+    # The SR's NTP time and RTP timestamp are the writer's last frame's (index 0, 1); octets and
+    # packets (2, 3) are what aiortc counted itself (nothing, on the direct path) plus the writer's.
+    def get(self: Any) -> int:
+        base: int = self.__dict__[key]
+        writer = self.__dict__.get("_relay_writer")
+        if writer is None:
+            return base
+        if index < 2:
+            return int(writer.counts[index]) if writer.frames else base
+        return base + int(writer.counts[index])
 
-    Built by :func:`direct_rtp_loop` once the sender is started (DTLS is connected by then). The
-    relay's outlet writes packets with :attr:`protect` and :attr:`sendto`, stores them in
-    :attr:`history` and reports each frame with :meth:`account`.
+    def set(self: Any, value: int) -> None:
+        writer = self.__dict__.get("_relay_writer")
+        self.__dict__[key] = value if writer is None or index < 2 else value - int(writer.counts[index])
+
+    return property(get, set)
+
+
+def _transport_count(key: str, index: int) -> property:
+    # Bytes and packets sent (the writers' counts 4 and 3) on top of what aiortc's _send_rtp and
+    # _write_ssl count (RTCP, retransmissions, DTLS) in the same attribute.
+    def get(self: Any) -> int:
+        base: int = self.__dict__[key]
+        return base + sum(int(w.counts[index]) for w in self.__dict__.get("_relay_writers", ()))
+
+    def set(self: Any, value: int) -> None:
+        self.__dict__[key] = value - sum(int(w.counts[index]) for w in self.__dict__.get("_relay_writers", ()))
+
+    return property(get, set)
+
+
+#: A sender whose SR and stats counters (``__ntp_timestamp``, ``__rtp_timestamp``,
+#: ``__octet_count``, ``__packet_count``, read by aiortc's ``_run_rtcp`` and ``getStats``) come
+#: from the relay's writer, read when aiortc needs them instead of stored per frame (storing them
+#: was ~13% of the relay's CPU at 200 viewers). The instance's own values stay in its ``__dict__``.
+CountedSender = type("RTCRtpSender", (RTCRtpSender,), {
+    "_RTCRtpSender__ntp_timestamp": _sender_count("_RTCRtpSender__ntp_timestamp", 0),
+    "_RTCRtpSender__rtp_timestamp": _sender_count("_RTCRtpSender__rtp_timestamp", 1),
+    "_RTCRtpSender__octet_count": _sender_count("_RTCRtpSender__octet_count", 2),
+    "_RTCRtpSender__packet_count": _sender_count("_RTCRtpSender__packet_count", 3),
+    "__module__": __name__,
+})
+#: The same for the DTLS transport's ``__tx_bytes`` / ``__tx_packets`` (transport stats), shared
+#: by the writers of every sender on the transport.
+CountedDtlsTransport = type("RTCDtlsTransport", (RTCDtlsTransport,), {
+    "_RTCDtlsTransport__tx_bytes": _transport_count("_RTCDtlsTransport__tx_bytes", 4),
+    "_RTCDtlsTransport__tx_packets": _transport_count("_RTCDtlsTransport__tx_packets", 3),
+    "__module__": __name__,
+})
+
+
+def count_from_writer(sender: RTCRtpSender, dtls: RTCDtlsTransport, writer: Any) -> None:
+    """Make aiortc read ``sender``'s and ``dtls``'s send counters from ``writer`` (see CountedSender)."""
+    s: Any = sender
+    d: Any = dtls
+    s.__dict__["_relay_writer"] = writer
+    if type(sender) is RTCRtpSender:
+        s.__class__ = CountedSender
+    d.__dict__.setdefault("_relay_writers", []).append(writer)
+    if type(dtls) is RTCDtlsTransport:
+        d.__class__ = CountedDtlsTransport
+
+
+#: A value that sets every bit abs-send-time can take, to find where it lies in a block.
+_ABS_SEND_TIME_PROBE = 0xFFFFFF
+
+
+def srtp_handles(session: SrtpSession) -> tuple[int, int]:
+    """``srtp_protect``'s address and ``session``'s ``srtp_t``, as integers for the compiled writer.
+
+    pylibsrtp's wheel bundles libsrtp and exposes it through cffi; a C extension built without
+    libsrtp's headers calls it through these (``srtp_err_status_t srtp_protect(srtp_t, void *, int *)``,
+    libsrtp 2). ``session`` must outlive every use: the writer keeps a reference to it.
+    """
+    protect = int(srtp_ffi.cast("uintptr_t", srtp_ffi.addressof(srtp_lib, "srtp_protect")))
+    srtp = int(srtp_ffi.cast("uintptr_t", session._srtp[0]))  # type: ignore[attr-defined]
+    return protect, srtp
+
+
+def extension_block(extensions_map: HeaderExtensionsMap, mid: str | None, abs_send_time: int) -> bytes:
+    """The header extension block (profile, length, elements) aiortc writes for a frame's packets."""
+    values = HeaderExtensions()
+    values.abs_send_time = abs_send_time
+    values.mid = mid
+    profile, value = extensions_map.set(values)
+    if not value:
+        return b""
+    return struct.pack("!HH", profile, len(value) >> 2) + value
+
+
+def extension_template(extensions_map: HeaderExtensionsMap, mid: str | None) -> tuple[bytes, int]:
+    """The block with abs-send-time zeroed, and where its 3 bytes lie in it (-1: not negotiated)."""
+    zero = extension_block(extensions_map, mid, 0)
+    probe = extension_block(extensions_map, mid, _ABS_SEND_TIME_PROBE)
+    differ = [i for i, (a, b) in enumerate(zip(zero, probe, strict=True)) if a != b]
+    return zero, (differ[0] if differ else -1)
+
+
+class DirectPath:
+    """Where a started subscriber sender's RTP goes: SRTP session, socket, address, negotiation.
+
+    Built by :func:`direct_rtp_loop` once the sender is started (DTLS is connected by then).
+    :meth:`open_writer` gives the relay a writer (``relay.wire``) over all of it, which becomes the
+    sender's RTP history for NACKs and bumps its SR and transport counters.
     """
 
     history_size = RTP_HISTORY_SIZE
@@ -390,16 +515,9 @@ class DirectPath:
         self.ssrc: int = sender._ssrc
         self.mid: str | None = sender._RTCRtpSender__mid
         self.transport: Any = pair.protocol.transport
-        self.addr: tuple[str, int] = pair.remote_addr
-        self.wire = SrtpWire(dtls._tx_srtp, self.transport.get_extra_info("socket"), self.addr)
-        #: Protects and sends a frame's packets; False if the socket was full.
-        self.write: Callable[[list[bytes]], bool] = self.wire.write
+        self.addr: tuple[Any, ...] = tuple(pair.remote_addr)
         self._extensions_map: HeaderExtensionsMap = sender._RTCRtpSender__rtp_header_extensions_map
-        ids = self._extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
-        #: Equal for two paths whose header extensions serialize alike (negotiated ids and mid).
-        self.extensions_key: tuple[object, ...] = (*vars(ids).values(), self.mid)
-        self.history = RawHistory(self._extensions_map)
-        sender._RTCRtpSender__rtp_history = self.history
+        self._writer: Any = None
 
     def usable(self) -> bool:
         """Whether packets can still go out (DTLS connected, sender enabled, socket open)."""
@@ -410,27 +528,26 @@ class DirectPath:
         )
 
     def close(self) -> None:
-        self.wire.close()
+        if self._writer is not None:
+            self._writer.close()
 
     def extension_block(self, abs_send_time: int) -> bytes:
         """The header extension block (profile, length, elements) aiortc would write for a frame."""
-        values = HeaderExtensions()
-        values.abs_send_time = abs_send_time
-        values.mid = self.mid
-        profile, value = self._extensions_map.set(values)
-        if not value:
-            return b""
-        return struct.pack("!HH", profile, len(value) >> 2) + value
+        return extension_block(self._extensions_map, self.mid, abs_send_time)
 
-    def account(self, packets: int, octets: int, wire_bytes: int, ntp_time: int, rtp_timestamp: int) -> None:
-        """Count a sent frame where aiortc's loop would: the next SR and the transport's stats."""
-        sender, dtls = self._sender, self._dtls
-        sender._RTCRtpSender__ntp_timestamp = ntp_time
-        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
-        sender._RTCRtpSender__octet_count += octets
-        sender._RTCRtpSender__packet_count += packets
-        dtls._RTCDtlsTransport__tx_bytes += wire_bytes
-        dtls._RTCDtlsTransport__tx_packets += packets
+    def open_writer(self, make: Callable[..., Any], sequence: int, origin: int) -> Any:
+        """A writer (``make`` is ``relay.wire``'s PyWriter or the compiled Writer) for this path."""
+        session = self._dtls._tx_srtp
+        protect, srtp = srtp_handles(session)
+        extensions, abs_send_time_at = extension_template(self._extensions_map, self.mid)
+        writer = make(
+            self.transport.get_extra_info("socket").fileno(), self.addr, protect, srtp, session,
+            self.ssrc, self.payload_type, sequence, origin, extensions, abs_send_time_at, self.history_size,
+        )
+        self._sender._RTCRtpSender__rtp_history = RawHistory(self._extensions_map, writer.packet)
+        count_from_writer(self._sender, self._dtls, writer)
+        self._writer = writer
+        return writer
 
 
 #: Runs the relay's side of a direct sender until the path ends (returns) or the sender stops.
@@ -498,6 +615,50 @@ def _rtp_finished(self: Any) -> None:
     self._RTCRtpSender__rtp_exited.set()
 
 
+#: Mean seconds between two RTCP sender reports of an audio sender. aiortc sends one every 0.5-1.5 s for
+#: every sender; libwebrtc, which browsers run, reports audio every 5 s (video every 1 s). An SR and its
+#: SDES cost the relay ~0.1 ms of Python per subscriber: audio at libwebrtc's pace halves their cost.
+AUDIO_SR_INTERVAL = 5.0
+
+
+def report_every(sender: RTCRtpSender, interval: float) -> None:
+    """Make ``sender`` send its RTCP SR + SDES every ``interval`` s on average (aiortc: 1 s); before it starts."""
+    s: Any = sender
+    s._run_rtcp = types.MethodType(lambda self, _i=interval: _run_rtcp_every(self, _i), sender)
+
+
+async def _run_rtcp_every(self: Any, interval: float) -> None:
+    # aiortc 1.16 RTCRtpSender._run_rtcp() with the mean interval as a parameter.
+    self._RTCRtpSender__log_debug("- RTCP started")
+    self._RTCRtpSender__rtcp_started.set()
+    try:
+        while True:
+            await asyncio.sleep(interval * (0.5 + random.random()))
+            packets: list[Any] = [
+                RtcpSrPacket(
+                    ssrc=self._ssrc,
+                    sender_info=RtcpSenderInfo(
+                        ntp_timestamp=self._RTCRtpSender__ntp_timestamp,
+                        rtp_timestamp=self._RTCRtpSender__rtp_timestamp,
+                        packet_count=self._RTCRtpSender__packet_count & 0xFFFFFFFF,
+                        octet_count=self._RTCRtpSender__octet_count & 0xFFFFFFFF,
+                    ),
+                )
+            ]
+            self._RTCRtpSender__lsr = (self._RTCRtpSender__ntp_timestamp >> 16) & 0xFFFFFFFF
+            self._RTCRtpSender__lsr_time = time.time()
+            cname = self._RTCRtpSender__cname
+            if cname is not None:
+                chunk = RtcpSourceInfo(ssrc=self._ssrc, items=[(1, cname.encode("utf8"))])
+                packets.append(RtcpSdesPacket(chunks=[chunk]))
+            await self._send_rtcp(packets)
+    except asyncio.CancelledError:
+        pass
+    await self._send_rtcp([RtcpByePacket(sources=[self._ssrc])])
+    self._RTCRtpSender__log_debug("- RTCP finished")
+    self._RTCRtpSender__rtcp_exited.set()
+
+
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call ``callback`` when the remote end of ``sender`` sends PLI or FIR."""
     s: Any = sender
@@ -532,6 +693,56 @@ def h264_payloads(access_unit: bytes) -> list[bytes]:
     nal_units = H264Encoder._split_bitstream(access_unit)
     payloads: list[bytes] = H264Encoder._packetize(nal_units)
     return payloads
+
+
+#: Datagrams a publisher's socket yields per wake-up of the loop (asyncio's datagram transport reads one).
+DRAIN_BURST = 256
+#: Kernel receive buffer asked for a publisher's sockets (the kernel caps it at net.core.rmem_max).
+PUBLISHER_RCVBUF = 4 << 20
+
+
+def drain_datagrams(connections: Iterable[Connection], burst: int = DRAIN_BURST) -> int:
+    """Read each of ``connections``' sockets until it is empty (at most ``burst``) whenever the loop finds it ready.
+
+    asyncio's ``_SelectorDatagramTransport._read_ready`` reads one datagram per wake-up. A relay loop busy with
+    hundreds of subscribers wakes rarely, so a publisher (100+ packets a second) overflowed its kernel buffer and
+    lost media and, with it, its ICE consent answers: consent expired and the stream ended for everyone. A
+    publisher's datagrams are all read at each wake-up instead (the same steps as asyncio's, in a loop), into a
+    larger buffer. Call once candidates are gathered (after ``setLocalDescription``). Returns the sockets changed.
+    """
+    changed = 0
+    for connection in connections:
+        c: Any = connection
+        for protocol in list(c._protocols):
+            transport = getattr(protocol, "transport", None)
+            if not isinstance(transport, _SelectorDatagramTransport):
+                continue
+            t: Any = transport
+            with contextlib.suppress(OSError):
+                t._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PUBLISHER_RCVBUF)
+            t._loop._add_reader(t._sock_fd, functools.partial(_read_all, t, burst))
+            changed += 1
+    return changed
+
+
+def _read_all(transport: Any, burst: int) -> None:
+    # asyncio 3.11's _SelectorDatagramTransport._read_ready, repeated until the socket is empty.
+    for _ in range(burst):
+        if transport._conn_lost:
+            return
+        try:
+            data, addr = transport._sock.recvfrom(transport.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            transport._protocol.error_received(exc)
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            transport._fatal_error(exc, "Fatal read error on datagram transport")
+            return
+        transport._protocol.datagram_received(data, addr)
 
 
 def ice_connections(pc: RTCPeerConnection) -> list[Connection]:

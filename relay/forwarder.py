@@ -10,6 +10,13 @@ the source built, shared by all subscribers) straight to the subscriber's socket
 where aiortc's own send chain must be used, frames wait in a bounded queue that the sender reads
 with ``recv()`` and packs without encoding. Video starts, and restarts after an overflow or a
 backed-up socket, only at a keyframe.
+
+Subscribers *in step* with their source (an outlet, live, video not waiting for a keyframe) are
+kept in fan-out groups, one per writer implementation, counters and codec: each frame goes to a
+whole group in one ``fanout`` call (``relay.wire``; compiled, one C loop), so the per-frame Python
+work does not grow with the audience. The others are pushed to one by one as before, and join a
+group as soon as they are in step; a subscriber whose socket backs up leaves it until its next
+keyframe.
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ from relay.aiortc_hooks import send_pli, send_remb
 from relay.backlog import BacklogGuard
 from relay.depacketizer import AudioAssembler, VideoAssembler
 from relay.keyframes import KeyframeRequester
-from relay.outlet import Outlet
-from relay.packetizer import PayloadCache
+from relay.outlet import Outlet, frame_time
+from relay.packetizer import ForwardCounters, PayloadCache
+from relay.wire import FrameWriter, WireKind
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +48,11 @@ CLOCK_RATES = {"audio": 48000, "video": 90000}
 REMB_INTERVAL = 1.0
 #: Seconds before a subscriber still waiting for a keyframe asks again.
 REMIND_INTERVAL = 1.0
+#: Seconds between two checks that grouped subscribers' connections can still send.
+SWEEP_INTERVAL = 1.0
+#: Video frames a source keeps from its latest keyframe on, for subscribers that start between
+#: keyframes (1 s at 30 fps); a longer group of pictures is not kept.
+RECENT_FRAMES = 30
 
 
 class SubscriberTrack(MediaStreamTrack):
@@ -70,6 +83,7 @@ class SubscriberTrack(MediaStreamTrack):
         self._on_overflow = on_overflow
         self._queue: deque[av.Packet] = deque()
         self._waiting_keyframe = kind == "video"
+        self._keyframes_only = False  # shed by relay.overload: video keyframes only, for a while
         self._reminded_at = time.monotonic()  # the join itself asks for a keyframe
         self._waiter: asyncio.Future[None] | None = None
         self._outlet: Outlet | None = None
@@ -89,10 +103,55 @@ class SubscriberTrack(MediaStreamTrack):
         for packet in queued:
             if not self._send(outlet, packet):
                 break
+        if self._waiting_keyframe and self.source is not None:
+            # Nothing decodable was queued (the join's keyframe request is throttled, or the queue
+            # overflowed while DTLS came up): start from the source's latest keyframe, if recent.
+            for packet, keyframe in self.source.recent_frames():
+                self.push(packet, keyframe)
 
     def detach_outlet(self, outlet: Outlet) -> None:
         if self._outlet is outlet:
             self._outlet = None
+            if self.source is not None:
+                self.source.ungroup(self)
+
+    @property
+    def outlet(self) -> Outlet | None:
+        return self._outlet
+
+    def in_step(self, codec: str | None) -> bool:
+        """Whether the source's batched fan-out can serve this track (see the module docstring)."""
+        return (
+            self._outlet is not None
+            and not self._waiting_keyframe
+            and not self._keyframes_only
+            and self.readyState == "live"
+            and (self.codec is None or self.codec == codec)
+        )
+
+    @property
+    def keyframes_only(self) -> bool:
+        return self._keyframes_only
+
+    def shed(self) -> None:
+        """Send this video subscriber keyframes only (and so far less work) until :meth:`restore`."""
+        if self.kind != "video" or self._keyframes_only:
+            return
+        self._keyframes_only = True
+        if self.source is not None:
+            self.source.ungroup(self)
+
+    def restore(self) -> None:
+        """Back to every frame, from the next keyframe on (the deltas in between were not sent)."""
+        if not self._keyframes_only:
+            return
+        self._keyframes_only = False
+        self._waiting_keyframe = True
+        self.request_keyframe("restore")
+
+    def dropped(self) -> None:
+        """The batched fan-out could not write a frame: the subscriber's socket is backed up."""
+        self._overflowed(False, "socket_full")
 
     @property
     def waiting_for_keyframe(self) -> bool:
@@ -101,6 +160,8 @@ class SubscriberTrack(MediaStreamTrack):
     def push(self, packet: av.Packet, keyframe: bool) -> None:
         """Queue a frame for the sender; frames a subscriber could not decode are not queued."""
         if self.readyState != "live":
+            return
+        if self._keyframes_only and not keyframe:
             return
         if self._waiting_keyframe:
             if not keyframe:
@@ -182,6 +243,19 @@ class SubscriberTrack(MediaStreamTrack):
             waiter.set_result(None)
 
 
+class FanoutGroup:
+    """A source's subscribers in step with it that share a writer kind, counters and codec."""
+
+    __slots__ = ("codec", "counters", "tracks", "wire", "writers")
+
+    def __init__(self, wire: WireKind, counters: ForwardCounters, codec: str) -> None:
+        self.wire = wire
+        self.counters = counters
+        self.codec = codec
+        self.writers: list[FrameWriter] = []
+        self.tracks: dict[FrameWriter, SubscriberTrack] = {}
+
+
 class Source:
     """One participant's published audio or video, fanned out to its subscribers.
 
@@ -215,6 +289,11 @@ class Source:
         self.scope = scope
         self.codec: str | None = None
         self.subscribers: set[SubscriberTrack] = set()
+        self._pushed: set[SubscriberTrack] = set()  # subscribers served one by one (not in a group)
+        self._groups: dict[tuple[int, int, str], FanoutGroup] = {}
+        self._grouped: dict[SubscriberTrack, FanoutGroup] = {}
+        self._swept_at = 0.0
+        self._recent: list[tuple[av.Packet, bool]] = []  # video: the latest keyframe and the frames since
         self.frames_in = 0
         self._label = f"{scope}/{owner}/{kind}"
         self._time_base = fractions.Fraction(1, CLOCK_RATES[kind])
@@ -263,6 +342,7 @@ class Source:
         self._feed_origin = None
         self._backlog.reset()
         self._broken = False
+        self._recent = []
         assembler: AudioAssembler | VideoAssembler
         if self.kind == "video":
             assembler = VideoAssembler(
@@ -288,12 +368,50 @@ class Source:
             track.source.unsubscribe(track)
         track.source = self
         self.subscribers.add(track)
+        self._pushed.add(track)
         track.request_keyframe("join")
 
     def unsubscribe(self, track: SubscriberTrack) -> None:
+        self.ungroup(track)
         self.subscribers.discard(track)
+        self._pushed.discard(track)
         if track.source is self:
             track.source = None
+
+    @property
+    def grouped(self) -> int:
+        """Subscribers served by the batched fan-out."""
+        return len(self._grouped)
+
+    def _group(self, track: SubscriberTrack) -> None:
+        outlet = track.outlet
+        if outlet is None or track in self._grouped:
+            return
+        key = (id(outlet.wire), id(outlet.counters), outlet.codec)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = FanoutGroup(outlet.wire, outlet.counters, outlet.codec)
+        group.writers.append(outlet.writer)
+        group.tracks[outlet.writer] = track
+        self._grouped[track] = group
+        self._pushed.discard(track)
+
+    def ungroup(self, track: SubscriberTrack) -> None:
+        """Serve ``track`` one frame at a time again (it fell out of step, or its outlet went)."""
+        group = self._grouped.pop(track, None)
+        if group is None:
+            return
+        for writer, owner in group.tracks.items():
+            if owner is track:
+                del group.tracks[writer]
+                group.writers.remove(writer)
+                break
+        if track in self.subscribers:
+            self._pushed.add(track)
+
+    def _ungroup_all(self) -> None:
+        for track in list(self._grouped):
+            self.ungroup(track)
 
     def request_keyframe(self, reason: str) -> None:
         if self.kind != "video":
@@ -303,7 +421,16 @@ class Source:
         if self._receiver is not None:
             self._requester.request(reason)
 
+    def recent_frames(self) -> list[tuple[av.Packet, bool]]:
+        """Video: the latest keyframe and the frames since (``(packet, keyframe)``), if within RECENT_FRAMES."""
+        return list(self._recent)
+
+    def video_subscribers(self) -> list[SubscriberTrack]:
+        """The subscribers the overload shedder may send keyframes only."""
+        return list(self.subscribers) if self.kind == "video" else []
+
     async def close(self) -> None:
+        self._ungroup_all()
         self._requester.close()
         for track in list(self.subscribers):
             self.unsubscribe(track)
@@ -319,6 +446,7 @@ class Source:
         if self._backlog.is_stale(timestamp, now):
             if self._on_stale is not None:
                 self._on_stale(self)
+            self._recent = []  # what follows is not contiguous with it
             if self.kind == "video" and not self._broken:
                 self._broken = True
                 self.request_keyframe("late")
@@ -339,6 +467,7 @@ class Source:
                 self._on_first_frame(self)
         if codec != self.codec:
             self.codec = codec
+            self._ungroup_all()
         pts = self._pts_base + timestamp - self._feed_origin
         self._last_pts = pts
         self._last_frame_at = now
@@ -346,17 +475,63 @@ class Source:
         packet = av.Packet(data)
         packet.pts = pts
         packet.time_base = self._time_base
-        if keyframe and self.kind == "video":
-            self._requester.keyframe_seen()
+        if self.kind == "video":
+            if keyframe:
+                self._requester.keyframe_seen()
+                self._recent = [(packet, True)]
+            elif self._recent:
+                if len(self._recent) < RECENT_FRAMES:
+                    self._recent.append((packet, False))
+                else:
+                    self._recent = []
         if self._max_bitrate is not None and now - self._remb_at >= REMB_INTERVAL:
             self._remb_at = now
             self._spawn(self._send_remb(self._max_bitrate))
-        for track in self.subscribers:
+        if self._grouped:
+            self._fan_out(packet, now)
+        for track in tuple(self._pushed):
             if track.codec is not None and track.codec != codec:
                 if self._on_codec_mismatch is not None:
                     self._on_codec_mismatch(self, track)
                 continue
             track.push(packet, keyframe)
+            if track.in_step(codec):
+                self._group(track)  # from the next frame on
+
+    def _fan_out(self, packet: av.Packet, now: float) -> None:
+        """Write ``packet`` to every grouped subscriber, a group per call."""
+        if now - self._swept_at >= SWEEP_INTERVAL:
+            self._swept_at = now
+            self._sweep()
+        ntp_time = frame_time(packet)
+        pts = packet.pts or 0
+        for group in list(self._groups.values()):
+            writers = group.writers
+            if not writers:
+                continue
+            payloads = self.payload_cache.payloads(group.codec, packet)
+            full = group.wire.fanout(writers, payloads, pts, ntp_time)
+            count = len(writers)
+            counters = group.counters
+            counters.frames += count
+            counters.packets += count * len(payloads)
+            counters.bytes += count * packet.size
+            for writer in full:
+                track = group.tracks.get(writer)
+                if track is not None:
+                    track.dropped()
+                    if not track.in_step(self.codec):
+                        self.ungroup(track)
+
+    def _sweep(self) -> None:
+        # Grouped writers are not checked per frame: a connection that can no longer send (DTLS
+        # closed, sender disabled, socket closing) is found here, at most SWEEP_INTERVAL later.
+        for track in list(self._grouped):
+            outlet = track.outlet
+            if outlet is None or not outlet.usable() or track.readyState != "live":
+                self.ungroup(track)
+                if outlet is not None and not outlet.usable():
+                    outlet.close()
 
     def _feed_ssrc(self) -> int | None:
         if self._media_ssrc is not None:

@@ -30,6 +30,8 @@ class Census:
     streams: int = 0
     viewers: int = 0
     participants: int = 0
+    video_shed: int = 0  # video subscribers sent keyframes only (relay.overload)
+    loop_lag: float = 0.0  # seconds, the event loop's recent median wake-up lag
 
 
 @dataclass
@@ -54,6 +56,8 @@ class _LiveCollector(Collector):
             ("rooms", census.rooms, "Open reading rooms."),
             ("streams", census.streams, "Open live streams."),
             ("viewers", census.viewers, "Viewers across live streams."),
+            ("video_shed", census.video_shed, "Video subscribers sent keyframes only while the relay is overloaded."),
+            ("loop_lag_seconds", census.loop_lag, "How late the relay's event loop wakes a timer (recent median)."),
         ):
             yield GaugeMetricFamily(f"soulseer_relay_{name}", doc, value=value)
         for name, doc in (

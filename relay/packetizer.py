@@ -78,14 +78,14 @@ class Packetizer:
         self, codec: str, counters: ForwardCounters, cache: Callable[[], PayloadCache | None] = lambda: None
     ) -> None:
         self.codec = codec.upper()
-        self._counters = counters
+        self.counters = counters
         self._cache = cache
         self._own = PayloadCache(size=1)
 
     def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
         cache = self._cache() or self._own
         payloads = cache.payloads(self.codec, packet)
-        counters = self._counters
+        counters = self.counters
         counters.frames += 1
         counters.packets += len(payloads)
         counters.bytes += packet.size

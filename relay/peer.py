@@ -25,13 +25,16 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from relay.aiortc_hooks import (
+    AUDIO_SR_INTERVAL,
     ConsentPolicy,
     DirectPath,
     direct_rtp_loop,
+    drain_datagrams,
     ice_connections,
     lean_rtp_loop,
     on_keyframe_request,
     pack_without_encoder,
+    report_every,
     take_encoded_frames,
     watch_consent,
 )
@@ -43,6 +46,7 @@ from relay.metrics import LinkQuality
 from relay.outlet import Outlet
 from relay.packetizer import ForwardCounters, Packetizer, PayloadCache
 from relay.sdp import Offer, SessionSummary, parse_session
+from relay.wire import PYTHON, WireKind
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +76,7 @@ class Peer:
     :param on_chat: called with (peer, text) for each data channel text message.
     :param connect_timeout: a peer not connected by then is failed and closed.
     :param direct_send: subscribers' frames are written by the fan-out (see relay.outlet).
+    :param wire: the writer implementation of the direct path (see relay.wire).
     :param candidates: which remote candidates are used (see :class:`relay.ice.CandidatePolicy`).
     """
 
@@ -89,6 +94,7 @@ class Peer:
         video_codecs: tuple[str, ...] = ("VP8", "H264"),
         connect_timeout: float = 30.0,
         direct_send: bool = True,
+        wire: WireKind = PYTHON,
         candidates: CandidatePolicy | None = None,
     ) -> None:
         self.participant_id = participant_id
@@ -106,6 +112,7 @@ class Peer:
         self._codec_prefs = {"audio": audio_codecs, "video": video_codecs}
         self._connect_timeout = connect_timeout
         self._direct_send = direct_send
+        self._wire = wire
         self._timeout: asyncio.TimerHandle | None = None
         self._channel: RTCDataChannel | None = None
         self._offer: SessionSummary | None = None
@@ -167,6 +174,8 @@ class Peer:
                 await self.pc.addIceCandidate(candidate)
             watch_consent(ice_connections(self.pc), self._consent, self._on_consent)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
+            if self.published:  # a publisher's packets are read first (relay/overload.py)
+                drain_datagrams(ice_connections(self.pc))
         except (ValueError, OperationError, InvalidAccessError, InvalidStateError, InternalError) as exc:
             raise BadSdpError(f"cannot negotiate offer: {exc}") from exc
         answer = parse_session(self.pc.localDescription.sdp)
@@ -261,12 +270,14 @@ class Peer:
         packer = Packetizer(codec, self._forwarded[track.kind], cache)
         pack_without_encoder(sender, packer)
         on_keyframe_request(sender, lambda: track.request_keyframe("pli"))
+        if track.kind == "audio":
+            report_every(sender, AUDIO_SR_INTERVAL)
         if not self._direct_send:
             lean_rtp_loop(sender)
             return
 
         async def run(path: DirectPath) -> None:
-            outlet = Outlet(path, packer)
+            outlet = Outlet(path, packer, self._wire)
             track.attach_outlet(outlet)
             try:
                 await outlet.closed

@@ -48,11 +48,13 @@ from relay.forwarder import Source, SubscriberTrack
 from relay.ice import CandidatePolicy, candidate_from_browser, configuration, ice_servers_from_config
 from relay.load import CpuLoad
 from relay.metrics import Census, LinkQuality, RelayMetrics
+from relay.overload import LoopMonitor, Shedder
 from relay.peer import Peer
 from relay.room import Room
 from relay.router import Router, SourceFactory
 from relay.sdp import Offer, check_offer
 from relay.stream import Stream
+from relay.wire import PYTHON, wire_kind
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,14 @@ class Relay(AsyncIOEventEmitter):
         let in. None: no limit.
     :param direct_send: write subscribers' RTP from the fan-out loop (``relay.outlet``); False
         keeps aiortc's per-sender loop and send chain (slower; for comparison and as a fallback).
+    :param max_loop_lag: seconds of event-loop lag (the recent median of how late a 50 ms timer fires, while the
+        loop's thread uses half a core or more) at which new participants are refused with ``relay_busy``,
+        before the loop is late enough to hurt the ones served (``relay.overload``); rejoins are always let
+        in. None: no limit.
+    :param shed_lag: loop lag (seconds, same measure) at which some video subscribers are sent keyframes only
+        for a while (newest first) instead of every viewer losing video together; None: never.
+    :param wire: the direct path's writer, "compiled" (``relay/_wire.c``) or "python"; None: the
+        compiled one if it was built (see ``relay.wire``).
     :param candidates: which remote ICE candidates are used (:class:`relay.ice.CandidatePolicy`; the
         default uses private and loopback addresses too).
     """
@@ -117,6 +127,9 @@ class Relay(AsyncIOEventEmitter):
         max_frame_lag: float = 1.0,
         max_video_bitrate: int = 1_500_000,
         direct_send: bool = True,
+        wire: str | None = None,
+        max_loop_lag: float | None = None,
+        shed_lag: float | None = None,
         max_cpu: float | None = None,
         cpu_sample_interval: float = 1.0,
         candidates: CandidatePolicy | None = None,
@@ -139,6 +152,13 @@ class Relay(AsyncIOEventEmitter):
         self._max_frame_lag = max_frame_lag
         self._max_video_bitrate = max_video_bitrate
         self._direct_send = direct_send
+        self._wire = wire_kind(wire) if direct_send else PYTHON
+        self.loop_monitor = LoopMonitor(max_lag=max_loop_lag if max_loop_lag is not None else 0.03)
+        self._max_loop_lag = max_loop_lag
+        self._shedder = (
+            Shedder(self.loop_monitor, self._video_subscribers, high=shed_lag, low=min(0.015, shed_lag / 4))
+            if shed_lag is not None else None
+        )
         self._candidates = candidates or CandidatePolicy()
         self.load = CpuLoad(max_cpu, interval=cpu_sample_interval) if max_cpu is not None else None
         self._rooms: dict[str, Room] = {}
@@ -226,6 +246,9 @@ class Relay(AsyncIOEventEmitter):
     async def close(self) -> None:
         """Close every room, stream and connection, and stop background work."""
         self._closed = True
+        self.loop_monitor.stop()
+        if self._shedder is not None:
+            self._shedder.stop()
         if self.load is not None:
             self.load.stop()
         scopes: list[Room | Stream] = [*self._rooms.values(), *self._streams.values()]
@@ -264,6 +287,23 @@ class Relay(AsyncIOEventEmitter):
                                participant_id, self.load.rate, self.load.limit)
                 raise RelayBusyError("the media server is at capacity right now; please try again in a minute")
 
+    def _check_loop(self, participant_id: str) -> None:
+        self._start_overload_watch()
+        if self._max_loop_lag is not None and self.loop_monitor.busy:
+            logger.warning("refusing %s: relay loop %.0f ms late (limit %.0f ms)", participant_id,
+                           self.loop_monitor.lag() * 1000, self._max_loop_lag * 1000)
+            raise RelayBusyError("the media server is at capacity right now; please try again in a minute")
+
+    def _start_overload_watch(self) -> None:
+        if not self._closed:
+            self.loop_monitor.start()
+            if self._shedder is not None:
+                self._shedder.start()
+
+    def _video_subscribers(self) -> list[SubscriberTrack]:
+        scopes: list[Room | Stream] = [*self._rooms.values(), *self._streams.values()]
+        return [t for scope in scopes for s in scope.router.sources.values() for t in s.video_subscribers()]
+
     def _check_open(self) -> None:
         if self._closed:
             raise RelayClosedError("the relay is closed")
@@ -297,6 +337,7 @@ class Relay(AsyncIOEventEmitter):
             # A re-join of a participant with a live connection replaces it and is always let in.
             if participant is None or not self._holds_slot(participant):
                 self._check_capacity(participant_id, scope, known=participant is not None)
+                self._check_loop(participant_id)
             admit(participant_id)
         except RelayError as exc:
             self.metrics.refused.labels(exc.code).inc()
@@ -320,6 +361,7 @@ class Relay(AsyncIOEventEmitter):
             video_codecs=self._video_codecs,
             connect_timeout=self._connect_timeout,
             direct_send=self._direct_send,
+            wire=self._wire,
             candidates=self._candidates,
         )
         old = participant.peer
@@ -462,6 +504,8 @@ class Relay(AsyncIOEventEmitter):
             streams=len(self._streams),
             viewers=sum(len(s.viewers) for s in self._streams.values()),
             participants=len(self._participants),
+            video_shed=self._shedder.shed_count if self._shedder is not None else 0,
+            loop_lag=self.loop_monitor.lag(),
         )
 
     def _ensure_stats_task(self) -> None:

@@ -59,9 +59,11 @@ class EventLog:
 
 @pytest.fixture
 async def relay(request: pytest.FixtureRequest) -> AsyncIterator[Relay]:
-    """A relay on loopback; parametrize indirectly with "queued" for aiortc's own send loop."""
+    """A relay on loopback; parametrize indirectly with "queued" for aiortc's own send loop, "python"
+    for the direct path's pure-Python writer ("direct": the compiled one where it was built)."""
     mode = getattr(request, "param", "direct")
-    relay = Relay(ice_servers=[], registry=CollectorRegistry(), direct_send=mode == "direct")
+    relay = Relay(ice_servers=[], registry=CollectorRegistry(), direct_send=mode != "queued",
+                  wire="python" if mode == "python" else None)
     yield relay
     await relay.close()
 

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from relay.backlog import BacklogGuard
 from relay.forwarder import Source, SubscriberTrack
+from relay.packetizer import ForwardCounters
+from relay.wire import WireKind
 from tests.relay.test_depacketizer import DELTA, KEY, stream
 
 
@@ -189,3 +191,47 @@ async def test_a_source_waiting_for_a_keyframe_keeps_asking_if_the_keyframe_is_l
         await deliver(i)
     assert len(receiver.plis) >= 2 and set(receiver.plis) == {7}
     await source.close()
+
+
+class RecordingOutlet:
+    """Stands in for a started sender's outlet and its writer: records the pts of what it is sent,
+    one frame at a time (``send``) or by the source's batched fan-out (``wire.fanout``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.codec = "VP8"
+        self.counters = ForwardCounters()
+        self.writer = self
+        self.wire = WireKind("recording", RecordingOutlet, self._fanout)
+
+    def send(self, packet: av.Packet) -> bool:
+        self.sent.append(packet.pts)
+        return True
+
+    @staticmethod
+    def _fanout(writers: list[Any], payloads: list[bytes], pts: int, ntp_time: int) -> list[Any]:
+        for writer in writers:
+            writer.sent.append(pts)
+        return []
+
+    def usable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_subscriber_starting_between_keyframes_begins_at_the_sources_latest_keyframe() -> None:
+    source = Source("video", owner="publisher", scope="s", keyframe_interval=60.0)
+    for pts, keyframe in enumerate([True, False, False, True, False, False]):
+        source._on_frame("VP8", b"\x00" * 50, pts * 3000, keyframe)
+    track = SubscriberTrack("video", owner="late", capacity=15)
+    source.subscribe(track)
+    outlet = RecordingOutlet()
+    track.attach_outlet(outlet)  # type: ignore[arg-type]
+    assert outlet.sent == [9000, 12000, 15000], "the latest keyframe and the frames since, in order"
+    assert not track.waiting_for_keyframe
+    source._on_frame("VP8", b"\x00" * 50, 18000, False)
+    source._on_frame("VP8", b"\x00" * 50, 21000, False)
+    assert outlet.sent[3:] == [18000, 21000], "then live frames follow (the second by the batched fan-out)"
+    assert source.grouped == 1

@@ -7,6 +7,7 @@ import itertools
 import os
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
@@ -45,14 +46,16 @@ async def send_through_wire(key: bytes, packets: list[bytes], gso: bool) -> list
     sink.setblocking(False)
     transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
     udp = transport.get_extra_info("socket")
-    wire = SrtpWire(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)), udp, sink.getsockname())
+    wire = SrtpWire(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)), udp.fileno(), sink.getsockname())
     saved = aiortc_hooks._gso[0]
     aiortc_hooks._gso[0] = gso and saved
     try:
-        assert wire.write(packets)
+        sent, protected = wire.write(packets)
+        assert sent
         datagrams: list[bytes] = []
         while len(datagrams) < len(packets):
             datagrams.append(await asyncio.wait_for(loop.sock_recv(sink, 2048), 5))
+        assert protected == sum(len(d) for d in datagrams)
         return datagrams
     finally:
         aiortc_hooks._gso[0] = saved
@@ -92,7 +95,7 @@ class Recorder:
         await asyncio.wait_for(reached(), timeout)
 
 
-@pytest.mark.parametrize("relay", ["direct", "queued"], indirect=True)
+@pytest.mark.parametrize("relay", ["direct", "python", "queued"], indirect=True)
 async def test_subscribers_get_consecutive_rtp_with_extensions_and_nacked_packets_again(
     relay: Relay, endpoints: Callable[..., Endpoint]
 ) -> None:
@@ -115,6 +118,9 @@ async def test_subscribers_get_consecutive_rtp_with_extensions_and_nacked_packet
         await viewer.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         await recorder.wait(lambda packets: sum(p.marker for p in packets) >= 10)
         assert relay.subscriber_tracks("viewer")["video"].direct == (relay._direct_send)
+        if relay._direct_send:
+            source = relay.sources("s")[0]
+            assert source.grouped == 1, "a subscriber in step is served by the batched fan-out"
         packets = list(recorder.packets)
         assert len({p.ssrc for p in packets}) == 1
         for before, after in itertools.pairwise(packets):
@@ -123,6 +129,10 @@ async def test_subscribers_get_consecutive_rtp_with_extensions_and_nacked_packet
                 assert after.timestamp == before.timestamp, "a frame's packets share its timestamp"
         mid = viewer.getTransceivers()[0].mid
         assert all(p.extensions.mid == mid and p.extensions.abs_send_time is not None for p in packets)
+
+        # aiortc's stats (and SRs) count what the direct path sent.
+        [outbound] = [s for s in (await viewer_sender_stats(relay)).values() if s.type == "outbound-rtp"]
+        assert outbound.packetsSent >= len(packets) and outbound.bytesSent > 0
 
         # A NACK for a packet already received brings the very same packet again (over RTX).
         wanted = packets[-3]
@@ -138,8 +148,37 @@ async def test_subscribers_get_consecutive_rtp_with_extensions_and_nacked_packet
         await viewer.close()
 
 
+async def viewer_sender_stats(relay: Relay) -> Any:
+    participant = relay._participants["viewer"]
+    assert participant.peer is not None
+    [sender] = [t.sender for t in participant.peer.pc.getTransceivers() if t.kind == "video"]
+    return await sender.getStats()
+
+
 async def test_srtp_wire_sends_a_single_packet_as_one_srtp_datagram() -> None:
     key = os.urandom(30)
     packet = rtp(7, b"opus" * 40, marker=1)
     [datagram] = await send_through_wire(key, [packet], True)
     assert Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND)).unprotect(datagram) == packet
+
+
+async def test_audio_subscribers_get_sender_reports_at_the_audio_interval_with_what_the_direct_path_sent(
+    relay: Relay, endpoints: Callable[..., Endpoint], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("relay.peer.AUDIO_SR_INTERVAL", 0.2)  # libwebrtc's 5 s, shortened for the test
+    publisher = endpoints("publisher", send=("audio",), receive=(), data_channel=False)
+    await publisher.accept(await relay.publish_stream("s", publisher.name, await publisher.offer()))
+    viewer = endpoints("viewer", send=(), receive=("audio",), data_channel=False)
+    await viewer.accept(await relay.watch_stream("s", viewer.name, await viewer.offer()))
+    await viewer.wait_decoded("audio", 20)
+
+    async def reported(packets: int) -> Any:
+        while True:
+            for stats in (await viewer.pc.getStats()).values():
+                if stats.type == "remote-outbound-rtp" and stats.packetsSent >= packets:
+                    return stats
+            await asyncio.sleep(0.1)
+
+    # SRs come every ~0.2 s here and count what the direct path has sent by then (20 decoded: >= 20 sent).
+    stats = await asyncio.wait_for(reported(20), 5)
+    assert stats.bytesSent >= 20, "the SR counts the direct path's octets too"
