@@ -8,34 +8,14 @@ import uuid
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import (
-    auth_routes,
-    gifting,
-    gifts,
-    health,
-    messages,
-    middleware,
-    notifications,
-    openapi,
-    pages,
-    profiles,
-    readers,
-    readings,
-    refund_sweeper,
-    signaling,
-    slots,
-    stream_pages,
-    stream_signaling,
-    streams,
-    wallet,
-    webhooks,
-)
-from api.appkeys import BILLING_METRICS, DATABASE, HTTP_METRICS, NODE_ID, REGISTRY, RELAY, SETTINGS, STRIPE
-from api.database import Database
-from api.http_metrics import HttpMetrics
-from api.live_readings import LIVE_READINGS, LiveReadings
-from api.migrations import migrate
-from api.turn import relay_ice_servers
+from api import accounts, messages, pages, readings, realtime, streams
+from api.core import health, middleware, openapi
+from api.core.database import Database
+from api.core.http_metrics import HttpMetrics
+from api.core.keys import BILLING_METRICS, DATABASE, HTTP_METRICS, NODE_ID, REGISTRY, RELAY, SETTINGS, STRIPE
+from api.core.migrations import migrate
+from api.readings.live import LIVE_READINGS, LiveReadings
+from api.realtime.turn import relay_ice_servers
 from billing.metrics import BillingMetrics
 from billing.stripe_gateway import StripeGateway
 from config import Settings
@@ -76,23 +56,12 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
     health.setup(app)
-    auth_routes.setup(app)
-    readers.setup(app)
-    readings.setup(app)
-    wallet.setup(app)
-    webhooks.setup(app)
-    slots.setup(app)
-    notifications.setup(app)
-    streams.setup(app)
-    gifts.setup(app)
-    gifting.setup(app)
+    accounts.setup(app)
     messages.setup(app)
-    refund_sweeper.setup(app)
-    signaling.setup(app)
-    stream_signaling.setup(app)
-    profiles.setup(app)
+    realtime.setup(app)
+    readings.setup(app)
+    streams.setup(app)
     pages.setup(app)
-    stream_pages.setup(app)
     openapi.setup(app)
     return app
 

@@ -1,4 +1,4 @@
-"""The benchmark's publisher and viewers, each run as its own process by bench/relay_fanout.py.
+"""The benchmark's publisher and viewers, each run as its own process by bench/fanout.py.
 
 The publisher replays pre-encoded 640x480 VP8 (~1 Mbps, 30 fps) and Opus packets, so its CPU stays
 small; each video frame carries a trailer with its send time (``time.monotonic()``, which on Linux

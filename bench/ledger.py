@@ -39,7 +39,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.migrations import migrate
+from api.core.migrations import migrate
 from billing import ledger, recovery
 from billing.batcher import ChargeBatcher
 

@@ -40,9 +40,9 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.auth import start_login  # noqa: E402
-from api.auth_routes import insert_account  # noqa: E402
-from api.migrations import migrate  # noqa: E402
+from api.accounts.auth import start_login  # noqa: E402
+from api.accounts.login import insert_account  # noqa: E402
+from api.core.migrations import migrate  # noqa: E402
 
 # Never checked: the reading account logs in through start_login, not with a password.
 _NO_PASSWORD = "$argon2id$v=19$m=65536,t=3,p=4$bm90LWEtcmVhbC1zYWx0$bm90LWEtcmVhbC1oYXNo"

@@ -41,8 +41,8 @@ from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.auth import start_login  # noqa: E402
-from api.migrations import migrate  # noqa: E402
+from api.accounts.auth import start_login  # noqa: E402
+from api.core.migrations import migrate  # noqa: E402
 from billing import ledger  # noqa: E402
 
 

@@ -46,7 +46,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  #
 from aiortc.mediastreams import MediaStreamTrack  # noqa: E402
 from aiortc.rtp import RtpPacket  # noqa: E402
 
-from api.auth import start_login  # noqa: E402
+from api.accounts.auth import start_login  # noqa: E402
 from billing import ledger  # noqa: E402
 from relay.aiortc_hooks import take_encoded_frames  # noqa: E402
 from tests.relay.endpoints import Endpoint  # noqa: E402

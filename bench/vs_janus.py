@@ -46,7 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.relay_fanout import (  # noqa: E402
+from bench.fanout import (  # noqa: E402
     Child,
     Row,
     ViewerProcess,
@@ -139,7 +139,7 @@ class SoulSeer(Server):
         import asyncpg
         from argon2 import PasswordHasher
 
-        from api.auth import start_login
+        from api.accounts.auth import start_login
 
         admin = await asyncpg.connect(self._admin_url)
         await admin.execute(f'CREATE DATABASE "{self.db_name}"')

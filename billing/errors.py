@@ -1,6 +1,6 @@
 """Billing's one error family: every refusal to move money has a stable ``code`` and a human ``message``.
 
-The API maps these to its JSON error shape in one place (``api/middleware.py``); billing itself knows no HTTP.
+The API maps these to its JSON error shape in one place (``api/core/middleware.py``); billing itself knows no HTTP.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Pure: no I/O and no clock. Time comes in as monotonic seconds on every call, and
 back as a list of *decisions* for the runtime to carry out (charge the ledger, tell the client, end the
 reading). One meter per reading.
 
-Rules (DESIGN.md section 3):
+Rules (docs/design.md, money rules):
 
 - Billable time runs only while *both* participants are connected. The first time both are, the meter
   starts (``Resume``); any disconnect pauses it (``Pause``), the next moment both are back resumes it.

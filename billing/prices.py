@@ -1,4 +1,4 @@
-"""The client confirms every price it pays (DESIGN.md section 3).
+"""The client confirms every price it pays (docs/design.md, money rules).
 
 Every paid request (a per-minute reading, a booking, a paid message, a gift) carries ``expectedCents``: the
 price the client was shown (for a per-minute reading its rate per minute, otherwise the flat price). The price

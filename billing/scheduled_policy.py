@@ -2,7 +2,7 @@
 
 Pure: no I/O and no clock; times are aware datetimes passed in. Every caller (the readings runtime, the
 REST end and cancel, recovery after a restart) asks :func:`outcome` and carries out its answer. The rules
-(DESIGN.md section 3), for a reading paid ``price`` at booking for ``minutes`` from ``starts_at``:
+(docs/design.md, money rules), for a reading paid ``price`` at booking for ``minutes`` from ``starts_at``:
 
 - **The client** cancelling or ending it before the start (or before it got under way): a cancellation.
   Everything back at least ``cancel_full_refund_hours`` before the start, later

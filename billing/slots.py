@@ -1,4 +1,7 @@
-"""Reader slots: open times a reader publishes for scheduled readings, and booking one (reading + payment).
+"""Reader slots: open times a reader publishes for scheduled readings, their prices, and holding one for a booking.
+
+The booking itself (the reading, the slot, the payment in one transaction) is the readings side's
+(:func:`api.readings.booking.book_slot`): a reading's row and its status are written only there.
 
 A slot can never be double-booked: booking claims it with ``UPDATE ... WHERE session_id IS NULL`` under a
 row lock (and ``session_id`` is unique), and a reader's slots never overlap (a trigger in migration 0002).
@@ -9,19 +12,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
 from billing.errors import RateNotSet, SlotNotFound, SlotTaken
-from billing.ledger import Db, Txn, atomic, connection
+from billing.ledger import Db, connection
 from billing.prices import confirm_price
-from billing.scheduled import book_scheduled
 
 log = logging.getLogger(__name__)
 
 LENGTHS = (15, 30, 45, 60)
-SESSION_TYPES = ("chat", "audio", "video")
 # The reader_rates column holding the flat price of each length (never built from input).
 _FLAT_RATE = {15: "flat_15_cents", 30: "flat_30_cents", 45: "flat_45_cents", 60: "flat_60_cents"}
 _RATE_QUERY = {m: f"SELECT {column} FROM reader_rates WHERE reader_id = $1"  # noqa: S608 - fixed columns
@@ -102,51 +102,40 @@ async def delete_slot(db: Db, *, reader_id: str, slot_id: str) -> None:
     raise SlotNotFound("no such slot")
 
 
-async def book_slot(db: Db, *, slot_id: str, client_id: str, session_type: str, expected_cents: int,
-                    now: datetime | None = None) -> tuple[dict[str, Any], Txn]:
-    """Book a slot: in one transaction, create the scheduled reading (``accepted``, at the reader's flat
-    rate for the slot's length), mark the slot booked and charge the client.
+async def hold_slot(conn: asyncpg.Connection, *, slot_id: str, client_id: str, expected_cents: int,
+                    now: datetime | None = None) -> tuple[asyncpg.Record, int]:
+    """Lock an open slot for booking by ``client_id`` and confirm its price; returns (the slot, its price).
 
-    ``expected_cents`` is the price the client was shown: the reader's price now must be it.
-    Raises :class:`SlotNotFound` (no such slot, or it has started), :class:`SlotTaken`,
-    :class:`RateNotSet` (the reader has no price for that length), :class:`billing.errors.PriceChanged` or
-    :class:`billing.errors.InsufficientFunds`; nothing is written then.
+    Runs in the caller's transaction (the booking: :func:`api.readings.booking.book_slot`), which creates
+    the reading, then :func:`mark_booked` and the charge. ``expected_cents`` is the price the client was
+    shown: the reader's price now must be it. Raises :class:`SlotNotFound` (no such slot, or it has
+    started), :class:`SlotTaken`, :class:`RateNotSet` (the reader has no price for that length) or
+    :class:`billing.errors.PriceChanged`.
     """
-    if session_type not in SESSION_TYPES:
-        raise ValueError(f"session_type must be one of {SESSION_TYPES}")
+    slot = await conn.fetchrow(
+        "SELECT id, reader_id, starts_at, minutes, session_id, starts_at <= coalesce($2, now()) AS started"
+        " FROM reader_slots WHERE id = $1 FOR UPDATE", slot_id, now)
+    if slot is None or slot["started"]:
+        raise SlotNotFound("no such open slot")
+    if slot["session_id"] is not None:
+        raise SlotTaken("this slot has just been booked by someone else")
+    reader_id = str(slot["reader_id"])
+    if reader_id == client_id:
+        raise SlotTaken("you cannot book your own slot")
+    price = await conn.fetchval(_RATE_QUERY[slot["minutes"]], reader_id)
+    if not price:
+        raise RateNotSet(f"the reader has no price for a {slot['minutes']}-minute reading")
+    confirm_price(expected_cents, price, what=f"A {slot['minutes']}-minute reading with this reader")
+    return slot, int(price)
 
-    async def work(conn: asyncpg.Connection) -> tuple[dict[str, Any], Txn]:
-        slot = await conn.fetchrow(
-            "SELECT id, reader_id, starts_at, minutes, session_id, starts_at <= coalesce($2, now()) AS started"
-            " FROM reader_slots WHERE id = $1 FOR UPDATE", slot_id, now)
-        if slot is None or slot["started"]:
-            raise SlotNotFound("no such open slot")
-        if slot["session_id"] is not None:
-            raise SlotTaken("this slot has just been booked by someone else")
-        reader_id = str(slot["reader_id"])
-        if reader_id == client_id:
-            raise SlotTaken("you cannot book your own slot")
-        price = await conn.fetchval(_RATE_QUERY[slot["minutes"]], reader_id)
-        if not price:
-            raise RateNotSet(f"the reader has no price for a {slot['minutes']}-minute reading")
-        confirm_price(expected_cents, price, what=f"A {slot['minutes']}-minute reading with this reader")
-        session = await conn.fetchrow(
-            "INSERT INTO rtc_sessions (client_id, reader_id, session_type, mode, status, rate_cents, accepted_at,"
-            " scheduled_start, scheduled_minutes) VALUES ($1, $2, $3, 'scheduled', 'accepted', $4, now(), $5, $6)"
-            " RETURNING *", client_id, reader_id, session_type, price, slot["starts_at"], slot["minutes"])
-        session_id = str(session["id"])
-        claimed = await conn.execute(
-            "UPDATE reader_slots SET session_id = $2, booked_at = now() WHERE id = $1 AND session_id IS NULL",
-            slot_id, session_id)
-        if claimed != "UPDATE 1":
-            raise SlotTaken("this slot has just been booked by someone else")
-        txn = await book_scheduled(conn, session_id=session_id, client_id=client_id, reader_id=reader_id,
-                                   cents=price)
-        row = dict(await conn.fetchrow("SELECT * FROM rtc_sessions WHERE id = $1", session_id))
-        log.info("slot booked", extra={"slotId": slot_id, "sessionId": session_id, "clientId": client_id})
-        return row, txn
 
-    return await atomic(db, work)
+async def mark_booked(conn: asyncpg.Connection, *, slot_id: str, session_id: str) -> None:
+    """The held slot now belongs to the reading ``session_id`` (in the booking's transaction)."""
+    claimed = await conn.execute(
+        "UPDATE reader_slots SET session_id = $2, booked_at = now() WHERE id = $1 AND session_id IS NULL",
+        slot_id, session_id)
+    if claimed != "UPDATE 1":
+        raise SlotTaken("this slot has just been booked by someone else")
 
 
 async def release_slot(db: Db, *, session_id: str) -> bool:

@@ -1,7 +1,7 @@
 """Every place the relay reaches into aiortc 1.16 / aioice 0.13 / pylibsrtp 1.0 internals, and nowhere else.
 
 aiortc is built for endpoints that decode what they receive and encode what they send. A relay
-forwards encoded media, so it meets aiortc (and asyncio) at eight private seams (see DESIGN.md section 8):
+forwards encoded media, so it meets aiortc (and asyncio) at eight private seams (see docs/design.md, relay notes):
 
 1. ``RTCRtpReceiver.receive()`` starts a decoder thread fed from a private queue. We replace it,
    per receiver, with the same steps minus the thread (:func:`take_encoded_frames`).

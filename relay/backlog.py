@@ -2,7 +2,7 @@
 
 When the relay falls behind (an overloaded core, a stalled event loop), a publisher's packets wait
 in the kernel's socket buffer (aioice asks for 256 KB: two seconds of 1 Mbps video) and arrive in a
-burst, late. Forwarding them would make every viewer's delay grow by the backlog (DESIGN.md §8
+burst, late. Forwarding them would make every viewer's delay grow by the backlog (the measurements in docs/design.md
 saw seconds). Instead the relay compares each frame's arrival with its RTP timestamp: the smallest
 (arrival - media time) seen is the path's base delay, and a frame later than that by more than
 ``max_lag`` is stale. Stale frames are dropped; for video the stream then waits for a keyframe.

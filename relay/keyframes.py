@@ -2,7 +2,7 @@
 
 A subscriber can only start, or recover after a gap, at a keyframe. Keyframes are expensive for the
 publisher: each costs several times a delta frame, and a burst of requests makes its rate control
-starve every viewer (DESIGN.md section 8 saw ~20 s of starvation after 17 keyframes in 5 s). So one
+starve every viewer (docs/design.md, relay notes: ~20 s of starvation after 17 keyframes in 5 s). So one
 :class:`KeyframeRequester` per published video track coalesces every reason to ask (a subscriber
 joined, a subscriber sent PLI/FIR, a subscriber's queue overflowed, the relay lost packets) into at
 most one upstream request per ``interval``, and drops a pending request that a keyframe already

@@ -1,6 +1,6 @@
 """How busy the relay's thread is, so that a saturated node refuses newcomers instead of failing everyone.
 
-The relay forwards on one event loop, so one core is its ceiling (bench/relay_fanout.py: ~300-400
+The relay forwards on one event loop, so one core is its ceiling (bench/fanout.py: ~300-400
 audio+video viewers). Past it, frames back up in every socket: delivery falls for all viewers at
 once and the publisher's own consent checks can time out, ending the stream. Refusing the next
 participant with a clear error (``relay_busy``) keeps the ones already served.

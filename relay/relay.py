@@ -1,8 +1,9 @@
 """The relay: rooms, streams and their participants' peer connections on one node.
 
 This is the surface the signaling layer codes against. It answers offers, enforces caps, and tells
-the rest of the system what happened to each participant's media through events (pyee), each with
-the ``time.monotonic()`` at which the relay observed it, last:
+the rest of the system what happened to each participant's media through events (pyee; names and
+payloads typed in :mod:`relay.events`), each with the ``time.monotonic()`` at which the relay observed
+it, last:
 
 - ``participant-connected`` (scope_id, participant_id, at): ICE and DTLS connected (again).
 - ``participant-disconnected`` (scope_id, participant_id, at): the peer stopped answering ICE
@@ -34,6 +35,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from pyee.asyncio import AsyncIOEventEmitter
 
+from relay import events
 from relay.aiortc_hooks import ConsentPolicy
 from relay.errors import (
     RelayBusyError,
@@ -44,6 +46,7 @@ from relay.errors import (
     UnknownRoomError,
     UnknownStreamError,
 )
+from relay.events import ChatReceived, ParticipantChanged, Payload, RelayEvent, ScopeClosed, TrackPublished
 from relay.forwarder import Source, SubscriberTrack
 from relay.ice import CandidatePolicy, candidate_from_browser, configuration, ice_servers_from_config
 from relay.load import CpuLoad
@@ -422,7 +425,8 @@ class Relay(AsyncIOEventEmitter):
     def _retire(self, peer: Peer) -> None:
         """A re-join replaced ``peer``: report it gone if it was connected, and close it quietly."""
         if peer.state == "connected":
-            self._emit("participant-disconnected", peer.scope, peer.participant_id, time.monotonic())
+            self._emit(ParticipantChanged(RelayEvent.PARTICIPANT_DISCONNECTED, peer.scope, peer.participant_id,
+                                          time.monotonic()))
         self._track_close(peer.close())
 
     async def _remove(self, participant: Participant) -> None:
@@ -448,8 +452,8 @@ class Relay(AsyncIOEventEmitter):
             if self._participants.get(participant.id) is participant:
                 del self._participants[participant.id]
         await scope.close()
-        event = "room-closed" if isinstance(scope, Room) else "stream-closed"
-        self._emit(event, scope.id, time.monotonic())
+        event = RelayEvent.ROOM_CLOSED if isinstance(scope, Room) else RelayEvent.STREAM_CLOSED
+        self._emit(ScopeClosed(event, scope.id, time.monotonic()))
         logger.info("%s closed", repr(scope))
 
     def _peer(self, participant_id: str) -> Peer:
@@ -467,28 +471,29 @@ class Relay(AsyncIOEventEmitter):
             return
         if state == "failed":
             self.metrics.forwarding_errors.labels("peer_failed").inc()
-        self._emit(f"participant-{state}", peer.scope, peer.participant_id, at)
+        self._emit(ParticipantChanged(RelayEvent.participant(state), peer.scope, peer.participant_id, at))
 
     def _on_chat(self, peer: Peer, text: str) -> None:
         if not self._is_current(peer):
             return
-        self._emit("chat-message", peer.scope, peer.participant_id, text, time.monotonic())
+        self._emit(ChatReceived(RelayEvent.CHAT_MESSAGE, peer.scope, peer.participant_id, text, time.monotonic()))
 
     def _on_first_frame(self, source: Source) -> None:
-        self._emit("track-published", source.scope, source.owner, source.kind, time.monotonic())
+        self._emit(TrackPublished(RelayEvent.TRACK_PUBLISHED, source.scope, source.owner, source.kind,
+                                  time.monotonic()))
 
     def _on_codec_mismatch(self, source: Source, track: SubscriberTrack) -> None:
         self.metrics.forwarding_errors.labels("codec_mismatch").inc()
         logger.debug("%s/%s sends %s but %s negotiated %s", source.scope, source.owner, source.codec,
                      track.owner, track.codec)
 
-    def _emit(self, event: str, *args: Any) -> None:
-        if event.startswith("participant-"):
-            self.metrics.participant_events.labels(event.removeprefix("participant-")).inc()
+    def _emit(self, payload: Payload) -> None:
+        if isinstance(payload, ParticipantChanged):
+            self.metrics.participant_events.labels(payload.event.removeprefix("participant-")).inc()
         try:
-            self.emit(event, *args)
+            events.emit(self, payload)
         except Exception:
-            logger.exception("a %s listener failed", event)
+            logger.exception("a %s listener failed", payload.event)
 
     def _track_close(self, task: asyncio.Task[None]) -> None:
         self._closing_peers.add(task)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from relay.aiortc_hooks import SrtpWire
+from relay.aiortc_hooks import SrtpWire, allow_gso
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ PYTHON = WireKind("python", PyWriter, py_fanout)
 
 def _compiled() -> WireKind | None:
     try:
-        from relay import _wire  # type: ignore[attr-defined]
+        from relay import _wire  # type: ignore[attr-defined]  # optional at run time: built where gcc was
     except ImportError:
         return None
     return WireKind("compiled", _wire.Writer, _wire.fanout)
@@ -201,12 +201,10 @@ def wire_kind(name: str | None = None) -> WireKind:
 
 def set_gso(enabled: bool) -> tuple[bool, bool]:
     """Allow or forbid UDP GSO in both writers (tests); returns the previous (python, compiled) values."""
-    from relay.aiortc_hooks import allow_gso
-
     previous_python = allow_gso(enabled)
     previous_compiled = previous_python
     if COMPILED is not None:
-        from relay import _wire  # type: ignore[attr-defined]
+        from relay import _wire  # type: ignore[attr-defined]  # optional at run time: built where gcc was
 
         previous_compiled = bool(_wire.set_gso(enabled))
     return previous_python, previous_compiled

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from api.migrations import migrate
+from api.core.migrations import migrate
 from config import Settings, load_settings
 from tests.billing.invariants import assert_ledger_invariants
 
@@ -121,7 +121,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    from api.database import _init
+    from api.core.database import _init
 
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10, init=_init)
     try:

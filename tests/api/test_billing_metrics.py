@@ -12,13 +12,20 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from api.live_readings import LIVE_READINGS
-from api.refund_sweeper import REFUND_SWEEPER
+from api.messages.refund_sweeper import REFUND_SWEEPER
+from api.readings.live import LIVE_READINGS
 from billing import slots
 from billing.stripe_events import record_checkout
 from config import Settings
-from tests.api.reading_steps import ManualClock, Party, Signal, accepted_session, reader_and_client, running_app
-from tests.api.stripe_fake import WEBHOOK_SECRET, checkout_completed, signed
+from tests.reading_steps import (
+    ManualClock,
+    Party,
+    accepted_session,
+    join_and_start,
+    reader_and_client,
+    running_app,
+)
+from tests.stripe_fake import WEBHOOK_SECRET, checkout_completed, signed
 
 RATES = {"chatCents": 120, "flatCents": {"15": 2500}, "messageCents": 300}
 MONEY_SERIES = ("soulseer_billing_charged_cents_total", "soulseer_billing_revenue_cents_total",
@@ -103,10 +110,7 @@ async def test_every_kind_of_money_movement_is_counted_once_as_the_ledger_wrote_
 
         # A chat reading: two minutes charged, the unused part of the second refunded at the end.
         session_id = await accepted_session(http, reader, client)
-        client_ws, reader_ws = await Signal.open(http, client), await Signal.open(http, reader)
-        await client_ws.join(session_id)
-        await reader_ws.join(session_id)
-        await client_ws.expect("start-session")
+        client_ws, _reader_ws = await join_and_start(http, session_id, client, reader)
         clock.advance(70)
         http.app[LIVE_READINGS].wake()
         await client_ws.expect("session-state", billableSeconds=70)

@@ -21,18 +21,18 @@ from aiohttp.test_utils import TestClient
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from api.appkeys import DATABASE
-from api.auth import start_login
+from api.accounts.auth import start_login
+from api.core.keys import DATABASE
 from config import Settings
-from tests.api.accounts import quick_user
 from tests.api.fuzzing import announce, fuzz, huge_int_text, json_values, nested, odd_numbers, odd_text
-from tests.api.reading_steps import deposit, running_app
-from tests.api.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
+from tests.api.users import quick_user
+from tests.reading_steps import deposit, running_app
+from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
 
 pytestmark = pytest.mark.slow
 
 ROLES = ("anonymous", "client", "reader", "admin")
-# Fields of the two routes whose document gives no request shape (api/auth_routes.py).
+# Fields of the two routes whose document gives no request shape (api/accounts/login.py).
 AUTH_FIELDS = ("email", "password", "displayName", "role")
 _FIELD = re.compile(r"[{,|]\s*([A-Za-z][A-Za-z0-9]*)\??")
 

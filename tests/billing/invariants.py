@@ -3,7 +3,7 @@
 ``tests/conftest.py`` runs :func:`assert_ledger_invariants` on every test's database that holds a ledger
 row, before dropping it, so every test that moves money is checked, not only the ledger's own tests.
 
-The rules are written out here from the money rules (DESIGN.md section 3), not taken from ``billing/``: each
+The rules are written out here from the money rules (docs/design.md), not taken from ``billing/``: each
 kind of transaction must have exactly the entries its kind implies, so a movement booked to the wrong account
 (or a new kind nobody taught this check) fails, even when it balances.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-READER_PERCENT = 70  # DESIGN.md: the reader's share of every charge, rounded down
+READER_PERCENT = 70  # docs/design.md: the reader's share of every charge, rounded down
 CHARGES = frozenset({"reading_minute", "scheduled_reading", "gift", "message"})
 WITHDRAWALS = frozenset({"stripe_refund", "dispute"})
 KINDS = CHARGES | WITHDRAWALS | {"deposit", "refund", "dispute_reinstated"}

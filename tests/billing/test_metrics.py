@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from billing.ledger import Txn
 from billing.metrics import BillingMetrics
 
-MIGRATION = Path(__file__).resolve().parents[2] / "api" / "migrations" / "0002_ledger.sql"
+MIGRATION = Path(__file__).resolve().parents[2] / "api" / "core" / "migrations" / "0002_ledger.sql"
 
 
 def _txn(kind: str, cents: int, *, platform: int = 0, replayed: bool = False, source: str | None = None) -> Txn:

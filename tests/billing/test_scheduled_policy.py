@@ -37,7 +37,7 @@ TIMES = {"two days before": START - timedelta(days=2), "an hour before": START -
 
 
 def expected(why: Why, party: Party | None, at: datetime, together_until: datetime | None) -> Outcome:
-    """The rules of DESIGN.md section 3, written out case by case (the table the module must agree with)."""
+    """The money rules of docs/design.md, written out case by case (the table the module must agree with)."""
     if why is Why.TIME_UP:
         return Outcome("time_up", 0, free_slot=False)
     if why is Why.RESTART:

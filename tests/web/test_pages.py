@@ -7,10 +7,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
-from api import demo
+from api.cli import demo
 from tests.web.conftest import PHONE, Console, new_context, shot
 from tests.web.pages_setup import signed_in
-from tests.web.reading_steps import ENDED
+from tests.web.reading_pages import ENDED
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 

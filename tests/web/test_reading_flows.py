@@ -10,10 +10,11 @@ from playwright.async_api import Browser, expect
 
 from tests.web.conftest import PHONE, Console, shot
 from tests.web.proxy import DroppingProxy
-from tests.web.reading_steps import (
+from tests.web.reading_pages import (
     AUDIO_RECEIVED,
     ENDED,
     FRAMES_DECODED,
+    done,
     funded_client,
     ready_reader,
     request_and_accept,
@@ -64,9 +65,7 @@ async def test_a_video_reading_from_request_to_summary(browser: Browser, server:
     await expect(row).to_contain_text("Ended")
     await expect(row).to_contain_text(charged)
     await shot(client.page, "history")
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
 
 
 async def test_an_audio_reading_ended_by_the_reader(browser: Browser, server: TestServer, database_url: str) -> None:
@@ -91,9 +90,7 @@ async def test_an_audio_reading_ended_by_the_reader(browser: Browser, server: Te
     await reader.page.get_by_role("button", name="End reading").click()
     await expect(client.page.locator("[data-summary-reason]")).to_have_text("Orion Vale ended the reading.")
     await expect(reader.page.locator("[data-summary-reason]")).to_have_text("You ended the reading.")
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
 
 
 async def test_a_chat_reading_accepted_automatically_with_no_camera_or_microphone(
@@ -129,9 +126,7 @@ async def test_a_chat_reading_accepted_automatically_with_no_camera_or_microphon
     assert len(client.context.pages) == 1
     await client.page.get_by_role("button", name="End reading").click()
     await expect(reader.page.locator("[data-summary-transcript]")).to_contain_text("change jobs")
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
 
 
 REFUSE_CAMERA = """

@@ -12,7 +12,7 @@ from playwright.async_api import Browser, expect
 
 from tests.web.conftest import Console, shot
 from tests.web.pages_setup import post
-from tests.web.reading_steps import funded_client, ready_reader
+from tests.web.reading_pages import done, funded_client, ready_reader
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -42,9 +42,7 @@ async def test_a_declined_request_then_a_cancelled_one(browser: Browser, server:
     await client.page.get_by_role("button", name="Cancel request").click()
     await expect(client.page.get_by_role("heading", name="The request was cancelled")).to_be_visible()
     await expect(incoming).to_be_hidden()
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
 
 
 async def test_an_unanswered_request_expires_with_a_clear_message(browser: Browser, quick_expiry_server: TestServer,
@@ -61,9 +59,7 @@ async def test_an_unanswered_request_expires_with_a_clear_message(browser: Brows
     await expect(client.page.get_by_role("heading", name="The request expired")).to_be_visible(timeout=15_000)
     await expect(client.page.get_by_text("Luna Hart didn't answer in time.")).to_be_visible()
     await expect(reader.page.locator("[data-incoming]")).to_be_hidden()
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
 
 
 async def test_a_rate_raised_after_the_page_showed_it_is_refused_and_the_new_rate_shown(
@@ -93,6 +89,4 @@ async def test_a_rate_raised_after_the_page_showed_it_is_refused_and_the_new_rat
         assert await conn.fetchval("SELECT rate_cents FROM rtc_sessions") == 240
     finally:
         await conn.close()
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)

@@ -7,23 +7,14 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from tests.web.conftest import Console, shot
+from tests.web.media_stats import rtp_counter
 from tests.web.pages_setup import post, signed_in
-from tests.web.reading_steps import Party, funded_client, rising
+from tests.web.reading_pages import Party, done, funded_client, rising
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-STREAM_FRAMES = """async () => {
-  const stats = await window.soulseerStream?.getStats();
-  let frames = 0;
-  stats?.forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded || 0; });
-  return frames;
-}"""
-STREAM_SENT = """async () => {
-  const stats = await window.soulseerStream?.getStats();
-  let frames = 0;
-  stats?.forEach((r) => { if (r.type === "outbound-rtp" && r.kind === "video") frames += r.framesEncoded || 0; });
-  return frames;
-}"""
+STREAM_FRAMES = rtp_counter("soulseerStream", "inbound", "video", "framesDecoded")
+STREAM_SENT = rtp_counter("soulseerStream", "outbound", "video", "framesEncoded")
 
 
 async def test_go_live_watch_gift_and_chat(browser: Browser, server: TestServer, database_url: str) -> None:
@@ -70,9 +61,7 @@ async def test_go_live_watch_gift_and_chat(browser: Browser, server: TestServer,
     await expect(reader.page.locator("[data-ended-total]")).to_have_text("$10.00")
     await expect(client.page.locator("[data-placeholder-text]")).to_have_text(
         "This stream has ended. Thank you for watching!")
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
 
 
 async def test_a_paid_message_and_its_free_answer(browser: Browser, server: TestServer, database_url: str) -> None:
@@ -104,9 +93,7 @@ async def test_a_paid_message_and_its_free_answer(browser: Browser, server: Test
     await expect(client.page.locator("[data-messages]")).to_contain_text("Eight of Pentacles")
     await expect(client.page.locator("[data-nav-balance]")).to_have_text("$7.50")
     await shot(client.page, "inbox-thread", doc=True)
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
 
 
 async def test_a_message_price_raised_while_writing_is_refused_and_the_new_price_shown(
@@ -131,6 +118,25 @@ async def test_a_message_price_raised_while_writing_is_refused_and_the_new_price
     await client.page.wait_for_url("**/messages/*")
     await expect(client.page.locator("[data-messages]")).to_contain_text("Is this a good month")
     await expect(client.page.locator("[data-nav-balance]")).to_have_text("$6.00")
-    assert console.violations() == []
-    await client.context.close()
-    await reader.context.close()
+    await done(console, client, reader)
+
+
+async def test_a_stream_tab_whose_login_ended_stops_reconnecting(browser: Browser, server: TestServer) -> None:
+    """The server closes a logged-out tab's socket with 4401; the stream client, like the reading client, takes
+    that as final (web/static/js/reconnect.js) instead of reconnecting for ever."""
+    console = Console()
+    reader_context, reader = await signed_in(browser, server, "reader", "Iris Moon", media=False)
+    stream = (await post(reader_context, reader, "/api/streams", {"title": "Quiet hour"}, expect=201))["stream"]
+    context, viewer = await signed_in(browser, server, "client", "Theo Watts", media=False)
+    page = console.watch(await context.new_page())
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    async with page.expect_websocket() as opened:
+        await page.goto(f"/streams/{stream['id']}")
+    socket = await opened.value
+    await socket.wait_for_event("framereceived", lambda frame: '"joined"' in str(frame))
+    await post(context, viewer, "/api/auth/logout")
+    await expect(page.locator("[data-connection]")).to_have_text("Disconnected", timeout=10_000)
+    assert len(sockets) == 1  # closed for good: no reconnect was scheduled
+    await context.close()
+    await reader_context.close()

@@ -13,14 +13,11 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from config import Settings
+from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, signed
 from tests.web.conftest import Console, shot, start_app, stop_app
-from tests.web.fake_stripe import FakeStripe, signed_event
 from tests.web.pages_setup import signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-WEBHOOK_SECRET = "whsec_test_not_a_real_secret"
-
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def stripe() -> AsyncIterator[FakeStripe]:
@@ -34,7 +31,7 @@ async def stripe() -> AsyncIterator[FakeStripe]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def paying_server(settings: Settings, browser: Browser, stripe: FakeStripe) -> AsyncIterator[TestServer]:
-    test_server = await start_app(replace(settings, stripe_secret_key="sk_test_not_a_real_key",
+    test_server = await start_app(replace(settings, stripe_secret_key=SECRET_KEY,
                                          stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=stripe.api_base))
     try:
         yield test_server
@@ -65,8 +62,8 @@ async def test_adding_funds_through_checkout_credits_the_wallet(browser: Browser
     assert session["amount_total"] == 2050 and session["client_reference_id"] == user["id"]
 
     # Stripe sends the paid event to the webhook, and the browser back to the wallet.
-    payload, signature = signed_event(WEBHOOK_SECRET, "checkout.session.completed", {
-        **session, "payment_status": "paid", "payment_intent": "pi_test_1"})
+    payload, signature = signed(event("checkout.session.completed", {
+        **session, "payment_status": "paid", "payment_intent": "pi_test_1"}))
     response = await context.request.post("/api/webrtc/webhook", data=payload, headers={
         "Stripe-Signature": signature, "Content-Type": "application/json"})
     assert response.status == 200, await response.text()

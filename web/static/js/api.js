@@ -91,3 +91,26 @@ function sentence(message) {
   const text = String(message || "Something went wrong.");
   return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".");
 }
+
+/** Run `work` when `form` is submitted: errors cleared first, the submit button disabled while it runs, and a
+ * refusal shown on the form (and the button enabled again) if it throws. */
+export function onSubmit(form, banner, work) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormErrors(form, banner);
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    try {
+      await work();
+    } catch (error) {
+      showFormError(form, error, banner);
+      button.disabled = false;
+    }
+  });
+}
+
+/** Log in with a password and go where the page was asked to lead (`next`), else to the user's own home. */
+export async function signIn(email, password, next) {
+  const { user } = await api("/api/auth/login", { method: "POST", body: { email, password } });
+  window.location.assign(next || (user.role === "reader" ? "/dashboard" : "/"));
+}

@@ -1,4 +1,4 @@
-// The REST paths the pages call, in one place (DESIGN.md section 4 and the readings/billing additions).
+// The REST paths the pages call, in one place (docs/design.md, the REST contract; the handlers are in api/*/routes.py).
 const id = (value) => encodeURIComponent(value);
 
 export const endpoints = {

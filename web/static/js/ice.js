@@ -18,7 +18,7 @@ export function waitForIceGathering(pc, timeoutMs) {
   });
 }
 
-// Sends each candidate found after the offer went out as an `ice-candidate` message (DESIGN.md section 5);
+// Sends each candidate found after the offer went out as an `ice-candidate` message (api/realtime/transport.py; checked by relay/ice.py);
 // the ones found before it are in the offer's SDP. shouldSend() says whether the offer is out and this
 // peer connection is still the current one.
 export function trickleCandidates(pc, shouldSend, send) {

@@ -1,17 +1,18 @@
 // StreamClient: one tab on a live stream, as its publisher (the stream's reader) or a viewer.
 //
-// Signaling is the same WebSocket as readings (/ws, DESIGN.md section 5): `join {streamId}`; the server says
+// Signaling is the same WebSocket as readings (/ws, api/realtime/transport.py): `join {streamId}`; the server says
 // `joined {role: "publisher" | "viewer", iceServers, stream}`; the browser offers (publisher: sendonly camera
 // and microphone; viewer: recvonly) and the relay answers. It reports what happens as DOM events:
 //   joined {role, stream}   stream-state {viewerCount, leaderboard, status}
 //   gift {from, fromName, giftId, name, priceCents, icon}   chat-message {from, fromName, role, text, at}   notification {kind, ...}   local-stream {stream}   remote-stream {stream}
 //   connection {state}  (connecting | connected | reconnecting | closed)   media-error {message}   error {code, message}
-// The socket reconnects with backoff and re-joins (a fresh peer connection) until the stream ends or leave().
+// The socket reconnects with backoff and re-joins (a fresh peer connection) until the stream ends or leave(),
+// or the server closes it for good (./reconnect.js: the login ended, or a flood).
 
 import { trickleCandidates, waitForIceGathering } from "./ice.js";
+import { FINAL_CLOSE_MESSAGE, finalClose, reconnectDelay } from "./reconnect.js";
+import { closeLeaving, parseMessage, sendJson } from "./wire.js";
 
-const RECONNECT_BASE_MS = 500;
-const RECONNECT_MAX_MS = 8000;
 const ICE_GATHER_TIMEOUT_MS = 2500;
 
 export class StreamClient extends EventTarget {
@@ -57,11 +58,9 @@ export class StreamClient extends EventTarget {
     this._closing = true;
     clearTimeout(this._timer);
     this._closePeer();
-    if (this._ws) {
-      const ws = this._ws;
-      this._ws = null;
-      try { ws.close(1000, "leaving"); } catch { /* already closed */ }
-    }
+    const ws = this._ws;
+    this._ws = null;  // first: its close event then finds it is not the current socket
+    closeLeaving(ws);
     for (const track of this.localStream?.getTracks() ?? []) track.stop();
     this._emit("connection", { state: "closed" });
   }
@@ -78,29 +77,31 @@ export class StreamClient extends EventTarget {
     ws.addEventListener("message", (event) => {
       if (this._ws === ws) this._onMessage(event.data);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (this._ws !== ws) return;
       this._ws = null;
       this._closePeer();
+      const final = finalClose(event.code);
+      if (final && !this._closing && !this.ended) {
+        this._closing = true;
+        this._emit("error", { code: final, message: FINAL_CLOSE_MESSAGE });
+        this._emit("connection", { state: "closed" });
+      }
       if (this._closing || this.ended) return;
       this._emit("connection", { state: "reconnecting" });
-      const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this._attempt);
+      const delay = reconnectDelay(this._attempt);
       this._attempt += 1;
       this._timer = setTimeout(() => this._open(), delay);
     });
   }
 
   _send(message) {
-    if (this._ws?.readyState !== WebSocket.OPEN) return false;
-    this._ws.send(JSON.stringify(message));
-    return true;
+    return sendJson(this._ws, message);
   }
 
   async _onMessage(raw) {
-    let message;
-    try { message = JSON.parse(raw); } catch { return; }
-    if (!message || typeof message.type !== "string") return;
-    const { type, ...detail } = message;
+    const { type, detail } = parseMessage(raw);
+    if (!type) return;
     switch (type) {
       case "joined":
         this._attempt = 0;

@@ -5,7 +5,7 @@ import { api, clearFormErrors, showFormError } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { localTime, money, parseDollars } from "../format.js";
 import { pageData, toast } from "../layout.js";
-import { SoulSeerClient } from "../soulseer-client.js";
+import { SoulSeerClient } from "../reading-client.js";
 
 const data = pageData();
 const tone = new AlertTone();

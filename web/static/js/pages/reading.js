@@ -3,7 +3,7 @@ import { api } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { clock, localTime, money, spokenDuration } from "../format.js";
 import { pageData, setNavBalance, toast } from "../layout.js";
-import { SoulSeerClient } from "../soulseer-client.js";
+import { SoulSeerClient } from "../reading-client.js";
 
 const data = pageData();
 const me = data.user;

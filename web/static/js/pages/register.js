@@ -1,29 +1,16 @@
-import { api, clearFormErrors, showFormError } from "../api.js";
+import { api, onSubmit, signIn } from "../api.js";
 import { pageData } from "../layout.js";
 
 const data = pageData();
 const form = document.querySelector("[data-register-form]");
-const banner = document.querySelector("[data-form-error]");
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  clearFormErrors(form, banner);
-  const button = form.querySelector('button[type="submit"]');
-  button.disabled = true;
+onSubmit(form, document.querySelector("[data-form-error]"), async () => {
   const body = {
     role: form.querySelector('input[name="role"]:checked')?.value ?? "client",
     displayName: form.displayName.value,
     email: form.email.value,
     password: form.password.value,
   };
-  try {
-    await api("/api/auth/register", { method: "POST", body });
-    const { user } = await api("/api/auth/login", {
-      method: "POST", body: { email: body.email, password: body.password },
-    });
-    window.location.assign(data.next || (user.role === "reader" ? "/dashboard" : "/"));
-  } catch (error) {
-    showFormError(form, error, banner);
-    button.disabled = false;
-  }
+  await api("/api/auth/register", { method: "POST", body });
+  await signIn(body.email, body.password, data.next);
 });

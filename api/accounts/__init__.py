@@ -1,0 +1,13 @@
+"""Accounts: who a user is and what they hold. Registration and login (sessions by cookie or bearer, CSRF,
+roles), passwords, the login throttle, reader profiles, reader rates and availability, the wallet and the
+Stripe webhooks that fill it.
+
+The accounts routes: login, rates and availability, the wallet, Stripe webhooks, profiles.
+"""
+
+from api.accounts import login, profiles, readers, stripe_webhooks, wallet
+from api.core.setup import Setup
+
+__all__ = ["setup"]
+
+setup = Setup(login, readers, wallet, stripe_webhooks, profiles)

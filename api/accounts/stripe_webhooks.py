@@ -1,0 +1,38 @@
+"""Stripe webhooks: verified on the raw body, deduplicated by event id, turned into ledger movements."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from api.core.keys import BILLING_METRICS, DATABASE, STRIPE
+from api.core.openapi import operation
+from billing.errors import PaymentsUnavailable, WebhookRejected
+from billing.stripe_events import handle_event
+
+log = logging.getLogger(__name__)
+
+
+@operation(summary="Stripe webhook (authenticated by its Stripe-Signature header, not a login)",
+           request="a Stripe event", response="{received, outcome}", tags=("wallet",))
+async def webhook(request: web.Request) -> web.Response:
+    """No user auth: the Stripe-Signature header is the authentication. A bad signature is a 400 (Stripe
+    shows it in its dashboard); a handled or ignored event is a 200; a failure is a 500 so Stripe retries."""
+    gateway = request.app[STRIPE]
+    metrics = request.app[BILLING_METRICS]
+    if not gateway.webhooks_enabled:
+        raise PaymentsUnavailable("webhooks are not configured on this server")
+    payload = await request.read()
+    try:
+        event = gateway.verify(payload, request.headers.get("Stripe-Signature"))
+    except WebhookRejected:
+        metrics.webhook("unverified", "rejected")
+        log.warning("webhook rejected", extra={"remote": request.remote})
+        raise
+    outcome = await handle_event(request.app[DATABASE].pool, event, metrics=metrics)
+    return web.json_response({"received": True, "outcome": outcome})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/webrtc/webhook", webhook)

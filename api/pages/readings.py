@@ -1,0 +1,71 @@
+"""The reading page (the live room, or the transcript once ended) and the history of a user's readings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from api.core.errors import NotFound
+from api.core.keys import DATABASE, SETTINGS
+from api.core.times import iso
+from api.core.validation import path_uuid
+from api.pages.rendering import page_auth, render
+from api.readings import store as reading_store
+from api.readings.states import Actor
+
+
+async def reading_page(request: web.Request) -> web.Response:
+    auth = await page_auth(request, "client", "reader")
+    pool = request.app[DATABASE].pool
+    try:
+        row, actor = await reading_store.fetch_for(pool, path_uuid(request, "session_id"), auth.user.id)
+    except NotFound:  # unknown, malformed, or someone else's: the same page
+        return await render(request, "not_found.html", auth, script="layout", status=404)
+    session = reading_store.session_json(row)
+    is_client = actor is Actor.CLIENT
+    other_id = str(row["reader_id"] if is_client else row["client_id"])
+    other_name = row["reader_name"] if is_client else row["client_name"]
+    transcript: list[dict[str, Any]] = []
+    if session["status"] == "ended":
+        messages = await pool.fetch(
+            "SELECT sender_id, body, created_at FROM reading_messages WHERE session_id = $1 ORDER BY id", session["id"])
+        transcript = [{"who": "You" if str(m["sender_id"]) == auth.user.id else other_name, "text": m["body"],
+                       "at": iso(m["created_at"])} for m in messages]
+    settings = request.app[SETTINGS]
+    data: dict[str, Any] = {
+        "session": session,
+        "role": actor.value,
+        "counterpart": {"id": other_id, "displayName": other_name},
+        "graceSeconds": settings.grace_seconds,
+        "requestExpirySeconds": settings.request_expiry_seconds,
+        "transcript": transcript,
+    }
+    return await render(request, "reading.html", auth, script="reading", data=data,
+                         session=session, counterpart=data["counterpart"], other_id=other_id)
+
+
+async def readings_of(pool: asyncpg.Pool, user_id: str, limit: int) -> list[dict[str, Any]]:
+    """A user's readings, newest first, each with the other participant's id and name."""
+    readings = []
+    for row in await reading_store.history(pool, user_id, limit=limit):
+        mine_as_client = str(row["client_id"]) == user_id
+        readings.append({
+            **reading_store.session_json(row),
+            "other_id": str(row["reader_id"] if mine_as_client else row["client_id"]),
+            "other_name": row["reader_name"] if mine_as_client else row["client_name"],
+            "requested_at": row["requested_at"],
+        })
+    return readings
+
+
+async def history_page(request: web.Request) -> web.Response:
+    auth = await page_auth(request, "client", "reader")
+    readings = await readings_of(request.app[DATABASE].pool, auth.user.id, 200)
+    return await render(request, "history.html", auth, script="layout", readings=readings)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/history", history_page)
+    app.router.add_get("/readings/{session_id}", reading_page)
