@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import accounts, messages, pages, readings, realtime, streams
+from api import accounts, admin, messages, money, pages, readings, realtime, streams
 from api.core import health, middleware, openapi
 from api.core.database import Database
 from api.core.http_metrics import HttpMetrics
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     app[DATABASE] = Database(settings)
     app[BILLING_METRICS] = BillingMetrics(registry)
     app[STRIPE] = StripeGateway(secret_key=settings.stripe_secret_key, webhook_secret=settings.stripe_webhook_secret,
+                                connect_webhook_secret=settings.stripe_connect_webhook_secret,
                                 api_base=settings.stripe_api_base, public_url=settings.public_url)
 
     app[RELAY] = Relay(ice_servers=relay_ice_servers(settings), max_participants=settings.max_participants,
@@ -61,6 +62,8 @@ def create_app(settings: Settings) -> web.Application:
     realtime.setup(app)
     readings.setup(app)
     streams.setup(app)
+    money.setup(app)
+    admin.setup(app)
     pages.setup(app)
     openapi.setup(app)
     return app

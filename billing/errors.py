@@ -114,3 +114,10 @@ class WebhookRejected(BillingError):
     """A webhook whose signature, timestamp or body does not verify; nothing was done."""
 
     code = "invalid_signature"
+
+
+class StripeRefused(BillingError):
+    """Stripe answered and refused (a 4xx: no such account, insufficient platform balance, ...): asking again
+    will not help, so the money the request was for goes back where it was."""
+
+    code = "stripe_refused"

@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 CHARGE_KINDS = frozenset({"reading_minute", "scheduled_reading", "gift", "message"})
 DEPOSIT_SOURCES = {"stripe": "stripe", "manual": "adjustments"}
 WITHDRAWAL_KINDS = frozenset({"stripe_refund", "dispute"})
+# A reader's earnings on their way out: (debited account, credited account) of each step of a payout.
+PAYOUT_MOVES = {
+    "payout": ("earnings", "payouts_in_transit"),
+    "payout_paid": ("payouts_in_transit", "paid_out"),
+    "payout_failed": ("payouts_in_transit", "earnings"),
+    "payout_reversed": ("paid_out", "earnings"),
+}
 MAX_CENTS = 10**12
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
@@ -417,8 +424,11 @@ async def withdrawn(db: Db, deposit_id: Any) -> dict[str, int]:
 
 
 async def reverse(db: Db, *, original_key: str, key: str, kind: str = "dispute_reinstated", memo: str = "") -> Txn:
-    """Undo a withdrawal exactly (a dispute won: Stripe reinstated the funds): every entry negated."""
+    """Undo a withdrawal exactly, every entry negated: a dispute won (Stripe reinstated the funds), or a
+    withdrawal's card refund Stripe refused (``withdrawal_failed``: the money never left)."""
     _check_key(key)
+    if kind not in ("dispute_reinstated", "withdrawal_failed"):
+        raise BillingError("kind must be dispute_reinstated or withdrawal_failed", code="invalid_kind")
 
     async def work(conn: asyncpg.Connection) -> Txn:
         original = await conn.fetchrow(_LOCK_TXN, original_key)
@@ -443,6 +453,66 @@ async def reverse(db: Db, *, original_key: str, key: str, kind: str = "dispute_r
                 "UPDATE client_balances SET balance_cents = balance_cents + $2, updated_at = now()"
                 " WHERE client_id = $1", client_id, back)
         log.info("withdrawal reversed", extra={"clientId": client_id, "key": key, "original": original_key})
+        return _txn(row, replayed=False)
+
+    return await atomic(db, work)
+
+
+# -- money going out to readers (payouts) ---------------------------------------------------------------
+
+async def move_reader_money(db: Db, *, reader_id: str, cents: int, key: str, kind: str,
+                            original_key: str | None = None, ref: str | None = None, memo: str = "") -> Txn:
+    """One step of a payout (:data:`PAYOUT_MOVES`): ``cents`` from one of the reader's accounts to another.
+
+    A payout's later steps name it (``original_key``); what may move is the caller's rule (billing/payouts.py),
+    recorded here once per key like every movement.
+    """
+    _check_cents(cents)
+    _check_key(key)
+    if kind not in PAYOUT_MOVES:
+        raise BillingError(f"kind must be one of {sorted(PAYOUT_MOVES)}", code="invalid_kind")
+    debit, credit = PAYOUT_MOVES[kind]
+
+    async def work(conn: asyncpg.Connection) -> Txn:
+        original_id = None
+        if original_key is not None:
+            original = await conn.fetchrow(_LOCK_TXN, original_key)
+            if original is None or original["kind"] != "payout" or str(original["reader_id"]) != reader_id:
+                raise UnknownTransaction(f"no payout of this reader with key {original_key!r}")
+            original_id = original["id"]
+        replayed = await _replay(conn, key, kind=kind, amount_cents=cents, reader_id=reader_id)
+        if replayed is not None:
+            return replayed
+        try:
+            row = await conn.fetchrow(
+                "INSERT INTO ledger_transactions (key, kind, amount_cents, reader_id, original_id, ref, memo)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " RETURNING id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents",
+                key, kind, cents, reader_id, original_id, ref, memo)
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise _unknown_user(exc) from None
+        await _entries(conn, row["id"], [(debit, reader_id, -cents), (credit, reader_id, cents)])
+        log.info("reader money moved", extra={"readerId": reader_id, "cents": cents, "key": key, "kind": kind})
+        return _txn(row, replayed=False)
+
+    return await atomic(db, work)
+
+
+async def dispute_fee(db: Db, *, client_id: str, cents: int, key: str, ref: str | None, memo: str = "") -> Txn:
+    """The fee of a dispute lost: out of the platform's pocket (``loss``) to Stripe. The client owes nothing."""
+    _check_cents(cents)
+    _check_key(key)
+
+    async def work(conn: asyncpg.Connection) -> Txn:
+        replayed = await _replay(conn, key, kind="dispute_fee", amount_cents=cents, client_id=client_id)
+        if replayed is not None:
+            return replayed
+        row = await conn.fetchrow(
+            "INSERT INTO ledger_transactions (key, kind, amount_cents, client_id, ref, memo)"
+            " VALUES ($1, 'dispute_fee', $2, $3, $4, $5)"
+            " RETURNING id, key, kind, amount_cents, reader_cents, platform_cents, loss_cents",
+            key, cents, client_id, ref, memo)
+        await _entries(conn, row["id"], [("loss", None, -cents), ("stripe", None, cents)])
         return _txn(row, replayed=False)
 
     return await atomic(db, work)

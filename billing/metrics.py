@@ -16,12 +16,12 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter
 
-from billing.ledger import CHARGE_KINDS, Txn
+from billing.ledger import CHARGE_KINDS, PAYOUT_MOVES, Txn
 
 log = logging.getLogger(__name__)
 
 # Movements that give money back to a wallet or take it back out: counted as refunds, by kind.
-REFUND_KINDS = frozenset({"refund", "stripe_refund", "dispute", "dispute_reinstated"})
+REFUND_KINDS = frozenset({"refund", "stripe_refund", "dispute", "dispute_reinstated", "withdrawal_failed"})
 
 
 def _kind(decision: object) -> str:
@@ -59,6 +59,19 @@ class BillingMetrics:
             "soulseer_billing_checkouts_refused",
             "Paid checkouts not credited: not one we created, or not for what we created it (alert on any)",
             ["reason"], registry=registry)
+        self.payouts_cents = Counter(
+            "soulseer_billing_payouts_cents",
+            "Cents of reader payouts, by step: payout (started), payout_paid, payout_failed, payout_reversed",
+            ["kind"], registry=registry)
+        self.payouts = Counter(
+            "soulseer_billing_payouts", "Reader payouts, by step (alert on failed and reversed)", ["kind"],
+            registry=registry)
+        self.dispute_fees_cents = Counter(
+            "soulseer_billing_dispute_fees_cents", "Fees of disputes lost, in cents (the platform's loss)",
+            registry=registry)
+        self.loss_cents = Counter(
+            "soulseer_billing_loss_cents", "Cents the platform carried: withdrawals a spent wallet could not cover",
+            registry=registry)
         self.meter_decisions = Counter(
             "soulseer_billing_meter_decisions", "Meter decisions, by kind", ["kind"], registry=registry)
 
@@ -77,6 +90,13 @@ class BillingMetrics:
                 self.refunded_cents.labels(txn.kind).inc(txn.amount_cents)
                 if txn.kind == "refund":
                     self.revenue_refunded_cents.inc(txn.platform_cents)
+                if txn.kind in ("stripe_refund", "dispute") and txn.loss_cents:
+                    self.loss_cents.inc(txn.loss_cents)
+            elif txn.kind in PAYOUT_MOVES:
+                self.payouts.labels(txn.kind).inc()
+                self.payouts_cents.labels(txn.kind).inc(txn.amount_cents)
+            elif txn.kind == "dispute_fee":
+                self.dispute_fees_cents.inc(txn.amount_cents)
             elif txn.kind == "deposit":
                 self.deposits_cents.labels(txn.source or "unknown").inc(txn.amount_cents)
             else:  # money already moved: never fail the caller for a metric

@@ -12,8 +12,17 @@ nothing, so Stripe's retry handles it again.
   ``soulseer_billing_checkouts_refused_total{reason}`` for an operator to look at (the money is at Stripe).
 - ``charge.refunded``: ``amount_refunded`` is cumulative; what it says is kept per deposit
   (``stripe_refund_totals``) and the wallet gives back what is owed and not yet taken back.
-- ``charge.dispute.created``: hold (withdraw) the disputed amount, key ``stripe:dispute:{dispute}``;
-  ``charge.dispute.closed`` with status ``won`` (or ``charge.dispute.funds_reinstated``) reverses it.
+- ``charge.dispute.created``: hold (withdraw) the disputed amount, key ``stripe:dispute:{dispute}``, from
+  the wallet as far as it still holds it; the rest the platform carries (booked to ``loss``) and the client
+  is flagged for an operator. The dispute's lifecycle is its ``disputes`` row: open, then ``won`` or ``lost``.
+  ``charge.dispute.closed`` with status ``won`` (or ``charge.dispute.funds_reinstated``) reverses the hold;
+  ``lost`` keeps it and books the dispute's fee (``balance_transactions[].fee``) to loss. A client with an open
+  dispute cannot withdraw (billing/withdrawals.py).
+- Payouts (billing/payouts.py): ``transfer.created`` confirms a payout's Transfer (metadata ``payout_id``),
+  ``transfer.reversed`` moves what was reversed back to earnings; ``payout.failed`` / ``payout.paid`` of a
+  connected account mark its bank payouts failing or working; ``refund.failed`` undoes a withdrawal's refund;
+  an Accounts v2 event about a connected account (``v2.core.account...``, a thin event the API hydrates with
+  the account's transfers capability status) records that status.
 
 Refunds and disputes of one payment take back, in all, never more than it paid in: a dispute holds at most
 what is not refunded, a refund takes only what no dispute holds (the card refund and the dispute are the same
@@ -30,7 +39,7 @@ from typing import Any
 
 import asyncpg
 
-from billing import ledger
+from billing import connect, ledger, payouts, withdrawals
 from billing.errors import BillingError
 from billing.ledger import Db, Txn, atomic
 from billing.metrics import BillingMetrics
@@ -59,7 +68,8 @@ async def handle_event(db: Db, event: dict[str, Any], *, metrics: BillingMetrics
     """Apply one verified event; returns its outcome (``credited``, ``duplicate``, ``ignored``, ...). Money it
     moved is counted in ``metrics`` once its transaction has committed."""
     event_id, event_type = str(event["id"]), str(event["type"])
-    obj = event["data"].get("object")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):
         obj = {}
 
@@ -69,7 +79,7 @@ async def handle_event(db: Db, event: dict[str, Any], *, metrics: BillingMetrics
             " ON CONFLICT (id) DO NOTHING RETURNING true", event_id, event_type)
         if not fresh:
             return Applied("duplicate")
-        applied = await _apply(conn, event_type, obj)
+        applied = await _apply(conn, event_type, obj, _str(event.get("account")))
         await conn.execute("UPDATE stripe_events SET outcome = $2 WHERE id = $1", event_id, applied.outcome)
         return applied
 
@@ -92,7 +102,8 @@ class Applied:
     refused: bool = False
 
 
-async def _apply(conn: asyncpg.Connection, event_type: str, obj: dict[str, Any]) -> Applied:
+async def _apply(conn: asyncpg.Connection, event_type: str, obj: dict[str, Any], account: str | None) -> Applied:
+    """``account``: the connected account a Connect event is about (Stripe's top-level ``account``)."""
     if event_type in CHECKOUT_PAID:
         return await _checkout_paid(conn, obj)
     if event_type == "charge.refunded":
@@ -101,7 +112,40 @@ async def _apply(conn: asyncpg.Connection, event_type: str, obj: dict[str, Any])
         return await _dispute_created(conn, obj)
     if event_type in ("charge.dispute.closed", "charge.dispute.funds_reinstated"):
         return await _dispute_closed(conn, event_type, obj)
+    if event_type in ("transfer.created", "transfer.reversed", "transfer.updated"):
+        return await _transfer(conn, event_type, obj)
+    if event_type in ("payout.failed", "payout.paid") and account is not None:
+        done = await connect.payouts_failing(conn, account, event_type == "payout.failed")
+        return Applied("recorded" if done else "unmatched")
+    if event_type == "refund.failed":
+        refund_id = _str(obj.get("id"))
+        txn = None if refund_id is None else await withdrawals.refund_failed(
+            conn, refund_id, str(obj.get("failure_reason") or "refund failed"))
+        return Applied("withdrawal_undone", (txn,)) if txn is not None else Applied("unmatched")
+    if event_type.startswith("v2.core.account") and isinstance(obj.get("transfers_status"), str):
+        done = await connect.set_status(conn, str(_str(obj.get("id"))), transfers_status=obj["transfers_status"])
+        return Applied("recorded" if done else "unmatched")
     return Applied("ignored")
+
+
+async def _transfer(conn: asyncpg.Connection, event_type: str, obj: dict[str, Any]) -> Applied:
+    transfer_id = _str(obj.get("id"))
+    metadata = obj.get("metadata")
+    payout_id = _str(metadata.get("payout_id")) if isinstance(metadata, dict) else None
+    if transfer_id is None:
+        return Applied("rejected")
+    if event_type == "transfer.created":
+        found = await conn.fetchval("SELECT id::text FROM payouts WHERE id::text = $1", payout_id)
+        if found is None:
+            return Applied("unmatched")
+        _, txn = await payouts.paid(conn, found, transfer_id)
+        return Applied("payout_paid", (txn,)) if txn is not None else Applied("already_paid")
+    reversed_cents = _cents(obj.get("amount_reversed"))
+    if reversed_cents is None:
+        return Applied("rejected")
+    result = await payouts.reversed_to(conn, transfer_id=transfer_id, payout_id=payout_id,
+                                       amount_reversed=reversed_cents)
+    return Applied("payout_reversed", (result[1],)) if result is not None else Applied("nothing_reversed")
 
 
 def _str(value: Any) -> str | None:
@@ -219,7 +263,24 @@ async def _dispute_created(conn: asyncpg.Connection, obj: dict[str, Any]) -> App
     txn = await ledger.withdraw_deposit(
         conn, client_id=str(deposit["client_id"]), cents=held, key=dispute_key(dispute_id), kind="dispute",
         ref=dispute_id, original_key=deposit["key"], memo=f"card dispute ({obj.get('reason') or 'no reason'})")
+    await _open_dispute(conn, dispute_id, deposit, amount=amount, held=txn.amount_cents - txn.loss_cents,
+                        carried=txn.loss_cents, reason=str(obj.get("reason") or ""))
     return Applied(_withdrawn_outcome(txn), (txn,))
+
+
+async def _open_dispute(conn: asyncpg.Connection, dispute_id: str, deposit: asyncpg.Record, *, amount: int,
+                        held: int, carried: int, reason: str) -> None:
+    """The dispute's row (its lifecycle, for operators); a client whose wallet could not cover it is flagged."""
+    await conn.execute(
+        "INSERT INTO disputes (id, client_id, deposit_id, amount_cents, held_cents, carried_cents, reason)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        dispute_id, deposit["client_id"], deposit["id"], amount, held, carried, reason[:200])
+    if carried:
+        await conn.execute("UPDATE users SET flagged_at = coalesce(flagged_at, now()), flag_reason = $2"
+                           " WHERE id = $1", deposit["client_id"],
+                           f"dispute {dispute_id}: the platform carries {carried} cents")
+        log.error("dispute the wallet could not cover; the platform carries it",
+                  extra={"disputeId": dispute_id, "clientId": str(deposit["client_id"]), "carriedCents": carried})
 
 
 async def _dispute_closed(conn: asyncpg.Connection, event_type: str, obj: dict[str, Any]) -> Applied:
@@ -227,7 +288,9 @@ async def _dispute_closed(conn: asyncpg.Connection, event_type: str, obj: dict[s
     if dispute_id is None:
         return Applied("rejected")
     if event_type == "charge.dispute.closed" and obj.get("status") != "won":
-        return Applied("dispute_lost" if obj.get("status") == "lost" else "ignored")
+        if obj.get("status") != "lost":
+            return Applied("ignored")
+        return await _dispute_lost(conn, dispute_id, obj)
     # The deposit the dispute held money of, locked first like every path here.
     deposit = await conn.fetchrow(
         f"{_DEPOSIT} AND id = (SELECT original_id FROM ledger_transactions WHERE key = $1 AND kind = 'dispute')"  # noqa: S608
@@ -241,6 +304,33 @@ async def _dispute_closed(conn: asyncpg.Connection, event_type: str, obj: dict[s
         return Applied("unmatched")
     if txn.replayed:
         return Applied("already_reinstated")
+    await conn.execute("UPDATE disputes SET status = 'won', closed_at = now() WHERE id = $1 AND status = 'open'",
+                       dispute_id)
     # The funds are back: a card refund this dispute's hold was covering is now taken back after all.
     refund = await _take_back_refunds(conn, deposit, None)
     return Applied("reinstated", (txn,) if refund is None else (txn, refund))
+
+
+def _fee(obj: dict[str, Any]) -> int:
+    """A dispute's fee: the sum of its balance transactions' fees (Stripe debits it when the dispute opens and
+    returns it with the funds when it is won; booked here only when it is lost, i.e. final)."""
+    total = 0
+    for bt in obj.get("balance_transactions") or []:
+        fee = _cents(bt.get("fee")) if isinstance(bt, dict) else None
+        total += fee or 0
+    return total
+
+
+async def _dispute_lost(conn: asyncpg.Connection, dispute_id: str, obj: dict[str, Any]) -> Applied:
+    """The hold stays taken (the money went to the card holder); the fee is the platform's loss."""
+    row = await conn.fetchrow("SELECT client_id::text, status FROM disputes WHERE id = $1 FOR UPDATE", dispute_id)
+    if row is None or row["status"] != "open":
+        return Applied("dispute_lost")
+    fee = _fee(obj)
+    txn = None
+    if fee:
+        txn = await ledger.dispute_fee(conn, client_id=row["client_id"], cents=fee,
+                                       key=f"{dispute_key(dispute_id)}:fee", ref=dispute_id, memo="dispute lost: fee")
+    await conn.execute("UPDATE disputes SET status = 'lost', fee_cents = $2, closed_at = now() WHERE id = $1",
+                       dispute_id, fee)
+    return Applied("dispute_lost", (txn,) if txn is not None else ())

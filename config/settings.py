@@ -36,6 +36,7 @@ class Settings:
     turn_credential_ttl: int = 3600
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
+    stripe_connect_webhook_secret: str | None = None
     stripe_api_base: str | None = None
     add_funds_min_cents: int = 500
     add_funds_max_cents: int = 50_000
@@ -68,12 +69,29 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     metrics_token: str | None = None
+    metrics_public: bool = False
+    payout_hold_days: int = 7
+    payout_interval_days: int = 7
+    payout_minimum_cents: int = 5_000
+    withdrawal_min_cents: int = 500
+    withdrawal_max_cents_per_day: int = 50_000
+    withdrawal_rate_limit: int = 5
     message_refund_after_seconds: int = 72 * 3600
     message_sweep_interval_seconds: int = 60
     gift_rate_limit: int = 10
     stream_chat_rate_limit: int = 10
     reading_chat_rate_limit: int = 20
     ice_allow_private_candidates: bool = True
+
+    @property
+    def on_loopback(self) -> bool:
+        """The server listens on a loopback address only (a development machine, or behind a local proxy)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def secure_cookies(self) -> bool:
@@ -202,6 +220,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         turn_credential_ttl=_int(env, "WEBRTC_TURN_CREDENTIAL_TTL", 3600, 60, 86_400),
         stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
         stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SIGNING_SECRET") or None,
+        stripe_connect_webhook_secret=env.get("STRIPE_CONNECT_WEBHOOK_SIGNING_SECRET") or None,
         stripe_api_base=_url(env, "STRIPE_API_BASE", ("http", "https")),
         add_funds_min_cents=min_cents,
         add_funds_max_cents=max_cents,
@@ -234,6 +253,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=level,
         log_json=_bool(env, "SOULSEER_LOG_JSON", True),
         metrics_token=env.get("SOULSEER_METRICS_TOKEN") or None,
+        metrics_public=_bool(env, "SOULSEER_METRICS_PUBLIC", False),
+        payout_hold_days=_int(env, "SOULSEER_PAYOUT_HOLD_DAYS", 7, 0, 180),
+        payout_interval_days=_int(env, "SOULSEER_PAYOUT_INTERVAL_DAYS", 7, 0, 90),
+        payout_minimum_cents=_int(env, "SOULSEER_PAYOUT_MINIMUM_CENTS", 5_000, 100, 10_000_000),
+        withdrawal_min_cents=_int(env, "SOULSEER_WITHDRAWAL_MIN_CENTS", 500, 50, 10_000_000),
+        withdrawal_max_cents_per_day=_int(env, "SOULSEER_WITHDRAWAL_MAX_CENTS_PER_DAY", 50_000, 50, 100_000_000),
+        withdrawal_rate_limit=_int(env, "SOULSEER_WITHDRAWAL_RATE_LIMIT", 5, 1, 10_000),
         message_refund_after_seconds=_int(env, "SOULSEER_MESSAGE_REFUND_AFTER_SECONDS", 72 * 3600, 60, 90 * 86_400),
         message_sweep_interval_seconds=_int(env, "SOULSEER_MESSAGE_SWEEP_INTERVAL_SECONDS", 60, 1, 86_400),
         gift_rate_limit=_int(env, "SOULSEER_GIFT_RATE_LIMIT", 10, 1, 10_000),

@@ -1,5 +1,6 @@
-"""The one local stand-in for Stripe: its HTTP API (Checkout Sessions) and a Checkout page, a real local HTTP
-server; and webhooks signed the way Stripe signs them, with a test secret.
+"""The one local stand-in for Stripe: its HTTP API (Checkout Sessions and, through ``connect``, the Connect
+accounts, transfers and refunds of money out: tests/billing/connect_fake.py) and a Checkout page, a real local
+HTTP server; and webhooks signed the way Stripe signs them, with a test secret.
 
 The app's ``stripe.StripeClient`` is pointed at it through ``STRIPE_API_BASE``; nothing leaves the machine.
 """
@@ -17,6 +18,8 @@ import stripe
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.billing.connect_fake import FakeConnect
+
 WEBHOOK_SECRET = "whsec_test_secret_for_soulseer_tests"
 SECRET_KEY = "sk_test_soulseer_fake"
 
@@ -30,11 +33,13 @@ class FakeStripe:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.fail_with: int | None = None
         self._server: TestServer | None = None
+        self.connect = FakeConnect()
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/checkout/sessions", self._create)
         app.router.add_get("/c/pay/{id}", self._page)
+        app.add_routes(self.connect.routes())
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server()
 

@@ -21,7 +21,7 @@ from api.accounts.login_throttle import FAMILIAR_DAYS, LoginThrottle
 from api.accounts.passwords import PasswordWork
 from api.core import validation as v
 from api.core.client_address import client_address
-from api.core.errors import Conflict, TooManyRequests, Unauthorized, Unavailable
+from api.core.errors import Conflict, Forbidden, TooManyRequests, Unauthorized, Unavailable
 from api.core.keys import DATABASE, SETTINGS
 from api.core.ratelimit import RateLimiter
 
@@ -98,8 +98,9 @@ async def login(request: web.Request) -> web.Response:
     address = client_address(request)
     pool = request.app[DATABASE].pool
     row = await pool.fetchrow(
-        "SELECT u.id, u.email, u.display_name, u.role, u.password_hash, EXISTS (SELECT 1 FROM auth_sessions s"
-        "  WHERE s.user_id = u.id AND s.address = $2 AND s.created_at > now() - make_interval(days => $3))"
+        "SELECT u.id, u.email, u.display_name, u.role, u.password_hash, u.suspended_at,"
+        " EXISTS (SELECT 1 FROM auth_sessions s WHERE s.user_id = u.id AND s.address = $2"
+        "         AND s.created_at > now() - make_interval(days => $3))"
         " AS familiar FROM users u WHERE lower(u.email) = $1", email, address, FAMILIAR_DAYS)
     familiar = bool(row and row["familiar"])
     throttle = request.app[LOGIN_THROTTLE]
@@ -117,6 +118,8 @@ async def login(request: web.Request) -> web.Response:
     if not ok or row is None:
         log.info("login refused", extra={"address": address})
         raise Unauthorized("wrong email or password", code="bad_credentials")
+    if row["suspended_at"] is not None:  # told only to who knows the password
+        raise Forbidden("this account is suspended; contact support", code="account_suspended")
     user = user_from_row(row)
     async with pool.acquire() as conn:
         token, csrf = await start_login(conn, user.id, user_agent=request.headers.get("User-Agent"),

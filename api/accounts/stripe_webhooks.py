@@ -10,6 +10,7 @@ from api.core.keys import BILLING_METRICS, DATABASE, STRIPE
 from api.core.openapi import operation
 from billing.errors import PaymentsUnavailable, WebhookRejected
 from billing.stripe_events import handle_event
+from billing.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,22 @@ async def webhook(request: web.Request) -> web.Response:
         metrics.webhook("unverified", "rejected")
         log.warning("webhook rejected", extra={"remote": request.remote})
         raise
+    if event["type"].startswith("v2.core.account"):
+        event = await _hydrated(gateway, event)
     outcome = await handle_event(request.app[DATABASE].pool, event, metrics=metrics)
     return web.json_response({"received": True, "outcome": outcome})
+
+
+async def _hydrated(gateway: StripeGateway, event: dict) -> dict:
+    """An Accounts v2 (thin) event names its account only: ask Stripe for the account's transfers status now
+    (outside the database transaction), so billing records what Stripe says, not what the event implies. If
+    Stripe cannot be reached the webhook fails (503) and Stripe delivers it again."""
+    related = event.get("related_object")
+    account_id = related.get("id") if isinstance(related, dict) else None
+    if not isinstance(account_id, str):
+        return event
+    status = await gateway.transfers_status(account_id)
+    return {**event, "data": {"object": {"id": account_id, "transfers_status": status}}}
 
 
 def setup(app: web.Application) -> None:

@@ -17,9 +17,9 @@ from aiohttp import web
 from api.accounts.login import create_user
 from api.accounts.passwords import hash_password
 from api.app import create_app
-from api.cli import credit, demo
+from api.cli import credit, demo, ledger
 from api.cli.database import with_database
-from api.core import logs
+from api.core import logs, metrics_token
 from api.core.database import Database
 from api.core.errors import ApiError
 from config import Settings, SettingsError, load_settings
@@ -28,6 +28,7 @@ log = logging.getLogger("soulseer")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    settings = metrics_token.effective(settings)
     app = create_app(settings)
     if getattr(args, "demo", False):
         demo.install(app, announce=print)
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Sub-commands contributed by other modules (billing's ``credit``, ...): each adds its own parser.
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = [credit.register]
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = [credit.register, ledger.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,6 +102,17 @@ BILLING_STATUS = {
     "rate_not_set": 409,
     "invalid_amount": 422,
     "payments_unavailable": 503,
+    # money out (billing/payout_policy.py)
+    "not_connected": 409,
+    "account_not_ready": 409,
+    "payout_in_transit": 409,
+    "nothing_payable": 409,
+    "below_minimum": 422,
+    "suspended": 403,
+    "dispute_open": 409,
+    "daily_limit": 409,
+    "not_refundable": 409,
+    "stripe_refused": 409,
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from api.core.keys import DATABASE, SETTINGS
@@ -13,7 +15,9 @@ async def wallet_page(request: web.Request) -> web.Response:
     auth = await page_auth(request, "client")
     settings = request.app[SETTINGS]
     balance = await ledger.balance(request.app[DATABASE].pool, auth.user.id)
-    return await render(request, "wallet.html", auth, script="wallet", balance=balance, data={
+    return await render(request, "wallet.html", auth, script="wallet", balance=balance,
+                        withdrawal_notice=request.query.get("withdrawal", "")[:200],
+                        withdrawal_request_id=str(uuid.uuid4()), data={
         "balanceCents": balance, "minCents": settings.add_funds_min_cents, "maxCents": settings.add_funds_max_cents,
         "paymentsEnabled": settings.stripe_secret_key is not None,
     })

@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 
 from api.accounts.auth import require
+from api.core import audit
 from api.core import validation as v
 from api.core.errors import Conflict, Invalid, NotFound
 from api.core.keys import DATABASE
@@ -80,6 +81,8 @@ async def admin_create_gift(request: web.Request) -> web.Response:
     except asyncpg.UniqueViolationError:
         raise Conflict("a gift with this name exists", code="gift_name_taken", field="name") from None
     assert row is not None
+    await audit.record(request.app[DATABASE].pool, admin_id=user.id, action="gift_created", target_kind="gift",
+                       target_id=str(row["id"]), reason=_reason(body), details={"name": name, "priceCents": price})
     log.info("gift created", extra={"giftId": str(row["id"]), "userId": user.id, "priceCents": price})
     return web.json_response({"gift": gift_json(row, admin=True)}, status=201)
 
@@ -111,8 +114,17 @@ async def admin_update_gift(request: web.Request) -> web.Response:
         raise Conflict("a gift with this name exists", code="gift_name_taken", field="name") from None
     if row is None:
         raise NotFound("no such gift", code="gift_not_found")
+    await audit.record(request.app[DATABASE].pool, admin_id=user.id, action="gift_updated", target_kind="gift",
+                       target_id=gift_id, reason=_reason(body),
+                       details={k: v for k, v in changes.items() if k != "icon"})
     log.info("gift updated", extra={"giftId": gift_id, "userId": user.id, "fields": sorted(changes)})
     return web.json_response({"gift": gift_json(row, admin=True)})
+
+
+def _reason(body: dict[str, Any]) -> str:
+    """Why an operator changed the catalogue (optional here: a catalogue change explains itself)."""
+    reason = body.get("reason")
+    return reason.strip()[:500] if isinstance(reason, str) and len(reason.strip()) >= 3 else "catalogue change"
 
 
 def _boolean(body: dict[str, Any], name: str, *, default: bool) -> bool:

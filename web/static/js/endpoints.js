@@ -7,6 +7,7 @@ export const endpoints = {
   profile: "/api/webrtc/reader/profile",
   readerSessions: "/api/webrtc/reader/sessions",
   earnings: "/api/webrtc/reader/earnings",
+  payoutAccount: "/api/payouts/account",
   accept: (sessionId) => `/api/webrtc/reader/accept-session/${id(sessionId)}`,
   decline: (sessionId) => `/api/webrtc/reader/decline-session/${id(sessionId)}`,
   requestSession: "/api/webrtc/client/request-session",

@@ -67,11 +67,13 @@ const DESCRIBE = {
   stripe_refund: "Card refund",
   dispute: "Card payment disputed",
   dispute_reinstated: "Dispute resolved in your favour",
+  withdrawal_failed: "Withdrawal returned: the card refund failed",
 };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function describe(tx) {
   const base = DESCRIBE[tx.kind] ?? String(tx.kind ?? "Transaction").replaceAll("_", " ");
+  if (tx.kind === "stripe_refund" && tx.memo === "withdrawal to card") return "Withdrawn to your card";
   return tx.memo && tx.kind === "deposit" ? `${base} · ${tx.memo}` : base;
 }
 
