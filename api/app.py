@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import accounts, admin, messages, money, pages, readings, realtime, streams
+from api import accounts, admin, cluster, messages, money, pages, readings, realtime, streams
+from api.cluster.node_info import Load
 from api.core import health, middleware, openapi
 from api.core.database import Database
 from api.core.http_metrics import HttpMetrics
@@ -55,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
 
     app.cleanup_ctx.append(_database)
+    cluster.setup(app, functools.partial(_node_load, app))  # between the two: up before readings run, down after
     app.cleanup_ctx.append(_media)
     health.setup(app)
     accounts.setup(app)
@@ -67,6 +70,13 @@ def create_app(settings: Settings) -> web.Application:
     pages.setup(app)
     openapi.setup(app)
     return app
+
+
+def _node_load(app: web.Application, cpu: float) -> Load:
+    """What this node holds, for the cluster's registry (``cpu``: its relay thread's cores, sampled there)."""
+    census = app[RELAY].census()
+    return Load(cpu=round(cpu, 3), participants=census.peers, readings=len(app[LIVE_READINGS]),
+                streams=census.streams, viewers=census.viewers)
 
 
 async def _database(app: web.Application):  # type: ignore[no-untyped-def]
