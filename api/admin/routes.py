@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from aiohttp import web
 
 from api.accounts.auth import require
@@ -125,7 +128,8 @@ async def audit_trail(request: web.Request) -> web.Response:
 
 @operation(summary="The cluster's nodes: each one's state (serving or draining), load and last heartbeat",
            roles=("admin",), response='{nodeId, redis: "up" | "off", nodes: [{id, name, state, load: {cpu, '
-           'participants, readings, streams, viewers}, startedAt, heartbeatAt, self}]}; 503 cluster_unavailable',
+           'participants, readings, streams, viewers}, startedAt, heartbeatAt, host, pid, self}]}; '
+           '503 cluster_unavailable',
            tags=("admin",))
 async def cluster(request: web.Request) -> web.Response:
     await require(request, "admin")
@@ -134,7 +138,7 @@ async def cluster(request: web.Request) -> web.Response:
     if node is None:  # one node, no Redis: just this one, as it is now
         settings = app[SETTINGS]
         me = NodeInfo(app[NODE_ID], settings.node_name or app[NODE_ID][:8], load=app[NODE_LOAD](0.0),
-                      heartbeat_at=now_iso())
+                      heartbeat_at=now_iso(), host=socket.gethostname(), pid=os.getpid())
         return web.json_response({"nodeId": app[NODE_ID], "redis": "off", "nodes": [{**me.json(), "self": True}]})
     nodes = await node.registry.nodes()  # Redis down: 503 cluster_unavailable
     return web.json_response({"nodeId": node.node_id, "redis": "up",

@@ -54,11 +54,13 @@ class EmbeddedRedis:
         folder.mkdir(parents=True, exist_ok=True)
         port = self._port or _free_port()
         password = secrets.token_urlsafe(24)
-        # The password goes in on stdin (a config file read from "-"), never on a command line others can read.
+        # Its own session: a Ctrl-C in the terminal reaches the nodes (they drain, which needs Redis) but not
+        # Redis, which the supervisor stops last. The password goes in on stdin (a config file read from "-"),
+        # never on a command line others can read.
         config = (f"bind 127.0.0.1\nport {port}\nrequirepass {password}\nsave \"\"\nappendonly no\n"
                   f"dir {folder}\nlogfile {folder / 'redis.log'}\nprotected-mode yes\n")
         self._process = subprocess.Popen([binary, "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,  # noqa: S603 (our own path)
-                                         stderr=subprocess.DEVNULL)
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
         assert self._process.stdin is not None
         self._process.stdin.write(config.encode())
         self._process.stdin.close()

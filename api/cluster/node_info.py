@@ -33,10 +33,12 @@ class NodeInfo:
     load: Load = field(default_factory=Load)
     started_at: str = ""
     heartbeat_at: str = ""
+    host: str = ""  # the machine's name
+    pid: int = 0
 
     def json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "state": self.state, "load": asdict(self.load),
-                "startedAt": self.started_at, "heartbeatAt": self.heartbeat_at}
+                "startedAt": self.started_at, "heartbeatAt": self.heartbeat_at, "host": self.host, "pid": self.pid}
 
     @classmethod
     def parse(cls, raw: str) -> NodeInfo | None:
@@ -44,7 +46,8 @@ class NodeInfo:
             data = json.loads(raw)
             load = Load(**{k: data["load"][k] for k in Load.__dataclass_fields__ if k in data["load"]})
             return cls(id=str(data["id"]), name=str(data["name"]), state=str(data["state"]), load=load,
-                       started_at=str(data["startedAt"]), heartbeat_at=str(data["heartbeatAt"]))
+                       started_at=str(data["startedAt"]), heartbeat_at=str(data["heartbeatAt"]),
+                       host=str(data.get("host", "")), pid=int(data.get("pid", 0)))
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable node entry in the registry", extra={"entry": raw[:200]})
             return None

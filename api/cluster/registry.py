@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 
@@ -58,7 +60,8 @@ class Registry:
         return self.link.key("node", node_id)
 
     def me(self) -> NodeInfo:
-        return NodeInfo(self.node_id, self.name, self.state, self._load(), self._started_at, now_iso())
+        return NodeInfo(self.node_id, self.name, self.state, self._load(), self._started_at, now_iso(),
+                        host=socket.gethostname(), pid=os.getpid())
 
     def on_heartbeat(self, listener: Callable[[list[NodeInfo]], None]) -> None:
         """Call ``listener(live nodes)`` after every heartbeat that could read the registry."""
