@@ -54,10 +54,9 @@ def create_app(settings: Settings) -> web.Application:
                        max_loop_lag=settings.max_relay_loop_lag_ms / 1000 if settings.max_relay_loop_lag_ms else None,
                        shed_lag=settings.relay_shed_lag_ms / 1000 if settings.relay_shed_lag_ms else None,
                        candidates=CandidatePolicy(allow_private=settings.ice_allow_private_candidates))
-    app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
-
     app.cleanup_ctx.append(_database)
     cluster.setup(app, functools.partial(_node_load, app))  # between the two: up before readings run, down after
+    app[LIVE_READINGS] = LiveReadings(app, app[RELAY])
     app.cleanup_ctx.append(_media)
     health.setup(app)
     accounts.setup(app)

@@ -15,17 +15,34 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from api.cluster.link import REDIS_ERRORS, ClusterUnavailable, RedisLink, cancelling
 from api.cluster.metrics import ClusterMetrics
+from api.core.errors import ApiError
 
 log = logging.getLogger(__name__)
 
 # (sender node id, body): called on the bus's one listening task, in arrival order; it must not block.
 Handler = Callable[[str, dict[str, Any]], None]
+# (sender node id, body) -> the reply's body: a request served on a task of its own.
+Responder = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 RESUBSCRIBE_SECONDS = 0.5
+REQUEST_SECONDS = 10.0
+
+
+class NodeGone(Exception):
+    """The node a request was for is not listening (it stopped); nothing was done there."""
+
+
+class RemoteError(Exception):
+    """The node a request went to refused it: its API error (status, code, message) as it said it."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
 class MessageBus:
@@ -36,6 +53,11 @@ class MessageBus:
         self.node_id = node_id
         self._metrics = metrics
         self._handlers: dict[str, Handler] = {}
+        self._responders: dict[str, Responder] = {}
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._serving: set[asyncio.Task[None]] = set()
+        self._handlers["rpc"] = self._on_request
+        self._handlers["rpc-reply"] = self._on_reply
         self._reconnected: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
@@ -50,6 +72,24 @@ class MessageBus:
     def on(self, kind: str, handler: Handler) -> None:
         """Route messages of ``kind`` (one handler per kind) to ``handler``."""
         self._handlers[kind] = handler
+
+    def serve(self, kind: str, responder: Responder) -> None:
+        """Answer requests of ``kind`` (:meth:`request`) with ``responder``; an ApiError it raises is sent back."""
+        self._responders[kind] = responder
+
+    async def request(self, node_id: str, kind: str, body: dict[str, Any], *,
+                      timeout: float = REQUEST_SECONDS) -> dict[str, Any]:
+        """Ask one node and wait for its answer. Raises NodeGone (not listening), RemoteError (it refused),
+        TimeoutError (no answer in time: it may or may not have acted) or ClusterUnavailable."""
+        request_id = uuid.uuid4().hex
+        waiting: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = waiting
+        try:
+            if not await self.send(node_id, "rpc", {"id": request_id, "kind": kind, "body": body}):
+                raise NodeGone(f"node {node_id} is not listening")
+            return await asyncio.wait_for(waiting, timeout)
+        finally:
+            self._waiting.pop(request_id, None)
 
     def on_reconnect(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` when the bus is subscribed again after losing Redis (messages may have been lost)."""
@@ -85,7 +125,44 @@ class MessageBus:
             self._metrics.bridge_undelivered.inc()
         return received
 
+    def _on_request(self, sender: str, message: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._answer(sender, message), name=f"bus request {message.get('kind')}")
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _answer(self, sender: str, message: dict[str, Any]) -> None:
+        request_id, kind = str(message.get("id")), str(message.get("kind"))
+        responder = self._responders.get(kind)
+        reply: dict[str, Any]
+        try:
+            if responder is None:
+                raise RemoteError(501, "unsupported", f"this node does not answer {kind[:40]!r}")
+            reply = {"id": request_id, "ok": await responder(sender, dict(message.get("body") or {}))}
+        except RemoteError as exc:
+            reply = {"id": request_id, "err": {"status": exc.status, "code": exc.code, "message": exc.message}}
+        except ApiError as exc:
+            reply = {"id": request_id, "err": {"status": exc.status, "code": exc.code, "message": exc.message}}
+        except Exception:
+            log.exception("bus request failed", extra={"kind": kind, "from": sender})
+            reply = {"id": request_id, "err": {"status": 500, "code": "internal",
+                                               "message": "something went wrong on our side"}}
+        with contextlib.suppress(ClusterUnavailable):
+            await self.send(sender, "rpc-reply", reply)
+
+    def _on_reply(self, sender: str, message: dict[str, Any]) -> None:
+        waiting = self._waiting.get(str(message.get("id")))
+        if waiting is None or waiting.done():
+            return
+        if "err" in message:
+            err = message["err"]
+            waiting.set_exception(RemoteError(int(err["status"]), str(err["code"]), str(err["message"])))
+        else:
+            waiting.set_result(dict(message.get("ok") or {}))
+
     async def close(self) -> None:
+        for task in list(self._serving):
+            task.cancel()
+        await asyncio.gather(*self._serving, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

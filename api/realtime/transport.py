@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from api.accounts.auth import LOGOUT_LISTENERS, authenticate, credentials
+from api.accounts.auth import LOGOUT_LISTENERS, authenticate
 from api.core.caps import Holdings
 from api.core.client_address import client_address
 from api.core.errors import ApiError, Forbidden, Unauthorized
@@ -105,7 +105,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     except BaseException:
         sockets.release(socket_id)
         raise
-    socket = SignalingSocket(ws, context, request.app, credentials(request), address)
+    socket = SignalingSocket(ws, context, request.app, address)
     socket.id = socket_id
     presence = request.app[PRESENCE]
     for old in sorted(presence.tabs(socket.user_id), key=lambda o: getattr(o, "opened", 0))[
