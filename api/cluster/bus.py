@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.cluster.link import REDIS_ERRORS, ClusterUnavailable, RedisLink, cancelling
+from api.cluster.link import REDIS_ERRORS, ClusterUnavailable, RedisLink, cancel_requests
 from api.cluster.metrics import ClusterMetrics
 from api.core.errors import ApiError
 
@@ -183,14 +183,14 @@ class MessageBus:
                         listener()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
-                    if cancelling():  # redis-py can absorb a cancellation in a read that then succeeds
+                    if cancel_requests():  # this task only stops by being cancelled; redis-py may absorb it
                         raise asyncio.CancelledError
                     if message is not None and message.get("type") == "message":
                         self._dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
             except REDIS_ERRORS as exc:
-                if cancelling():
+                if cancel_requests():
                     raise asyncio.CancelledError from exc
                 self.subscribed.clear()
                 lost = True

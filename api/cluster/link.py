@@ -32,10 +32,18 @@ COMMAND_TIMEOUT = 1.0
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
-def cancelling() -> bool:
-    """The current task is being cancelled (redis-py turns a cancelled read into a connection error)."""
+def cancel_requests() -> int:
+    """How many times the current task has been asked to stop so far (``Task.cancelling``)."""
     task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+    return task.cancelling() if task is not None else 0
+
+
+def absorbed(before: int) -> bool:
+    """The current task was cancelled since ``cancel_requests()`` said ``before``, yet no CancelledError came out:
+    redis-py absorbed it (a cancelled read turns into a connection error, or even a result). Compared with the
+    count before the command, not with zero: a task still running after its cancellation (aiohttp's shutdown runs
+    the app's clean-up in its cancelled main task) may go on using Redis."""
+    return cancel_requests() > before
 
 
 class ClusterUnavailable(Unavailable):
@@ -72,15 +80,16 @@ class RedisLink:
 
     async def call(self, command: Awaitable[T]) -> T:
         """Await one Redis command; Redis not answering marks the link down and raises ClusterUnavailable."""
+        before = cancel_requests()
         try:
             result = await command
         except REDIS_ERRORS as exc:
-            if cancelling():
+            if absorbed(before):
                 raise asyncio.CancelledError from exc
             self.failed(exc)
             raise ClusterUnavailable("the cluster's shared state (Redis) is unreachable; try again in a moment") \
                 from exc
-        if cancelling():  # a cancellation redis-py's connection handling absorbed: honour it here
+        if absorbed(before):  # a cancellation redis-py's connection handling absorbed: honour it here
             raise asyncio.CancelledError
         self.answered()
         return result

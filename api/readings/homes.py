@@ -138,6 +138,13 @@ class ReadingHomes:
         with contextlib.suppress(ClusterUnavailable):
             await self.placement.claim([room(sid) for sid in session_ids])
 
+    async def let_go(self, session_ids: list[str]) -> None:
+        """This node handed these readings over (it is stopping): their rooms' entries go now, so their next
+        join places them on a serving node, which adopts them at once (their leases were released)."""
+        with contextlib.suppress(ClusterUnavailable):
+            for session_id in session_ids:
+                await self.placement.forget(room(session_id))
+
     def forget(self, session_id: str) -> None:
         """The reading stopped running here: its room's entry goes (if it still names this node)."""
         task = asyncio.create_task(self._forget(session_id), name=f"forget room {session_id}")

@@ -71,6 +71,7 @@ class LiveReadings:
         # In a cluster: where each reading runs (None: one node, every reading runs here).
         self.homes = ReadingHomes(self, node) if node is not None else None
         self._metrics = node.metrics if node is not None else None
+        self._closing = False
 
     @property
     def _pool(self) -> asyncpg.Pool:
@@ -101,12 +102,16 @@ class LiveReadings:
                                            name="readings sweep")]
 
     async def close(self) -> None:
-        """Stop sweeping and hand every running reading over: its state persisted, its lease released."""
+        """Stop sweeping and hand every running reading over: its state persisted, its lease released (and, in a
+        cluster, its room let go, so the next join places it on another node). Safe to call twice (a drain, then
+        the shutdown)."""
+        self._closing = True
         if self.homes is not None:
             await self.homes.close()  # no more starts asked by other nodes
         for task in [*self._tasks, *self._starting.values()]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._starting.values(), return_exceptions=True)
+        self._tasks = []
         await self.chat.close()
         runtimes = list(self._runtimes.values())
         handed = [asyncio.wait_for(rt.hand_over(), HAND_OVER_SECONDS) for rt in runtimes]
@@ -116,6 +121,8 @@ class LiveReadings:
         for runtime in runtimes:
             await runtime.close()
         self._runtimes.clear()
+        if self.homes is not None and runtimes:
+            await self.homes.let_go([rt.session_id for rt in runtimes])
 
     # -- readings coming and going ---------------------------------------------------------------------
 
@@ -152,6 +159,8 @@ class LiveReadings:
             runtime = self.get(session_id)
             if runtime is not None:
                 return runtime
+            if self._closing:
+                return None  # shutting down (or draining): the reading goes to another node
             starting = self._starting.get(session_id)
             if starting is None:  # one start per reading at a time; concurrent callers share it
                 starting = asyncio.create_task(self._take(session_id), name=f"start reading {session_id}")

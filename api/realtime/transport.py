@@ -232,6 +232,16 @@ def _close_sockets_of_login(app: web.Application, user_id: str, login_id: str) -
             tab.close_soon(CLOSE_UNAUTHORIZED, "login ended")
 
 
+def close_every_socket(app: web.Application, code: int, reason: str) -> int:
+    """Close every signaling socket of this node (it is draining: the browsers reconnect to another node and
+    join again). Returns how many."""
+    sockets = [tab for user in list(app[PRESENCE].users()) for tab in app[PRESENCE].tabs(user)
+               if isinstance(tab, SignalingSocket)]
+    for socket in sockets:
+        socket.close_soon(code, reason)
+    return len(sockets)
+
+
 def setup(app: web.Application) -> None:
     app[CHANNELS] = []
     app[CLEANUPS] = set()

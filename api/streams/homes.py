@@ -174,6 +174,13 @@ class StreamHomes:
             except Exception:
                 log.exception("keeping stream homes failed")
 
+    async def let_go(self) -> None:
+        """This node is stopping: the streams it holds lose their home here, so their next join (the publisher's
+        and viewers' browsers reconnecting) places them on a serving node."""
+        with contextlib.suppress(ClusterUnavailable):
+            for stream_id in self._hub.live_here():
+                await self.placement.forget(room(stream_id))
+
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
