@@ -126,6 +126,11 @@ class Placement:
             pipe.set(self._key(room), self._node.node_id, ex=ROOM_TTL_SECONDS)
         await self._link.call(pipe.execute())
 
+    async def claim_for(self, room: str, node_id: str) -> None:
+        """Record ``node_id`` as the room's home (it holds the room's lease, the truth), if the map says otherwise."""
+        if await self.recorded(room) != node_id:
+            await self._link.call(self._link.redis.set(self._key(room), node_id, ex=ROOM_TTL_SECONDS))
+
     async def forget(self, room: str) -> None:
         """The room closed here: remove its entry if it still names this node."""
         await self._link.call(self._forget(keys=[self._key(room)], args=[self._node.node_id]))

@@ -66,7 +66,12 @@ class ReadingHomes:
         if self._live.get(session_id) is not None:
             return self.node_id  # running here: this node holds its lease, whatever Redis says
         owner = await self._live.pool.fetchval(
-            "SELECT lease_owner FROM rtc_sessions WHERE id = $1 AND lease_expires_at > now()", session_id)
+            "SELECT lease_owner::text FROM rtc_sessions WHERE id = $1 AND lease_expires_at > now()", session_id)
+        if owner is not None and owner not in gone and (await self._node.bus.listening([owner]))[owner]:
+            # A live lease held by a node that is listening: the reading runs there, whatever the map says
+            # (the map may be younger than the lease: Redis restarted, the node not yet registered again).
+            await self.placement.claim_for(room(session_id), owner)
+            return str(owner)
         return await self.placement.home(room(session_id), sticky=owner, gone=gone)
 
     async def home_for_join(self, socket: SignalingSocket, message: dict[str, Any],

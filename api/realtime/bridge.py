@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 BRIDGE_IN, BRIDGE_OUT = "bridge-in", "bridge-out"
 CLOSE_MOVED = 1012  # "service restart": the browser's client reconnects and joins again
 WATCH_SECONDS = 1.0
+# A node that is alive but not subscribed right now (Redis restarted) is subscribed again within this.
+RESUBSCRIBE_GRACE = 2.0
 MAX_INBOX = 512  # messages waiting for one bridged socket's turn (the edge's per-socket flood limit is far below)
 
 # Where a ``join`` should go: the home node's id; None or this node: here. ``gone``: nodes known to have stopped.
@@ -58,6 +60,19 @@ class BridgeSeat:
 
     home: str
     join: int  # which of the socket's bridged joins this is (a late "unseated" of an earlier one is ignored)
+
+
+async def deliver(bus: MessageBus, node_id: str, kind: str, body: dict[str, Any]) -> bool:
+    """Publish to one node; if nobody received it, wait up to ``RESUBSCRIBE_GRACE`` seconds for that node to be
+    subscribed again (Redis just restarted) and publish once more. False: the node is not listening."""
+    if await bus.send(node_id, kind, body):
+        return True
+    deadline = asyncio.get_running_loop().time() + RESUBSCRIBE_GRACE
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+        if (await bus.listening([node_id]))[node_id]:
+            return await bus.send(node_id, kind, body)
+    return False
 
 
 class BridgeWire:
@@ -79,13 +94,11 @@ class BridgeWire:
         return self._close_code
 
     async def send_str(self, data: str, compress: int | None = None) -> None:
-        try:
-            delivered = await self._bus.send(self._edge, BRIDGE_OUT, {"s": self._socket_id, "t": data})
-        except ClusterUnavailable as exc:
-            raise ConnectionError("redis unreachable") from exc
-        if not delivered:
-            self._closed = True
-            raise ConnectionError("the edge node is gone")
+        # A push that cannot be delivered (Redis away, or the edge not subscribed for a moment) is dropped, as a
+        # push to a browser whose connection is down would be; the watcher decides whether the edge is gone.
+        with contextlib.suppress(ClusterUnavailable):
+            if not await deliver(self._bus, self._edge, BRIDGE_OUT, {"s": self._socket_id, "t": data}):
+                log.debug("bridged push not delivered", extra={"edge": self._edge})
 
     async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
         if self._closed:
@@ -163,8 +176,8 @@ class SignalBridge:
         who = {"user": {"id": context.user.id, "email": context.user.email, "displayName": context.user.display_name,
                         "role": context.user.role},
                "login": context.login_id, "via": context.via, "address": socket.address}
-        delivered = await self._bus.send(home, BRIDGE_IN, {"s": socket.id, "op": "join", "j": self._joins,
-                                                           "who": who, "t": json.dumps(message)})
+        delivered = await deliver(self._bus, home, BRIDGE_IN, {"s": socket.id, "op": "join", "j": self._joins,
+                                                              "who": who, "t": json.dumps(message)})
         if not delivered:
             self._forget_edge(socket)
         self._gauge()
@@ -174,8 +187,8 @@ class SignalBridge:
         """A message of a socket seated on the bridge, to its room's node."""
         seat = socket.seat
         assert isinstance(seat, BridgeSeat)
-        delivered = await self._bus.send(seat.home, BRIDGE_IN, {"s": socket.id, "op": "text",
-                                                                "t": json.dumps(message)})
+        delivered = await deliver(self._bus, seat.home, BRIDGE_IN, {"s": socket.id, "op": "text",
+                                                                   "t": json.dumps(message)})
         if not delivered:
             self._home_gone(socket, seat.home)
 
