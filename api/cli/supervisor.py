@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # A drained child exits within this; past it, it is killed (its leases lapse and another node adopts).
 STOP_SECONDS = 30.0
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+CLUSTER_LEASE_SECONDS = 6
 _PR_SET_PDEATHSIG = 1
 
 
@@ -119,6 +120,10 @@ class Supervisor:
                     "SOULSEER_DATA_DIR": str(settings.data_dir)})
         if settings.metrics_token:
             env["SOULSEER_METRICS_TOKEN"] = settings.metrics_token
+        # A reading whose node dies waits for its lease to lapse before a survivor takes it over: with several
+        # nodes, a shorter lease than one node's default (renewed every second, so 6 s outlasts 5 missed
+        # renewals), unless the operator chose one.
+        env.setdefault("SOULSEER_READING_LEASE_SECONDS", str(CLUSTER_LEASE_SECONDS))
         return env
 
     def _start(self, child: _Child, env: dict[str, str]) -> None:

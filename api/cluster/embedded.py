@@ -36,11 +36,13 @@ def _free_port() -> int:
 
 
 class EmbeddedRedis:
-    """One ``redis-server`` process on 127.0.0.1, its log in ``data_dir``; :attr:`url` includes the password."""
+    """One ``redis-server`` process on 127.0.0.1, its log in ``data_dir``; :attr:`url` includes the password.
+    Started again after :meth:`stop`, it comes back on the same port with the same password (and no data)."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, *, port: int | None = None, password: str | None = None) -> None:
         self._data_dir = data_dir
         self._port = port
+        self._password = password
         self._process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -52,8 +54,8 @@ class EmbeddedRedis:
                                      "(apt-get install redis-server) for an embedded one")
         folder = (self._data_dir / "redis").resolve()
         folder.mkdir(parents=True, exist_ok=True)
-        port = self._port or _free_port()
-        password = secrets.token_urlsafe(24)
+        port = self._port = self._port or _free_port()
+        password = self._password = self._password or secrets.token_urlsafe(24)
         # Its own session: a Ctrl-C in the terminal reaches the nodes (they drain, which needs Redis) but not
         # Redis, which the supervisor stops last. The password goes in on stdin (a config file read from "-"),
         # never on a command line others can read.

@@ -65,11 +65,12 @@ class RedisLink:
         self.url = url
         self.prefix = prefix
         self._clock = clock
-        # No retries inside the client: a command that fails says so at once and the caller decides (the
-        # heartbeat tries again in two seconds; a request gets a 503).
+        # One retry, at once, on a fresh connection: after Redis restarts, every pooled connection is dead and
+        # fails once when next used; a Redis that is really down fails the retry as fast (refused) or within one
+        # more timeout. Beyond that the caller decides (the heartbeat tries again in two seconds; a request 503s).
         self.redis: redis.Redis = redis.Redis.from_url(
             url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), health_check_interval=10, client_name=name)
+            retry=Retry(NoBackoff(), 1), health_check_interval=10, client_name=name)
         self.up = True
         self._down_since: float | None = None
         self.errors = 0

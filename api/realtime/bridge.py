@@ -60,6 +60,7 @@ class BridgeSeat:
 
     home: str
     join: int  # which of the socket's bridged joins this is (a late "unseated" of an earlier one is ignored)
+    sending: bool = True  # its join is on its way (the home is not judged gone meanwhile: the join decides)
 
 
 async def deliver(bus: MessageBus, node_id: str, kind: str, body: dict[str, Any]) -> bool:
@@ -129,6 +130,10 @@ class SignalBridge:
         self._node = node
         self._bus = node.bus
         self._edge: dict[str, SignalingSocket] = {}  # socket id -> a socket here whose room is elsewhere
+        # Every socket here that joined a room on another node, and those nodes: what they send it is delivered
+        # (seated there or not: a "left" or an error comes after the seat is gone), and they hear when it closes.
+        self._bridged: dict[str, SignalingSocket] = {}
+        self._bridged_to: dict[str, set[str]] = {}
         self._remotes: dict[tuple[str, str], _Remote] = {}  # (edge node, socket id) -> a socket bridged here
         self._joins = 0
         self._suspect: set[str] = set()  # nodes found not listening once (twice in a row: gone)
@@ -136,6 +141,7 @@ class SignalBridge:
         self._replies: set[asyncio.Task[bool]] = set()
         self._bus.on(BRIDGE_IN, self._arrived)
         self._bus.on(BRIDGE_OUT, self._returned)
+        app[transport.CLOSED_LISTENERS].append(self._closed)
 
     @property
     def node_id(self) -> str:
@@ -172,12 +178,17 @@ class SignalBridge:
         self._joins += 1
         socket.seat_in(channel, BridgeSeat(home, self._joins))
         self._edge[socket.id] = socket
+        self._bridged[socket.id] = socket
+        self._bridged_to.setdefault(socket.id, set()).add(home)
         context = socket.context
         who = {"user": {"id": context.user.id, "email": context.user.email, "displayName": context.user.display_name,
                         "role": context.user.role},
                "login": context.login_id, "via": context.via, "address": socket.address}
         delivered = await deliver(self._bus, home, BRIDGE_IN, {"s": socket.id, "op": "join", "j": self._joins,
                                                               "who": who, "t": json.dumps(message)})
+        seat = socket.seat
+        if isinstance(seat, BridgeSeat):
+            seat.sending = False
         if not delivered:
             self._forget_edge(socket)
         self._gauge()
@@ -196,8 +207,16 @@ class SignalBridge:
         """The socket leaves its bridged seat (it closed, or joins something else)."""
         seat = self._forget_edge(socket)
         if seat is not None:
+            self._bridged_to.get(socket.id, set()).discard(seat.home)
             with contextlib.suppress(ClusterUnavailable):
                 await self._bus.send(seat.home, BRIDGE_IN, {"s": socket.id, "op": "close"})
+
+    async def _closed(self, socket: SignalingSocket) -> None:
+        """A socket here closed: every home it joined a room on lets go of its side (seated there or not)."""
+        self._bridged.pop(socket.id, None)
+        for home in self._bridged_to.pop(socket.id, ()):
+            with contextlib.suppress(ClusterUnavailable):
+                await self._bus.send(home, BRIDGE_IN, {"s": socket.id, "op": "close"})
 
     def _forget_edge(self, socket: SignalingSocket) -> BridgeSeat | None:
         seat = socket.seat if isinstance(socket.seat, BridgeSeat) else None
@@ -215,18 +234,17 @@ class SignalBridge:
 
     def _returned(self, sender: str, body: dict[str, Any]) -> None:
         """``bridge-out``: what a home sends one of the sockets here."""
-        socket = self._edge.get(str(body.get("s")))
-        if socket is None:
-            return
-        seat = socket.seat
-        if not isinstance(seat, BridgeSeat) or seat.home != sender:
-            return  # the socket has moved on to another room since
+        socket = self._bridged.get(str(body.get("s")))
+        if socket is None or sender not in self._bridged_to.get(socket.id, ()):
+            return  # closed, or done with that node
+        seat = socket.seat if isinstance(socket.seat, BridgeSeat) and socket.seat.home == sender else None
         if "t" in body:
             socket.send_raw(str(body["t"]))
         elif "close" in body:
-            self._forget_edge(socket)
+            if seat is not None:
+                self._forget_edge(socket)
             socket.close_soon(int(body["close"]), str(body.get("reason", "")))
-        elif body.get("unseated") and body.get("j") == seat.join:
+        elif body.get("unseated") and seat is not None and body.get("j") == seat.join:
             self._forget_edge(socket)
 
     # -- home side ---------------------------------------------------------------------------------------
@@ -290,6 +308,7 @@ class SignalBridge:
                 seated = socket.channel is not None
                 await transport.handle_text(socket, text)
                 if socket.channel is None and (seated or join):
+                    await socket.flush()  # what it was sent before ("left", an error) reaches the edge first
                     with contextlib.suppress(ClusterUnavailable):
                         await self._bus.send(remote.edge, BRIDGE_OUT, {"s": socket.id, "unseated": True,
                                                                        "j": remote.join})
@@ -328,7 +347,7 @@ class SignalBridge:
         gone, self._suspect = silent & self._suspect, silent - self._suspect
         for node_id in gone:
             for socket in [s for s in self._edge.values() if isinstance(s.seat, BridgeSeat)
-                           and s.seat.home == node_id]:
+                           and s.seat.home == node_id and not s.seat.sending]:
                 self._home_gone(socket, node_id)
             for remote in [r for r in self._remotes.values() if r.edge == node_id]:
                 log.info("the node holding a bridged socket is gone", extra={"userId": remote.socket.user_id,

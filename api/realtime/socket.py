@@ -142,12 +142,22 @@ class SignalingSocket:
     async def _write(self) -> None:
         while True:
             text = await self._outbox.get()
-            if text is None:
-                return
             try:
-                await self.ws.send_str(text)
-            except (ConnectionError, RuntimeError):
-                return
+                if text is None:
+                    return
+                try:
+                    await self.ws.send_str(text)
+                except (ConnectionError, RuntimeError):
+                    return
+            finally:
+                self._outbox.task_done()
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until everything queued so far has gone out (or the writer stopped), up to ``timeout``."""
+        if self._writer.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox.join(), timeout)
 
     def close_soon(self, code: int, message: str) -> None:
         """Close with ``code`` from any task; the socket's own handler waits for it before it returns."""

@@ -61,6 +61,8 @@ MAX_SOCKETS_PER_USER = 8
 CHANNELS = web.AppKey("signaling_channels", list)
 # Socket clean-ups still running (kept referenced until done).
 CLEANUPS = web.AppKey("signaling_cleanups", set)
+# Called with each socket once it has closed (and left its seat): what else held state for it lets it go.
+CLOSED_LISTENERS = web.AppKey("signaling_closed_listeners", list)
 # Open sockets per client address (SOULSEER_SOCKETS_PER_ADDRESS); per user, the oldest beyond
 # MAX_SOCKETS_PER_USER is closed instead, so a user's newest tab always works.
 SOCKETS = web.AppKey("signaling_sockets", Holdings)
@@ -161,6 +163,11 @@ async def _cleanup(socket: SignalingSocket, presence: Presence, app: web.Applica
             await socket.channel.leave(socket)
         except Exception:
             log.exception("leaving a seat failed", extra={"userId": socket.user_id})
+    for listener in app[CLOSED_LISTENERS]:
+        try:
+            await listener(socket)
+        except Exception:
+            log.exception("a closed socket's listener failed", extra={"userId": socket.user_id})
     await socket.finish()
     log.info("signaling closed", extra={"userId": socket.user_id, "code": socket.ws.close_code})
 
@@ -245,6 +252,7 @@ def close_every_socket(app: web.Application, code: int, reason: str) -> int:
 def setup(app: web.Application) -> None:
     app[CHANNELS] = []
     app[CLEANUPS] = set()
+    app[CLOSED_LISTENERS] = []
     app[SOCKETS] = Holdings(per_user=None, per_address=app[SETTINGS].sockets_per_address,
                             what="signaling connections", code="too_many_connections")
     app.setdefault(LOGOUT_LISTENERS, []).append(functools.partial(_close_sockets_of_login, app))

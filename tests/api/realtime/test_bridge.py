@@ -19,7 +19,7 @@ from billing import ledger
 from config import Settings
 from tests.api.readings.test_media import connect_media
 from tests.api.stream_sockets import SignalingClient
-from tests.reading_steps import Party, Signal, deposit, quick_user, running_app, session_row, wait_for
+from tests.reading_steps import Party, Signal, deposit, lease_owner, quick_user, running_app, session_row, wait_for
 from tests.relay.endpoints import Endpoint
 
 RATE = 240
@@ -57,7 +57,7 @@ async def test_a_video_reading_whose_two_sockets_are_on_different_nodes_runs_on_
         reader_ws = await Signal.open(b, reader)
         resp = await a.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)
         assert resp.status == 200, await resp.text()
-        owner = (await session_row(pool, session_id))["lease_owner"]  # the accept started it on its home
+        owner = await lease_owner(pool, session_id)  # the accept had its home start it
         runtime_node = a if a.server.app[CLUSTER].node_id == owner else b
         client_ws = await Signal.open(a, client)
         assert (await client_ws.join(session_id))["role"] == "client"
@@ -98,7 +98,7 @@ async def test_a_socket_joins_a_reading_run_on_the_other_node_and_errors_come_ba
         a, b = nodes
         session_id, reader, client = await _video_reading(a, pool)
         assert (await a.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)).status == 200
-        owner = (await session_row(pool, session_id))["lease_owner"]
+        owner = await lease_owner(pool, session_id)
         home, other = (a, b) if a.server.app[CLUSTER].node_id == owner else (b, a)
         ws = await Signal.open(other, client)
         await ws.send("chat-message", text="before joining")
@@ -119,6 +119,7 @@ async def test_a_socket_joins_a_reading_run_on_the_other_node_and_errors_come_ba
         await ws.send("chat-message", text="after leaving")
         assert (await ws.expect("error"))["code"] == "not_joined"
         assert other.server.app[SIGNAL_BRIDGE].counts()[0] == 0
+        await ws.close()  # the socket bridged to the home goes with the browser's
         await wait_for(lambda: _no_remotes(home), timeout=5)
         resp = await other.post(f"/api/webrtc/session/{session_id}/end", headers=reader.headers)
         assert (await resp.json())["session"]["status"] == "ended"

@@ -27,9 +27,11 @@ const ICE_DISCONNECTED_GRACE_MS = 5000;
 const MAX_CHAT_LENGTH = 2000;
 // Notification kinds that concern a reading request (api/realtime/notifications.py KINDS).
 const REQUEST_KIND = "session-requested";
-// Errors that mean "join again": the reading moved to another server (a node drained or lost its lease), or
-// the cluster's shared state did not answer for a moment (docs/cluster.md). The socket stays; the join is re-sent.
-const REJOIN_CODES = new Set(["reading_moved", "cluster_unavailable", "no_serving_node"]);
+// Errors that mean "join again": the reading moved to another server (a node drained or lost its lease); and,
+// in answer to a join, the cluster's shared state did not answer for a moment (docs/cluster.md). The socket
+// stays; the join is re-sent. (A chat message refused while Redis is away is only reported: media go on.)
+const MOVED_CODE = "reading_moved";
+const JOIN_RETRY_CODES = new Set(["cluster_unavailable", "no_serving_node"]);
 
 export class SoulSeerClient extends EventTarget {
   constructor({ sessionType = "video", userId = null, autoAcceptCalls = false, graceSeconds = 60,
@@ -421,7 +423,8 @@ export class SoulSeerClient extends EventTarget {
         this._maybeAutoAccept(detail);
         break;
       case "error":
-        if (REJOIN_CODES.has(detail.code) && this._rejoinSoon()) break;
+        if ((detail.code === MOVED_CODE || (JOIN_RETRY_CODES.has(detail.code) && !this._joined)) &&
+            this._rejoinSoon()) break;
         this._emit("error", { code: detail.code ?? "error", message: detail.message ?? "Something went wrong." });
         break;
       default:
