@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -32,13 +32,23 @@ from api.readings.states import Actor, State
 from api.readings.store import fetch
 from api.realtime.socket import SignalingSocket
 
-if TYPE_CHECKING:  # LiveReadings builds its homes; only the type is needed here
-    from api.readings.live import LiveReadings
-
 log = logging.getLogger(__name__)
 
 RUN, END = "reading-run", "reading-end"
 CLAIM_SECONDS = 2.0
+
+
+class Runner(Protocol):
+    """The node's live readings, as far as their homes go (:class:`api.readings.live.LiveReadings`)."""
+
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+
+    def get(self, session_id: str) -> object | None: ...
+
+    async def run(self, session_id: str, *, wait: float = 0.0) -> object | None: ...
+
+    async def end(self, session_id: str, actor: Actor, reason: str, *, here: bool = False) -> asyncpg.Record: ...
 
 
 def room(session_id: str) -> str:
@@ -48,7 +58,7 @@ def room(session_id: str) -> str:
 class ReadingHomes:
     """The cluster side of the node's live readings (see the module docstring)."""
 
-    def __init__(self, live: LiveReadings, node: ClusterNode) -> None:
+    def __init__(self, live: Runner, node: ClusterNode) -> None:
         self._live = live
         self._node = node
         self.placement = Placement(node)

@@ -17,7 +17,8 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -29,9 +30,6 @@ from api.core.keys import DATABASE
 from api.realtime.socket import SignalingSocket
 from api.streams.hub import StreamHub
 from api.streams.store import fetch_stream
-
-if TYPE_CHECKING:  # the signaling channel builds its homes; only the type is needed here
-    from api.streams.signaling import StreamSignaling
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +45,14 @@ def room(stream_id: str) -> str:
 class StreamHomes:
     """The cluster side of the node's streams (the hub's :class:`api.streams.hub.HubPeers`)."""
 
-    def __init__(self, app: web.Application, node: ClusterNode, hub: StreamHub, signaling: StreamSignaling) -> None:
+    def __init__(self, app: web.Application, node: ClusterNode, hub: StreamHub,
+                 wait_for_publisher: Callable[[str], Awaitable[None]]) -> None:
+        """:param wait_for_publisher: ends the stream unless its publisher joins within the grace period (the
+        streams channel's ``stream_started``), run on the stream's home."""
         self._app = app
         self._node = node
         self._hub = hub
-        self._signaling = signaling
+        self._wait_for_publisher = wait_for_publisher
         self.placement = Placement(node)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.Task[None] | None = None
@@ -116,7 +117,7 @@ class StreamHomes:
     # -- what other nodes say ------------------------------------------------------------------------------
 
     def _on_started(self, sender: str, body: dict[str, Any]) -> None:
-        self._spawn(self._signaling.stream_started(str(body.get("streamId"))), "stream started")
+        self._spawn(self._wait_for_publisher(str(body.get("streamId"))), "stream started")
 
     def _on_ended(self, sender: str, body: dict[str, Any]) -> None:
         if sender != self.node_id:
@@ -153,7 +154,7 @@ class StreamHomes:
                 if recorded is not None and (await self._node.registry.alive([recorded]))[recorded]:
                     continue
                 if await self.placement.home(room(stream_id)) == self.node_id:
-                    await self._signaling.stream_started(stream_id)
+                    await self._wait_for_publisher(stream_id)
                     adopted.append(stream_id)
         except ClusterUnavailable:
             return adopted  # the rest when Redis answers

@@ -290,7 +290,7 @@ def setup(app: web.Application) -> None:
     if node is None:
         transport.register(app, handler)
     else:
-        homes = StreamHomes(app, node, hub, handler)
+        homes = StreamHomes(app, node, hub, handler.stream_started)
         app[STREAM_HOMES] = homes
         hub.peers = homes
         transport.register(app, bridged(app, handler, homes.home_of))
