@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 KINDS = frozenset({
     "session-requested", "session-accepted", "session-declined", "session-cancelled", "session-expired",
     "session-started", "session-ended", "session-booked", "low-balance",
+    "reader-online", "review-posted", "review-reply", "tip-received",
 })
 
 
