@@ -87,6 +87,9 @@ def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: i
     nested = payload.get("session")
     session_id = payload.get("sessionId") or (nested.get("id") if isinstance(nested, dict) else None)
     link = f"/readings/{session_id}" if isinstance(session_id, str) and len(session_id) == 36 else None
+    url = payload.get("url")
+    if link is None and isinstance(url, str) and url.startswith("/readers/") and len(url) == len("/readers/") + 36:
+        link = url
     thread_id = payload.get("threadId")
     if link is None and isinstance(thread_id, str) and len(thread_id) == 36:
         link = f"/messages/{thread_id}"
