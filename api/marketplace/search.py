@@ -67,6 +67,8 @@ class ReaderQuery:
                   "sort": None if self.sort == "recommended" else self.sort,
                   "page": None if self.page == 1 else self.page}
         values.update(change)
+        if values.get("page") == 1:
+            values["page"] = None
         return {k: str(v) for k, v in values.items() if v not in (None, "")}
 
 
@@ -113,7 +115,11 @@ LEFT JOIN reader_ratings rt ON rt.reader_id = u.id"""
 
 
 def statement(query: ReaderQuery) -> tuple[str, list[Any]]:
-    """The one SQL statement for a page of results, and its arguments."""
+    """The one SQL statement for a page of results, and its arguments.
+
+    Filtering, counting and sorting run over narrow rows (ids, status, rates, rating); only the page's readers
+    are then joined with their profile and photo (a late lookup), so a wide bio never rides through the sort.
+    """
     price = _PRICE[query.reading_type]
     where = ["u.role = 'reader'", "u.suspended_at IS NULL"]
     args: list[Any] = []
@@ -122,8 +128,10 @@ def statement(query: ReaderQuery) -> tuple[str, list[Any]]:
         args.append(value)
         return f"${len(args)}"
 
+    profile_join = ""
     if query.specialty:
-        where.append(f"p.reader_id IS NOT NULL AND lower_labels(p.specialties) @> ARRAY[lower({arg(query.specialty)})]")
+        profile_join = "JOIN reader_profiles p ON p.reader_id = u.id"
+        where.append(f"lower_labels(p.specialties) @> ARRAY[lower({arg(query.specialty)})]")
     if query.reading_type:
         where.append(f"{price} IS NOT NULL")
     if query.min_cents is not None:
@@ -135,8 +143,14 @@ def statement(query: ReaderQuery) -> tuple[str, list[Any]]:
     if query.min_rating is not None:
         where.append(f"rt.rating >= {arg(query.min_rating)}")
     limit, offset = arg(query.per_page), arg((query.page - 1) * query.per_page)
-    sql = (f"SELECT {_CARD_COLUMNS}, {price} AS price_cents, count(*) OVER () AS total {_CARD_FROM}"
-           f" WHERE {' AND '.join(where)} ORDER BY {_ORDER[query.sort]} LIMIT {limit} OFFSET {offset}")
+    order = _ORDER[query.sort].replace("price_cents", price)
+    found = (f"SELECT u.id AS found_id, {price} AS price_cents, count(*) OVER () AS total,"  # noqa: S608
+             f" row_number() OVER (ORDER BY {order}) AS position"
+             " FROM users u JOIN reader_availability a ON a.reader_id = u.id JOIN reader_rates r ON r.reader_id = u.id"
+             f" LEFT JOIN reader_ratings rt ON rt.reader_id = u.id {profile_join}"
+             f" WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
+    sql = (f"SELECT {_CARD_COLUMNS}, f.price_cents, f.total FROM ({found}) AS f"  # noqa: S608
+           f" JOIN users u ON u.id = f.found_id {_CARD_FROM.split('FROM users u', 1)[1]} ORDER BY f.position")
     return sql, args
 
 

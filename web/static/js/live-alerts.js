@@ -28,7 +28,10 @@ export function listenForAlerts() {
   let attempt = 0;
   const connect = () => {
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`);
-    ws.addEventListener("open", () => { attempt = 0; });
+    ws.addEventListener("open", () => {
+      attempt = 0;
+      document.documentElement.dataset.liveAlerts = "open";
+    });
     ws.addEventListener("message", (event) => {
       let message;
       try { message = JSON.parse(event.data); } catch { return; }
@@ -38,6 +41,7 @@ export function listenForAlerts() {
       setUnreadCount(Number(badge?.textContent || 0) + 1);
     });
     ws.addEventListener("close", () => {
+      document.documentElement.dataset.liveAlerts = "closed";
       attempt += 1;
       setTimeout(connect, Math.min(8000, 500 * 2 ** attempt));
     });
