@@ -95,7 +95,8 @@ async def seed(conn: asyncpg.Connection, readers: int, clients: int, review_coun
         "INSERT INTO reader_ratings (reader_id, reviews, stars_total) SELECT reader_id, count(*), sum(stars)"
         " FROM reviews WHERE hidden_at IS NULL GROUP BY reader_id")
     await conn.execute("ALTER TABLE reviews ENABLE TRIGGER reviews_rating")
-    await conn.execute("ANALYZE")
+    # Vacuumed as well as analyzed: otherwise autovacuum wakes up on the fresh million rows mid-measurement.
+    await conn.execute("VACUUM ANALYZE")
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -103,14 +104,16 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def timed(runs: int, call: Callable[[], Awaitable[object]]) -> list[float]:
-    for _ in range(5):  # warm the plan cache and the buffers
+async def timed(runs: int, calls: list[Callable[[], Awaitable[object]]]) -> list[list[float]]:
+    """Each call ``runs`` times, round robin (so a burst of load on the shared machine hits them all alike)."""
+    for call in calls * 5:  # warm the plan cache and the buffers
         await call()
-    samples = []
+    samples: list[list[float]] = [[] for _ in calls]
     for _ in range(runs):
-        started = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - started) * 1000)
+        for call, mine in zip(calls, samples, strict=True):
+            started = time.perf_counter()
+            await call()
+            mine.append((time.perf_counter() - started) * 1000)
     return samples
 
 
@@ -137,7 +140,7 @@ async def measure(pool: asyncpg.Pool, runs: int) -> None:
         ("home: specialties filter list (cached 60 s)", lambda: search.specialties_in_use(pool)),
         ("profile: card, reviews, slots (busiest reader)", profile),
     ]
-    results = [(name, await timed(runs, call)) for name, call in cases]
+    results = list(zip([name for name, _ in cases], await timed(runs, [call for _, call in cases]), strict=True))
     base = percentile(results[0][1], 0.95)
     print(f"\n{'query':<48} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95/base':>9}")
     for name, samples in results:

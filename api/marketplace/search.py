@@ -144,12 +144,14 @@ def statement(query: ReaderQuery) -> tuple[str, list[Any]]:
         where.append(f"rt.rating >= {arg(query.min_rating)}")
     limit, offset = arg(query.per_page), arg((query.page - 1) * query.per_page)
     order = _ORDER[query.sort].replace("price_cents", price)
-    found = (f"SELECT u.id AS found_id, {price} AS price_cents, count(*) OVER () AS total,"  # noqa: S608
-             f" row_number() OVER (ORDER BY {order}) AS position"
+    # The count is a window over every match; the sort under LIMIT is a top-N heap over narrow rows. The page's
+    # positions are numbered from that sorted output (row_number over the ordered subquery keeps its order).
+    found = (f"SELECT u.id AS found_id, {price} AS price_cents, count(*) OVER () AS total"  # noqa: S608
              " FROM users u JOIN reader_availability a ON a.reader_id = u.id JOIN reader_rates r ON r.reader_id = u.id"
              f" LEFT JOIN reader_ratings rt ON rt.reader_id = u.id {profile_join}"
              f" WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
-    sql = (f"SELECT {_CARD_COLUMNS}, f.price_cents, f.total FROM ({found}) AS f"  # noqa: S608
+    sql = (f"SELECT {_CARD_COLUMNS}, f.price_cents, f.total"  # noqa: S608
+           f" FROM (SELECT page.*, row_number() OVER () AS position FROM ({found}) AS page) AS f"
            f" JOIN users u ON u.id = f.found_id {_CARD_FROM.split('FROM users u', 1)[1]} ORDER BY f.position")
     return sql, args
 
