@@ -13,7 +13,7 @@ from api.admin import actions, queries
 from api.core import audit
 from api.core.errors import ApiError
 from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID
-from api.core.validation import path_uuid
+from api.core.validation import path_uuid, query_text
 from api.pages.format import money
 from api.pages.rendering import page_auth, render
 from billing import trial_balance
@@ -37,7 +37,7 @@ async def _page(request: web.Request, auth: AuthContext, title: str, sections: l
 
 async def users_page(request: web.Request) -> web.Response:
     auth = await page_auth(request, "admin")
-    q = request.query.get("q", "")[:100]
+    q = query_text(request, "q")
     rows = []
     for u in await queries.users(request.app[DATABASE].pool, q):
         act = ({"url": f"/admin/users/{u['id']}/reinstate", "label": "Reinstate"} if u["suspendedAt"]
@@ -53,7 +53,7 @@ async def users_page(request: web.Request) -> web.Response:
 
 async def readings_page(request: web.Request) -> web.Response:
     auth = await page_auth(request, "admin")
-    q = request.query.get("q", "")[:100]
+    q = query_text(request, "q")
     rows = [{"href": f"/admin/readings/{r['id']}",
              "cells": [r["id"], r["requestedAt"], r["client"], r["reader"], r["sessionType"], r["status"],
                        money(r["chargedCents"])]} for r in await queries.readings(request.app[DATABASE].pool, q)]

@@ -111,6 +111,15 @@ def query_int(request: web.Request, name: str, *, default: int | None = None, lo
     return value
 
 
+def query_text(request: web.Request, name: str, *, max_len: int = 100) -> str:
+    """A free-text query parameter (a search box), cut to ``max_len``; "" when absent. A NUL is refused
+    here rather than left to PostgreSQL, whose text cannot hold one (it failed the search as a 500)."""
+    value = request.query.get(name, "")[:max_len]
+    if "\x00" in value:
+        raise Invalid(f"{name} must not contain NUL characters", field=name)
+    return value
+
+
 def text(body: dict[str, Any], name: str, *, min_len: int = 1, max_len: int = 200,
          strip: bool = True) -> str:
     value = body.get(name)
