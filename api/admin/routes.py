@@ -10,7 +10,7 @@ from api.core import audit
 from api.core.errors import NotFound
 from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.openapi import operation
-from api.core.validation import cents, path_uuid, read_json
+from api.core.validation import cents, path_uuid, query_text, read_json
 from api.marketplace import reviews as marketplace_reviews
 from billing import trial_balance
 
@@ -23,7 +23,7 @@ def _pool(request: web.Request):  # type: ignore[no-untyped-def]
            response="{users}", tags=("admin",))
 async def users(request: web.Request) -> web.Response:
     await require(request, "admin")
-    return web.json_response({"users": await queries.users(_pool(request), request.query.get("q", "")[:100])})
+    return web.json_response({"users": await queries.users(_pool(request), query_text(request, "q"))})
 
 
 @operation(summary="Suspend a user (ends their logins)", roles=("admin",), request="{reason}", response="{ok}",
@@ -50,7 +50,7 @@ async def reinstate(request: web.Request) -> web.Response:
            response="{readings}", tags=("admin",))
 async def readings(request: web.Request) -> web.Response:
     await require(request, "admin")
-    return web.json_response({"readings": await queries.readings(_pool(request), request.query.get("q", "")[:100])})
+    return web.json_response({"readings": await queries.readings(_pool(request), query_text(request, "q"))})
 
 
 @operation(summary="A reading's details and its ledger movements", roles=("admin",), response="{reading}",
@@ -126,7 +126,7 @@ async def audit_trail(request: web.Request) -> web.Response:
 async def reviews(request: web.Request) -> web.Response:
     await require(request, "admin")
     return web.json_response({"reviews": await marketplace_reviews.search_for_operators(
-        _pool(request), request.query.get("q", "")[:100])})
+        _pool(request), query_text(request, "q"))})
 
 
 @operation(summary="Hide a review (kept and audited; it counts nowhere)", roles=("admin",), request="{reason}",

@@ -88,6 +88,8 @@ def parse(query: Mapping[str, str]) -> ReaderQuery:
     """A search from URL parameters (``specialty, type, minCents, maxCents, online, rating, sort, page``);
     a 422 naming the parameter when one is wrong."""
     specialty = " ".join(query.get("specialty", "").split())[:40] or None
+    if specialty is not None and "\x00" in specialty:
+        raise Invalid("specialty must not contain NUL characters", field="specialty")
     reading_type = query.get("type") or None
     if reading_type is not None and reading_type not in READING_TYPES:
         raise Invalid(f"type must be one of {', '.join(READING_TYPES)}", field="type")

@@ -61,10 +61,14 @@ _NOTIFICATION_TEXT = {
     "session-cancelled": "{clientName} cancelled a {sessionType} reading request.",
     "session-expired": "A {sessionType} reading request expired without an answer.",
     "session-ended": "Your {sessionType} reading has ended.",
+    "session-booked": "{clientName} booked a {sessionType} reading.",
     "low-balance": "Your balance is running low.",
-    "funds-added": "Funds were added to your wallet.",
     "message": "New message from {fromName}.",
     "message-refund": "A message was not answered in time: it was refunded.",
+    "reader-online": "{readerName} is online now.",
+    "review-posted": "A client reviewed your reading.",
+    "review-reply": "Your reader answered your review.",
+    "tip-received": "A client sent you a tip.",
 }
 
 
@@ -81,7 +85,9 @@ def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: i
     text = payload.get("message") or payload.get("text")
     if not text:
         if template:
-            text = " ".join(template.format_map(_Blank(payload)).split()).replace(" .", ".")
+            nested_fields = payload.get("session")
+            fields = _Blank({**(nested_fields if isinstance(nested_fields, dict) else {}), **payload})
+            text = " ".join(template.format_map(fields).split()).replace(" .", ".")
         else:
             text = normalized.replace("-", " ").capitalize() + "."
     nested = payload.get("session")
