@@ -82,6 +82,7 @@ class Settings:
     stream_chat_rate_limit: int = 10
     reading_chat_rate_limit: int = 20
     ice_allow_private_candidates: bool = True
+    reminder_sweep_interval_seconds: int = 30
 
     @property
     def on_loopback(self) -> bool:
@@ -266,4 +267,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stream_chat_rate_limit=_int(env, "SOULSEER_STREAM_CHAT_RATE_LIMIT", 10, 1, 10_000),
         reading_chat_rate_limit=_int(env, "SOULSEER_READING_CHAT_RATE_LIMIT", 20, 1, 10_000),
         ice_allow_private_candidates=_bool(env, "SOULSEER_ICE_ALLOW_PRIVATE_CANDIDATES", True),
+        reminder_sweep_interval_seconds=_int(env, "SOULSEER_REMINDER_SWEEP_INTERVAL_SECONDS", 30, 1, 3600),
     )

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 # Kinds a client or reader may receive (the payload's other fields depend on the kind).
 KINDS = frozenset({
     "session-requested", "session-accepted", "session-declined", "session-cancelled", "session-expired",
-    "session-started", "session-ended", "session-booked", "low-balance",
+    "session-started", "session-ended", "session-booked", "booking-confirmed",
+    "booking-reminder", "low-balance",
 })
 
 
