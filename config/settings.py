@@ -83,6 +83,8 @@ class Settings:
     reading_chat_rate_limit: int = 20
     ice_allow_private_candidates: bool = True
     reminder_sweep_interval_seconds: int = 30
+    intro_free_minutes: int = 3
+    intro_readers: int = 3
 
     @property
     def on_loopback(self) -> bool:
@@ -268,4 +270,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reading_chat_rate_limit=_int(env, "SOULSEER_READING_CHAT_RATE_LIMIT", 20, 1, 10_000),
         ice_allow_private_candidates=_bool(env, "SOULSEER_ICE_ALLOW_PRIVATE_CANDIDATES", True),
         reminder_sweep_interval_seconds=_int(env, "SOULSEER_REMINDER_SWEEP_INTERVAL_SECONDS", 30, 1, 3600),
+        intro_free_minutes=_int(env, "SOULSEER_INTRO_FREE_MINUTES", 3, 0, 60),
+        intro_readers=_int(env, "SOULSEER_INTRO_READERS", 3, 0, 100),
     )

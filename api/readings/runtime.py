@@ -146,7 +146,8 @@ class ReadingRuntime:
         self._money = Metering(pool, session_id=self.session_id, client_id=self.client_id, reader_id=self.reader_id,
                                rate_cents=self.rate_cents, grace_seconds=grace_seconds, epoch=lease.epoch,
                                metrics=metrics, log_extra=self._log, on_change=self._push_state, on_warn=self._warn,
-                               on_end=self._meter_ended, is_over=lambda: self.status is State.ENDED)
+                               on_end=self._meter_ended, is_over=lambda: self.status is State.ENDED,
+                               free_minutes=int(row.get("intro_minutes") or 0))
         self._watch: ScheduledWatch | None = None
         if self.scheduled:
             self._watch = ScheduledWatch(
