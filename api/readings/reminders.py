@@ -21,6 +21,8 @@ import asyncpg
 from aiohttp import web
 
 from api.core.keys import DATABASE, SETTINGS
+from api.core.mail import MAIL
+from api.readings import receipts
 from api.readings.store import COLUMNS, FROM, session_json
 from api.realtime import notifications
 
@@ -143,7 +145,17 @@ async def _running(app: web.Application):  # type: ignore[no-untyped-def]
 
 
 def setup(app: web.Application) -> None:
+    public_url = app[SETTINGS].public_url
+
+    async def mail_them(conn: asyncpg.Connection, row: asyncpg.Record, kind: str) -> None:
+        await receipts.reminder(conn, row, WORDS[kind], public_url)
+
+    def deliver(stored: Stored) -> None:
+        notifications.deliver(app, stored)
+        if stored:
+            app[MAIL].wake()
+
     app[REMINDER_SWEEPER] = ReminderSweeper(lambda: app[DATABASE].pool,
                                             interval=app[SETTINGS].reminder_sweep_interval_seconds,
-                                            deliver=lambda stored: notifications.deliver(app, stored))
+                                            deliver=deliver, on_due=mail_them)
     app.cleanup_ctx.append(_running)

@@ -21,9 +21,10 @@ import asyncpg
 from aiohttp import web
 
 from api.core.errors import Conflict, Invalid, NotFound
-from api.core.keys import BILLING_METRICS, DATABASE
+from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
+from api.core.mail import MAIL
 from api.core.times import iso
-from api.readings import availability, availability_store
+from api.readings import availability, availability_store, receipts
 from api.readings.booking import book_slot
 from api.readings.store import fetch, session_json
 from api.realtime import notifications
@@ -99,7 +100,9 @@ async def book(app: web.Application, client_id: str, reader_id: str, session_typ
         await _check_client_free(conn, str(session["id"]), client_id, starts_at, minutes)
         row = await fetch(conn, str(session["id"]))
         stored = await booked(conn, row)
+        await receipts.booked(conn, row, app[SETTINGS].public_url)
     app[BILLING_METRICS].recorded(txn)
+    app[MAIL].wake()
     log.info("reading booked", extra={"sessionId": str(row["id"]), "userId": client_id, "readerId": reader_id,
                                       "priceCents": row["charged_cents"], "startsAt": iso(starts_at)})
     return row, stored

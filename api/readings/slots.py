@@ -10,11 +10,12 @@ from aiohttp import web
 
 from api.accounts.auth import require
 from api.core.errors import Invalid
-from api.core.keys import BILLING_METRICS, DATABASE
+from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
+from api.core.mail import MAIL
 from api.core.openapi import operation
 from api.core.times import iso
 from api.core.validation import cents, choice, integer, path_uuid, read_json, text
-from api.readings import booking, scheduling
+from api.readings import booking, receipts, scheduling
 from api.readings.store import fetch, session_json
 from api.realtime import notifications
 from billing import slots
@@ -112,7 +113,9 @@ async def book(request: web.Request) -> web.Response:
         # One session shape everywhere: the readings' own, read back with its names and meter fields.
         row = await fetch(conn, str(session["id"]))
         stored = await scheduling.booked(conn, row)
+        await receipts.booked(conn, row, request.app[SETTINGS].public_url)
     request.app[BILLING_METRICS].recorded(txn)
+    request.app[MAIL].wake()
     notifications.deliver(request.app, stored)
     return web.json_response({"session": session_json(row)}, status=201)
 
