@@ -65,7 +65,6 @@ _NOTIFICATION_TEXT = {
     "booking-confirmed": "Your {minutes}-minute {sessionType} reading with {readerName} is booked.",
     "booking-reminder": "Reminder: your {sessionType} reading with {withName} starts in {inWords}.",
     "low-balance": "Your balance is running low.",
-    "funds-added": "Funds were added to your wallet.",
     "message": "New message from {fromName}.",
     "message-refund": "A message was not answered in time: it was refunded.",
 }
@@ -84,7 +83,9 @@ def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: i
     text = payload.get("message") or payload.get("text")
     if not text:
         if template:
-            text = " ".join(template.format_map(_Blank(payload)).split()).replace(" .", ".")
+            nested_fields = payload.get("session")
+            fields = _Blank({**(nested_fields if isinstance(nested_fields, dict) else {}), **payload})
+            text = " ".join(template.format_map(fields).split()).replace(" .", ".")
         else:
             text = normalized.replace("-", " ").capitalize() + "."
     nested = payload.get("session")
