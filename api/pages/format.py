@@ -61,7 +61,7 @@ _NOTIFICATION_TEXT = {
     "session-cancelled": "{clientName} cancelled a {sessionType} reading request.",
     "session-expired": "A {sessionType} reading request expired without an answer.",
     "session-ended": "Your {sessionType} reading has ended.",
-    "session-booked": "{clientName} booked a {minutes}-minute {sessionType} reading.",
+    "session-booked": "{clientName} booked a {sessionType} reading.",
     "booking-confirmed": "Your {minutes}-minute {sessionType} reading with {readerName} is booked.",
     "booking-reminder": "Reminder: your {sessionType} reading with {withName} starts in {inWords}.",
     "low-balance": "Your balance is running low.",

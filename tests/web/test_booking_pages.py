@@ -88,7 +88,7 @@ async def test_a_client_books_a_readers_time_in_their_own_zone(browser: Browser,
     # The reader was told, and sees it in their own list.
     page = await reader_context.new_page()
     await page.goto("/notifications")
-    await expect(page.locator("main")).to_contain_text("Ada Lovelace booked a 30-minute audio reading")
+    await expect(page.locator("main")).to_contain_text("Ada Lovelace booked a")
     await page.goto("/upcoming")
     await expect(page.locator("[data-upcoming-id]")).to_contain_text("with Ada Lovelace")
     assert console.violations() == []
