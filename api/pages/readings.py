@@ -13,6 +13,7 @@ from api.core.times import iso
 from api.core.validation import path_uuid
 from api.pages.rendering import page_auth, render
 from api.readings import store as reading_store
+from api.readings import upcoming
 from api.readings.states import Actor
 
 
@@ -42,6 +43,8 @@ async def reading_page(request: web.Request) -> web.Response:
         "requestExpirySeconds": settings.request_expiry_seconds,
         "transcript": transcript,
     }
+    if row["mode"] == "scheduled":
+        data["opensAt"] = iso(upcoming.opens_at(settings, row))
     return await render(request, "reading.html", auth, script="reading", data=data,
                          session=session, counterpart=data["counterpart"], other_id=other_id)
 
