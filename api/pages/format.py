@@ -62,6 +62,8 @@ _NOTIFICATION_TEXT = {
     "session-expired": "A {sessionType} reading request expired without an answer.",
     "session-ended": "Your {sessionType} reading has ended.",
     "session-booked": "{clientName} booked a {sessionType} reading.",
+    "booking-confirmed": "Your {minutes}-minute {sessionType} reading with {readerName} is booked.",
+    "booking-reminder": "Reminder: your {sessionType} reading with {withName} starts in {inWords}.",
     "low-balance": "Your balance is running low.",
     "message": "New message from {fromName}.",
     "message-refund": "A message was not answered in time: it was refunded.",

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 # refuses any other, so this set is the one list the pages (api/pages/format.py) and the JS can rely on.
 KINDS = frozenset({
     "session-requested", "session-accepted", "session-declined", "session-cancelled", "session-expired",
-    "session-ended", "session-booked", "low-balance", "message", "message-refund",
-    "reader-online", "review-posted", "review-reply", "tip-received",
+    "session-ended", "session-booked", "booking-confirmed", "booking-reminder", "low-balance", "message",
+    "message-refund", "reader-online", "review-posted", "review-reply", "tip-received",
 })
 
 
