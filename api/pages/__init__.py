@@ -13,6 +13,7 @@ from api.pages import (
     login,
     messages,
     notifications,
+    reader_profile,
     readings,
     rendering,
     streams,
@@ -21,4 +22,5 @@ from api.pages import (
 
 __all__ = ["setup"]
 
-setup = Setup(rendering, home, login, wallet, dashboard, readings, notifications, streams, messages, booking, account)
+setup = Setup(rendering, home, login, wallet, dashboard, readings, notifications, streams, messages, booking, account,
+              reader_profile)
