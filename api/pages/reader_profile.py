@@ -8,7 +8,6 @@ import uuid
 from aiohttp import web
 
 from api.accounts.auth import authenticate
-from api.core.keys import DATABASE
 from api.marketplace import profile
 from api.pages.rendering import render
 
@@ -23,7 +22,7 @@ async def reader_page(request: web.Request) -> web.Response:
     except ValueError:
         return await render(request, "not_found.html", auth, script="layout", status=404)
     viewer = auth.user if auth is not None else None
-    found = await profile.load(request.app[DATABASE].pool, reader_id, viewer)
+    found = await profile.load(request.app, reader_id, viewer)
     if found is None:
         return await render(request, "not_found.html", auth, script="layout", status=404)
     own = viewer is not None and viewer.id == reader_id

@@ -109,3 +109,20 @@ async def test_home_cards_link_to_the_profile_and_show_the_rating(client: TestCl
     home = await (await client.get("/")).text()
     assert f'href="/readers/{reader["id"]}">Luna Hart</a>' in home
     assert "No reviews yet" in home
+
+
+async def test_next_open_times_are_the_booking_pages_own_offers_from_weekly_hours(client: TestClient) -> None:
+    """A reader with weekly hours and no published slot showed "No open times right now" on the profile while
+    the booking page listed dozens: both now read the same offers."""
+    reader, headers = await profiled_reader(client)
+    resp = await client.put("/api/webrtc/reader/schedule", headers=headers, json={
+        "timeZone": "UTC", "lengths": [30], "noticeMinutes": 60, "horizonDays": 7,
+        "weekly": [{"weekday": day, "start": 0, "end": 1440} for day in range(7)]})
+    assert resp.status == 200, await resp.text()
+    _, client_headers = await quick_user(client, "client")
+    found = (await (await client.get(f"/api/readers/{reader['id']}", headers=client_headers)).json())["reader"]
+    offers = await (await client.get(f"/api/webrtc/readers/{reader['id']}/offers", headers=client_headers)).json()
+    assert [t["startsAt"] for t in found["nextSlots"]] == offers["offers"]["30"][:6]
+    assert {(t["minutes"], t["priceCents"]) for t in found["nextSlots"]} == {(30, 3500)}
+    html = await (await client.get(f"/readers/{reader['id']}", headers=client_headers)).text()
+    assert "No open times right now" not in html and "30 min · $35.00" in html
