@@ -10,7 +10,7 @@ import uuid
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import accounts, admin, cluster, messages, money, pages, readings, realtime, streams
+from api import accounts, admin, cluster, marketplace, messages, money, pages, readings, realtime, streams
 from api.cluster.node_info import Load
 from api.core import health, middleware, openapi
 from api.core.database import Database
@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> web.Application:
     realtime.setup(app)
     readings.setup(app)
     streams.setup(app)
+    marketplace.setup(app)
     money.setup(app)
     admin.setup(app)
     pages.setup(app)

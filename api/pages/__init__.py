@@ -5,8 +5,22 @@ Templates, security headers, static files, then every page's route.
 """
 
 from api.core.setup import Setup
-from api.pages import dashboard, home, login, messages, notifications, readings, rendering, streams, wallet
+from api.pages import (
+    account,
+    booking,
+    dashboard,
+    home,
+    login,
+    messages,
+    notifications,
+    reader_profile,
+    readings,
+    rendering,
+    streams,
+    wallet,
+)
 
 __all__ = ["setup"]
 
-setup = Setup(rendering, home, login, wallet, dashboard, readings, notifications, streams, messages)
+setup = Setup(rendering, home, login, wallet, dashboard, readings, notifications, streams, messages, booking, account,
+              reader_profile)

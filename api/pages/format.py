@@ -61,10 +61,16 @@ _NOTIFICATION_TEXT = {
     "session-cancelled": "{clientName} cancelled a {sessionType} reading request.",
     "session-expired": "A {sessionType} reading request expired without an answer.",
     "session-ended": "Your {sessionType} reading has ended.",
+    "session-booked": "{clientName} booked a {sessionType} reading.",
+    "booking-confirmed": "Your {minutes}-minute {sessionType} reading with {readerName} is booked.",
+    "booking-reminder": "Reminder: your {sessionType} reading with {withName} starts in {inWords}.",
     "low-balance": "Your balance is running low.",
-    "funds-added": "Funds were added to your wallet.",
     "message": "New message from {fromName}.",
     "message-refund": "A message was not answered in time: it was refunded.",
+    "reader-online": "{readerName} is online now.",
+    "review-posted": "A client reviewed your reading.",
+    "review-reply": "Your reader answered your review.",
+    "tip-received": "A client sent you a tip.",
 }
 
 
@@ -81,12 +87,17 @@ def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: i
     text = payload.get("message") or payload.get("text")
     if not text:
         if template:
-            text = " ".join(template.format_map(_Blank(payload)).split()).replace(" .", ".")
+            nested_fields = payload.get("session")
+            fields = _Blank({**(nested_fields if isinstance(nested_fields, dict) else {}), **payload})
+            text = " ".join(template.format_map(fields).split()).replace(" .", ".")
         else:
             text = normalized.replace("-", " ").capitalize() + "."
     nested = payload.get("session")
     session_id = payload.get("sessionId") or (nested.get("id") if isinstance(nested, dict) else None)
     link = f"/readings/{session_id}" if isinstance(session_id, str) and len(session_id) == 36 else None
+    url = payload.get("url")
+    if link is None and isinstance(url, str) and url.startswith("/readers/") and len(url) == len("/readers/") + 36:
+        link = url
     thread_id = payload.get("threadId")
     if link is None and isinstance(thread_id, str) and len(thread_id) == 36:
         link = f"/messages/{thread_id}"

@@ -13,7 +13,9 @@ from api.core.times import iso
 from api.core.validation import path_uuid
 from api.pages.rendering import page_auth, render
 from api.readings import store as reading_store
+from api.readings import upcoming
 from api.readings.states import Actor
+from api.streams.gift_catalogue import active_gifts, gift_json
 
 
 async def reading_page(request: web.Request) -> web.Response:
@@ -42,8 +44,13 @@ async def reading_page(request: web.Request) -> web.Response:
         "requestExpirySeconds": settings.request_expiry_seconds,
         "transcript": transcript,
     }
-    return await render(request, "reading.html", auth, script="reading", data=data,
-                         session=session, counterpart=data["counterpart"], other_id=other_id)
+    if row["mode"] == "scheduled":
+        data["opensAt"] = iso(upcoming.opens_at(settings, row))
+    # After a reading its client can tip the reader with a gift from the catalogue (api/marketplace/tips.py).
+    gifts = [gift_json(g) for g in await active_gifts(pool)] if is_client else []
+    return await render(request, "reading.html", auth, script="reading", data={**data, "gifts": gifts},
+                         session=session, counterpart=data["counterpart"], other_id=other_id, role=actor.value,
+                         gifts=gifts)
 
 
 async def readings_of(pool: asyncpg.Pool, user_id: str, limit: int) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from api.cluster.link import ClusterUnavailable
 from api.core.errors import Conflict
 from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
 from api.readings import leases as reading_leases
-from api.readings import scheduling
+from api.readings import receipts, scheduling
 from api.readings.chat import ReadingChat
 from api.readings.homes import ReadingHomes
 from api.readings.runtime import DB_ERRORS, ReadingRuntime
@@ -199,6 +199,7 @@ class LiveReadings:
             start_timeout=float(settings.request_expiry_seconds + settings.grace_seconds),
             grace_seconds=float(settings.grace_seconds), policy=scheduling.policy(settings), clock=self._clock,
             lease_clock=self._lease_clock, on_finished=self._finished, metrics=self._app[BILLING_METRICS],
+            receipt=functools.partial(receipts.reading_ended, public_url=settings.public_url),
         )
         self._runtimes[runtime.session_id] = runtime
         runtime.start()

@@ -113,8 +113,12 @@ wireForm(ratesForm, () => {
 });
 
 const profileForm = document.querySelector("[data-profile-form]");
-wireForm(profileForm, () => ({ specialties: profileForm.specialties.value, bio: profileForm.bio.value }),
-  endpoints.profile, ({ profile }) => { profileForm.specialties.value = profile.specialties.join(", "); });
+wireForm(profileForm, () => ({ specialties: profileForm.specialties.value, languages: profileForm.languages.value,
+                                bio: profileForm.bio.value }),
+  endpoints.profile, ({ profile }) => {
+    profileForm.specialties.value = profile.specialties.join(", ");
+    profileForm.languages.value = profile.languages.join(", ");
+  });
 
 // ---- earnings ----
 async function loadEarnings() {

@@ -3,6 +3,7 @@ import { api } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { clock, localTime, money, spokenDuration } from "../format.js";
 import { pageData, setNavBalance, toast } from "../layout.js";
+import { showAfterReading } from "../after-reading.js";
 import { SoulSeerClient } from "../reading-client.js";
 
 const data = pageData();
@@ -30,6 +31,9 @@ function route() {
       if (isClient) showWaiting(); else showIncoming();
       break;
     case "accepted":
+      if (session.mode === "scheduled" && data.opensAt && Date.now() < Date.parse(data.opensAt)) showNotOpen();
+      else enterRoom();
+      break;
     case "active":
       enterRoom();
       break;
@@ -61,6 +65,22 @@ function showWaiting() {
   tick();
   countdownTimer ??= setInterval(tick, 500);
   startPolling();
+}
+
+// A booked reading before its room opens: when it opens, in local time, and the room once it does.
+function showNotOpen() {
+  show("not-open");
+  const opens = Date.parse(data.opensAt);
+  const short = (ms) => new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  $("[data-opens-at]").textContent = new Date(opens).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  $("[data-starts-at]").textContent = short(Date.parse(session.startsAt));
+  const tick = () => {
+    const left = Math.ceil((opens - Date.now()) / 1000);
+    if (left <= 0) { clearInterval(timer); enterRoom(); return; }
+    $("[data-opens-countdown]").textContent = clock(left);
+  };
+  const timer = setInterval(tick, 500);
+  tick();
 }
 
 function showIncoming() {
@@ -481,6 +501,7 @@ function showSummary({ session: fresh, reason }) {
     ? "Each minute was charged as it started; the unused part of the last one went back to your wallet."
     : "You earn 70% of what the client paid; it is in your earnings already.";
   if (isClient) refreshBalance();
+  if (isClient) showAfterReading(session, { onBalance: (cents) => setNavBalance(cents, money) });
   $("#summary-title").focus?.();
 }
 
