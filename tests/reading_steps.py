@@ -164,6 +164,17 @@ class Signal:
 
         return await asyncio.wait_for(find(), timeout)
 
+    async def billed(self, seconds: int, timeout: float = 15.0, **match: Any) -> dict[str, Any]:
+        """The next ``session-state`` with at least ``seconds`` billable (a loaded machine may skip a second)."""
+
+        async def find() -> dict[str, Any]:
+            while True:
+                body = await self.expect("session-state", timeout=timeout, **match)
+                if body.get("billableSeconds", 0) >= seconds:
+                    return body
+
+        return await asyncio.wait_for(find(), timeout)
+
     async def join(self, session_id: str) -> dict[str, Any]:
         await self.send("join", sessionId=session_id)
         return await self.expect("joined")

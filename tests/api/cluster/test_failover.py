@@ -145,7 +145,7 @@ async def test_a_reading_whose_home_is_killed_goes_on_on_a_survivor_and_the_outa
             try:
                 await sides[0].ws.expect("start-session", timeout=20)
                 began = time.monotonic()
-                await sides[0].ws.expect("session-state", timeout=15, billableSeconds=4)
+                await sides[0].ws.billed(4, timeout=15)
                 os.kill(home.process.pid, signal.SIGKILL)
                 killed = time.monotonic()
                 ran_before = killed - began
@@ -168,7 +168,7 @@ async def test_a_reading_whose_home_is_killed_goes_on_on_a_survivor_and_the_outa
                 # The meter went on from what the dead node last persisted: the outage is not billed.
                 unbilled_gap = back["billableSeconds"] - crashed["meter_billable_seconds"]
                 assert abs(unbilled_gap) <= 2
-                await sides[0].ws.expect("session-state", timeout=15, billableSeconds=back["billableSeconds"] + 3)
+                await sides[0].ws.billed(back["billableSeconds"] + 3, timeout=15)
                 resp = await sides[0].http.post(f"/api/webrtc/session/{session_id}/end", headers=client.headers)
                 assert (await resp.json())["session"]["endReason"] == "ended_by_client"
                 ran_after = time.monotonic() - resumed
@@ -203,7 +203,7 @@ async def test_a_drained_node_hands_its_reading_over_and_exits_and_the_reading_g
             try:
                 await sides[0].ws.expect("start-session", timeout=20)
                 began = time.monotonic()
-                await sides[0].ws.expect("session-state", timeout=15, billableSeconds=3)
+                await sides[0].ws.billed(3, timeout=15)
                 home.process.send_signal(signal.SIGTERM)
                 drained = time.monotonic()
                 for side in sides:
@@ -223,7 +223,7 @@ async def test_a_drained_node_hands_its_reading_over_and_exits_and_the_reading_g
                 assert back["billableSeconds"] <= handed["meter_billable_seconds"] + 1
                 row = await session_row(pool, session_id)
                 assert (str(row["lease_owner"]), row["lease_epoch"]) == (other.node_id, 2)
-                await sides[0].ws.expect("session-state", timeout=15, billableSeconds=back["billableSeconds"] + 2)
+                await sides[0].ws.billed(back["billableSeconds"] + 2, timeout=15)
                 resp = await sides[0].http.post(f"/api/webrtc/session/{session_id}/end", headers=client.headers)
                 assert (await resp.json())["session"]["status"] == "ended"
                 ran_after = time.monotonic() - resumed

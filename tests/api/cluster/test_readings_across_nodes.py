@@ -78,7 +78,7 @@ async def test_a_video_reading_with_its_sockets_on_two_nodes_and_its_room_on_a_t
                 await reader_ws.send("chat-message", text="hello from node 2")
                 got = await client_ws.expect("chat-message", timeout=10, role="reader")
                 assert got["text"] == "hello from node 2"
-                await client_ws.expect("session-state", timeout=15, billableSeconds=4)
+                await client_ws.billed(4, timeout=15)
                 view = await cluster_view(bases[home], admin, fresh=False)
                 loads = {n["id"]: n["load"] for n in view["nodes"]}
                 assert loads[node_ids[home]]["readings"] in (0, 1)  # as of its last heartbeat

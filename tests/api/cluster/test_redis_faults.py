@@ -73,13 +73,12 @@ async def test_a_reading_carries_on_while_redis_restarts_and_signaling_recovers(
             began = time.monotonic()
             for peer in peers:
                 await peer.wait_decoded("video", 5, timeout=15)
-            state = await client_ws.expect("session-state", timeout=10, billableSeconds=2)
+            state = await client_ws.billed(2, timeout=10)
 
             own_redis.stop()
             stopped = time.monotonic()
             # The meter and the media need no Redis: the home keeps billing and forwarding.
-            later = await client_ws.expect("session-state", timeout=10,
-                                           billableSeconds=state["billableSeconds"] + 3)
+            later = await client_ws.billed(state["billableSeconds"] + 3, timeout=10)
             assert later["running"] is True
             decoded = dict(peers[1].decoded)
             await peers[1].wait_decoded("video", decoded["video"] + 20, timeout=10)
@@ -116,7 +115,7 @@ async def test_a_reading_carries_on_while_redis_restarts_and_signaling_recovers(
     assert together - 3 <= row["meter_billable_seconds"] <= together + 1
     assert row["charged_cents"] == net_cents(RATE, row["meter_billable_seconds"])
     assert await ledger.balance(pool, client.id) == 5_000 - row["charged_cents"]
-    assert stopped - began > 0 and registered < 5 and recovered < 10
+    assert stopped - began > 0 and registered < 10 and recovered < 15
 
 
 async def _recorded_home(http: TestClient, session_id: str, owner: str) -> bool:
