@@ -14,6 +14,7 @@ from api.core.validation import path_uuid
 from api.pages.rendering import page_auth, render
 from api.readings import store as reading_store
 from api.readings.states import Actor
+from billing.statements import ReadingTotals, readings_totals
 
 
 async def reading_page(request: web.Request) -> web.Response:
@@ -41,6 +42,8 @@ async def reading_page(request: web.Request) -> web.Response:
         "graceSeconds": settings.grace_seconds,
         "requestExpirySeconds": settings.request_expiry_seconds,
         "transcript": transcript,
+        # The summary's figures come from the ledger, the same query as GET /api/webrtc/session/{id}.
+        "money": await reading_store.money_for(pool, session["id"], actor),
     }
     return await render(request, "reading.html", auth, script="reading", data=data,
                          session=session, counterpart=data["counterpart"], other_id=other_id)
@@ -49,13 +52,18 @@ async def reading_page(request: web.Request) -> web.Response:
 async def readings_of(pool: asyncpg.Pool, user_id: str, limit: int) -> list[dict[str, Any]]:
     """A user's readings, newest first, each with the other participant's id and name."""
     readings = []
-    for row in await reading_store.history(pool, user_id, limit=limit):
+    rows = await reading_store.history(pool, user_id, limit=limit)
+    totals = await readings_totals(pool, [str(r["id"]) for r in rows])
+    for row in rows:
         mine_as_client = str(row["client_id"]) == user_id
+        money = totals.get(str(row["id"]), ReadingTotals(0, 0))
         readings.append({
             **reading_store.session_json(row),
             "other_id": str(row["reader_id"] if mine_as_client else row["client_id"]),
             "other_name": row["reader_name"] if mine_as_client else row["client_name"],
             "requested_at": row["requested_at"],
+            # From the ledger: what the client paid net of refunds, or what the reader earned.
+            "money_cents": money.charged_cents if mine_as_client else money.earned_cents,
         })
     return readings
 

@@ -26,7 +26,7 @@ from api.readings.live import LIVE_READINGS
 from api.readings.states import Actor, Event, Mode, State
 from api.readings.store import apply as apply_event
 from api.readings.store import create as create_reading
-from api.readings.store import fetch_for, history, session_json, set_reader_busy
+from api.readings.store import fetch_for, history, money_for, session_json, set_reader_busy
 from api.realtime import notifications
 from billing import ledger
 from billing.prices import confirm_price
@@ -154,22 +154,26 @@ async def cancel_session(request: web.Request) -> web.Response:
 
 @routes.post("/api/webrtc/session/{sessionId}/end")
 @operation(summary="End an accepted or active reading (either participant); settles the bill",
-           roles=("client", "reader"), response="{session}")
+           roles=("client", "reader"), response="{session, money}")
 async def end_session(request: web.Request) -> web.Response:
     user = await require(request, "client", "reader")
     session_id = v.path_uuid(request, "sessionId")
-    _, actor = await fetch_for(request.app[DATABASE].pool, session_id, user.id)
+    pool = request.app[DATABASE].pool
+    _, actor = await fetch_for(pool, session_id, user.id)
     row = await request.app[LIVE_READINGS].end(session_id, actor, f"ended_by_{actor.value}")
-    return web.json_response(session_payload(row))
+    return web.json_response({**session_payload(row), "money": await money_for(pool, session_id, actor)})
 
 
 @routes.get("/api/webrtc/session/{sessionId}")
-@operation(summary="One reading (its two participants only)", roles=("client", "reader"), response="{session}")
+@operation(summary="One reading (its two participants only), with its money from the ledger",
+           roles=("client", "reader"),
+           response="{session, money: {chargedCents (net of refunds), earnedCents (the reader alone)}}")
 async def session_details(request: web.Request) -> web.Response:
     user = await require(request)
     session_id = v.path_uuid(request, "sessionId")
-    row, _ = await fetch_for(request.app[DATABASE].pool, session_id, user.id)
-    return web.json_response(session_payload(row))
+    pool = request.app[DATABASE].pool
+    row, actor = await fetch_for(pool, session_id, user.id)
+    return web.json_response({**session_payload(row), "money": await money_for(pool, session_id, actor)})
 
 
 @routes.get("/api/webrtc/sessions")

@@ -342,7 +342,8 @@ for (const button of $$("[data-end]")) {
 
 async function endOverRest() {
   try {
-    const { session: fresh } = await api(endpoints.end(session.id), { method: "POST" });
+    const { session: fresh, money: totals } = await api(endpoints.end(session.id), { method: "POST" });
+    ledgerMoney = totals ?? null;
     showSummary({ session: fresh, reason: fresh.endReason });
   } catch (error) {
     for (const b of $$("[data-end]")) b.disabled = false;
@@ -475,13 +476,36 @@ function showSummary({ session: fresh, reason }) {
   $("[data-summary-duration]").textContent = clock(session.billableSeconds ?? 0);
   $("[data-summary-duration]").setAttribute("aria-label", spokenDuration(session.billableSeconds ?? 0));
   $("[data-summary-amount-label]").textContent = isClient ? "Charged" : "You earned";
-  $("[data-summary-amount]").textContent = money(isClient ? session.chargedCents : earnedOf(session.chargedCents));
+  showLedgerMoney();
   renderTranscript(transcript.length ? transcript : (data.transcript ?? []));
   $("[data-summary-note]").textContent = isClient
     ? "Each minute was charged as it started; the unused part of the last one went back to your wallet."
     : "You earn 70% of what the client paid; it is in your earnings already.";
   if (isClient) refreshBalance();
   $("#summary-title").focus?.();
+}
+
+// Every money figure of the summary is the ledger's (net of the refund of the last minute), as the API gives it;
+// the meter's running figures on the live page are not it. A reading that ended before the page loaded has them in
+// the page data; one that ended here asks the API once the end (and its refund) has committed.
+let ledgerMoney = session.status === "ended" ? data.money ?? null : null;
+
+async function showLedgerMoney() {
+  const slot = $("[data-summary-amount]");
+  slot.dataset.source = ledgerMoney ? "ledger" : "pending";
+  if (!ledgerMoney) {
+    slot.textContent = "…";
+    for (let attempt = 0; attempt < 5 && !ledgerMoney; attempt += 1) {
+      try {
+        const body = await api(endpoints.session(session.id));
+        session = { ...session, ...body.session };
+        ledgerMoney = body.money;
+      } catch { await new Promise((resolve) => setTimeout(resolve, 1000)); }
+    }
+  }
+  if (!ledgerMoney) { slot.textContent = "—"; return; }
+  slot.textContent = money(isClient ? ledgerMoney.chargedCents : ledgerMoney.earnedCents);
+  slot.dataset.source = "ledger";
 }
 
 async function refreshBalance() {
