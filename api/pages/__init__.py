@@ -5,8 +5,19 @@ Templates, security headers, static files, then every page's route.
 """
 
 from api.core.setup import Setup
-from api.pages import dashboard, home, login, messages, notifications, readings, rendering, streams, wallet
+from api.pages import (
+    dashboard,
+    home,
+    login,
+    messages,
+    not_found,
+    notifications,
+    readings,
+    rendering,
+    streams,
+    wallet,
+)
 
 __all__ = ["setup"]
 
-setup = Setup(rendering, home, login, wallet, dashboard, readings, notifications, streams, messages)
+setup = Setup(rendering, not_found, home, login, wallet, dashboard, readings, notifications, streams, messages)

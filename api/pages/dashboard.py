@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.accounts import profiles
+from api.accounts.readers import MAX_RATE_CENTS
 from api.core.keys import DATABASE, SETTINGS
 from api.pages.readings import readings_of
 from api.pages.rendering import page_auth, render
@@ -27,6 +28,7 @@ async def dashboard_page(request: web.Request) -> web.Response:
         "chatCents": rates["chat_cents"] if rates else 0,
         "audioCents": rates["audio_cents"] if rates else 0,
         "videoCents": rates["video_cents"] if rates else 0,
+        "messageCents": rates["message_cents"] if rates else 0,
         "flatCents": {m: (rates[f"flat_{m}_cents"] if rates else 0) for m in ("15", "30", "45", "60")},
     }
     return await render(request, "dashboard.html", auth, script="dashboard", rates=rate_data,
@@ -35,6 +37,7 @@ async def dashboard_page(request: web.Request) -> web.Response:
                              "profile": profile.public(),
                              "requests": waiting,
                              "requestExpirySeconds": request.app[SETTINGS].request_expiry_seconds,
+                             "maxRateCents": MAX_RATE_CENTS, "maxFlatCents": MAX_RATE_CENTS * 60,
                          })
 
 

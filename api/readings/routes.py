@@ -49,7 +49,8 @@ def session_payload(row: asyncpg.Record) -> dict[str, Any]:
 @operation(summary="Ask an online reader for a pay-per-minute reading (the reader's rate is locked now)",
            roles=("client",),
            request='{readerId, sessionType: "chat" | "audio" | "video", expectedCents (the per-minute rate shown)}',
-           response="{session}; 409 price_changed (error.priceCents: the rate now)", status=201)
+           response="{session}; 409 price_changed (error.priceCents: the rate now), 409 session_pending"
+                    " (error.sessionId: the reading the client already has open)", status=201)
 async def request_session(request: web.Request) -> web.Response:
     user = await require(request, "client")
     body = await v.read_json(request)
@@ -82,8 +83,12 @@ async def request_session(request: web.Request) -> web.Response:
                                                   session_type=session_type, mode=Mode.PER_MINUTE, rate_cents=rate,
                                                   expires_in=settings.request_expiry_seconds)
         except asyncpg.UniqueViolationError:
-            raise Conflict("you already have a reading requested or in progress",
-                           code="session_pending") from None
+            # The page links to it: the one open per-minute reading the client holds (migration 0003's index).
+            open_id = await conn.fetchval(
+                "SELECT id FROM rtc_sessions WHERE client_id = $1 AND mode = 'per_minute'"
+                " AND status IN ('requested', 'accepted', 'active')", user.id)
+            raise Conflict("you already have a reading requested or in progress", code="session_pending",
+                           details={"sessionId": str(open_id)} if open_id else None) from None
         row, _ = await fetch_for(conn, str(session_id), user.id)
         stored = [await notifications.store(conn, reader_id, "session-requested", session_payload(row))]
     notifications.deliver(request.app, stored)

@@ -41,6 +41,9 @@ async def test_the_summaries_and_history_show_the_ledgers_money_after_the_last_m
     earned, charged = money(totals.earned_cents), money(totals.charged_cents)
     await expect(reader.page.locator("[data-summary-amount]")).to_have_text(earned)
     await expect(client.page.locator("[data-summary-amount]")).to_have_text(charged)
+    # Each goes back to their own home: the client to the readers, the reader to the dashboard.
+    await expect(client.page.get_by_role("link", name="Back to readers")).to_have_attribute("href", "/")
+    await expect(reader.page.get_by_role("link", name="Back to your dashboard")).to_have_attribute("href", "/dashboard")
     api = await reader.context.request.get(f"/api/webrtc/session/{session_id}")
     assert (await api.json())["money"] == {"chargedCents": totals.charged_cents, "earnedCents": totals.earned_cents}
     api = await client.context.request.get(f"/api/webrtc/session/{session_id}")

@@ -70,7 +70,8 @@ function wireForm(form, buildBody, path, done) {
     try {
       body = buildBody();
     } catch (error) {
-      showFormError(form, error, banner);
+      if (error instanceof FieldErrors) showFieldErrors(form, error.errors);
+      else showFormError(form, error, banner);
       return;
     }
     const button = form.querySelector('button[type="submit"]');
@@ -88,27 +89,47 @@ function wireForm(form, buildBody, path, done) {
   });
 }
 
-function centsFrom(input, field) {
-  const cents = parseDollars(input.value || "0");
-  if (cents === null) {
-    throw Object.assign(new Error("Enter an amount like 2.50"), { field });
+// Every price field is checked before anything is sent, and every one that is wrong says so under itself
+// (not only the first): a reader fixing a form sees all that is left to fix at once.
+class FieldErrors extends Error {
+  constructor(errors) {
+    super(errors[0].message);
+    this.errors = errors;
   }
+}
+
+function showFieldErrors(form, errors) {
+  for (const { field, message } of errors) {
+    const slot = form.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
+    if (slot) slot.textContent = message;
+    slot?.closest(".field")?.classList.add("has-error");
+    form.querySelector(`[name="${CSS.escape(field)}"]`)?.setAttribute("aria-invalid", "true");
+  }
+  form.querySelector(`[name="${CSS.escape(errors[0].field)}"]`)?.focus();
+}
+
+function priceOf(input, high, errors) {
+  const cents = parseDollars(input.value || "0");
+  if (cents === null) errors.push({ field: input.name, message: "Enter an amount like 2.50." });
+  else if (cents > high) errors.push({ field: input.name, message: `Enter at most ${money(high)}.` });
   return cents;
 }
 
 const ratesForm = document.querySelector("[data-rates-form]");
+const PER_MINUTE = ["chatCents", "audioCents", "videoCents", "messageCents"];
 wireForm(ratesForm, () => {
-  const flatCents = {};
-  for (const input of ratesForm.querySelectorAll("[data-flat]")) flatCents[input.dataset.flat] = centsFrom(input, "flatCents");
-  return {
-    chatCents: centsFrom(ratesForm.chatCents, "chatCents"),
-    audioCents: centsFrom(ratesForm.audioCents, "audioCents"),
-    videoCents: centsFrom(ratesForm.videoCents, "videoCents"),
-    flatCents,
-  };
+  const errors = [];
+  const body = {};
+  for (const name of PER_MINUTE) body[name] = priceOf(ratesForm[name], data.maxRateCents, errors);
+  body.flatCents = {};
+  for (const input of ratesForm.querySelectorAll("[data-flat]")) {
+    body.flatCents[input.dataset.flat] = priceOf(input, data.maxFlatCents, errors);
+  }
+  if (errors.length) throw new FieldErrors(errors);
+  return body;
 }, endpoints.rates, (rates) => {
-  for (const kind of ["chat", "audio", "video"]) {
-    if (rates?.[`${kind}Cents`] !== undefined) ratesForm[`${kind}Cents`].value = money(rates[`${kind}Cents`]).slice(1);
+  for (const name of PER_MINUTE) {
+    if (rates?.[name] !== undefined) ratesForm[name].value = money(rates[name]).slice(1);
   }
 });
 

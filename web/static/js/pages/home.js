@@ -1,5 +1,5 @@
 // Home: a client starts a chat, audio or video reading with an online reader, at the rate the card shows.
-import { api } from "../api.js";
+import { api, sentence } from "../api.js";
 import { money } from "../format.js";
 import { pageData } from "../layout.js";
 import { PRICE_CHANGED, priceChangedText } from "../prices.js";
@@ -11,7 +11,25 @@ const EXPLAIN = {
   reader_unavailable: "This reader has just gone offline or started another reading.",
   reader_offline: "This reader has just gone offline.",
   reader_busy: "This reader is in another reading right now.",
+  session_pending: "You already have a reading waiting or in progress.",
+  not_offered: "This reader doesn't offer that kind of reading.",
+  rate_limited: "That was a lot of requests at once. Please wait a moment and try again.",
 };
+
+// Where the refusal can be put right: the open reading, or the wallet.
+function linkFor(error) {
+  const link = document.createElement("a");
+  if (error.code === "session_pending" && error.details.sessionId) {
+    link.href = `/readings/${encodeURIComponent(error.details.sessionId)}`;
+    link.textContent = "Go to your reading";
+  } else if (error.status === 402 || error.code === "insufficient_funds") {
+    link.href = "/wallet";
+    link.textContent = "Add funds";
+  } else {
+    return null;
+  }
+  return link;
+}
 
 // The card shows the reader's new rate; the next press of the button confirms it.
 function showRate(card, button, cents) {
@@ -52,14 +70,26 @@ for (const card of document.querySelectorAll("[data-reader-id]")) {
             again: `Press Start ${button.dataset.start} again to start at the new rate.` });
           return;
         }
-        errorSlot.textContent = EXPLAIN[error.code] ?? error.message;
-        if (error.status === 402 || error.code === "insufficient_funds" || /balance|funds/i.test(error.message)) {
-          const link = document.createElement("a");
-          link.href = "/wallet";
-          link.textContent = " Add funds";
-          errorSlot.append(link);
-        }
+        errorSlot.textContent = `${EXPLAIN[error.code] ?? sentence(error.message)} `;
+        const link = linkFor(error);
+        if (link) errorSlot.append(link);
       }
     });
   }
 }
+
+// Back from logging in after choosing a reader ("Start" while logged out): that reader's card, with the chosen
+// kind of reading's button ready to press. Nothing is requested (or charged) without that press.
+function remindChoice() {
+  const params = new URLSearchParams(window.location.search);
+  const readerId = params.get("reader");
+  if (!readerId) return;
+  const card = document.querySelector(`[data-reader-id="${CSS.escape(readerId)}"]`);
+  if (!card) return;
+  card.classList.add("chosen");
+  card.scrollIntoView({ block: "center" });
+  const button = card.querySelector(`[data-start="${CSS.escape(params.get("start") ?? "")}"]`) ??
+    card.querySelector("[data-start]");
+  button?.focus();
+}
+remindChoice();

@@ -15,7 +15,6 @@ const $$ = (selector) => [...document.querySelectorAll(selector)];
 const POLL_MS = 1500;
 const LOW_BALANCE_SECONDS = 60;
 
-for (const link of $$("[data-home-link]")) link.href = isClient ? "/" : "/dashboard";
 for (const el of $$("[data-client-only]")) el.hidden = !isClient;
 if (!isClient) $("[data-charged-label]").textContent = "Earned";
 
@@ -415,7 +414,7 @@ function appendChat({ text, mine, pending = false, at }) {
   const meta = document.createElement("div");
   meta.className = "meta";
   const time = at ? new Date(at) : new Date();
-  meta.textContent = `${mine ? "You" : other} · ${time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+  meta.textContent = `${mine ? "You" : other} · ${localTime(time, { timeOnly: true })}`;
   item.append(bubble, meta);
   chatLog.append(item);
   chatLog.scrollTop = chatLog.scrollHeight;
