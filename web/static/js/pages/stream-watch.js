@@ -58,7 +58,9 @@ function paused(isPaused) {
 function showSound() {
   soundControls.hidden = false;
   unmute.setAttribute("aria-pressed", String(!video.muted));
-  unmute.querySelector("[data-label]").textContent = video.muted ? "Turn sound on" : "Mute";
+  const label = video.muted ? "Turn sound on" : "Mute";
+  unmute.querySelector("[data-label]").textContent = label;
+  unmute.setAttribute("aria-label", label);  // the text is hidden on a phone
 }
 
 const client = new StreamClient({ streamId: data.stream.id });
