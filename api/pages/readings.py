@@ -29,11 +29,12 @@ async def reading_page(request: web.Request) -> web.Response:
     other_id = str(row["reader_id"] if is_client else row["client_id"])
     other_name = row["reader_name"] if is_client else row["client_name"]
     transcript: list[dict[str, Any]] = []
-    if session["status"] == "ended":
+    if session["status"] in ("accepted", "active", "ended"):
+        # The chat so far: a reload mid-reading shows it again, and the summary's transcript is complete.
         messages = await pool.fetch(
             "SELECT sender_id, body, created_at FROM reading_messages WHERE session_id = $1 ORDER BY id", session["id"])
         transcript = [{"who": "You" if str(m["sender_id"]) == auth.user.id else other_name, "text": m["body"],
-                       "at": iso(m["created_at"])} for m in messages]
+                       "mine": str(m["sender_id"]) == auth.user.id, "at": iso(m["created_at"])} for m in messages]
     settings = request.app[SETTINGS]
     data: dict[str, Any] = {
         "session": session,

@@ -191,6 +191,8 @@ function enterRoom() {
   client.addEventListener("end-session", ({ detail }) => showSummary(detail));
   client.addEventListener("error", ({ detail }) => onError(detail));
   setInterval(renderMeter, 250);
+  // A reload mid-reading: the chat so far comes from the page.
+  for (const line of data.transcript ?? []) appendChat({ text: line.text, mine: line.mine, at: line.at });
   setChatOpen(session.status === "active");
   client.joinSession(session.id);
 }
@@ -229,11 +231,56 @@ function onSessionState(state) {
     $("[data-balance]").textContent = money(state.balanceCents);
     setNavBalance(state.balanceCents, money);
   }
+  showOtherAway(state);
   if (state.secondsLeft !== undefined && state.secondsLeft !== null) {
     secondsLeft = state.secondsLeft;
     secondsLeftAt = performance.now();
   }
   renderMeter();
+}
+
+// The other side left the started reading (closed the tab, lost the network): say so, with the time they have
+// to come back before the reading ends, rather than a frozen picture and "Connected".
+const otherRole = isClient ? "reader" : "client";
+let otherAway = null;  // {until: performance.now() deadline} while the other side is away
+
+function showOtherAway(state) {
+  const away = state.status === "active" && state.connected?.[otherRole] === false;
+  const left = state.graceLeft?.[otherRole];
+  const wasAway = otherAway !== null;
+  otherAway = away ? { until: performance.now() + (Number.isFinite(left) ? left : data.graceSeconds) * 1000 } : null;
+  $("[data-other-away]").hidden = !away;
+  renderGrace();
+  const placeholder = $("[data-placeholder]");
+  if (!placeholder || away === wasAway) return;
+  // The stage shows the other's avatar and the same words instead of their last frame, until they are back.
+  const text = $("[data-placeholder-text]");
+  const video = $("[data-remote-video]");
+  if (away) {
+    text.dataset.before = text.textContent;
+    text.textContent = `${other} reconnecting… (not billed)`;
+    placeholder.hidden = false;
+    if (video) video.hidden = true;
+  } else {
+    text.textContent = text.dataset.before ?? text.textContent;
+    if (video && video.videoWidth > 0) {
+      video.hidden = false;
+      placeholder.hidden = true;
+    }
+  }
+}
+
+let lostAt = null;  // when this tab lost its connection (its own grace period runs from then)
+
+function renderGrace() {
+  if (otherAway) {
+    const left = Math.max(0, Math.ceil((otherAway.until - performance.now()) / 1000));
+    $("[data-other-grace]").textContent = `The reading ends in ${clock(left)} unless they are back.`;
+  }
+  if (lostAt !== null) {
+    const left = Math.max(0, Math.ceil(data.graceSeconds - (performance.now() - lostAt) / 1000));
+    $("[data-own-grace]").textContent = `The reading ends in ${clock(left)} unless you are back.`;
+  }
 }
 
 // Between the server's updates (every second) the clock runs on locally while the meter runs.
@@ -242,6 +289,7 @@ function billingRunning() {
 }
 
 function renderMeter() {
+  renderGrace();
   const elapsed = (performance.now() - meter.at) / 1000;
   const running = billingRunning();
   $("[data-timer]").textContent = clock(meter.billableSeconds + (running ? Math.min(elapsed, 2) : 0));
@@ -261,6 +309,8 @@ function onConnection({ state }) {
   badge.textContent = { connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…",
     disconnected: "Disconnected", closed: "Disconnected" }[state] ?? state;
   $("[data-reconnecting]").hidden = state !== "reconnecting";
+  if (state === "reconnecting") lostAt ??= performance.now();
+  else lostAt = null;
   renderMeter();
 }
 
@@ -477,6 +527,7 @@ function showSummary({ session: fresh, reason }) {
   $("[data-summary-amount-label]").textContent = isClient ? "Charged" : "You earned";
   showLedgerMoney();
   renderTranscript(transcript.length ? transcript : (data.transcript ?? []));
+  if (fresh) loadTranscript();  // ended here: the stored transcript is the whole of it
   $("[data-summary-note]").textContent = isClient
     ? "Each minute was charged as it started; the unused part of the last one went back to your wallet."
     : "You earn 70% of what the client paid; it is in your earnings already.";
@@ -514,6 +565,13 @@ async function refreshBalance() {
     $("[data-summary-balance]").textContent = money(balanceCents);
     $("[data-summary-balance-item]").hidden = false;
   } catch { /* the summary stands without it */ }
+}
+
+async function loadTranscript() {
+  try {
+    const { messages } = await api(endpoints.transcript(session.id));
+    renderTranscript(messages.map((m) => ({ who: m.from === me.id ? "You" : other, text: m.text, at: m.at })));
+  } catch { /* the lines this page saw stand */ }
 }
 
 function renderTranscript(lines) {

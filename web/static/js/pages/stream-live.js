@@ -58,12 +58,24 @@ function run(stream) {
   client.addEventListener("chat-message", (e) => view.chat(e.detail));
   client.addEventListener("notification", (e) => {
     const note = e.detail;
+    const noteSession = note.sessionId ?? note.session?.id;
+    // The request was withdrawn, expired or answered elsewhere: the banner about it goes.
+    if (["session-cancelled", "session-expired", "session-declined", "session-accepted"].includes(note.kind)) {
+      if (noteSession && request.dataset.sessionId === noteSession) {
+        request.hidden = true;
+        delete request.dataset.sessionId;
+      }
+      return;
+    }
     if (note.kind !== "session-requested") return;
     const session = note.session ?? note;
     request.querySelector("[data-request-text]").textContent =
       `${session.clientName ?? "A viewer"} asks for a private ${session.sessionType ?? ""} reading.`;
     const sessionId = note.sessionId ?? note.session?.id;
-    if (sessionId) request.querySelector("[data-request-link]").href = `/readings/${encodeURIComponent(sessionId)}`;
+    if (sessionId) {
+      request.querySelector("[data-request-link]").href = `/readings/${encodeURIComponent(sessionId)}`;
+      request.dataset.sessionId = sessionId;
+    }
     request.hidden = false;
     toast("A viewer asks for a private reading.");
   });
