@@ -11,6 +11,44 @@ const data = pageData();
 const tone = new AlertTone();
 const POLL_MS = 2500;
 
+// ---- the request sound: one visible control, since browsers allow sound only after a click ----
+const soundButton = document.querySelector("[data-alert-sound]");
+const soundNote = document.querySelector("[data-alert-sound-note]");
+
+function showSound() {
+  const on = tone.audible;
+  soundButton.setAttribute("aria-pressed", String(on));
+  soundButton.textContent = on ? "Request sound on" : "Turn on request sound";
+  soundButton.dataset.sound = on ? "on" : "off";
+  soundNote.textContent = on
+    ? "A soft tone plays for each new request. Press to silence it."
+    : tone.wanted
+      ? "Browsers keep a page quiet until you allow it once. New requests also show here and in the tab's title."
+      : "Silenced. New requests show here and in the tab's title.";
+}
+
+soundButton.addEventListener("click", async () => {
+  if (tone.audible) {
+    tone.wanted = false;
+  } else {
+    tone.wanted = true;
+    tone.unlock();
+    await tone.context?.resume?.().catch(() => {});
+    tone.play();  // a sample, so the reader hears what a request sounds like
+  }
+  showSound();
+});
+// Any click on the page is also the browser's permission to play, when the reader wants sound.
+document.addEventListener("pointerdown", () => {
+  if (tone.wanted && !tone.audible) {
+    tone.unlock();
+    tone.context?.resume?.().then(showSound).catch(() => {});
+  }
+}, { capture: true });
+if (tone.wanted) tone.unlock();  // some browsers (and settings) allow sound without a click: then it is on
+tone.context?.addEventListener?.("statechange", showSound);
+showSound();
+
 // ---- availability and auto-accept ----
 const toggle = document.querySelector("[data-availability]");
 const toggleLabel = document.querySelector("[data-availability-label]");
@@ -244,7 +282,8 @@ function arrived(list) {
   renderRequests();
   if (!fresh.length) return;
   incoming.dataset.alerts = String(Number(incoming.dataset.alerts ?? 0) + 1);
-  tone.play();
+  if (tone.play() && tone.audible) incoming.dataset.rang = String(Number(incoming.dataset.rang ?? 0) + 1);
+  showSound();
   // The module accepts at once when auto-accept is on (it may have already, from the live notification).
   for (const r of fresh) signaling.handleIncomingRequest(r.id);
 }

@@ -1,6 +1,9 @@
-"""A viewer who opens a stream's page directly, in a browser that keeps its autoplay rules: the video plays at once,
-muted, with a sound control in sight; while the reader is away (a private reading) the page says the stream is
-paused; once it ends, nothing of a live stream is left on the page."""
+"""The pages in a browser that keeps its autoplay rules (sound only after a click), unlike the other browser tests.
+
+A viewer who opens a stream's page directly: the video plays at once, muted, with a sound control in sight; while
+the reader is away (a private reading) the page says the stream is paused; once it ends, nothing of a live stream
+is left on the page. A reader's dashboard: a visible control turns the request sound on, and a request shows in
+the page and the tab's title whether or not it can ring."""
 
 from __future__ import annotations
 
@@ -15,10 +18,10 @@ from playwright.async_api import Browser, async_playwright, expect
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.web.conftest import Console
 from tests.web.pages_setup import post, signed_in
-from tests.web.reading_pages import Party, done, funded_client, rising
+from tests.web.reading_pages import Party, done, funded_client, ready_reader, rising
 from tests.web.test_stream_pages import STREAM_FRAMES, STREAM_SENT
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -34,6 +37,7 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
+@pytest.mark.slow
 async def test_a_stream_opened_directly_plays_muted_pauses_while_its_reader_is_away_and_ends_clean(
         browser: Browser, server: TestServer, database_url: str) -> None:
     console = Console()
@@ -72,3 +76,41 @@ async def test_a_stream_opened_directly_plays_muted_pauses_while_its_reader_is_a
                      "[data-gift-panel]"):
         await expect(viewer.page.locator(leftover)).to_be_hidden()
     await done(console, viewer, reader)
+
+
+async def test_the_reader_turns_the_request_sound_on_and_sees_requests_without_it(
+        browser: Browser, server: TestServer, database_url: str) -> None:
+    console = Console()
+    reader = await ready_reader(browser, server, console)
+    client = await funded_client(browser, server, console, database_url, media=False)
+    sound = reader.page.locator("[data-alert-sound]")
+    await expect(sound).to_be_visible()
+    # (Headless Chromium lets WebAudio start without a click, so the page may find the sound on already.)
+    if await sound.get_attribute("aria-pressed") == "true":
+        await sound.click()
+    await expect(sound).to_have_text("Turn on request sound")
+    await expect(sound).to_have_attribute("aria-pressed", "false")
+
+    # Quiet, a request still shows in the page and in the tab's title.
+    first = await post(client.context, client.user, "/api/webrtc/client/request-session",
+                       {"readerId": reader.user["id"], "sessionType": "chat", "expectedCents": 99}, expect=201)
+    incoming = reader.page.locator("[data-incoming]")
+    await expect(incoming).to_contain_text("Ada Lovelace")
+    await expect(reader.page).to_have_title("(1) New request · SoulSeer")
+    assert await incoming.get_attribute("data-rang") is None
+    await post(client.context, client.user, f"/api/webrtc/client/cancel-session/{first['session']['id']}")
+    await expect(incoming).to_be_hidden()
+
+    await sound.click()
+    await expect(sound).to_have_text("Request sound on")
+    await expect(sound).to_have_attribute("aria-pressed", "true")
+    await post(client.context, client.user, "/api/webrtc/client/request-session",
+               {"readerId": reader.user["id"], "sessionType": "chat", "expectedCents": 99}, expect=201)
+    await expect(incoming).to_have_attribute("data-rang", "1")
+    # Opened again, the page is quiet until a click (the browser's rule); the reader's choice is kept, so any
+    # click on the page lets the sound play again.
+    await reader.page.reload()
+    await expect(sound).to_have_text("Turn on request sound")
+    await reader.page.get_by_role("heading", name="Availability").click()
+    await expect(sound).to_have_text("Request sound on")
+    await done(console, client, reader)
