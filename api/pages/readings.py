@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from api.core.validation import path_uuid
 from api.pages.rendering import page_auth, render
 from api.readings import store as reading_store
 from api.readings.states import Actor
+from api.realtime.turn import ice_servers_for
 from billing.statements import ReadingTotals, readings_totals
 
 
@@ -41,6 +43,9 @@ async def reading_page(request: web.Request) -> web.Response:
         "role": actor.value,
         "counterpart": {"id": other_id, "displayName": other_name},
         "graceSeconds": settings.grace_seconds,
+        # The user's own ICE servers (as `joined` gives them), so the room's first peer connection and offer are
+        # made while the signaling socket connects.
+        "iceServers": ice_servers_for(settings, auth.user.id, time.time()),
         "requestExpirySeconds": settings.request_expiry_seconds,
         "transcript": transcript,
         # The summary's figures come from the ledger, the same query as GET /api/webrtc/session/{id}.

@@ -60,6 +60,10 @@ function showWaiting() {
   tick();
   countdownTimer ??= setInterval(tick, 500);
   startPolling();
+  // Listen for the reader's answer, and have the camera and microphone ready for the room.
+  const waiting = roomClient();
+  waiting.connect();
+  waiting.prepare({ iceServers: data.iceServers });
 }
 
 function showIncoming() {
@@ -163,10 +167,9 @@ let lastState = {};
 let connection = "connecting";
 const transcript = [];
 
-function enterRoom() {
-  stopPolling();
-  show("room");
-  if (client) return;
+// The room's client: made once, by the waiting screen (whose socket hears the accept at once) or by the room.
+function roomClient() {
+  if (client) return client;
   client = new SoulSeerClient({ sessionType: session.sessionType, userId: me.id, graceSeconds: data.graceSeconds });
   // A handle for diagnostics in the console (and the browser tests' getStats checks).
   window.soulseerRoom = client;
@@ -189,12 +192,37 @@ function enterRoom() {
   client.addEventListener("session-state", ({ detail }) => onSessionState(detail));
   client.addEventListener("chat-message", ({ detail }) => onChat(detail));
   client.addEventListener("end-session", ({ detail }) => showSummary(detail));
+  client.addEventListener("notification", ({ detail }) => onNotification(detail));
   client.addEventListener("error", ({ detail }) => onError(detail));
+  return client;
+}
+
+// While the client waits, the answer comes over the socket the moment the reader gives it (the poll above is
+// only the fallback for a dropped socket).
+const ANSWERS = new Set(["session-accepted", "session-declined", "session-expired", "session-cancelled"]);
+
+function onNotification(note) {
+  const noted = note.session ?? null;
+  if (session.status !== "requested" || !ANSWERS.has(note.kind) || (noted?.id ?? note.sessionId) !== session.id) {
+    return;
+  }
+  session = { ...session, ...(noted ?? {}) };
+  stopPolling();
+  route();
+}
+
+let inRoom = false;
+
+function enterRoom() {
+  stopPolling();
+  show("room");
+  if (inRoom) return;
+  inRoom = true;
   setInterval(renderMeter, 250);
   // A reload mid-reading: the chat so far comes from the page.
   for (const line of data.transcript ?? []) appendChat({ text: line.text, mine: line.mine, at: line.at });
   setChatOpen(session.status === "active");
-  client.joinSession(session.id);
+  roomClient().joinSession(session.id, { iceServers: data.iceServers });
 }
 
 // The server opens the chat when the reading is active (both connected); until then the box waits.
