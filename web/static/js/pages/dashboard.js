@@ -1,7 +1,7 @@
 // Reader dashboard: availability, auto-accept, rates, profile, earnings, and incoming requests
 // (shown, rung with a WebAudio tone, accepted or declined; accepted at once when auto-accept is on).
 import { AlertTone } from "../alert-tone.js";
-import { api, clearFormErrors, showFormError } from "../api.js";
+import { api, clearFormErrors, sentence, showFormError } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { localTime, money, parseDollars } from "../format.js";
 import { pageData, toast } from "../layout.js";
@@ -10,6 +10,18 @@ import { SoulSeerClient } from "../reading-client.js";
 const data = pageData();
 const tone = new AlertTone();
 const POLL_MS = 2500;
+
+// ---- the onboarding checklist: what a reader must add before going online ----
+const checklist = document.querySelector("[data-checklist]");
+
+function check(item, done) {
+  const row = checklist.querySelector(`[data-check="${item}"]`);
+  if (!row) return;
+  row.dataset.done = String(done);
+  row.querySelector("[data-check-state]").textContent = done ? "Done: " : item === "profile" ? "Recommended: " : "To do: ";
+  const required = [...checklist.querySelectorAll('[data-check]:not([data-check="profile"])')];
+  if (required.every((r) => r.dataset.done === "true")) checklist.hidden = true;
+}
 
 // ---- the request sound: one visible control, since browsers allow sound only after a click ----
 const soundButton = document.querySelector("[data-alert-sound]");
@@ -73,7 +85,11 @@ toggle.addEventListener("change", async () => {
     showAvailability(status, chosenStatus ?? status);
   } catch (error) {
     showAvailability(wanted === "online" ? "offline" : "online");
-    availabilityError.textContent = error.message;
+    availabilityError.textContent = sentence(error.message);
+    if (error.code === "not_ready") {
+      checklist.hidden = false;
+      checklist.scrollIntoView({ block: "nearest" });
+    }
   } finally {
     toggle.disabled = false;
   }
@@ -169,11 +185,15 @@ wireForm(ratesForm, () => {
   for (const name of PER_MINUTE) {
     if (rates?.[name] !== undefined) ratesForm[name].value = money(rates[name]).slice(1);
   }
+  check("rates", ["chatCents", "audioCents", "videoCents"].some((name) => rates?.[name] > 0));
 });
 
 const profileForm = document.querySelector("[data-profile-form]");
 wireForm(profileForm, () => ({ specialties: profileForm.specialties.value, bio: profileForm.bio.value }),
-  endpoints.profile, ({ profile }) => { profileForm.specialties.value = profile.specialties.join(", "); });
+  endpoints.profile, ({ profile }) => {
+    profileForm.specialties.value = profile.specialties.join(", ");
+    check("profile", profile.specialties.length > 0 || Boolean(profile.bio));
+  });
 
 // ---- earnings ----
 async function loadEarnings() {
@@ -308,6 +328,11 @@ async function poll() {
 signaling.addEventListener("incoming-request", () => poll());
 signaling.addEventListener("notification", ({ detail }) => {
   if (["session-cancelled", "session-expired"].includes(detail.kind)) poll();
+  if (detail.kind === "session-expired" && detail.away) {
+    // Nobody answered: clients now see this reader as away, until they switch on again.
+    showAvailability("offline", "offline");
+    availabilityError.textContent = "You missed a request, so clients see you as away. Switch on when you're back.";
+  }
 });
 signaling.addEventListener("auto-accepted", ({ detail }) => {
   window.location.assign(`/readings/${encodeURIComponent(detail.session.id)}`);
@@ -315,6 +340,14 @@ signaling.addEventListener("auto-accepted", ({ detail }) => {
 signaling.addEventListener("error", ({ detail }) => {
   if (detail.code === "unauthorized") poll();  // finds the login gone, and goes to the login page
   else if (detail.code !== "connection_lost") toast(detail.message);
+});
+// A reader is shown online while a socket of theirs is open: once this one is, the server's status is read back.
+signaling.addEventListener("connection", async ({ detail }) => {
+  if (detail.state !== "connected") return;
+  try {
+    const { status, chosenStatus } = await api(endpoints.availability);
+    showAvailability(status, chosenStatus);
+  } catch { /* the page's own status stands */ }
 });
 signaling.connect();
 
