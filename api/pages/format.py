@@ -61,6 +61,8 @@ _NOTIFICATION_TEXT = {
     "session-cancelled": "{clientName} cancelled a {sessionType} reading request.",
     "session-expired": "A {sessionType} reading request expired without an answer.",
     "session-ended": "Your {sessionType} reading has ended.",
+    "session-booked": "{clientName} booked a {minutes}-minute {sessionType} reading with you.",
+    "session-booked-by-you": "You booked a {minutes}-minute {sessionType} reading with {readerName}.",
     "low-balance": "Your balance is running low.",
     "funds-added": "Funds were added to your wallet.",
     "message": "New message from {fromName}.",
@@ -77,14 +79,18 @@ class _Blank(dict):  # type: ignore[type-arg]
 def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: ignore[type-arg]
     """A sentence for a stored notification, and where it leads (the reading's page, when it names one)."""
     normalized = kind.replace("_", "-")
+    if normalized == "session-booked" and payload.get("bookedByYou"):
+        normalized = "session-booked-by-you"
     template = _NOTIFICATION_TEXT.get(normalized)
     text = payload.get("message") or payload.get("text")
+    nested = payload.get("session")
+    # The reading's own fields (names, type, length) fill the sentence: most notifications carry {session}.
+    fields = {**(nested if isinstance(nested, dict) else {}), **payload}
     if not text:
         if template:
-            text = " ".join(template.format_map(_Blank(payload)).split()).replace(" .", ".")
+            text = " ".join(template.format_map(_Blank(fields)).split()).replace(" .", ".").replace(" -minute", "")
         else:
             text = normalized.replace("-", " ").capitalize() + "."
-    nested = payload.get("session")
     session_id = payload.get("sessionId") or (nested.get("id") if isinstance(nested, dict) else None)
     link = f"/readings/{session_id}" if isinstance(session_id, str) and len(session_id) == 36 else None
     thread_id = payload.get("threadId")

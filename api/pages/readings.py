@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -48,6 +49,9 @@ async def reading_page(request: web.Request) -> web.Response:
         "iceServers": ice_servers_for(settings, auth.user.id, time.time()),
         "requestExpirySeconds": settings.request_expiry_seconds,
         "transcript": transcript,
+        # A booked reading's room opens this long before its start (the join window of api/readings/scheduling.py).
+        "joinOpensAt": (iso(row["scheduled_start"] - timedelta(seconds=settings.schedule_early_join_seconds))
+                        if row["mode"] == "scheduled" else None),
         # The summary's figures come from the ledger, the same query as GET /api/webrtc/session/{id}.
         "money": await reading_store.money_for(pool, session["id"], actor),
     }

@@ -89,7 +89,9 @@ async def book(app: web.Application, client_id: str, reader_id: str, session_typ
         session, txn = await book_slot(conn, slot_id=str(slot_id), client_id=client_id,
                                              session_type=session_type, expected_cents=expected_cents)
         row = await fetch(conn, str(session["id"]))
-        stored = [await notifications.store(conn, reader_id, "session-booked", {"session": session_json(row)})]
+        payload = {"session": session_json(row)}
+        stored = [await notifications.store(conn, reader_id, "session-booked", payload),
+                  await notifications.store(conn, client_id, "session-booked", {**payload, "bookedByYou": True})]
     app[BILLING_METRICS].recorded(txn)
     log.info("reading booked", extra={"sessionId": str(row["id"]), "userId": client_id, "readerId": reader_id,
                                       "priceCents": row["charged_cents"], "startsAt": iso(starts_at)})

@@ -328,6 +328,10 @@ async function poll() {
 signaling.addEventListener("incoming-request", () => poll());
 signaling.addEventListener("notification", ({ detail }) => {
   if (["session-cancelled", "session-expired"].includes(detail.kind)) poll();
+  if (detail.kind === "session-booked" && detail.session) {
+    const booked = detail.session;
+    toast(`${booked.clientName} booked a ${booked.minutes}-minute ${booked.sessionType} reading for ${localTime(booked.startsAt)}.`);
+  }
   if (detail.kind === "session-expired" && detail.away) {
     // Nobody answered: clients now see this reader as away, until they switch on again.
     showAvailability("offline", "offline");

@@ -1,5 +1,5 @@
 // The reading page: the client's waiting screen, the reader's accept/decline, the reading room, the summary.
-import { api } from "../api.js";
+import { api, sentence } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { clock, localTime, money, spokenDuration } from "../format.js";
 import { pageData, setNavBalance, toast } from "../layout.js";
@@ -29,6 +29,9 @@ function route() {
       if (isClient) showWaiting(); else showIncoming();
       break;
     case "accepted":
+      if (session.mode === "scheduled" && Date.now() < Date.parse(data.joinOpensAt)) showBooked();
+      else enterRoom();
+      break;
     case "active":
       enterRoom();
       break;
@@ -65,6 +68,45 @@ function showWaiting() {
   waiting.connect();
   waiting.prepare({ iceServers: data.iceServers });
 }
+
+// ---- a booked reading before its room opens ----
+let bookedTimer = null;
+
+function showBooked() {
+  show("booked");
+  const opens = Date.parse(data.joinOpensAt);
+  const slot = $("[data-booked-countdown]");
+  const tick = () => {
+    const left = Math.ceil((opens - Date.now()) / 1000);
+    if (left <= 0) {
+      clearInterval(bookedTimer);
+      enterRoom();
+      return;
+    }
+    const days = Math.floor(left / 86400);
+    slot.textContent = days >= 1
+      ? `in ${days} day${days === 1 ? "" : "s"} ${Math.floor((left % 86400) / 3600)} h`
+      : `in ${clock(left)}`;
+  };
+  tick();
+  bookedTimer ??= setInterval(tick, 1000);
+}
+
+$("[data-cancel-booking]")?.addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  button.disabled = true;
+  try {
+    const { session: fresh, refundedCents } = await api(endpoints.cancel(session.id), { method: "POST" });
+    session = fresh;
+    refundedNow = refundedCents;
+    clearInterval(bookedTimer);
+    route();
+  } catch (error) {
+    $("[data-booked-error]").textContent = sentence(error.message);
+    button.disabled = false;
+  }
+});
+let refundedNow = null;
 
 function showIncoming() {
   show("incoming");
@@ -138,6 +180,15 @@ $("[data-decline]").addEventListener("click", async (event) => {
 function showClosed() {
   stopPolling();
   show("closed");
+  // A booking was paid when it was made: say what went back, from the ledger (or the cancel's own answer).
+  if (session.mode === "scheduled") {
+    const paid = session.rateCents;
+    const kept = refundedNow !== null ? paid - refundedNow : data.money?.chargedCents ?? 0;
+    const back = paid - kept;
+    $("[data-closed-money]").textContent = !isClient ? "" : kept > 0
+      ? `${money(back)} went back to your wallet; ${money(kept)} was kept under the cancellation policy.`
+      : `The full ${money(paid)} went back to your wallet.`;
+  }
   const title = $("[data-closed-title]");
   const text = $("[data-closed-text]");
   const they = isClient ? other : "The client";
@@ -149,6 +200,9 @@ function showClosed() {
   } else if (session.status === "declined") {
     title.textContent = isClient ? `${other} can't take this reading` : "You declined this request";
     text.textContent = isClient ? "Readers sometimes need a break. Another reader may be available now." : "";
+  } else if (session.status === "cancelled" && session.mode === "scheduled") {
+    title.textContent = "The booking was cancelled";
+    text.textContent = isClient ? "You cancelled this booking." : `${they} cancelled this booking.`;
   } else if (session.status === "cancelled") {
     title.textContent = "The request was cancelled";
     text.textContent = isClient ? "You cancelled this request." : `${they} cancelled this request.`;
@@ -556,8 +610,10 @@ function showSummary({ session: fresh, reason }) {
   showLedgerMoney();
   renderTranscript(transcript.length ? transcript : (data.transcript ?? []));
   if (fresh) loadTranscript();  // ended here: the stored transcript is the whole of it
+  const scheduled = session.mode === "scheduled";
   $("[data-summary-note]").textContent = isClient
-    ? "Each minute was charged as it started; the unused part of the last one went back to your wallet."
+    ? scheduled ? "Booked readings are paid when booked; what the booking's rules gave back is in your wallet."
+      : "Each minute was charged as it started; the unused part of the last one went back to your wallet."
     : "You earn 70% of what the client paid; it is in your earnings already.";
   if (isClient) refreshBalance();
   $("#summary-title").focus?.();

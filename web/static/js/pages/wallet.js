@@ -63,7 +63,7 @@ const DESCRIBE = {
   deposit: "Funds added",
   reading_minute: "Reading minute",
   refund: "Unused time returned",
-  scheduled_reading: "Scheduled reading",
+  scheduled_reading: "Booked reading",
   stripe_refund: "Card refund",
   dispute: "Card payment disputed",
   dispute_reinstated: "Dispute resolved in your favour",
@@ -74,6 +74,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function describe(tx) {
   const base = DESCRIBE[tx.kind] ?? String(tx.kind ?? "Transaction").replaceAll("_", " ");
   if (tx.kind === "stripe_refund" && tx.memo === "withdrawal to card") return "Withdrawn to your card";
+  if (tx.kind === "refund" && tx.originalKind === "scheduled_reading") return "Booking refunded";
   return tx.memo && tx.kind === "deposit" ? `${base} · ${tx.memo}` : base;
 }
 
