@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from billing import ledger
-from tests.web.conftest import Console
+from tests.web.conftest import Console, shot
 from tests.web.pages_setup import post, signed_in
 from tests.web.reading_pages import ENDED, done, funded_client
 
@@ -53,6 +53,7 @@ async def test_a_booking_two_days_ahead_on_the_pages_and_its_cancellation(
     await expect(client.page.locator("[data-view='room']")).to_be_hidden()
     await expect(client.page.get_by_role("button", name="End reading")).to_be_hidden()
     await expect(client.page.locator("[data-toasts]")).to_be_empty()
+    await shot(client.page, "booked-reading", doc=True)
 
     # Both were told.
     await client.page.goto("/notifications")

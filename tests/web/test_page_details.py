@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
-from tests.web.conftest import Console, new_context
+from tests.web.conftest import Console, new_context, shot
 from tests.web.pages_setup import PASSWORD, post, signed_in
 from tests.web.reading_pages import done, funded_client
 
@@ -46,6 +46,7 @@ async def test_unknown_addresses_get_the_styled_404_page(browser: Browser, serve
             await expect(page.get_by_role("navigation", name="Main")).to_be_visible()
             nav = page.get_by_role("button", name="Log out") if signed else page.get_by_role("link", name="Log in")
             await expect(nav).to_be_visible()
+    await shot(page, "not-found", doc=True)
     api = await client_ctx.request.get("/api/no-such-thing")
     assert api.status == 404 and (await api.json())["error"]["code"] == "not_found"
     assert console.violations() == []

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, expect
 
 from config import Settings
-from tests.web.conftest import Console, start_app, stop_app
+from tests.web.conftest import Console, shot, start_app, stop_app
 from tests.web.pages_setup import post, signed_in
 from tests.web.reading_pages import done, funded_client, ready_reader
 
@@ -50,6 +50,7 @@ async def test_a_reader_without_rates_is_told_what_is_missing_before_going_onlin
         "Add a per-minute rate for chat, audio or video before going online.")
     await expect(page.locator("[data-availability-status]")).to_have_text("Offline")
     await expect(page.get_by_role("switch")).not_to_be_checked()
+    await shot(page, "dashboard-checklist", doc=True)
 
     await page.get_by_label("Chat", exact=True).fill("0.99")
     await page.get_by_role("button", name="Save rates").click()

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
-from tests.web.conftest import Console
+from tests.web.conftest import Console, shot
 from tests.web.pages_setup import post
 from tests.web.reading_pages import ENDED, done, funded_client, ready_reader, request_and_accept, send_chat
 
@@ -41,6 +41,7 @@ async def test_the_chat_survives_a_reload_and_the_reader_is_told_the_client_left
     await expect(away).to_contain_text("Ada Lovelace reconnecting… (not billed)")
     await expect(away).to_contain_text(re.compile(r"The reading ends in 0:[0-5]\d unless they are back"))
     await expect(reader.page.locator("[data-connection]")).to_have_text("Connected")  # the reader's own link
+    await shot(reader.page, "reading-room-client-away", doc=True, full_page=False)
 
     client.page = console.watch(await client.context.new_page())
     await client.page.goto(f"/readings/{session_id}")
