@@ -65,6 +65,7 @@ export class SoulSeerClient extends EventTarget {
     this._iceTimer = null;
     this._mediaReady = null;
     this._spare = null;         // a peer connection made before `joined` (see _prepareSpare)
+    this._mediaDone = false;    // the camera and microphone were asked for, and answered
     this._handledRequests = new Set();
     this._lastConnection = null;
     this._joined = false;       // this socket has joined the reading (a `joined` arrived since it opened)
@@ -177,6 +178,14 @@ export class SoulSeerClient extends EventTarget {
   // ---- media ----
 
   async _acquireMedia() {
+    try {
+      await this._openDevices();
+    } finally {
+      this._mediaDone = true;
+    }
+  }
+
+  async _openDevices() {
     const wantVideo = this.sessionType === "video";
     const devices = this.mediaDevices;
     if (!devices?.getUserMedia) {
@@ -221,19 +230,20 @@ export class SoulSeerClient extends EventTarget {
   }
 
   // A peer connection with our tracks, and its offer (candidates gathered: see waitForIceGathering) on the way.
+  // While the camera and microphone are still being opened, the peer connection does not wait for them: its
+  // transceivers are made empty and ICE gathers at once; the tracks are put in (replaceTrack, which needs no new
+  // offer) before the offer goes, and a device that was refused turns its transceiver receive-only (a new offer
+  // then, still before anything was sent).
   async _buildPeer(iceServers) {
-    await this._mediaReady;
     const pc = new RTCPeerConnection({ iceServers });
     const peer = { pc, urls: serverUrls(iceServers), offerSent: false, ready: null };
-    const stream = this.localStream;
-    const audio = stream?.getAudioTracks()[0];
-    const video = stream?.getVideoTracks()[0];
-    if (audio) pc.addTransceiver(audio, { direction: "sendrecv", streams: [stream] });
-    else pc.addTransceiver("audio", { direction: "recvonly" });
-    if (this.sessionType === "video") {
-      if (video) pc.addTransceiver(video, { direction: "sendrecv", streams: [stream] });
-      else pc.addTransceiver("video", { direction: "recvonly" });
-    }
+    const kinds = this.sessionType === "video" ? ["audio", "video"] : ["audio"];
+    const ready = this._mediaDone;
+    const transceivers = kinds.map((kind) => {
+      const track = ready ? this._localTrack(kind) : null;
+      if (track) return pc.addTransceiver(track, { direction: "sendrecv", streams: [this.localStream] });
+      return pc.addTransceiver(kind, { direction: ready ? "recvonly" : "sendrecv" });
+    });
     pc.addEventListener("track", (event) => { if (pc === this._pc) this._onTrack(event); });
     trickleCandidates(pc, () => peer.offerSent && pc === this._pc, (message) => this._send(message));
     pc.addEventListener("connectionstatechange", () => {
@@ -241,10 +251,31 @@ export class SoulSeerClient extends EventTarget {
     });
     peer.ready = (async () => {
       await pc.setLocalDescription(await pc.createOffer());
-      await waitForIceGathering(pc, ICE_GATHER_TIMEOUT_MS);
+      const gathered = waitForIceGathering(pc, ICE_GATHER_TIMEOUT_MS);
+      if (!ready) {
+        await this._mediaReady;
+        let changed = false;
+        transceivers.forEach((transceiver, index) => {
+          const track = this._localTrack(kinds[index]);
+          if (track) {
+            transceiver.sender.replaceTrack(track);
+            transceiver.sender.setStreams?.(this.localStream);
+          } else {
+            transceiver.direction = "recvonly";
+            changed = true;
+          }
+        });
+        if (changed) await pc.setLocalDescription(await pc.createOffer());
+      }
+      await gathered;
     })();
     peer.ready.catch(() => {});  // awaited (and reported) by _startPeer
     return peer;
+  }
+
+  _localTrack(kind) {
+    const tracks = kind === "audio" ? this.localStream?.getAudioTracks() : this.localStream?.getVideoTracks();
+    return tracks?.[0] ?? null;
   }
 
   /** The first peer connection, made while signaling connects and joins (with the ICE servers the page gave),
