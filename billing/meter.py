@@ -19,8 +19,10 @@ Rules (docs/design.md, money rules):
   keep the reading going.
 - After the meter has started, a participant away for ``grace_seconds`` ends it (``End("grace_expired")``).
 - Every end emits ``Refund(cents, minute_index)`` for the unused part of the last charged minute (possibly
-  0 cents; none when no minute was charged), then ``End(reason)``. See :func:`prorated_refund` for the
-  rounding.
+  0 cents; none when no minute was charged, or the last was free), then ``End(reason)``. See
+  :func:`prorated_refund` for the rounding.
+- The first ``free_minutes`` minutes (an intro offer) are emitted ``free``: they cost the client nothing and
+  need no balance; the balance is needed from the first paid minute on.
 """
 
 from __future__ import annotations
@@ -36,10 +38,14 @@ _SECOND_TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class ChargeMinute:
-    """Charge ``cents`` for minute ``index`` now (idempotency key ``reading:{session}:minute:{index}``)."""
+    """Charge ``cents`` for minute ``index`` now (idempotency key ``reading:{session}:minute:{index}``).
+
+    ``free``: an intro-offer minute: the client pays nothing, the platform's promotion account pays the reader
+    their share of ``cents`` (billing/intro_offer.py)."""
 
     index: int
     cents: int
+    free: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,8 @@ class Meter:
 
     def __init__(self, *, rate_cents: int, balance_cents: int, grace_seconds: float = 60,
                  warn_seconds: float = 60, billable_seconds: float = 0.0, minutes_charged: int = 0,
-                 tick_seconds: float = 1.0, restored: bool = False) -> None:
-        if rate_cents < 0 or balance_cents < 0 or minutes_charged < 0 or billable_seconds < 0:
+                 tick_seconds: float = 1.0, restored: bool = False, free_minutes: int = 0) -> None:
+        if rate_cents < 0 or balance_cents < 0 or minutes_charged < 0 or billable_seconds < 0 or free_minutes < 0:
             raise ValueError("rate, balance, minutes and seconds must not be negative")
         if grace_seconds <= 0 or warn_seconds < 0 or tick_seconds < 0:
             raise ValueError("grace must be positive; warn and tick must not be negative")
@@ -133,7 +139,8 @@ class Meter:
         self._base = float(billable_seconds)  # billable seconds up to ``_since`` (or in total while paused)
         self._since: float | None = None  # when the current running stretch began
         self._minutes = minutes_charged
-        self._charged = minutes_charged * rate_cents
+        self._free = free_minutes
+        self._charged = max(0, minutes_charged - free_minutes) * rate_cents
         self._refund = 0
         self._started = restored or billable_seconds > 0 or minutes_charged > 0
         self._restored = self._started
@@ -191,7 +198,7 @@ class Meter:
             return self._base
         seconds = self._base + max(0.0, now - self._since)
         if self._rate > 0:
-            seconds = min(seconds, (self._minutes + self._balance // self._rate) * MINUTE)
+            seconds = min(seconds, (self._minutes + self._free_left() + self._balance // self._rate) * MINUTE)
         return seconds
 
     def seconds_left(self, now: float) -> float:
@@ -201,7 +208,7 @@ class Meter:
         if self._rate == 0:
             return math.inf
         paid_left = max(0.0, self._minutes * MINUTE - self.billable_seconds(now))
-        return paid_left + (self._balance // self._rate) * MINUTE
+        return paid_left + (self._free_left() + self._balance // self._rate) * MINUTE
 
     # -- events ----------------------------------------------------------------------------------------
 
@@ -294,7 +301,7 @@ class Meter:
         if not 0 <= failed < self._minutes:
             raise ValueError(f"minute {failed} was never charged")
         seconds = min(self.billable_seconds(now), failed * MINUTE)
-        self._charged -= (self._minutes - failed) * self._rate
+        self._charged -= sum(self._rate for i in range(failed, self._minutes) if not self._is_free(i))
         self._minutes = failed
         self._balance = 0
         self._base, self._since = seconds, None
@@ -325,24 +332,33 @@ class Meter:
             paid = self._minutes * MINUTE
             if not (seconds > paid or (stays_running and seconds >= paid)):
                 break
-            if self._rate > 0 and self._balance < self._rate:
+            free = self._is_free(self._minutes)
+            if self._rate > 0 and not free and self._balance < self._rate:
                 # The paid time ran out at ``paid``; nothing past it is billable.
                 self._base, self._since = float(paid), None
                 self._end(now, "balance_exhausted", out)
                 return
-            out.append(ChargeMinute(self._minutes, self._rate))
+            out.append(ChargeMinute(self._minutes, self._rate, free=free))
             self._minutes += 1
-            self._balance -= self._rate
-            self._charged += self._rate
+            if not free:
+                self._balance -= self._rate
+                self._charged += self._rate
         self._base, self._since = seconds, now
         if not self._warned and self._rate > 0 and self.seconds_left(now) <= self._warn_at:
             self._warned = True
             out.append(Warn(self.seconds_left(now)))
 
+    def _is_free(self, index: int) -> bool:
+        return index < self._free
+
+    def _free_left(self) -> int:
+        """Free minutes not started yet."""
+        return max(0, self._free - self._minutes)
+
     def _end(self, now: float, reason: str, out: list[Decision]) -> None:
         if self._since is not None:
             self._base, self._since = self.billable_seconds(now), None
-        if self._minutes > 0:
+        if self._minutes > 0 and not self._is_free(self._minutes - 1):
             self._refund = prorated_refund(self._rate, self._base, self._minutes)
             out.append(Refund(self._refund, self._minutes - 1))
         self._ended = True

@@ -72,6 +72,9 @@ class BillingMetrics:
         self.loss_cents = Counter(
             "soulseer_billing_loss_cents", "Cents the platform carried: withdrawals a spent wallet could not cover",
             registry=registry)
+        self.promotion_cents = Counter(
+            "soulseer_billing_promotion_cents", "Cents the promotion account paid readers for intro-offer free minutes",
+            registry=registry)
         self.meter_decisions = Counter(
             "soulseer_billing_meter_decisions", "Meter decisions, by kind", ["kind"], registry=registry)
 
@@ -95,6 +98,8 @@ class BillingMetrics:
             elif txn.kind in PAYOUT_MOVES:
                 self.payouts.labels(txn.kind).inc()
                 self.payouts_cents.labels(txn.kind).inc(txn.amount_cents)
+            elif txn.kind == "intro_minute":
+                self.promotion_cents.inc(txn.amount_cents)
             elif txn.kind == "dispute_fee":
                 self.dispute_fees_cents.inc(txn.amount_cents)
             elif txn.kind == "deposit":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from billing.errors import BillingError
+from billing.prices import dollars
 
 
 class PayoutRefused(BillingError):
@@ -76,7 +77,8 @@ def allocate(cents: int, deposits: list[Deposit]) -> list[tuple[Deposit, int]]:
             parts.append((deposit, take))
             left -= take
     if left:
-        raise WithdrawalRefused(f"only {cents - left} cents can go back to the cards they came from",
+        raise WithdrawalRefused(f"Only {dollars(cents - left)} of it can go back to a card: money added by card"
+                                " can be withdrawn, credits cannot",
                                 code="not_refundable")
     return parts
 
@@ -85,12 +87,13 @@ def check_withdrawal(*, cents: int, balance_cents: int, min_cents: int, withdraw
                      max_per_day_cents: int, open_disputes: int) -> None:
     """The limits of a withdrawal, or :class:`WithdrawalRefused` with a code the client can act on."""
     if open_disputes:
-        raise WithdrawalRefused("a card dispute on this account is open; withdrawals wait until it is closed",
+        raise WithdrawalRefused("A card dispute on this account is open: withdrawals wait until it is closed",
                                 code="dispute_open")
     if cents < min_cents:
-        raise WithdrawalRefused(f"a withdrawal is at least {min_cents} cents", code="below_minimum")
+        raise WithdrawalRefused(f"A withdrawal is at least {dollars(min_cents)}", code="below_minimum")
     if cents > balance_cents:
-        raise WithdrawalRefused(f"the wallet holds {balance_cents} cents", code="insufficient_funds")
+        raise WithdrawalRefused(f"Your wallet holds {dollars(balance_cents)}", code="insufficient_funds")
     if withdrawn_today_cents + cents > max_per_day_cents:
-        raise WithdrawalRefused(f"at most {max_per_day_cents} cents a day; {withdrawn_today_cents} already today",
+        raise WithdrawalRefused(f"At most {dollars(max_per_day_cents)} a day can be withdrawn;"
+                                f" {dollars(withdrawn_today_cents)} already today",
                                 code="daily_limit")

@@ -147,22 +147,8 @@ async def _lock(conn: asyncpg.Connection, payout_id: str) -> Payout | None:
 
 async def paid(db: Db, payout_id: str, transfer_id: str) -> tuple[Payout, Txn | None]:
     """Stripe created the Transfer: in transit -> paid out (once)."""
-
-    async def work(conn: asyncpg.Connection) -> tuple[Payout, Txn | None]:
-        payout = await _lock(conn, payout_id)
-        if payout is None:
-            raise PayoutRefused("no such payout", code="unknown_payout")
-        if payout.status != "in_transit":
-            return payout, None
-        txn = await ledger.move_reader_money(conn, reader_id=payout.reader_id, cents=payout.cents,
-                                             key=f"{payout_key(payout.id)}:paid", kind="payout_paid",
-                                             original_key=payout_key(payout.id), ref=transfer_id, memo="transferred")
-        row = await conn.fetchrow(
-            f"UPDATE payouts SET status = 'paid', stripe_transfer_id = $2, updated_at = now() WHERE id = $1"  # noqa: S608
-            f" RETURNING {_COLUMNS}", payout_id, transfer_id)
-        return _payout(row), txn
-
-    result = await atomic(db, work)
+    result = await _settle(db, payout_id, outcome="paid", ref=transfer_id, memo="transferred",
+                           sets="stripe_transfer_id = $2", value=transfer_id)
     if result[1] is not None:
         log.info("payout paid", extra={"payoutId": payout_id, "transferId": transfer_id})
     return result
@@ -170,6 +156,17 @@ async def paid(db: Db, payout_id: str, transfer_id: str) -> tuple[Payout, Txn | 
 
 async def fail(db: Db, payout_id: str, reason: str) -> tuple[Payout, Txn | None]:
     """Stripe refused the Transfer: in transit -> earnings (once); the money never left."""
+    result = await _settle(db, payout_id, outcome="failed", ref=None, memo=reason[:200],
+                           sets="failure = $2", value=reason[:500])
+    if result[1] is not None:
+        log.warning("payout failed", extra={"payoutId": payout_id, "reason": reason[:200]})
+    return result
+
+
+async def _settle(db: Db, payout_id: str, *, outcome: str, ref: str | None, memo: str, sets: str,
+                  value: str) -> tuple[Payout, Txn | None]:
+    """Move an in-transit payout to ``outcome`` ('paid' or 'failed') with its ledger movement, once: a payout
+    already past in transit is returned as it is, with no transaction."""
 
     async def work(conn: asyncpg.Connection) -> tuple[Payout, Txn | None]:
         payout = await _lock(conn, payout_id)
@@ -178,17 +175,14 @@ async def fail(db: Db, payout_id: str, reason: str) -> tuple[Payout, Txn | None]
         if payout.status != "in_transit":
             return payout, None
         txn = await ledger.move_reader_money(conn, reader_id=payout.reader_id, cents=payout.cents,
-                                             key=f"{payout_key(payout.id)}:failed", kind="payout_failed",
-                                             original_key=payout_key(payout.id), memo=reason[:200])
+                                             key=f"{payout_key(payout.id)}:{outcome}", kind=f"payout_{outcome}",
+                                             original_key=payout_key(payout.id), ref=ref, memo=memo)
         row = await conn.fetchrow(
-            f"UPDATE payouts SET status = 'failed', failure = $2, updated_at = now() WHERE id = $1"  # noqa: S608
-            f" RETURNING {_COLUMNS}", payout_id, reason[:500])
+            f"UPDATE payouts SET status = $3, {sets}, updated_at = now() WHERE id = $1"  # noqa: S608
+            f" RETURNING {_COLUMNS}", payout_id, value, outcome)
         return _payout(row), txn
 
-    result = await atomic(db, work)
-    if result[1] is not None:
-        log.warning("payout failed", extra={"payoutId": payout_id, "reason": reason[:200]})
-    return result
+    return await atomic(db, work)
 
 
 async def reversed_to(db: Db, *, transfer_id: str | None, payout_id: str | None,

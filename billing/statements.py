@@ -17,7 +17,9 @@ from typing import Any
 from billing import ledger
 from billing.ledger import Db
 
-_KIND_OF_LINE = {"reading_minute": "reading", "scheduled_reading": "reading", "gift": "gift", "message": "message"}
+# An intro offer's free minute is part of its reading's line (paid by the platform, at the reader's share).
+_KIND_OF_LINE = {"reading_minute": "reading", "intro_minute": "reading", "scheduled_reading": "reading", "gift": "gift",
+                 "message": "message"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ async def lines(db: Db, reader_id: str, *, since: datetime, until: datetime) -> 
             " sum(e.amount_cents)::bigint AS earned"
             " FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.txn_id"
             " WHERE e.owner_id = $1 AND e.account = 'earnings' AND t.kind IN"
-            " ('reading_minute', 'scheduled_reading', 'gift', 'message', 'refund') AND t.ref IS NOT NULL"
+            " ('reading_minute', 'intro_minute', 'scheduled_reading', 'gift', 'message', 'refund')"
+            " AND t.ref IS NOT NULL"
             " GROUP BY t.ref HAVING min(t.created_at) FILTER (WHERE t.kind <> 'refund') >= $2"
             " AND min(t.created_at) FILTER (WHERE t.kind <> 'refund') < $3"
             " ORDER BY at DESC LIMIT 5000", reader_id, since, until)

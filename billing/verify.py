@@ -21,7 +21,8 @@ CHARGES = frozenset({"reading_minute", "scheduled_reading", "gift", "message"})
 WITHDRAWALS = frozenset({"stripe_refund", "dispute"})
 REVERSALS = frozenset({"dispute_reinstated", "withdrawal_failed"})  # each undoes one withdrawal exactly
 PAYOUT_STEPS = frozenset({"payout_paid", "payout_failed", "payout_reversed"})
-KINDS = CHARGES | WITHDRAWALS | REVERSALS | PAYOUT_STEPS | {"deposit", "refund", "payout", "dispute_fee"}
+KINDS = CHARGES | WITHDRAWALS | REVERSALS | PAYOUT_STEPS | {"deposit", "refund", "payout", "dispute_fee",
+                                                            "intro_minute"}
 DEPOSIT_ACCOUNT = {"stripe": "stripe", "manual": "adjustments"}
 # What the platform holds for others and itself: money that came in and has not gone back out.
 HELD_ACCOUNTS = ("wallet", "earnings", "revenue", "payouts_in_transit", "paid_out")
@@ -67,6 +68,8 @@ def _expected_entries(txn: asyncpg.Record, entries: dict[str, Entries]) -> Entri
         return {("wallet", client): -(cents - loss), ("stripe", None): cents, ("loss", None): -loss}
     if kind == "dispute_fee":
         return {("loss", None): -cents, ("stripe", None): cents}
+    if kind == "intro_minute":  # an intro offer's free minute: the platform pays the reader's share
+        return {("promotion", None): -cents, ("earnings", reader): cents}
     if kind == "payout":
         return {("earnings", reader): -cents, ("payouts_in_transit", reader): cents}
     if kind == "payout_paid":
@@ -104,6 +107,8 @@ def check_transactions(txns: list[asyncpg.Record], entry_rows: list[asyncpg.Reco
             bad("known_kind", f"{key}: kind {kind!r} is not one these invariants know", t)
             continue
         original = by_id.get(str(t["original_id"])) if t["original_id"] is not None else None
+        if kind == "intro_minute" and (t["reader_cents"] != cents or t["platform_cents"] != 0):
+            bad("split", f"{key}: a free minute of {cents} recorded as {t['reader_cents']}/{t['platform_cents']}", t)
         if kind in CHARGES and (t["reader_cents"] != cents * READER_PERCENT // 100
                                 or t["reader_cents"] + t["platform_cents"] != cents):
             bad("split", f"{key}: a charge of {cents} split {t['reader_cents']}/{t['platform_cents']}", t)
@@ -172,12 +177,17 @@ def check_transactions(txns: list[asyncpg.Record], entry_rows: list[asyncpg.Reco
     # operator credit, less what went back out to Stripe from wallets (a withdrawal's loss came out of the
     # platform's pocket, not out of these accounts, and so does a dispute's fee).
     held = sum(e["amount_cents"] for e in entry_rows if e["account"] in HELD_ACCOUNTS)
+    # What the promotion account paid readers (intro offers) is the platform's own money, like a loss.
+    promoted = -sum(e["amount_cents"] for e in entry_rows if e["account"] == "promotion")
     money_in = sum(t["amount_cents"] for t in txns if t["kind"] == "deposit")
     out = sum(t["amount_cents"] - t["loss_cents"] for t in txns if t["kind"] in WITHDRAWALS)
     back = sum(t["amount_cents"] - t["loss_cents"] for t in txns if t["kind"] in REVERSALS)
-    if held != money_in - out + back:
+    if held != money_in - out + back + promoted:
         found.append(Violation("conservation", f"wallets + earnings + revenue + in transit + paid out = {held},"
-                               f" but money in = {money_in} - {out} out + {back} reinstated = {money_in - out + back}"))
+                               f" but money in = {money_in} - {out} out + {back} reinstated + {promoted} promoted"
+                               f" = {money_in - out + back + promoted}"))
+    if promoted < 0:
+        found.append(Violation("promotion", f"the promotion account holds {-promoted} cents: it only ever pays"))
     return found
 
 

@@ -83,6 +83,12 @@ class Settings:
     stream_chat_rate_limit: int = 10
     reading_chat_rate_limit: int = 20
     ice_allow_private_candidates: bool = True
+    reminder_sweep_interval_seconds: int = 30
+    intro_free_minutes: int = 3
+    intro_readers: int = 3
+    smtp_url: str | None = None
+    mail_from: str = "SoulSeer <no-reply@soulseer.invalid>"
+    mail_sweep_interval_seconds: int = 5
 
     @property
     def on_loopback(self) -> bool:
@@ -185,6 +191,14 @@ def _ice_servers(env: Mapping[str, str]) -> tuple[Mapping[str, Any], ...]:
     return tuple(servers)
 
 
+def _mail_from(env: Mapping[str, str]) -> str:
+    """The From of every mail: ``Name <address>`` or a bare address, one line."""
+    raw = (env.get("SOULSEER_MAIL_FROM") or "SoulSeer <no-reply@soulseer.invalid>").strip()
+    if "\n" in raw or "\r" in raw or "@" not in raw or len(raw) > 200:
+        raise SettingsError("SOULSEER_MAIL_FROM", "must be one line with an e-mail address, like SoulSeer <a@b.c>")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the environment (``os.environ`` by default) into one :class:`Settings`."""
     env = os.environ if env is None else env
@@ -268,4 +282,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stream_chat_rate_limit=_int(env, "SOULSEER_STREAM_CHAT_RATE_LIMIT", 10, 1, 10_000),
         reading_chat_rate_limit=_int(env, "SOULSEER_READING_CHAT_RATE_LIMIT", 20, 1, 10_000),
         ice_allow_private_candidates=_bool(env, "SOULSEER_ICE_ALLOW_PRIVATE_CANDIDATES", True),
+        reminder_sweep_interval_seconds=_int(env, "SOULSEER_REMINDER_SWEEP_INTERVAL_SECONDS", 30, 1, 3600),
+        intro_free_minutes=_int(env, "SOULSEER_INTRO_FREE_MINUTES", 3, 0, 60),
+        intro_readers=_int(env, "SOULSEER_INTRO_READERS", 3, 0, 100),
+        smtp_url=_url(env, "SOULSEER_SMTP_URL", ("smtp", "smtps")),
+        mail_from=_mail_from(env),
+        mail_sweep_interval_seconds=_int(env, "SOULSEER_MAIL_SWEEP_INTERVAL_SECONDS", 5, 1, 3600),
     )

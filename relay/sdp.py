@@ -156,7 +156,8 @@ def check_offer(sdp: object, policy: CandidatePolicy) -> Offer:
     payload types), so the relay bounds the offer first: its size, the number of m-lines, each audio/video
     m-line's payload types (0-127, not the RTCP-clashing 72-76, no repeats), the DTLS setup role, and every
     ``a=candidate`` line through the same check and policy as trickled candidates (unused ones are dropped,
-    at most :data:`~relay.ice.MAX_CANDIDATES_PER_PEER` kept). Then aiortc's own parser must accept it.
+    at most :data:`~relay.ice.MAX_CANDIDATES_PER_PEER` kept). Then aiortc's own parser must accept it, and
+    every section must carry the ICE and DTLS credentials aiortc assumes.
     """
     if not isinstance(sdp, str):
         raise BadSdpError("offer is not an SDP session description")
@@ -189,9 +190,16 @@ def check_offer(sdp: object, policy: CandidatePolicy) -> Offer:
     cleaned = "\r\n".join(kept) + "\r\n"
     summary = parse_session(cleaned)
     try:
-        SessionDescription.parse(cleaned)
+        parsed = SessionDescription.parse(cleaned)
     except Exception as exc:  # aiortc's parser fails with asserts, KeyError, AttributeError... on bad input
         raise BadSdpError(f"offer cannot be parsed ({type(exc).__name__})") from exc
+    for media in parsed.media:
+        # aiortc drops a section's DTLS parameters when it has no a=setup, then fails deep inside
+        # setRemoteDescription (AttributeError on None): every section must carry ICE and DTLS credentials.
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise BadSdpError(f"offer's {media.kind} m-line has no DTLS fingerprint and setup role")
+        if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
+            raise BadSdpError(f"offer's {media.kind} m-line has no ICE ufrag and password")
     return Offer(sdp=cleaned, summary=summary, candidates=candidates)
 
 

@@ -113,10 +113,11 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     base = load_settings({})
     # No CPU or loop-lag admission limit and no shedding in-process: the test process also runs the
     # clients' aiortc peers on the same loop, so its CPU and lag say nothing about the relay's
-    # (tests/relay/test_load.py and tests/relay/test_overload.py cover them).
+    # (tests/relay/test_load.py and tests/relay/test_overload.py cover them). No intro offer: tests of
+    # per-minute billing charge from the first minute; tests/api/readings/test_intro_offer.py turns it on.
     return replace(base, database_url=database_url, data_dir=tmp_path / "data",
                    secret_key="test-secret-key-not-for-production", log_json=False, max_relay_cpu_percent=0,
-                   max_relay_loop_lag_ms=0, relay_shed_lag_ms=0)
+                   max_relay_loop_lag_ms=0, relay_shed_lag_ms=0, intro_free_minutes=0)
 
 
 @pytest.fixture

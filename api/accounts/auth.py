@@ -75,7 +75,8 @@ async def resolve(pool: asyncpg.Pool, token: str, via: str) -> AuthContext | Non
     row = await pool.fetchrow(
         "SELECT s.id AS login_id, s.csrf_token, u.id, u.email, u.display_name, u.role"
         " FROM auth_sessions s JOIN users u ON u.id = s.user_id"
-        " WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.suspended_at IS NULL",
+        " WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.suspended_at IS NULL"
+        " AND u.deleted_at IS NULL",
         hash_token(token),
     )
     if row is None:

@@ -7,6 +7,7 @@ import logging
 import asyncpg
 from aiohttp import web
 
+from api.accounts import email_routes
 from api.accounts.auth import (
     COOKIE,
     LOGOUT_LISTENERS,
@@ -23,6 +24,7 @@ from api.core import validation as v
 from api.core.client_address import client_address
 from api.core.errors import Conflict, Forbidden, TooManyRequests, Unauthorized, Unavailable
 from api.core.keys import DATABASE, SETTINGS
+from api.core.mail import MAIL
 from api.core.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,9 @@ async def register(request: web.Request) -> web.Response:
         raise
     async with request.app[DATABASE].pool.acquire() as conn:
         row = await create_user(conn, email, password_hash, display_name, role)
+        async with conn.transaction():
+            await email_routes.send_verification(request, conn, str(row["id"]), row["email"])
+    request.app[MAIL].wake()
     user = user_from_row(row)
     log.info("account registered", extra={"userId": user.id, "role": role, "address": address})
     return web.json_response({"user": user.public()}, status=201)

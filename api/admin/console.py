@@ -3,6 +3,8 @@ forms carry the login's CSRF token and a reason, and post-redirect-get back to t
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 from urllib.parse import quote
 
@@ -13,7 +15,7 @@ from api.admin import actions, queries
 from api.core import audit
 from api.core.errors import ApiError
 from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID
-from api.core.validation import path_uuid
+from api.core.validation import path_uuid, query_text
 from api.pages.format import money
 from api.pages.rendering import page_auth, render
 from billing import trial_balance
@@ -31,13 +33,15 @@ async def _page(request: web.Request, auth: AuthContext, title: str, sections: l
     sections = [*sections, _section("audit", "Recent operator actions", ["When", "Who", "What", "On", "Why"], [
         {"cells": [a["at"], a["admin"], a["action"], f"{a['targetKind']} {a['targetId']}", a["reason"]]}
         for a in trail])]
+    notice = request.query.get("notice", "")[:300]
+    shown = notice if hmac.compare_digest(request.query.get("sig", ""), _notice_sig(auth, notice)) else ""
     return await render(request, "admin.html", auth, script="layout", title=title, sections=sections,
-                        search=search, notice=request.query.get("notice", ""))
+                        search=search, notice=shown)
 
 
 async def users_page(request: web.Request) -> web.Response:
     auth = await page_auth(request, "admin")
-    q = request.query.get("q", "")[:100]
+    q = query_text(request, "q")
     rows = []
     for u in await queries.users(request.app[DATABASE].pool, q):
         act = ({"url": f"/admin/users/{u['id']}/reinstate", "label": "Reinstate"} if u["suspendedAt"]
@@ -53,7 +57,7 @@ async def users_page(request: web.Request) -> web.Response:
 
 async def readings_page(request: web.Request) -> web.Response:
     auth = await page_auth(request, "admin")
-    q = request.query.get("q", "")[:100]
+    q = query_text(request, "q")
     rows = [{"href": f"/admin/readings/{r['id']}",
              "cells": [r["id"], r["requestedAt"], r["client"], r["reader"], r["sessionType"], r["status"],
                        money(r["chargedCents"])]} for r in await queries.readings(request.app[DATABASE].pool, q)]
@@ -150,8 +154,14 @@ async def _form(request: web.Request) -> tuple[AuthContext, dict[str, Any]]:
     return auth, {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-def _back(path: str, notice: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther(f"{path}?notice={quote(notice)}")
+def _notice_sig(auth: AuthContext, notice: str) -> str:
+    """The notice a console action redirects with is signed with the admin's own CSRF token, so a link made
+    by anyone else cannot put words on a console page."""
+    return hmac.new(auth.csrf_token.encode(), notice.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _back(auth: AuthContext, path: str, notice: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"{path}?notice={quote(notice)}&sig={_notice_sig(auth, notice)}")
 
 
 async def suspend_form(request: web.Request) -> web.Response:
@@ -160,8 +170,8 @@ async def suspend_form(request: web.Request) -> web.Response:
         await actions.suspend(request.app[DATABASE].pool, admin_id=auth.user.id,
                               user_id=path_uuid(request, "userId"), reason=actions.reason_of(form.get("reason")))
     except ApiError as exc:
-        raise _back("/admin/users", exc.message) from None
-    raise _back("/admin/users", "Suspended.")
+        raise _back(auth, "/admin/users", exc.message) from None
+    raise _back(auth, "/admin/users", "Suspended.")
 
 
 async def reinstate_form(request: web.Request) -> web.Response:
@@ -170,8 +180,8 @@ async def reinstate_form(request: web.Request) -> web.Response:
         await actions.reinstate(request.app[DATABASE].pool, admin_id=auth.user.id,
                                 user_id=path_uuid(request, "userId"), reason=actions.reason_of(form.get("reason")))
     except ApiError as exc:
-        raise _back("/admin/users", exc.message) from None
-    raise _back("/admin/users", "Reinstated.")
+        raise _back(auth, "/admin/users", exc.message) from None
+    raise _back(auth, "/admin/users", "Reinstated.")
 
 
 async def refund_form(request: web.Request) -> web.Response:
@@ -180,15 +190,15 @@ async def refund_form(request: web.Request) -> web.Response:
     page = f"/admin/readings/{reading_id}"
     raw = form.get("amountCents", "")
     if not raw.isdigit() or not 0 < int(raw) <= 10_000_000:
-        raise _back(page, "The amount is a whole number of cents.")
+        raise _back(auth, page, "The amount is a whole number of cents.")
     try:
         txns = await actions.goodwill_refund(request.app[DATABASE].pool, admin_id=auth.user.id,
                                              reading_id=reading_id, cents=int(raw),
                                              reason=actions.reason_of(form.get("reason")))
     except (ApiError, BillingError) as exc:
-        raise _back(page, exc.message) from None
+        raise _back(auth, page, exc.message) from None
     request.app[BILLING_METRICS].recorded(*txns)
-    raise _back(page, f"Refunded {money(int(raw))}.")
+    raise _back(auth, page, f"Refunded {money(int(raw))}.")
 
 
 async def home(request: web.Request) -> web.Response:

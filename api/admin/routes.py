@@ -10,7 +10,7 @@ from api.core import audit
 from api.core.errors import NotFound
 from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.openapi import operation
-from api.core.validation import cents, path_uuid, read_json
+from api.core.validation import cents, path_uuid, query_text, read_json
 from billing import trial_balance
 
 
@@ -22,7 +22,7 @@ def _pool(request: web.Request):  # type: ignore[no-untyped-def]
            response="{users}", tags=("admin",))
 async def users(request: web.Request) -> web.Response:
     await require(request, "admin")
-    return web.json_response({"users": await queries.users(_pool(request), request.query.get("q", "")[:100])})
+    return web.json_response({"users": await queries.users(_pool(request), query_text(request, "q"))})
 
 
 @operation(summary="Suspend a user (ends their logins)", roles=("admin",), request="{reason}", response="{ok}",
@@ -49,7 +49,7 @@ async def reinstate(request: web.Request) -> web.Response:
            response="{readings}", tags=("admin",))
 async def readings(request: web.Request) -> web.Response:
     await require(request, "admin")
-    return web.json_response({"readings": await queries.readings(_pool(request), request.query.get("q", "")[:100])})
+    return web.json_response({"readings": await queries.readings(_pool(request), query_text(request, "q"))})
 
 
 @operation(summary="A reading's details and its ledger movements", roles=("admin",), response="{reading}",

@@ -92,6 +92,17 @@ async def seed(pool: asyncpg.Pool, metrics: BillingMetrics | None = None) -> lis
                 current = await profiles.load(conn, reader_id)
                 await profiles.save(conn, reader_id, profiles.Profile(
                     bio=reader.bio, specialties=reader.specialties, auto_accept=current.auto_accept))
+                # Bookable too: flat prices (kept once a reader changed them) and, the first time, 9:00-21:00 UTC daily.
+                await conn.execute(
+                    "UPDATE reader_rates SET flat_30_cents = CASE WHEN flat_30_cents = 0 THEN $2 ELSE flat_30_cents"
+                    " END, flat_60_cents = CASE WHEN flat_60_cents = 0 THEN $3 ELSE flat_60_cents END"
+                    " WHERE reader_id = $1",
+                    reader_id, reader.video_cents * 25, reader.video_cents * 45)
+                if await conn.fetchval("INSERT INTO reader_schedules (reader_id, time_zone) VALUES ($1, 'UTC')"
+                                       " ON CONFLICT DO NOTHING RETURNING reader_id", reader_id):
+                    await conn.executemany(
+                        "INSERT INTO reader_weekly_hours (reader_id, weekday, start_minute, end_minute)"
+                        " VALUES ($1, $2, 540, 1260)", [(reader_id, day) for day in range(7)])
             logins.append(DemoLogin("reader", reader.email, reader.display_name))
         client_id = await _account(conn, CLIENT_EMAIL, CLIENT_NAME, "client")
     credit = await ledger.deposit(pool, client_id=client_id, cents=CLIENT_CREDIT_CENTS,

@@ -111,6 +111,28 @@ def query_int(request: web.Request, name: str, *, default: int | None = None, lo
     return value
 
 
+_DOLLARS = re.compile(r"^\$?\s*([0-9]{1,3}(?:,[0-9]{3}){1,2}|[0-9]{1,9})(?:\.([0-9]{1,2}))?$")
+
+
+def dollars(raw: str) -> int | None:
+    """A form's amount in dollars ("12", "12.5", "$12.50") as integer cents; None unless it is one. Only plain
+    ASCII digits, at most two decimals and nine integer digits: no float ever touches the amount."""
+    match = _DOLLARS.match(raw.strip())
+    if match is None:
+        return None
+    whole, part = match.groups()
+    return int(whole.replace(",", "")) * 100 + int((part or "0").ljust(2, "0"))
+
+
+def query_text(request: web.Request, name: str, *, max_len: int = 100) -> str:
+    """A free-text query parameter (a search box), cut to ``max_len``; "" when absent. A NUL is refused
+    here rather than left to PostgreSQL, whose text cannot hold one (it failed the search as a 500)."""
+    value = request.query.get(name, "")[:max_len]
+    if "\x00" in value:
+        raise Invalid(f"{name} must not contain NUL characters", field=name)
+    return value
+
+
 def text(body: dict[str, Any], name: str, *, min_len: int = 1, max_len: int = 200,
          strip: bool = True) -> str:
     value = body.get(name)

@@ -134,7 +134,8 @@ async def earnings_page(request: web.Request) -> web.Response:
     since, until = _period(request)
     lines = await statements.lines(request.app[DATABASE].pool, auth.user.id, since=since, until=until)
     return await render(request, "earnings.html", auth, script="earnings", summary=await _summary(request, auth.user),
-                        lines=lines, notice=request.query.get("notice", ""))
+                        lines=lines, notice=request.query.get("notice", ""),
+                        payouts_enabled=request.app[SETTINGS].stripe_secret_key is not None)
 
 
 async def _form_write(request: web.Request) -> User:

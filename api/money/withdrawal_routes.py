@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 from aiohttp import web
 
@@ -13,9 +12,9 @@ from api.core.errors import ApiError, TooManyRequests
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS, STRIPE
 from api.core.openapi import operation
 from api.core.ratelimit import UserAndAddressLimiter
-from api.core.validation import cents, read_json, text
-from api.pages.format import money
+from api.core.validation import cents, dollars, read_json, text
 from api.pages.rendering import page_auth
+from api.pages.wallet import render_wallet
 from billing import withdrawals
 from billing.errors import BillingError
 
@@ -58,23 +57,24 @@ async def _withdraw(request: web.Request, user: User, amount: int, request_id: s
 
 
 async def withdraw_form(request: web.Request) -> web.Response:
-    """The wallet page's form: the same withdrawal, then back to the wallet saying what happened. Its
-    ``requestId`` is rendered with the page, so submitting the same form twice is one withdrawal."""
+    """The wallet page's form, amount in dollars: the same withdrawal, then back to the wallet, which says what
+    became of it. Its ``requestId`` is rendered with the page, so submitting the same form twice is one
+    withdrawal. A refusal renders the page again with the reason (422), so no text travels in a URL."""
     auth = await page_auth(request, "client")
     form = await request.post()
     token = form.get("csrf")
     if not csrf_ok(request, auth, token if isinstance(token, str) else None):
         raise web.HTTPForbidden(text="missing or wrong CSRF token")
-    raw, request_id = str(form.get("amountCents", "")).strip(), str(form.get("requestId", ""))
-    if not raw.isdigit() or not 0 < int(raw) <= 100_000_000 or not 1 <= len(request_id) <= 100:
-        raise web.HTTPSeeOther("/wallet?withdrawal=" + quote("Give the amount as a whole number of cents."))
+    amount, request_id = dollars(str(form.get("amount", ""))), str(form.get("requestId", ""))
+    if amount is None or not 0 < amount <= request.app[SETTINGS].withdrawal_max_cents_per_day \
+            or not 1 <= len(request_id) <= 100:
+        return await render_wallet(request, auth, status=422,
+                                   withdrawal_error="Give an amount in dollars and cents, such as 12.50.")
     try:
-        withdrawal = await _withdraw(request, auth.user, int(raw), request_id)
+        withdrawal = await _withdraw(request, auth.user, amount, request_id)
     except (ApiError, BillingError) as exc:
-        raise web.HTTPSeeOther("/wallet?withdrawal=" + quote(exc.message)) from None
-    said = (f"{money(withdrawal.refunded_cents)} is on its way back to your card." if withdrawal.status == "done"
-            else f"Withdrawal {withdrawal.status}: {money(withdrawal.refunded_cents)} refunded so far.")
-    raise web.HTTPSeeOther("/wallet?withdrawal=" + quote(said))
+        return await render_wallet(request, auth, status=422, withdrawal_error=exc.message)
+    raise web.HTTPSeeOther(f"/wallet?withdrawal={withdrawal.id}")
 
 
 @operation(summary="The client's withdrawals, newest first", roles=("client",), response="{withdrawals}",

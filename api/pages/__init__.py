@@ -6,6 +6,8 @@ Templates, security headers, static files, then every page's route.
 
 from api.core.setup import Setup
 from api.pages import (
+    account,
+    booking,
     dashboard,
     home,
     login,
@@ -20,4 +22,5 @@ from api.pages import (
 
 __all__ = ["setup"]
 
-setup = Setup(rendering, not_found, home, login, wallet, dashboard, readings, notifications, streams, messages)
+setup = Setup(rendering, not_found, home, login, wallet, dashboard, readings, notifications, streams, messages, booking,
+              account)

@@ -61,10 +61,10 @@ _NOTIFICATION_TEXT = {
     "session-cancelled": "{clientName} cancelled a {sessionType} reading request.",
     "session-expired": "A {sessionType} reading request expired without an answer.",
     "session-ended": "Your {sessionType} reading has ended.",
-    "session-booked": "{clientName} booked a {minutes}-minute {sessionType} reading with you.",
-    "session-booked-by-you": "You booked a {minutes}-minute {sessionType} reading with {readerName}.",
+    "session-booked": "{clientName} booked a {sessionType} reading.",
+    "booking-confirmed": "Your {minutes}-minute {sessionType} reading with {readerName} is booked.",
+    "booking-reminder": "Reminder: your {sessionType} reading with {withName} starts in {inWords}.",
     "low-balance": "Your balance is running low.",
-    "funds-added": "Funds were added to your wallet.",
     "message": "New message from {fromName}.",
     "message-refund": "A message was not answered in time: it was refunded.",
 }
@@ -79,16 +79,14 @@ class _Blank(dict):  # type: ignore[type-arg]
 def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: ignore[type-arg]
     """A sentence for a stored notification, and where it leads (the reading's page, when it names one)."""
     normalized = kind.replace("_", "-")
-    if normalized == "session-booked" and payload.get("bookedByYou"):
-        normalized = "session-booked-by-you"
     template = _NOTIFICATION_TEXT.get(normalized)
     text = payload.get("message") or payload.get("text")
     nested = payload.get("session")
-    # The reading's own fields (names, type, length) fill the sentence: most notifications carry {session}.
-    fields = {**(nested if isinstance(nested, dict) else {}), **payload}
     if not text:
         if template:
-            text = " ".join(template.format_map(_Blank(fields)).split()).replace(" .", ".").replace(" -minute", "")
+            nested_fields = payload.get("session")
+            fields = _Blank({**(nested_fields if isinstance(nested_fields, dict) else {}), **payload})
+            text = " ".join(template.format_map(fields).split()).replace(" .", ".")
         else:
             text = normalized.replace("-", " ").capitalize() + "."
     session_id = payload.get("sessionId") or (nested.get("id") if isinstance(nested, dict) else None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -15,6 +14,7 @@ from api.core.times import iso
 from api.core.validation import path_uuid
 from api.pages.rendering import page_auth, render
 from api.readings import store as reading_store
+from api.readings import upcoming
 from api.readings.states import Actor
 from api.realtime.turn import ice_servers_for
 from billing.statements import ReadingTotals, readings_totals
@@ -49,12 +49,11 @@ async def reading_page(request: web.Request) -> web.Response:
         "iceServers": ice_servers_for(settings, auth.user.id, time.time()),
         "requestExpirySeconds": settings.request_expiry_seconds,
         "transcript": transcript,
-        # A booked reading's room opens this long before its start (the join window of api/readings/scheduling.py).
-        "joinOpensAt": (iso(row["scheduled_start"] - timedelta(seconds=settings.schedule_early_join_seconds))
-                        if row["mode"] == "scheduled" else None),
         # The summary's figures come from the ledger, the same query as GET /api/webrtc/session/{id}.
         "money": await reading_store.money_for(pool, session["id"], actor),
     }
+    if row["mode"] == "scheduled":
+        data["opensAt"] = iso(upcoming.opens_at(settings, row))
     return await render(request, "reading.html", auth, script="reading", data=data,
                          session=session, counterpart=data["counterpart"], other_id=other_id)
 

@@ -6,8 +6,8 @@ The readings routes and channel (after :func:`api.realtime.setup`; ``app[LIVE_RE
 """
 
 from api.core.setup import Setup
-from api.readings import availability, routes, signaling, slots
+from api.readings import availability_routes, online, reminders, routes, signaling, slots, upcoming
 
 __all__ = ["setup"]
 
-setup = Setup(routes, slots, signaling, availability)
+setup = Setup(routes, slots, availability_routes, upcoming, reminders, signaling, online)

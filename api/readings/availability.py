@@ -1,84 +1,223 @@
-"""A reader is online only while someone is there to answer: their availability follows their signaling sockets.
+"""A reader's availability for scheduled readings: weekly hours in their own time zone, exceptions to them, and
+the bookable times (offers) that follow.
 
-A reader who chose to be online is shown online while a signaling socket of theirs is open (a dashboard, a reading
-room, the studio: each opens one); once the last one closes, they are shown away after ``away_after_seconds``
-unless a socket comes back, and shown online again when one does. A request that expires unanswered sets them
-away (their choice becomes offline) until they come back and go online again. A reader is shown as neither
-online nor away but keeps ``busy`` while in a reading.
+Pure: no I/O and no clock (``now`` is passed in). Hours are local minutes since midnight, in quarter hours, so
+they keep meaning "Monday 9:00 in Lisbon" across daylight-saving changes; each local date's windows are turned
+into UTC with the zone's rules for that date. A local time that does not exist (the hour skipped in spring) is
+read with the offset before the change, as :mod:`zoneinfo` does with ``fold=0``.
 
-Readers who go online over the API with a bearer token and never open a socket are left as they chose (the
-socket rule applies from their first socket on).
+An offer is a start time on the quarter-hour grid (every zone's offset is a whole number of quarter hours, so
+it is the local grid too) with room for the whole length inside one window, after the notice and within the
+horizon, overlapping no time already taken (the reader's slots, booked or published). Booking one inserts its
+slot in the booking's transaction, where the no-overlap trigger of migration 0002 refuses a second booking of
+the same time (:func:`api.readings.scheduling.book`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import asyncpg
-from aiohttp import web
+LENGTHS = (15, 30, 45, 60)
+STEP = timedelta(minutes=15)
+DAY_MINUTES = 1440
 
-from api.core.keys import DATABASE, SETTINGS
-from api.realtime.presence import PRESENCE, Tab
-
-log = logging.getLogger(__name__)
-
-# The pending "shown away" of each reader whose last socket closed.
-AWAY_TIMERS = web.AppKey("reader_away_timers", dict)
-
-_BACK = ("UPDATE reader_availability SET status = 'online', updated_at = now()"
-         " WHERE reader_id = $1 AND status = 'offline' AND chosen_status = 'online'")
-_AWAY = ("UPDATE reader_availability SET status = 'offline', updated_at = now()"
-         " WHERE reader_id = $1 AND status = 'online'")
+Interval = tuple[datetime, datetime]
 
 
-async def missed_request(conn: asyncpg.Connection, reader_id: str) -> None:
-    """A request the reader did not answer in time: shown away, and their choice is offline until they are back."""
-    await conn.execute(
-        "UPDATE reader_availability SET chosen_status = 'offline', updated_at = now(),"
-        " status = CASE WHEN status = 'busy' THEN 'busy' ELSE 'offline' END WHERE reader_id = $1", reader_id)
+class AvailabilityError(ValueError):
+    """Hours or exceptions that cannot be used (the message says which)."""
 
 
-def _presence_changed(app: web.Application, tab: Tab, here: bool) -> None:
-    user = getattr(tab, "user", None)
-    if user is None or getattr(user, "role", None) != "reader":
-        return
-    timers: dict[str, asyncio.Task[None]] = app[AWAY_TIMERS]
-    pending = timers.pop(tab.user_id, None)
-    if pending is not None:
-        pending.cancel()
-    if here:
-        task = asyncio.create_task(_set(app, tab.user_id, _BACK), name=f"reader {tab.user_id} back")
-    else:
-        task = asyncio.create_task(_away_later(app, tab.user_id), name=f"reader {tab.user_id} away")
-        timers[tab.user_id] = task
-        task.add_done_callback(lambda t: timers.pop(tab.user_id, None) if timers.get(tab.user_id) is t else None)
+@dataclass(frozen=True)
+class Hours:
+    """Open from ``start`` to ``end`` local minutes on ``weekday`` (0 is Monday) every week."""
+
+    weekday: int
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weekday <= 6:
+            raise AvailabilityError("weekday must be 0 (Monday) to 6 (Sunday)")
+        check_minutes(self.start, self.end)
 
 
-async def _away_later(app: web.Application, reader_id: str) -> None:
-    await asyncio.sleep(app[SETTINGS].away_after_seconds)
-    if not app[PRESENCE].online(reader_id):
-        await _set(app, reader_id, _AWAY)
+@dataclass(frozen=True)
+class DateException:
+    """One local date unlike the week: time off (``available`` false; all day when ``start`` is None) or extra
+    hours (``available`` true, from ``start`` to ``end``)."""
+
+    day: date
+    available: bool
+    start: int | None = None
+    end: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.start is None) != (self.end is None):
+            raise AvailabilityError("an exception has both a start and an end, or neither")
+        if self.start is not None and self.end is not None:
+            check_minutes(self.start, self.end)
+        elif self.available:
+            raise AvailabilityError("extra hours need a start and an end")
 
 
-async def _set(app: web.Application, reader_id: str, statement: str) -> None:
+@dataclass(frozen=True)
+class Availability:
+    """How a reader takes bookings."""
+
+    time_zone: str
+    lengths: tuple[int, ...] = (30, 60)
+    weekly: tuple[Hours, ...] = ()
+    exceptions: tuple[DateException, ...] = ()
+    notice: timedelta = timedelta(hours=1)
+    horizon: timedelta = timedelta(days=28)
+    zone: ZoneInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "zone", zone(self.time_zone))
+        if not self.lengths or any(length not in LENGTHS for length in self.lengths):
+            raise AvailabilityError(f"lengths must be among {LENGTHS}")
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (``Europe/Lisbon``), or :class:`AvailabilityError`."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 64 or name not in _zone_names():
+        raise AvailabilityError(f"unknown time zone {str(name)[:64]!r}")
     try:
-        status = await app[DATABASE].pool.execute(statement, reader_id)
-    except (OSError, asyncpg.PostgresError) as exc:  # the database is away: the next socket event tries again
-        log.warning("reader availability not updated: %s", exc, extra={"readerId": reader_id})
-        return
-    if status.endswith(" 1"):
-        log.info("reader %s", "back online" if statement is _BACK else "shown away (no socket)",
-                 extra={"readerId": reader_id})
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise AvailabilityError(f"unknown time zone {name[:64]!r}") from None
 
 
-async def _stop_timers(app: web.Application) -> None:
-    for task in list(app[AWAY_TIMERS].values()):
-        task.cancel()
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    """The zones this system knows (read once: listing them walks the zone database)."""
+    return frozenset(available_timezones()) | {"UTC"}
 
 
-def setup(app: web.Application) -> None:
-    """Follow readers' sockets (call after :func:`api.realtime.setup`)."""
-    app[AWAY_TIMERS] = {}
-    app[PRESENCE].listen(lambda tab, here: _presence_changed(app, tab, here))
-    app.on_shutdown.append(_stop_timers)
+def check_minutes(start: int, end: int) -> None:
+    for value in (start, end):
+        if isinstance(value, bool) or not isinstance(value, int) or value % 15:
+            raise AvailabilityError("hours are whole quarter hours (minutes since midnight, a multiple of 15)")
+    if not 0 <= start < end <= DAY_MINUTES:
+        raise AvailabilityError("hours run from a start before their end, within one day (0 to 1440 minutes)")
+
+
+# -- windows ---------------------------------------------------------------------------------------------
+
+def _merge(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _subtract(intervals: list[tuple[int, int]], cut: tuple[int, int]) -> list[tuple[int, int]]:
+    out = []
+    for start, end in intervals:
+        if cut[1] <= start or end <= cut[0]:
+            out.append((start, end))
+            continue
+        if start < cut[0]:
+            out.append((start, cut[0]))
+        if cut[1] < end:
+            out.append((cut[1], end))
+    return out
+
+
+def local_hours(availability: Availability, day: date) -> list[tuple[int, int]]:
+    """The open local minutes of one date: the week's hours for its weekday, plus extra hours, less time off."""
+    exceptions = [e for e in availability.exceptions if e.day == day]
+    if any(not e.available and e.start is None for e in exceptions):
+        return []
+    hours = [(h.start, h.end) for h in availability.weekly if h.weekday == day.weekday()]
+    hours += [(e.start, e.end) for e in exceptions if e.available and e.start is not None and e.end is not None]
+    open_ = _merge(hours)
+    for e in exceptions:
+        if not e.available and e.start is not None and e.end is not None:
+            open_ = _subtract(open_, (e.start, e.end))
+    return open_
+
+
+def _utc(availability: Availability, day: date, minute: int) -> datetime:
+    # Wall-clock arithmetic: midnight of the date plus the minutes, read in the zone, then to UTC.
+    local = datetime(day.year, day.month, day.day, tzinfo=availability.zone) + timedelta(minutes=minute)
+    return local.astimezone(UTC)
+
+
+def windows(availability: Availability, start: datetime, end: datetime) -> list[Interval]:
+    """The reader's open time between ``start`` and ``end`` (UTC), as sorted, disjoint UTC intervals."""
+    found: list[Interval] = []
+    day = start.astimezone(availability.zone).date() - timedelta(days=1)
+    last = end.astimezone(availability.zone).date() + timedelta(days=1)
+    while day <= last:
+        for lo, hi in local_hours(availability, day):
+            a, b = _utc(availability, day, lo), _utc(availability, day, hi)
+            a, b = max(a, start), min(b, end)
+            if a < b:
+                found.append((a, b))
+        day += timedelta(days=1)
+    found.sort()
+    merged: list[Interval] = []
+    for a, b in found:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+# -- offers ----------------------------------------------------------------------------------------------
+
+def overlaps(a: Interval, b: Interval) -> bool:
+    """Half-open intervals: one ending as the other starts does not overlap it."""
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _on_grid(moment: datetime) -> datetime:
+    """``moment`` rounded up to the quarter-hour grid (UTC)."""
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    steps = -(-(moment - epoch) // STEP)
+    return epoch + steps * STEP
+
+
+def offers(availability: Availability, minutes: int, *, now: datetime, taken: Sequence[Interval] = (),
+           until: datetime | None = None) -> list[datetime]:
+    """Every bookable start of a ``minutes``-long reading, earliest first (UTC)."""
+    if minutes not in availability.lengths:
+        return []
+    length = timedelta(minutes=minutes)
+    first = now + availability.notice
+    last = now + availability.horizon
+    if until is not None:
+        last = min(last, until)
+    busy = sorted(taken)
+    out: list[datetime] = []
+    for lo, hi in windows(availability, first, last + length):
+        start = _on_grid(max(lo, first))
+        while start + length <= hi and start <= last:
+            candidate = (start, start + length)
+            if not any(overlaps(candidate, t) for t in busy):
+                out.append(start)
+            start += STEP
+    return out
+
+
+def is_offered(availability: Availability, starts_at: datetime, minutes: int, *, now: datetime,
+               taken: Sequence[Interval] = ()) -> bool:
+    """Whether a ``minutes``-long reading at ``starts_at`` is one of the :func:`offers` now."""
+    if minutes not in availability.lengths or _on_grid(starts_at) != starts_at:
+        return False
+    if not now + availability.notice <= starts_at <= now + availability.horizon:
+        return False
+    wanted = (starts_at, starts_at + timedelta(minutes=minutes))
+    # Open time clipped to the reading itself: all of it, in one piece, or it does not fit.
+    return (windows(availability, *wanted) == [wanted]
+            and not any(overlaps(wanted, t) for t in taken))

@@ -8,12 +8,12 @@ created here, in the state the state machine gives a booked reading (``accepted`
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from api.readings import store
+from api.readings import reminders, store
 from api.readings.states import Mode
 from billing import slots
 from billing.ledger import Db, Txn, atomic
@@ -27,7 +27,7 @@ SESSION_TYPES = ("chat", "audio", "video")
 async def book_slot(db: Db, *, slot_id: str, client_id: str, session_type: str, expected_cents: int,
                     now: datetime | None = None) -> tuple[dict[str, Any], Txn]:
     """Book a slot: in one transaction, create the scheduled reading (at the reader's flat rate for the slot's
-    length), mark the slot booked and charge the client; returns the reading's row and the charge.
+    length), mark the slot booked, write its reminders and charge the client; returns the reading's row and the charge.
 
     ``expected_cents`` is the price the client was shown. Raises what :func:`billing.slots.hold_slot` raises,
     or :class:`billing.errors.InsufficientFunds`; nothing is written then.
@@ -43,6 +43,7 @@ async def book_slot(db: Db, *, slot_id: str, client_id: str, session_type: str, 
                                         mode=Mode.SCHEDULED, rate_cents=price, scheduled_start=slot["starts_at"],
                                         scheduled_minutes=slot["minutes"])
         await slots.mark_booked(conn, slot_id=slot_id, session_id=session_id)
+        await reminders.schedule(conn, session_id, slot["starts_at"], now or datetime.now(UTC))
         txn = await book_scheduled(conn, session_id=session_id, client_id=client_id, reader_id=reader_id,
                                    cents=price)
         row = dict(await conn.fetchrow("SELECT * FROM rtc_sessions WHERE id = $1", session_id))

@@ -32,8 +32,8 @@ from aiohttp import web
 
 from api.core.errors import Conflict
 from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
-from api.readings import availability, scheduling
 from api.readings import leases as reading_leases
+from api.readings import online, receipts, scheduling
 from api.readings.chat import ReadingChat
 from api.readings.runtime import DB_ERRORS, ReadingRuntime
 from api.readings.states import FINAL, Actor, Event, State
@@ -167,6 +167,7 @@ class LiveReadings:
             start_timeout=float(settings.request_expiry_seconds + settings.grace_seconds),
             grace_seconds=float(settings.grace_seconds), policy=scheduling.policy(settings), clock=self._clock,
             lease_clock=self._lease_clock, on_finished=self._finished, metrics=self._app[BILLING_METRICS],
+            receipt=functools.partial(receipts.reading_ended, public_url=settings.public_url),
         )
         self._runtimes[runtime.session_id] = runtime
         runtime.start()
@@ -275,7 +276,7 @@ class LiveReadings:
             async with self._pool.acquire() as conn, conn.transaction():
                 _, row = await apply(conn, session_id, Event.EXPIRE, Actor.SYSTEM, reason="expired")
                 # Nobody was there to answer: the reader is shown away until they are back.
-                await availability.missed_request(conn, str(row["reader_id"]))
+                await online.missed_request(conn, str(row["reader_id"]))
                 payload = {"session": session_json(row)}
                 stored = [await notifications.store(conn, str(row["client_id"]), "session-expired", payload),
                           await notifications.store(conn, str(row["reader_id"]), "session-expired",

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from billing import ledger, recovery
+from billing import intro_offer, ledger, recovery
 from billing.errors import InsufficientFunds
 from billing.meter import ChargeMinute, End, Meter, Pause, Refund, Resume, Warn
 from billing.metrics import BillingMetrics
@@ -40,10 +40,12 @@ class Metering:
     def __init__(self, pool: asyncpg.Pool, *, session_id: str, client_id: str, reader_id: str, rate_cents: int,
                  grace_seconds: float, epoch: int, metrics: BillingMetrics | None, log_extra: dict[str, Any],
                  on_change: Callable[[], None], on_warn: Callable[[float], None],
-                 on_end: Callable[[str, float], Awaitable[None]], is_over: Callable[[], bool]) -> None:
+                 on_end: Callable[[str, float], Awaitable[None]], is_over: Callable[[], bool],
+                 free_minutes: int = 0) -> None:
         self._pool = pool
         self._session_id, self._client_id, self._reader_id = session_id, client_id, reader_id
         self._rate = rate_cents
+        self._free = free_minutes  # the intro offer's free minutes (billing/intro_offer.py)
         self._grace = grace_seconds
         self._epoch = epoch
         self._metrics = metrics
@@ -64,7 +66,7 @@ class Metering:
         """The reading started: a fresh meter on the client's balance, both participants connected."""
         await self.read_balance()
         self.meter = Meter(rate_cents=self._rate, balance_cents=self.balance or 0, grace_seconds=self._grace,
-                           warn_seconds=WARN_SECONDS)
+                           warn_seconds=WARN_SECONDS, free_minutes=self._free)
         log.info("reading started", extra={**self._log, "balanceCents": self.balance})
 
     async def connected_both(self, now: float) -> None:
@@ -77,7 +79,8 @@ class Metering:
         await self.read_balance()
         self.meter = Meter(rate_cents=self._rate, balance_cents=self.balance or 0, grace_seconds=self._grace,
                            warn_seconds=WARN_SECONDS, billable_seconds=float(row["meter_billable_seconds"]),
-                           minutes_charged=int(row["meter_minutes_charged"]), restored=True)
+                           minutes_charged=int(row["meter_minutes_charged"]), restored=True,
+                           free_minutes=self._free)
         await self.execute(self.meter.tick(now), now)
         log.info("reading resumed", extra={**self._log, "billableSeconds": row["meter_billable_seconds"],
                                            "minutesCharged": row["meter_minutes_charged"]})
@@ -136,6 +139,19 @@ class Metering:
                                       metrics=self._metrics)
         self.earned -= split(refund)[0]
 
+    async def _charge(self, decision: ChargeMinute) -> ledger.Txn:
+        """A minute's money: charged to the wallet, or (an intro offer's) given by the promotion account."""
+        if decision.free:
+            txn = await intro_offer.give_minute(self._pool, session_id=self._session_id, epoch=self._epoch,
+                                                index=decision.index, rate_cents=decision.cents,
+                                                key=recovery.minute_key(self._session_id, decision.index))
+            if self._metrics is not None:
+                self._metrics.recorded(txn)
+            return txn
+        return await recovery.charge_minute(
+            self._pool, session_id=self._session_id, epoch=self._epoch, client_id=self._client_id,
+            reader_id=self._reader_id, index=decision.index, cents=decision.cents, metrics=self._metrics)
+
     async def execute(self, decisions: list[Any], now: float) -> None:
         """Carry out the meter's decisions in order, feeding failures back to it."""
         if self._metrics is not None:
@@ -145,9 +161,7 @@ class Metering:
             decision = pending.pop(0)
             if isinstance(decision, ChargeMinute):
                 try:
-                    charged = await recovery.charge_minute(
-                        self._pool, session_id=self._session_id, epoch=self._epoch, client_id=self._client_id,
-                        reader_id=self._reader_id, index=decision.index, cents=decision.cents, metrics=self._metrics)
+                    charged = await self._charge(decision)
                 except InsufficientFunds:
                     log.info("minute not covered", extra={**self._log, "minute": decision.index})
                     pending = self.meter.charge_failed(now) + pending if self.meter else pending
@@ -161,7 +175,7 @@ class Metering:
                     return
                 if not charged.replayed:
                     self.earned += charged.reader_cents
-                    if self.balance is not None:
+                    if self.balance is not None and not decision.free:
                         self.balance -= charged.amount_cents
                 log.info("minute charged", extra={**self._log, "minute": decision.index, "cents": decision.cents})
                 self._on_change()

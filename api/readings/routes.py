@@ -28,7 +28,7 @@ from api.readings.store import apply as apply_event
 from api.readings.store import create as create_reading
 from api.readings.store import fetch_for, history, money_for, session_json, set_reader_busy
 from api.realtime import notifications
-from billing import ledger
+from billing import intro_offer, ledger
 from billing.prices import confirm_price
 
 log = logging.getLogger(__name__)
@@ -89,12 +89,29 @@ async def request_session(request: web.Request) -> web.Response:
                 " AND status IN ('requested', 'accepted', 'active')", user.id)
             raise Conflict("you already have a reading requested or in progress", code="session_pending",
                            details={"sessionId": str(open_id)} if open_id else None) from None
+        await intro_offer.claim(conn, client_id=user.id, reader_id=reader_id, session_id=str(session_id),
+                                minutes=settings.intro_free_minutes, readers=settings.intro_readers)
         row, _ = await fetch_for(conn, str(session_id), user.id)
         stored = [await notifications.store(conn, reader_id, "session-requested", session_payload(row))]
     notifications.deliver(request.app, stored)
     log.info("reading requested", extra={"sessionId": str(session_id), "userId": user.id, "readerId": reader_id,
-                                         "sessionType": session_type, "rateCents": rate})
+                                         "sessionType": session_type, "rateCents": rate,
+                                         "introMinutes": row["intro_minutes"]})
     return web.json_response(session_payload(row), status=201)
+
+
+@routes.get("/api/webrtc/client/intro-offer")
+@operation(summary="The client's intro offer: free minutes at the start of a first reading with a new reader",
+           roles=("client",), response="{freeMinutes, readers, readersLeft, usedReaderIds}")
+async def intro(request: web.Request) -> web.Response:
+    """What the pages show before a reading starts: a reader not in ``usedReaderIds`` gives the first
+    ``freeMinutes`` free while ``readersLeft`` is above 0."""
+    user = await require(request, "client")
+    settings = request.app[SETTINGS]
+    used = await intro_offer.previous_readers(request.app[DATABASE].pool, user.id)
+    left = max(0, settings.intro_readers - len(used)) if settings.intro_free_minutes > 0 else 0
+    return web.json_response({"freeMinutes": settings.intro_free_minutes, "readers": settings.intro_readers,
+                              "readersLeft": left, "usedReaderIds": sorted(used)})
 
 
 @routes.post("/api/webrtc/reader/accept-session/{sessionId}")

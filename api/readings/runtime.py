@@ -109,6 +109,7 @@ class ReadingRuntime:
         lease_clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[ReadingRuntime], None] | None = None,
         metrics: BillingMetrics | None = None,
+        receipt: Callable[[asyncpg.Connection, asyncpg.Record], Awaitable[None]] | None = None,
     ) -> None:
         self.session_id = str(row["id"])
         self.client_id = str(row["client_id"])
@@ -127,6 +128,7 @@ class ReadingRuntime:
         self._deliver = deliver
         self._store_notification = store_notification
         self._metrics = metrics
+        self._receipt = receipt  # mails the client the receipt of a billed reading, in the end's transaction
         self._grace = grace_seconds
         self._clock = clock
         self._on_finished = on_finished
@@ -148,7 +150,8 @@ class ReadingRuntime:
         self._money = Metering(pool, session_id=self.session_id, client_id=self.client_id, reader_id=self.reader_id,
                                rate_cents=self.rate_cents, grace_seconds=grace_seconds, epoch=lease.epoch,
                                metrics=metrics, log_extra=self._log, on_change=self._push_state, on_warn=self._warn,
-                               on_end=self._meter_ended, is_over=lambda: self.status is State.ENDED)
+                               on_end=self._meter_ended, is_over=lambda: self.status is State.ENDED,
+                               free_minutes=int(row.get("intro_minutes") or 0))
         self._watch: ScheduledWatch | None = None
         if self.scheduled:
             self._watch = ScheduledWatch(
@@ -451,6 +454,8 @@ class ReadingRuntime:
     async def _after_end(self, conn: asyncpg.Connection, row: asyncpg.Record,
                          kind: str) -> list[tuple[str, dict[str, Any]]]:
         await set_reader_busy(conn, self.reader_id, False)
+        if self._receipt is not None:
+            await self._receipt(conn, row)
         return [await self._store_notification(conn, user_id, kind, {"session": session_json(row)})
                 for user_id in (self.client_id, self.reader_id)]
 

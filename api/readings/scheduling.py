@@ -1,7 +1,8 @@
 """Scheduled readings: booked and paid at the reader's flat rate, run in a time window, ended by the rules.
 
-- A client books one of the reader's open slots (``reader_slots``, published by the reader) at its
-  time and length; billing creates the reading ``accepted`` and charges the flat price at once
+- A client books one of the reader's open slots (``reader_slots``, published by the reader, or made at booking
+  from an offer of their weekly availability: :mod:`api.readings.availability`) at its time and length;
+  billing creates the reading ``accepted`` and charges the flat price at once
   (:func:`api.readings.booking.book_slot`, ledger key ``scheduled:{id}``).
 - Both may join from ``schedule_early_join_seconds`` before the start; the reading becomes active when
   both are connected together and ends at its booked end (``time_up``), however late it started.
@@ -20,12 +21,15 @@ import asyncpg
 from aiohttp import web
 
 from api.core.errors import Conflict, Invalid, NotFound
-from api.core.keys import BILLING_METRICS, DATABASE
+from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
+from api.core.mail import MAIL
 from api.core.times import iso
+from api.readings import availability, availability_store, receipts
 from api.readings.booking import book_slot
 from api.readings.store import fetch, session_json
 from api.realtime import notifications
 from billing import scheduled, slots
+from billing.errors import SlotTaken
 from billing.metrics import BillingMetrics
 from billing.scheduled_policy import Booking, Outcome, Policy
 from config import Settings
@@ -73,9 +77,15 @@ def check_join_window(settings: Settings, row: asyncpg.Record, now: datetime | N
 
 async def book(app: web.Application, client_id: str, reader_id: str, session_type: str, starts_at: datetime,
                minutes: int, *, expected_cents: int) -> tuple[asyncpg.Record, list[tuple[str, dict[str, Any]]]]:
-    """Book the reader's open slot at ``starts_at`` of ``minutes`` and pay its flat price, which must be
+    """Book the reader's time at ``starts_at`` of ``minutes`` and pay its flat price, which must be
     ``expected_cents`` (the price the client was shown), atomically (:func:`api.readings.booking.book_slot`);
-    returns (reading, notifications to deliver)."""
+    returns (reading, notifications to deliver).
+
+    The time is a slot the reader published, or one of the offers of their weekly availability
+    (:mod:`api.readings.availability`): its slot is inserted here, in the booking's transaction, where the
+    no-overlap trigger makes the second of two clients booking the same time at once fail (``slot_taken``).
+    """
+    now = datetime.now(UTC)
     async with app[DATABASE].pool.acquire() as conn, conn.transaction():
         reader = await conn.fetchval("SELECT role FROM users WHERE id = $1", reader_id)
         if reader != "reader":
@@ -84,18 +94,62 @@ async def book(app: web.Application, client_id: str, reader_id: str, session_typ
             "SELECT id FROM reader_slots WHERE reader_id = $1 AND starts_at = $2 AND minutes = $3", reader_id,
             starts_at, minutes)
         if slot_id is None:
-            raise Conflict("the reader has no open slot at that time and length", code="slot_not_found",
-                           field="startsAt")
+            slot_id = await _slot_from_availability(conn, reader_id, starts_at, minutes, now)
         session, txn = await book_slot(conn, slot_id=str(slot_id), client_id=client_id,
-                                             session_type=session_type, expected_cents=expected_cents)
+                                       session_type=session_type, expected_cents=expected_cents)
+        await _check_client_free(conn, str(session["id"]), client_id, starts_at, minutes)
         row = await fetch(conn, str(session["id"]))
-        payload = {"session": session_json(row)}
-        stored = [await notifications.store(conn, reader_id, "session-booked", payload),
-                  await notifications.store(conn, client_id, "session-booked", {**payload, "bookedByYou": True})]
+        stored = await booked(conn, row)
+        await receipts.booked(conn, row, app[SETTINGS].public_url)
     app[BILLING_METRICS].recorded(txn)
+    app[MAIL].wake()
     log.info("reading booked", extra={"sessionId": str(row["id"]), "userId": client_id, "readerId": reader_id,
                                       "priceCents": row["charged_cents"], "startsAt": iso(starts_at)})
     return row, stored
+
+
+async def _slot_from_availability(conn: asyncpg.Connection, reader_id: str, starts_at: datetime, minutes: int,
+                                  now: datetime) -> str:
+    """Insert the slot of an offer of the reader's availability (in the caller's transaction)."""
+    schedule = await availability_store.load(conn, reader_id)
+    end = starts_at + timedelta(minutes=minutes)
+    taken = await availability_store.taken(conn, reader_id, starts_at, end)
+    if schedule is None or not availability.is_offered(schedule, starts_at, minutes, now=now):
+        raise Conflict("the reader has no open time at that start and length", code="slot_not_found",
+                       field="startsAt")
+    if not availability.is_offered(schedule, starts_at, minutes, now=now, taken=taken):
+        raise Conflict("this time has just been booked by someone else; choose another", code="slot_taken",
+                       field="startsAt")
+    try:
+        slot = await slots.publish_slot(conn, reader_id=reader_id, starts_at=starts_at, minutes=minutes)
+    except SlotTaken:
+        raise Conflict("this time has just been booked by someone else; choose another",
+                       code="slot_taken", field="startsAt") from None
+    return slot.id
+
+
+async def _check_client_free(conn: asyncpg.Connection, session_id: str, client_id: str, starts_at: datetime,
+                             minutes: int) -> None:
+    """A client cannot hold two booked readings at the same time (checked after the booking, in its
+    transaction: a refusal rolls it back, payment included)."""
+    clash = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM rtc_sessions WHERE client_id = $1 AND mode = 'scheduled'"
+        " AND status IN ('accepted', 'active') AND scheduled_start < $3 AND id <> $4"
+        " AND scheduled_start + make_interval(mins => scheduled_minutes) > $2)",
+        client_id, starts_at, starts_at + timedelta(minutes=minutes), session_id)
+    if clash:
+        raise Conflict("you already have a reading booked at that time", code="client_busy", field="startsAt")
+
+
+async def booked(conn: asyncpg.Connection, row: asyncpg.Record) -> list[tuple[str, dict[str, Any]]]:
+    """The notifications of a booking, stored in its transaction: the reader's and the client's."""
+    session = session_json(row)
+    common = {"session": session, "sessionId": session["id"], "sessionType": row["session_type"],
+              "startsAt": session["startsAt"], "minutes": row["scheduled_minutes"],
+              "clientName": row["client_name"], "readerName": row["reader_name"]}
+    return [await notifications.store(conn, str(row["reader_id"]), "session-booked", common),
+            await notifications.store(conn, str(row["client_id"]), "booking-confirmed",
+                                      {**common, "priceCents": row["charged_cents"]})]
 
 
 async def carry_out(conn: asyncpg.Connection, row: asyncpg.Record, outcome: Outcome,

@@ -10,12 +10,14 @@ from aiohttp import web
 
 from api.accounts.auth import require
 from api.core.errors import Invalid
-from api.core.keys import BILLING_METRICS, DATABASE
+from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
+from api.core.mail import MAIL
 from api.core.openapi import operation
 from api.core.times import iso
 from api.core.validation import cents, choice, integer, path_uuid, read_json, text
-from api.readings import booking
+from api.readings import booking, receipts, scheduling
 from api.readings.store import fetch, session_json
+from api.realtime import notifications
 from billing import slots
 from billing.slots import Slot
 
@@ -105,11 +107,16 @@ async def book(request: web.Request) -> web.Response:
     session_type = choice(body, "sessionType", booking.SESSION_TYPES)
     expected = cents(body, "expectedCents")
     assert expected is not None
-    session, txn = await booking.book_slot(request.app[DATABASE].pool, slot_id=slot_id, client_id=user.id,
-                                         session_type=session_type, expected_cents=expected)
+    async with request.app[DATABASE].pool.acquire() as conn, conn.transaction():
+        session, txn = await booking.book_slot(conn, slot_id=slot_id, client_id=user.id, session_type=session_type,
+                                               expected_cents=expected)
+        # One session shape everywhere: the readings' own, read back with its names and meter fields.
+        row = await fetch(conn, str(session["id"]))
+        stored = await scheduling.booked(conn, row)
+        await receipts.booked(conn, row, request.app[SETTINGS].public_url)
     request.app[BILLING_METRICS].recorded(txn)
-    # One session shape everywhere: the readings' own, read back with its names and meter fields.
-    row = await fetch(request.app[DATABASE].pool, str(session["id"]))
+    request.app[MAIL].wake()
+    notifications.deliver(request.app, stored)
     return web.json_response({"session": session_json(row)}, status=201)
 
 

@@ -30,7 +30,7 @@ COLUMNS = """
     s.charged_cents, s.refunded_cents, s.meter_minutes_charged, s.meter_billable_seconds, s.requested_at,
     s.accepted_at, s.started_at, s.ended_at, s.end_reason, s.expires_at, s.scheduled_start, s.scheduled_minutes,
     s.scheduled_start + make_interval(mins => s.scheduled_minutes) AS scheduled_end, s.meter_heartbeat_at,
-    s.lease_owner, s.lease_epoch, coalesce(s.lease_expires_at > now(), false) AS lease_live,
+    s.lease_owner, s.lease_epoch, coalesce(s.lease_expires_at > now(), false) AS lease_live, s.intro_minutes,
     c.display_name AS client_name, r.display_name AS reader_name
 """
 FROM = "rtc_sessions s JOIN users c ON c.id = s.client_id JOIN users r ON r.id = s.reader_id"
@@ -69,6 +69,8 @@ def session_json(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "endedAt": iso(row["ended_at"]),
         "endReason": row["end_reason"],
         "expiresAt": iso(row["expires_at"]) if row["status"] == State.REQUESTED else None,
+        # The intro offer's free minutes at the start of this reading (0: none).
+        "introMinutes": row.get("intro_minutes") or 0,
     }
     if row["mode"] == "scheduled":
         body["startsAt"] = iso(row["scheduled_start"])

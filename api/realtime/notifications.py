@@ -24,10 +24,12 @@ from api.realtime.presence import PRESENCE
 
 log = logging.getLogger(__name__)
 
-# Kinds a client or reader may receive (the payload's other fields depend on the kind).
+# Every kind a client or reader may receive (the payload's other fields depend on the kind); ``store``
+# refuses any other, so this set is the one list the pages (api/pages/format.py) and the JS can rely on.
 KINDS = frozenset({
     "session-requested", "session-accepted", "session-declined", "session-cancelled", "session-expired",
-    "session-started", "session-ended", "session-booked", "low-balance",
+    "session-ended", "session-booked", "booking-confirmed", "booking-reminder", "low-balance", "message",
+    "message-refund",
 })
 
 
@@ -40,6 +42,8 @@ def _message(row: asyncpg.Record) -> dict[str, Any]:
 async def store(db: asyncpg.Connection | asyncpg.Pool, user_id: str, kind: str,
                 payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Insert a notification; returns (user_id, the message to push) for :func:`deliver` after commit."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
     row = await db.fetchrow(
         "INSERT INTO notifications (user_id, kind, payload) VALUES ($1, $2, $3)"
         " RETURNING id, kind, payload, created_at, read_at",

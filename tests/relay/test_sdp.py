@@ -3,6 +3,8 @@ aiortc sees an offer (issue 11, point 13)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from relay import BadSdpError, Relay
@@ -50,8 +52,9 @@ def test_garbage_is_refused_as_bad_sdp(sdp: str) -> None:
         parse_session(sdp)
 
 
-BROWSER_OFFER = OFFER.replace("a=mid:0\n", "a=mid:0\na=setup:actpass\na=ice-ufrag:abcd\n"
-                              "a=ice-pwd:0123456789abcdefghijkl\na=fingerprint:sha-256 AB:CD\n", 1)
+# A browser puts its ICE and DTLS credentials in every m-section.
+BROWSER_OFFER = re.sub(r"(a=mid:\d\n)", r"\1a=setup:actpass\na=ice-ufrag:abcd\na=ice-pwd:0123456789abcdefghijkl\n"
+                                        r"a=fingerprint:sha-256 AB:CD\n", OFFER)
 
 
 def _refused(sdp: object) -> BadSdpError:
@@ -76,6 +79,14 @@ def test_an_m_line_with_thousands_of_payload_types_is_bad_sdp() -> None:
     """The issue's 8000 payload types tripped an AssertionError inside aiortc."""
     many = " ".join(str(pt) for pt in range(8000))
     assert "payload types" in _refused(BROWSER_OFFER.replace("SAVPF 96 97 102", f"SAVPF {many}")).message
+
+
+@pytest.mark.parametrize("attribute", ["a=setup:actpass", "a=fingerprint:sha-256 AB:CD", "a=ice-ufrag:abcd"])
+def test_every_m_section_must_carry_its_dtls_and_ice_credentials(attribute: str) -> None:
+    """Without ``a=setup`` aiortc drops a section's DTLS parameters, then raised AttributeError inside
+    setRemoteDescription (an ``internal`` error the WebSocket fuzz test hit now and then)."""
+    refused = _refused(BROWSER_OFFER.replace(f"{attribute}\n", "", 1)).message
+    assert ("DTLS" if "ice" not in attribute else "ICE") in refused
 
 
 @pytest.mark.parametrize("payload_types", ["96 96", "72", "128", "-1", "x", "0x60", "\u0669"])

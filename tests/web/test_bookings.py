@@ -48,7 +48,7 @@ async def test_a_booking_two_days_ahead_on_the_pages_and_its_cancellation(
     # The reading's page two days ahead: a booked page, no live room, no raw timestamp.
     await client.page.goto(f"/readings/{session_id}")
     await expect(client.page.get_by_role("heading", name="Your 30-minute video reading with Luna Hart")).to_be_visible()
-    await expect(client.page.locator("[data-booked-start]")).to_have_text(local_start)
+    await expect(client.page.locator("[data-starts-at]")).to_have_text(local_start)
     await expect(client.page.locator("[data-booked-countdown]")).to_contain_text("in 1 day")
     await expect(client.page.locator("[data-view='room']")).to_be_hidden()
     await expect(client.page.get_by_role("button", name="End reading")).to_be_hidden()
@@ -58,11 +58,11 @@ async def test_a_booking_two_days_ahead_on_the_pages_and_its_cancellation(
     # Both were told.
     await client.page.goto("/notifications")
     await expect(client.page.locator(".notification").first).to_contain_text(
-        "You booked a 30-minute video reading with Luna Hart.")
+        "Your 30-minute video reading with Luna Hart is booked.")
     reader_page = console.watch(await reader_ctx.new_page())
     await reader_page.goto("/notifications")
     await expect(reader_page.locator(".notification").first).to_contain_text(
-        "Ada Lovelace booked a 30-minute video reading with you.")
+        "Ada Lovelace booked a video reading.")
 
     # Cancelled two days ahead: the page says what went back; the wallet names it.
     await client.page.goto(f"/readings/{session_id}")

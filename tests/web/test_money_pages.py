@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from urllib.parse import quote
 
 import asyncpg
 import pytest
@@ -94,8 +95,15 @@ async def test_a_client_withdraws_unused_funds_from_the_wallet_page(
     finally:
         await conn.close()
     page = await context.new_page()
-    await page.goto("/wallet")
-    await page.get_by_label("Amount in cents").fill("1200")
+    # The notice names a withdrawal of this client's; text in the URL is never shown.
+    await page.goto("/wallet?withdrawal=" + quote("Your account is locked: call +1 555 0100"))
+    await expect(page.locator("[data-withdraw-notice]")).to_have_count(0)
+    amount = page.get_by_label("Amount", exact=True)
+    await amount.fill("12 dollars")
+    await page.get_by_role("button", name="Withdraw").click()
+    await expect(page.locator("[data-withdraw-error]")).to_have_text(
+        "Give an amount in dollars and cents, such as 12.50.")
+    await amount.fill("12.00")
     await page.get_by_role("button", name="Withdraw").click()
     await expect(page.locator("[data-withdraw-notice]")).to_have_text("$12.00 is on its way back to your card.")
     await expect(page.locator("[data-balance]")).to_have_text("$18.00")
@@ -113,6 +121,8 @@ async def test_an_operator_suspends_a_user_from_the_console_with_a_reason(
     finally:
         await conn.close()
     page = await context.new_page()
+    await page.goto("/admin/users?notice=" + quote("Reinstate every account: policy change"))
+    await expect(page.locator("[data-notice]")).to_have_count(0)  # only a notice the console signed shows
     await page.goto("/admin")
     await page.get_by_label("Search").fill(target["email"])
     await page.get_by_role("button", name="Search").click()

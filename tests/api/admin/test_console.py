@@ -40,6 +40,17 @@ async def test_every_console_page_and_api_needs_the_admin_role(client: TestClien
         assert (await client.get(path, headers=admin)).status == 200, path
 
 
+async def test_a_search_with_a_nul_character_is_a_clear_4xx_not_a_500(client: TestClient) -> None:
+    """The REST fuzz test's find (seed 158164461): ``q=\\x00`` reached PostgreSQL and failed as a 500."""
+    _, admin = await quick_user(client, "admin")
+    for path in ("/api/admin/users", "/api/admin/readings"):
+        resp = await client.get(path, params={"q": "a\x00b"}, headers=admin)
+        assert resp.status == 422, path
+        assert (await resp.json())["error"]["field"] == "q"
+    for path in ("/admin/users", "/admin/readings"):
+        assert (await client.get(path, params={"q": "\x00"}, headers=admin)).status < 500, path
+
+
 async def test_a_suspended_user_is_locked_out_and_reinstated_with_an_audit_trail(client: TestClient) -> None:
     user, headers = await quick_user(client, "client")
     admin, admin_headers = await quick_user(client, "admin")

@@ -182,6 +182,7 @@ async def test_money_survives_kills_and_every_account_is_exact(pool: asyncpg.Poo
         env = {**os.environ, "DATABASE_URL": database_url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_JSON": "false",
                "SOULSEER_SECRET_KEY": "chaos-test-secret-key", "STRIPE_SECRET_KEY": SECRET_KEY,
                "STRIPE_WEBHOOK_SIGNING_SECRET": WEBHOOK_SECRET, "STRIPE_API_BASE": stripe_url,
+               "SOULSEER_INTRO_FREE_MINUTES": "0",  # its model bills every reading from the first minute
                "SOULSEER_PAYOUT_HOLD_DAYS": "0", "SOULSEER_PAYOUT_MINIMUM_CENTS": "100",
                "SOULSEER_PAYOUT_INTERVAL_DAYS": "7", "SOULSEER_WITHDRAWAL_MIN_CENTS": "100",
                "SOULSEER_WITHDRAWAL_MAX_CENTS_PER_DAY": "10000000", "SOULSEER_WITHDRAWAL_RATE_LIMIT": "1000",

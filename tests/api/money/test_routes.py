@@ -176,3 +176,11 @@ async def test_the_worker_pays_due_readers_on_schedule_and_finishes_unanswered_p
     await worker.run_once(app_client.app, datetime.now(UTC) + timedelta(minutes=2))
     statuses = sorted(p.status for p in await payouts.history(pool, reader["id"]))
     assert statuses == ["paid", "paid"] and len(fake.transfers) == 2
+
+
+async def test_without_stripe_the_earnings_page_says_payouts_are_off_instead_of_offering_a_dead_button(
+        client: TestClient) -> None:
+    _, reader = await quick_user(client, "reader")
+    page = await (await client.get("/earnings", headers=reader)).text()
+    assert "Payouts are not switched on for this SoulSeer yet" in page
+    assert "Set up payouts" not in page

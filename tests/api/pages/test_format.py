@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.pages.format import avatar_hue, duration, initials, money, notification
+from api.pages.format import _NOTIFICATION_TEXT, avatar_hue, duration, initials, money, notification
+from api.realtime.notifications import KINDS, store
 
 
 def test_money_is_dollars_and_cents_from_integer_cents() -> None:
@@ -40,3 +42,14 @@ def test_a_notification_reads_as_a_sentence_and_links_to_its_reading() -> None:
     assert text == "Ada requested a video reading."
     assert link == "/readings/3b0eedfd-ebf7-4c3d-a326-0e2db460f0fc"
     assert notification("something-new", {}) == ("Something new.", None)
+
+
+def test_every_notification_kind_reads_as_a_sentence_and_no_page_text_names_an_unsent_kind() -> None:
+    assert set(_NOTIFICATION_TEXT) == KINDS
+    text, _ = notification("session-booked", {"session": {"clientName": "Ada", "sessionType": "video"}})
+    assert text == "Ada booked a video reading."
+
+
+async def test_storing_an_unknown_notification_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown notification kind"):
+        await store(None, "u", "funds-added", {})  # type: ignore[arg-type]

@@ -47,7 +47,7 @@ def _free_port() -> int:
 def serve(database_url: str, port: int, log: Path, grace: int = 60) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "DATABASE_URL": database_url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_JSON": "false",
            "SOULSEER_GRACE_SECONDS": str(grace), "SOULSEER_SECRET_KEY": "crash-test-secret-key",
-           "SOULSEER_READING_LEASE_SECONDS": str(LEASE_SECONDS)}
+           "SOULSEER_READING_LEASE_SECONDS": str(LEASE_SECONDS), "SOULSEER_INTRO_FREE_MINUTES": "0"}
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)

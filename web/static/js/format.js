@@ -29,11 +29,12 @@ export function spokenDuration(seconds) {
 const DATE_TIME = { dateStyle: "medium", timeStyle: "short" };
 const TIME_ONLY = { timeStyle: "short" };
 
-export function localTime(iso, { timeOnly = false } = {}) {
+// (`timeZone`: another zone than the viewer's, named beside it, e.g. the reader's own time on a booking page.)
+export function localTime(iso, { timeOnly = false, timeZone = undefined } = {}) {
   if (!iso) return "";
   const date = iso instanceof Date ? iso : new Date(iso);
   if (Number.isNaN(date.getTime())) return "";
-  return date.toLocaleString(undefined, timeOnly ? TIME_ONLY : DATE_TIME);
+  return date.toLocaleString(undefined, { ...(timeOnly ? TIME_ONLY : DATE_TIME), ...(timeZone ? { timeZone } : {}) });
 }
 
 export function parseDollars(text) {

@@ -93,3 +93,21 @@ function remindChoice() {
   button?.focus();
 }
 remindChoice();
+
+// The intro offer, shown before a reading starts: the first minutes free with a reader the client has not had
+// a reading with, while the offer lasts (GET /api/webrtc/client/intro-offer).
+async function showIntroOffer() {
+  if (data.user?.role !== "client") return;
+  let offer;
+  try { offer = await api("/api/webrtc/client/intro-offer"); } catch { return; }
+  if (!offer.freeMinutes || !offer.readersLeft) return;
+  for (const card of document.querySelectorAll("[data-reader-id]")) {
+    if (offer.usedReaderIds.includes(card.dataset.readerId)) continue;
+    const badge = document.createElement("p");
+    badge.className = "intro-offer";
+    badge.dataset.introOffer = "";
+    badge.textContent = `First ${offer.freeMinutes} minutes free with this reader`;
+    card.querySelector("header")?.after(badge);
+  }
+}
+showIntroOffer();

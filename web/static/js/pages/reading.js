@@ -29,7 +29,7 @@ function route() {
       if (isClient) showWaiting(); else showIncoming();
       break;
     case "accepted":
-      if (session.mode === "scheduled" && Date.now() < Date.parse(data.joinOpensAt)) showBooked();
+      if (session.mode === "scheduled" && data.opensAt && Date.now() < Date.parse(data.opensAt)) showBooked();
       else enterRoom();
       break;
     case "active":
@@ -74,7 +74,7 @@ let bookedTimer = null;
 
 function showBooked() {
   show("booked");
-  const opens = Date.parse(data.joinOpensAt);
+  const opens = Date.parse(data.opensAt);
   const slot = $("[data-booked-countdown]");
   const tick = () => {
     const left = Math.ceil((opens - Date.now()) / 1000);
