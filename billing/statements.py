@@ -67,6 +67,11 @@ async def totals(db: Db, reader_id: str) -> dict[str, int]:
             "paidOutCents": have.get("paid_out", 0)}
 
 
+# The movements of a reading's money: its minutes (an intro offer's free ones are paid to the reader by the
+# platform, nothing from the wallet), its booking, and their refunds.
+READING_MONEY = ("reading_minute", "intro_minute", "scheduled_reading", "refund")
+
+
 @dataclass(frozen=True)
 class ReadingTotals:
     """One reading's money, net of its refunds: what the client paid and what the reader earned."""
@@ -89,8 +94,8 @@ async def readings_totals(db: Db, session_ids: list[str]) -> dict[str, ReadingTo
             "SELECT t.ref, coalesce(-sum(e.amount_cents) FILTER (WHERE e.account = 'wallet'), 0)::bigint AS charged,"
             " coalesce(sum(e.amount_cents) FILTER (WHERE e.account = 'earnings'), 0)::bigint AS earned"
             " FROM ledger_transactions t JOIN ledger_entries e ON e.txn_id = t.id"
-            " WHERE t.ref = ANY($1::text[]) AND t.kind IN ('reading_minute', 'scheduled_reading', 'refund')"
-            " GROUP BY t.ref", [str(i) for i in session_ids])
+            " WHERE t.ref = ANY($1::text[]) AND t.kind = ANY($2::text[])"
+            " GROUP BY t.ref", [str(i) for i in session_ids], list(READING_MONEY))
     return {r["ref"]: ReadingTotals(charged_cents=int(r["charged"]), earned_cents=int(r["earned"])) for r in rows}
 
 
