@@ -59,6 +59,9 @@ async def test_the_summaries_and_history_show_the_ledgers_money_after_the_last_m
         await expect(party.page.locator("[data-summary-amount]")).to_have_text(figure)
         await party.page.goto("/history")
         await expect(party.page.locator(f'tr[data-session-id="{session_id}"] [data-money]')).to_have_text(figure)
+    # The dashboard's latest earnings name the refund in words.
+    await reader.page.goto("/dashboard")
+    await expect(reader.page.locator("[data-earnings-list]")).to_contain_text("Unused time returned to the client")
     await done(console, client, reader)
 
 

@@ -196,6 +196,15 @@ wireForm(profileForm, () => ({ specialties: profileForm.specialties.value, bio: 
   });
 
 // ---- earnings ----
+// Ledger movement kinds (billing/ledger.py) as a reader reads them.
+const EARNING_KINDS = {
+  reading_minute: "Reading minute",
+  intro_minute: "Intro minute (paid by SoulSeer)",
+  scheduled_reading: "Booked reading",
+  refund: "Unused time returned to the client",
+  gift: "Gift",
+  message: "Paid message",
+};
 async function loadEarnings() {
   try {
     const { earningsCents, transactions } = await api(`${endpoints.earnings}?limit=5`);
@@ -206,7 +215,8 @@ async function loadEarnings() {
       const item = document.createElement("li");
       const what = document.createElement("div");
       what.className = "grow";
-      what.textContent = tx.kind === "reading_minute" ? "Reading minute" : tx.kind.replaceAll("_", " ");
+      what.textContent = tx.kind === "refund" && tx.originalKind === "scheduled_reading"
+        ? "Booking refunded to the client" : EARNING_KINDS[tx.kind] ?? sentence(tx.kind.replaceAll("_", " "));
       const when = document.createElement("small");
       when.className = "muted";
       when.textContent = ` ${localTime(tx.createdAt)}`;
