@@ -107,7 +107,7 @@ autoAccept.addEventListener("change", async () => {
     autoAcceptStatus.className = "form-status ok";
   } catch (error) {
     autoAccept.checked = !autoAccept.checked;
-    autoAcceptStatus.textContent = error.message;
+    autoAcceptStatus.textContent = sentence(error.message);
     autoAcceptStatus.className = "form-status field-error";
   }
 });

@@ -143,7 +143,7 @@ $("[data-cancel]").addEventListener("click", async (event) => {
     // Accepted in the meantime? Then the room is the right place; otherwise say why.
     try { session = (await api(endpoints.session(session.id))).session; } catch { /* keep the old one */ }
     if (session.status === "requested") {
-      $("[data-waiting-error]").textContent = error.message;
+      $("[data-waiting-error]").textContent = sentence(error.message);
       button.disabled = false;
       return;
     }
@@ -158,7 +158,7 @@ $("[data-accept]").addEventListener("click", async (event) => {
     const { session: fresh } = await api(endpoints.accept(session.id), { method: "POST" });
     session = fresh;
   } catch (error) {
-    $("[data-incoming-error]").textContent = error.message;
+    $("[data-incoming-error]").textContent = sentence(error.message);
     try { session = (await api(endpoints.session(session.id))).session; } catch { /* keep the old one */ }
   }
   stopPolling();
@@ -171,7 +171,7 @@ $("[data-decline]").addEventListener("click", async (event) => {
     const { session: fresh } = await api(endpoints.decline(session.id), { method: "POST" });
     session = fresh ?? { ...session, status: "declined" };
   } catch (error) {
-    $("[data-incoming-error]").textContent = error.message;
+    $("[data-incoming-error]").textContent = sentence(error.message);
   }
   stopPolling();
   route();

@@ -1,5 +1,5 @@
 // The reader's studio: start a stream, publish the camera, watch viewers, gifts and chat, end the stream.
-import { api, clearFormErrors, showFormError } from "../api.js";
+import { api, clearFormErrors, sentence, showFormError } from "../api.js";
 import { money } from "../format.js";
 import { pageData, toast } from "../layout.js";
 import { StreamClient } from "../stream-client.js";
@@ -81,7 +81,7 @@ function run(stream) {
   });
   client.addEventListener("error", (e) => {
     if (e.detail.code === "stream_ended") finished();
-    else view.system(e.detail.message);
+    else view.system(sentence(e.detail.message));
   });
   wireChat(studio.querySelector("[data-chat-form]"), client, view);
   client.start();
@@ -94,7 +94,7 @@ studio.querySelector("[data-end-stream]").addEventListener("click", async (event
     finished();
   } catch (error) {
     event.currentTarget.disabled = false;
-    view.system(error.message);
+    view.system(sentence(error.message));
   }
 });
 

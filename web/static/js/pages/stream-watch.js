@@ -1,6 +1,6 @@
 // Watching a live stream: the video, gifts (with their animation), the live leaderboard and the stream chat;
 // a client can send gifts and ask the streaming reader for a private reading.
-import { api } from "../api.js";
+import { api, sentence } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { money } from "../format.js";
 import { pageData, setNavBalance } from "../layout.js";
@@ -84,7 +84,7 @@ client.addEventListener("remote-stream", (e) => {
 client.addEventListener("error", (e) => {
   if (e.detail.code === "stream_ended") ended();
   else if (e.detail.code === "rate_limited") view.system("Slow down a little: too many messages.");
-  else view.system(e.detail.message);
+  else view.system(sentence(e.detail.message));
 });
 unmute.addEventListener("click", () => {
   video.muted = !video.muted;
@@ -119,7 +119,7 @@ for (const button of root.querySelectorAll("[data-gift-id]")) {
         giftError.textContent = priceChangedText(error, { what: name, again: "Send it again to pay the new price." });
         return;
       }
-      giftError.textContent = GIFT_ERRORS[error.code] ?? error.message;
+      giftError.textContent = GIFT_ERRORS[error.code] ?? sentence(error.message);
       if (error.code === "insufficient_funds") {
         const link = document.createElement("a");
         link.href = "/wallet";
@@ -153,7 +153,7 @@ for (const button of root.querySelectorAll("[data-start]")) {
           what: `a ${button.dataset.start} reading`, per: "/min", again: "Press it again to start at the new rate." });
       } else {
         startError.textContent = error.code === "insufficient_funds"
-          ? "Your balance doesn't cover a first minute with this reader." : error.message;
+          ? "Your balance doesn't cover a first minute with this reader." : sentence(error.message);
       }
       button.disabled = false;
     }
