@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import accounts, admin, messages, money, pages, readings, realtime, streams
+from api import accounts, admin, marketplace, messages, money, pages, readings, realtime, streams
 from api.core import health, middleware, openapi
 from api.core.database import Database
 from api.core.http_metrics import HttpMetrics
@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> web.Application:
     realtime.setup(app)
     readings.setup(app)
     streams.setup(app)
+    marketplace.setup(app)
     money.setup(app)
     admin.setup(app)
     pages.setup(app)

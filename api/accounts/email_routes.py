@@ -219,6 +219,14 @@ _ERASE = (
     "UPDATE reader_availability SET status = 'offline', chosen_status = 'offline' WHERE reader_id = $1",
     "UPDATE reader_rates SET chat_cents = 0, audio_cents = 0, video_cents = 0, flat_15_cents = 0, flat_30_cents = 0,"
     " flat_45_cents = 0, flat_60_cents = 0, message_cents = 0 WHERE reader_id = $1",
+    "DELETE FROM reader_photos WHERE reader_id = $1",
+    "DELETE FROM favourites WHERE client_id = $1 OR reader_id = $1",
+    "DELETE FROM online_watches WHERE client_id = $1 OR reader_id = $1",
+    "DELETE FROM online_alerts WHERE client_id = $1 OR reader_id = $1",
+    "DELETE FROM reader_online_events WHERE reader_id = $1",
+    # A review's stars stay (the reading happened and was paid); the words a person wrote go.
+    "UPDATE reviews SET body = '' WHERE client_id = $1",
+    "UPDATE reviews SET reply = NULL, replied_at = NULL WHERE reader_id = $1",
     "UPDATE messages SET body = '[deleted]' WHERE sender_id = $1",
     "UPDATE reading_messages SET body = '[deleted]' WHERE sender_id = $1",
     "DELETE FROM mail_outbox WHERE sent_at IS NULL AND lower(to_address) = (SELECT lower(email) FROM users"

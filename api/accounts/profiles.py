@@ -1,4 +1,4 @@
-"""Reader profiles: the bio and specialties clients see on the home page, and the auto-accept choice.
+"""Reader profiles: the bio, specialties and languages clients see, and the auto-accept choice.
 
 ``GET|POST /api/webrtc/reader/profile`` (reader). The profile row is optional: a reader without one shows
 an empty bio and no specialties, so nothing else has to create it.
@@ -33,9 +33,11 @@ class Profile:
     bio: str
     specialties: tuple[str, ...]
     auto_accept: bool
+    languages: tuple[str, ...] = ()
 
     def public(self) -> dict[str, Any]:
-        return {"bio": self.bio, "specialties": list(self.specialties), "autoAccept": self.auto_accept}
+        return {"bio": self.bio, "specialties": list(self.specialties), "languages": list(self.languages),
+                "autoAccept": self.auto_accept}
 
 
 EMPTY = Profile(bio="", specialties=(), auto_accept=False)
@@ -68,35 +70,38 @@ def parse(body: dict[str, Any], current: Profile) -> Profile:
     if "bio" in body:
         bio = v.text(body, "bio", min_len=0, max_len=MAX_BIO_LEN)
     labels = specialties(body) if "specialties" in body else current.specialties
+    languages = specialties(body, "languages") if "languages" in body else current.languages
     auto_accept = current.auto_accept
     if "autoAccept" in body:
         if not isinstance(body["autoAccept"], bool):
             raise Invalid("autoAccept must be true or false", field="autoAccept")
         auto_accept = body["autoAccept"]
-    return Profile(bio=bio, specialties=labels, auto_accept=auto_accept)
+    return Profile(bio=bio, specialties=labels, auto_accept=auto_accept, languages=languages)
 
 
 async def load(conn: asyncpg.Connection | asyncpg.Pool, reader_id: str) -> Profile:
     row = await conn.fetchrow(
-        "SELECT bio, specialties, auto_accept FROM reader_profiles WHERE reader_id = $1", reader_id
+        "SELECT bio, specialties, languages, auto_accept FROM reader_profiles WHERE reader_id = $1", reader_id
     )
     if row is None:
         return EMPTY
-    return Profile(bio=row["bio"], specialties=tuple(row["specialties"]), auto_accept=row["auto_accept"])
+    return Profile(bio=row["bio"], specialties=tuple(row["specialties"]), auto_accept=row["auto_accept"],
+                   languages=tuple(row["languages"]))
 
 
 async def save(conn: asyncpg.Connection | asyncpg.Pool, reader_id: str, profile: Profile) -> None:
     await conn.execute(
-        "INSERT INTO reader_profiles (reader_id, bio, specialties, auto_accept) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (reader_id) DO UPDATE SET bio = $2, specialties = $3, auto_accept = $4, updated_at = now()",
-        reader_id, profile.bio, list(profile.specialties), profile.auto_accept,
+        "INSERT INTO reader_profiles (reader_id, bio, specialties, auto_accept, languages) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (reader_id) DO UPDATE SET bio = $2, specialties = $3, auto_accept = $4, languages = $5,"
+        " updated_at = now()",
+        reader_id, profile.bio, list(profile.specialties), profile.auto_accept, list(profile.languages),
     )
 
 
-PROFILE_SHAPE = "{profile: {bio, specialties: [string], autoAccept}}"
+PROFILE_SHAPE = "{profile: {bio, specialties: [string], languages: [string], autoAccept}}"
 
 
-@operation(summary="The reader's own profile (bio, specialties, auto-accept)", roles=("reader",),
+@operation(summary="The reader's own profile (bio, specialties, languages, auto-accept)", roles=("reader",),
            response=PROFILE_SHAPE)
 async def get_profile(request: web.Request) -> web.Response:
     user = await require(request, "reader")
@@ -105,7 +110,8 @@ async def get_profile(request: web.Request) -> web.Response:
 
 
 @operation(summary="Set the reader's profile (fields left out keep their value)", roles=("reader",),
-           request="{bio?, specialties?: [string] | \"a, b\", autoAccept?: boolean}", response=PROFILE_SHAPE)
+           request="{bio?, specialties?: [string] | \"a, b\", languages?: [string] | \"a, b\", autoAccept?: boolean}",
+           response=PROFILE_SHAPE)
 async def update_profile(request: web.Request) -> web.Response:
     user = await require(request, "reader")
     body = await v.read_json(request)

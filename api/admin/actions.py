@@ -1,5 +1,6 @@
 """What an operator can do, each in one database transaction with its audit row: suspend and reinstate a user,
-give a goodwill refund of a reading. The JSON routes and the console's forms both call these."""
+give a goodwill refund of a reading, hide a review or show it again. The JSON routes and the console's forms
+both call these."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncpg
 
 from api.core import audit
 from api.core.errors import Invalid, NotFound
+from api.marketplace import reviews
 from billing import goodwill
 from billing.ledger import Txn
 
@@ -57,4 +59,12 @@ async def goodwill_refund(pool: asyncpg.Pool, *, admin_id: str, reading_id: str,
         if not replay:
             await audit.record(conn, admin_id=admin_id, action="goodwill_refund", target_kind="reading",
                                target_id=reading_id, reason=reason, details={"amountCents": cents, "key": key})
+            # Refunded in full, it is no longer a paid reading: its review, if any, stops counting.
+            await reviews.hide_if_refunded(conn, admin_id=admin_id, session_id=reading_id)
     return txns
+
+
+async def set_review_hidden(pool: asyncpg.Pool, *, admin_id: str, review_id: str, reason: str, hidden: bool) -> bool:
+    """Hide a review (it is kept, and counts nowhere) or show it again; False when it already was so."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await reviews.hide(conn, admin_id=admin_id, review_id=review_id, reason=reason, hidden=hidden)

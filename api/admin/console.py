@@ -16,6 +16,7 @@ from api.core import audit
 from api.core.errors import ApiError
 from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID
 from api.core.validation import path_uuid, query_text
+from api.marketplace import reviews as marketplace_reviews
 from api.pages.format import money
 from api.pages.rendering import page_auth, render
 from billing import trial_balance
@@ -82,6 +83,22 @@ async def reading_page(request: web.Request) -> web.Response:
                                                        money(m["readerCents"]), money(m["platformCents"]),
                                                        m["createdAt"]]} for m in found["movements"]])
     return await _page(request, auth, f"Reading {reading_id}", [details, movements])
+
+
+async def reviews_page(request: web.Request) -> web.Response:
+    auth = await page_auth(request, "admin")
+    q = query_text(request, "q")
+    rows = []
+    for rv in await marketplace_reviews.search_for_operators(request.app[DATABASE].pool, q):
+        act = ({"url": f"/admin/reviews/{rv['id']}/show", "label": "Show again"} if rv["hidden"]
+               else {"url": f"/admin/reviews/{rv['id']}/hide", "label": "Hide"})
+        rows.append({"href": f"/admin/readings/{rv['sessionId']}",
+                     "cells": [rv["sessionId"], rv["createdAt"], rv["clientName"], f"{rv['stars']}/5", rv["body"],
+                               rv["reply"] or "", "hidden" if rv["hidden"] else "shown"], "actions": [act]})
+    return await _page(request, auth, "Reviews", [_section(
+        "reviews", "Reviews", ["Reading", "Written", "Client", "Stars", "Review", "Reply", "Status"], rows,
+        actions=True, note="A hidden review is kept and audited; it counts in no rating and shows on no page.")],
+        search=q)
 
 
 async def ledger_page(request: web.Request) -> web.Response:
@@ -201,6 +218,18 @@ async def refund_form(request: web.Request) -> web.Response:
     raise _back(auth, page, f"Refunded {money(int(raw))}.")
 
 
+async def review_form(request: web.Request) -> web.Response:
+    auth, form = await _form(request)
+    hidden = request.match_info["action"] == "hide"
+    try:
+        await actions.set_review_hidden(request.app[DATABASE].pool, admin_id=auth.user.id,
+                                        review_id=path_uuid(request, "reviewId"),
+                                        reason=actions.reason_of(form.get("reason")), hidden=hidden)
+    except ApiError as exc:
+        raise _back(auth, "/admin/reviews", exc.message) from None
+    raise _back(auth, "/admin/reviews", "Hidden." if hidden else "Shown again.")
+
+
 async def home(request: web.Request) -> web.Response:
     await page_auth(request, "admin")
     raise web.HTTPSeeOther("/admin/users")
@@ -214,6 +243,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/admin/readings", readings_page)
     app.router.add_get("/admin/readings/{readingId}", reading_page)
     app.router.add_post("/admin/readings/{readingId}/refund", refund_form)
+    app.router.add_get("/admin/reviews", reviews_page)
+    app.router.add_post("/admin/reviews/{reviewId}/{action:hide|show}", review_form)
     app.router.add_get("/admin/ledger", ledger_page)
     app.router.add_get("/admin/ledger/{txnId}", transaction_page)
     app.router.add_get("/admin/payouts", payouts_page)

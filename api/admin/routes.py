@@ -11,6 +11,7 @@ from api.core.errors import NotFound
 from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.openapi import operation
 from api.core.validation import cents, path_uuid, query_text, read_json
+from api.marketplace import reviews as marketplace_reviews
 from billing import trial_balance
 
 
@@ -120,6 +121,35 @@ async def audit_trail(request: web.Request) -> web.Response:
     return web.json_response({"audit": await audit.recent(_pool(request), limit=200)})
 
 
+@operation(summary="Reviews by reader or client email or name, or by review or reading id (hidden ones too)",
+           roles=("admin",), query={"q": "email, name or id"}, response="{reviews}", tags=("admin",))
+async def reviews(request: web.Request) -> web.Response:
+    await require(request, "admin")
+    return web.json_response({"reviews": await marketplace_reviews.search_for_operators(
+        _pool(request), query_text(request, "q"))})
+
+
+@operation(summary="Hide a review (kept and audited; it counts nowhere)", roles=("admin",), request="{reason}",
+           response="{changed}", tags=("admin",))
+async def hide_review(request: web.Request) -> web.Response:
+    return await _review_hidden(request, hidden=True)
+
+
+@operation(summary="Show a hidden review again (audited)", roles=("admin",), request="{reason}",
+           response="{changed}", tags=("admin",))
+async def show_review(request: web.Request) -> web.Response:
+    return await _review_hidden(request, hidden=False)
+
+
+async def _review_hidden(request: web.Request, *, hidden: bool) -> web.Response:
+    admin = await require(request, "admin")
+    body = await read_json(request)
+    changed = await actions.set_review_hidden(_pool(request), admin_id=admin.id,
+                                              review_id=path_uuid(request, "reviewId"),
+                                              reason=actions.reason_of(body.get("reason")), hidden=hidden)
+    return web.json_response({"changed": changed})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/admin/users", users)
     app.router.add_post("/api/admin/users/{userId}/suspend", suspend)
@@ -132,3 +162,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/admin/payouts", payouts)
     app.router.add_get("/api/admin/disputes", disputes)
     app.router.add_get("/api/admin/audit", audit_trail)
+    app.router.add_get("/api/admin/reviews", reviews)
+    app.router.add_post("/api/admin/reviews/{reviewId}/hide", hide_review)
+    app.router.add_post("/api/admin/reviews/{reviewId}/show", show_review)

@@ -14,6 +14,7 @@ from api.pages import (
     messages,
     not_found,
     notifications,
+    reader_profile,
     readings,
     rendering,
     streams,
@@ -23,4 +24,4 @@ from api.pages import (
 __all__ = ["setup"]
 
 setup = Setup(rendering, not_found, home, login, wallet, dashboard, readings, notifications, streams, messages, booking,
-              account)
+              account, reader_profile)

@@ -67,6 +67,10 @@ _NOTIFICATION_TEXT = {
     "low-balance": "Your balance is running low.",
     "message": "New message from {fromName}.",
     "message-refund": "A message was not answered in time: it was refunded.",
+    "reader-online": "{readerName} is online now.",
+    "review-posted": "A client reviewed your reading.",
+    "review-reply": "Your reader answered your review.",
+    "tip-received": "A client sent you a tip.",
 }
 
 
@@ -91,6 +95,9 @@ def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: i
             text = normalized.replace("-", " ").capitalize() + "."
     session_id = payload.get("sessionId") or (nested.get("id") if isinstance(nested, dict) else None)
     link = f"/readings/{session_id}" if isinstance(session_id, str) and len(session_id) == 36 else None
+    url = payload.get("url")
+    if link is None and isinstance(url, str) and url.startswith("/readers/") and len(url) == len("/readers/") + 36:
+        link = url
     thread_id = payload.get("threadId")
     if link is None and isinstance(thread_id, str) and len(thread_id) == 36:
         link = f"/messages/{thread_id}"

@@ -17,6 +17,7 @@ from api.readings import store as reading_store
 from api.readings import upcoming
 from api.readings.states import Actor
 from api.realtime.turn import ice_servers_for
+from api.streams.gift_catalogue import active_gifts, gift_json
 from billing.statements import ReadingTotals, readings_totals
 
 
@@ -54,8 +55,11 @@ async def reading_page(request: web.Request) -> web.Response:
     }
     if row["mode"] == "scheduled":
         data["opensAt"] = iso(upcoming.opens_at(settings, row))
-    return await render(request, "reading.html", auth, script="reading", data=data,
-                         session=session, counterpart=data["counterpart"], other_id=other_id)
+    # After a reading its client can tip the reader with a gift from the catalogue (api/marketplace/tips.py).
+    gifts = [gift_json(g) for g in await active_gifts(pool)] if is_client else []
+    return await render(request, "reading.html", auth, script="reading", data={**data, "gifts": gifts},
+                         session=session, counterpart=data["counterpart"], other_id=other_id, role=actor.value,
+                         gifts=gifts)
 
 
 async def readings_of(pool: asyncpg.Pool, user_id: str, limit: int) -> list[dict[str, Any]]:

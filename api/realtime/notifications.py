@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 KINDS = frozenset({
     "session-requested", "session-accepted", "session-declined", "session-cancelled", "session-expired",
     "session-ended", "session-booked", "booking-confirmed", "booking-reminder", "low-balance", "message",
-    "message-refund",
+    "message-refund", "reader-online", "review-posted", "review-reply", "tip-received",
 })
 
 

@@ -98,13 +98,16 @@ async def test_every_page_fits_a_phone_and_a_desktop_and_passes_axe(browser: Bro
     thread_id = thread["message"]["threadId"]
 
     pages: dict[str, tuple[BrowserContext, list[str]]] = {
-        "visitor": (visitor_ctx, ["/", "/login", "/register", "/register?role=reader", "/no-such-page"]),
+        "visitor": (visitor_ctx, ["/", "/login", "/register", "/register?role=reader", "/forgot-password",
+                                  f"/readers/{reader['id']}", "/no-such-page"]),
         "client": (client_ctx, ["/", "/wallet", "/history", "/notifications", "/messages", f"/messages/{thread_id}",
                                 f"/readings/{ended}", f"/readings/{waiting['session']['id']}",
-                                f"/streams/{stream['stream']['id']}", "/no-such-page"]),
+                                f"/streams/{stream['stream']['id']}", f"/readers/{reader['id']}",
+                                f"/readers/{reader['id']}/book", "/upcoming", "/account", "/no-such-page"]),
         "reader": (reader_ctx, ["/dashboard", "/live", "/earnings", "/history", "/notifications", "/messages",
                                 f"/messages/{thread_id}", f"/readings/{ended}",
-                                f"/readings/{waiting['session']['id']}"]),
+                                f"/readings/{waiting['session']['id']}", "/schedule", "/upcoming", "/account",
+                                f"/readers/{reader['id']}"]),
         "admin": (admin_ctx, ["/admin/users", "/admin/readings", "/admin/ledger", "/admin/payouts"]),
     }
     problems: list[str] = []

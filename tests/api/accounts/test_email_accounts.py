@@ -157,6 +157,8 @@ async def test_deleting_an_account_erases_personal_data_and_keeps_the_ledger(cli
     await client.post(f"/api/webrtc/client/cancel-session/{session_id}", headers=bearer(session))
     refused = await client.post("/api/account/delete", headers=bearer(session), json={"currentPassword": PASSWORD})
     assert refused.status == 409 and (await refused.json())["error"]["code"] == "balance_not_empty"
+    await client.put(f"/api/favourites/{reader['id']}", headers=bearer(session))
+    assert await pool.fetchval("SELECT count(*) FROM favourites WHERE client_id = $1", user["id"]) == 1
     # Spend the refund back to zero so the wallet is empty (a withdrawal would do the same).
     await ledger.charge(pool, client_id=user["id"], reader_id=reader["id"], cents=3000, key=f"t:{uuid.uuid4()}",
                         kind="message", ref="test")
@@ -169,6 +171,7 @@ async def test_deleting_an_account_erases_personal_data_and_keeps_the_ledger(cli
     assert row["deleted_at"] is not None
     for table in ("auth_sessions", "notifications", "email_tokens"):
         assert await pool.fetchval(f"SELECT count(*) FROM {table} WHERE user_id = $1", user["id"]) == 0
+    assert await pool.fetchval("SELECT count(*) FROM favourites WHERE client_id = $1", user["id"]) == 0
     assert await pool.fetchval("SELECT count(*) FROM ledger_transactions WHERE client_id = $1", user["id"]) >= 3
     assert (await client.get("/api/auth/me", headers=bearer(session))).status == 401
     assert (await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})).status == 401

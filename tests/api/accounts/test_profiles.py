@@ -23,9 +23,9 @@ def test_bad_specialties_are_a_422_naming_the_field(raw: object) -> None:
 
 
 def test_fields_left_out_keep_their_value() -> None:
-    current = parse({"bio": "Hello", "specialties": ["Tarot"]}, EMPTY)
+    current = parse({"bio": "Hello", "specialties": ["Tarot"], "languages": "English, Español"}, EMPTY)
     assert parse({"autoAccept": True}, current).public() == {
-        "bio": "Hello", "specialties": ["Tarot"], "autoAccept": True}
+        "bio": "Hello", "specialties": ["Tarot"], "languages": ["English", "Español"], "autoAccept": True}
 
 
 def test_auto_accept_must_be_a_boolean() -> None:
@@ -38,13 +38,13 @@ async def test_a_reader_saves_and_reads_back_a_profile(client: TestClient) -> No
     _, headers = await bearer_user(client, "reader")
     resp = await client.get("/api/webrtc/reader/profile", headers=headers)
     assert resp.status == 200
-    assert (await resp.json()) == {"profile": {"bio": "", "specialties": [], "autoAccept": False}}
+    assert (await resp.json()) == {"profile": {"bio": "", "specialties": [], "languages": [], "autoAccept": False}}
     resp = await client.post("/api/webrtc/reader/profile", headers=headers,
                              json={"bio": "Tarot since 2004.", "specialties": ["Tarot", "Love"], "autoAccept": True})
     assert resp.status == 200, await resp.text()
     resp = await client.get("/api/webrtc/reader/profile", headers=headers)
     assert (await resp.json())["profile"] == {"bio": "Tarot since 2004.", "specialties": ["Tarot", "Love"],
-                                              "autoAccept": True}
+                                              "languages": [], "autoAccept": True}
 
 
 async def test_a_too_long_bio_is_a_422_on_bio(client: TestClient) -> None:

@@ -189,9 +189,11 @@ wireForm(ratesForm, () => {
 });
 
 const profileForm = document.querySelector("[data-profile-form]");
-wireForm(profileForm, () => ({ specialties: profileForm.specialties.value, bio: profileForm.bio.value }),
+wireForm(profileForm, () => ({ specialties: profileForm.specialties.value, languages: profileForm.languages.value,
+                                bio: profileForm.bio.value }),
   endpoints.profile, ({ profile }) => {
     profileForm.specialties.value = profile.specialties.join(", ");
+    profileForm.languages.value = profile.languages.join(", ");
     check("profile", profile.specialties.length > 0 || Boolean(profile.bio));
   });
 

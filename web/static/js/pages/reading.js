@@ -3,6 +3,7 @@ import { api, sentence } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { clock, localTime, money, spokenDuration } from "../format.js";
 import { pageData, setNavBalance, toast } from "../layout.js";
+import { showAfterReading } from "../after-reading.js";
 import { SoulSeerClient } from "../reading-client.js";
 
 const data = pageData();
@@ -616,6 +617,7 @@ function showSummary({ session: fresh, reason }) {
       : "Each minute was charged as it started; the unused part of the last one went back to your wallet."
     : "You earn 70% of what the client paid; it is in your earnings already.";
   if (isClient) refreshBalance();
+  if (isClient) showAfterReading(session, { onBalance: (cents) => setNavBalance(cents, money) });
   $("#summary-title").focus?.();
 }
 
