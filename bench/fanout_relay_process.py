@@ -47,7 +47,7 @@ class PassthroughControl:
         sent = sum(s.keyframe_requests_sent for s in sources)
         video = [s for s in sources if s.kind == "video"]
         overflows = sum(t.overflows for s in video for t in s.subscribers)
-        census = self.relay._census()
+        census = self.relay.census()
         return {"forwarded": forwarded, "keyframes_sent": sent, "overflows": overflows,
                 "video_shed": census.video_shed, "loop_lag": census.loop_lag,
                 "frames_in": sum(s.frames_in for s in video), "stale": sum(s.stale_frames for s in video)}

@@ -31,6 +31,9 @@ class Settings:
     database_url: str | None = None
     data_dir: Path = Path(".soulseer-data")
     redis_url: str | None = None
+    redis_prefix: str = "soulseer:"
+    node_name: str | None = None
+    reuse_port: bool = False
     ice_servers: tuple[Mapping[str, Any], ...] = ()
     turn_shared_secret: str | None = None
     turn_credential_ttl: int = 3600
@@ -141,6 +144,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(name, f"must be true or false, got {raw!r}")
 
 
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    """A short printable name (a key prefix, a node's name): letters, digits and ``-_.:``, at most 64."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if len(raw) > 64 or not all(c.isascii() and (c.isalnum() or c in "-_.:") for c in raw):
+        raise SettingsError(name, "must be at most 64 letters, digits or -_.: characters")
+    return raw
+
+
 def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """A comma-separated list of addresses or CIDR networks (``10.0.0.0/8, ::1``)."""
     networks = []
@@ -230,6 +243,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
         data_dir=Path(env.get("SOULSEER_DATA_DIR") or ".soulseer-data"),
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+        redis_prefix=_name(env, "SOULSEER_REDIS_PREFIX", "soulseer:"),
+        node_name=_name(env, "SOULSEER_NODE_NAME", "") or None,
+        reuse_port=_bool(env, "SOULSEER_REUSE_PORT", False),
         ice_servers=_ice_servers(env),
         turn_shared_secret=env.get("WEBRTC_TURN_SHARED_SECRET") or None,
         turn_credential_ttl=_int(env, "WEBRTC_TURN_CREDENTIAL_TTL", 3600, 60, 86_400),

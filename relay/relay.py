@@ -145,7 +145,7 @@ class Relay(AsyncIOEventEmitter):
         self.reserved_for_rooms = reserved_for_rooms
         self.max_viewers_per_stream = max_viewers_per_stream
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.metrics = RelayMetrics(self.registry, self._census)
+        self.metrics = RelayMetrics(self.registry, self.census)
         self._keyframe_interval = keyframe_interval
         self._consent = ConsentPolicy(consent_interval, consent_lost_after, consent_expire_after)
         self._connect_timeout = connect_timeout
@@ -502,7 +502,8 @@ class Relay(AsyncIOEventEmitter):
     def _spawn(self, coro: Any) -> None:
         self._track_close(asyncio.ensure_future(coro))
 
-    def _census(self) -> Census:
+    def census(self) -> Census:
+        """What the relay holds right now: its metrics, and a node's load in the cluster's registry."""
         return Census(
             peers=sum(1 for p in self._participants.values() if p.peer is not None),
             rooms=len(self._rooms),

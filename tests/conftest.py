@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+import redis.asyncio as redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
@@ -41,6 +42,47 @@ def postgres_url() -> Iterator[str]:
         yield server.get_uri()
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """TEST_REDIS_URL when set (shared with other runs: every test keeps to its own key prefix, never FLUSHDB);
+    otherwise a private redis-server for the whole run."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    from api.cluster.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="soulseer-redis-")))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_prefix(redis_server_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards (never the whole database)."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+
+    async def clean() -> None:
+        client = redis.Redis.from_url(redis_server_url)
+        try:
+            keys = [key async for key in client.scan_iter(match=prefix + "*", count=500)]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+    asyncio.run(clean())
+
+
+@pytest.fixture
+def cluster_settings(settings: Settings, redis_server_url: str, redis_prefix: str) -> Settings:
+    """The test settings of a node in a cluster: Redis, under this test's prefix."""
+    return replace(settings, redis_url=redis_server_url, redis_prefix=redis_prefix)
 
 
 @pytest.fixture(scope="session")

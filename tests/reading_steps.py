@@ -221,6 +221,17 @@ async def session_row(pool: asyncpg.Pool, session_id: str) -> asyncpg.Record:
     return row
 
 
+async def lease_owner(pool: asyncpg.Pool, session_id: str, timeout: float = 10.0) -> str:
+    """The node running a reading (its lease's owner), once one does: in a cluster its home starts it when told
+    over the bus, a moment after the accept."""
+
+    async def running() -> bool:
+        return (await session_row(pool, session_id))["lease_owner"] is not None
+
+    await wait_for(running, timeout=timeout, interval=0.05)
+    return str((await session_row(pool, session_id))["lease_owner"])
+
+
 async def relogin(pool: asyncpg.Pool, party: Party) -> Party:
     """A second login of the same account (another tab, or a reconnecting one)."""
     async with pool.acquire() as conn:

@@ -1,10 +1,11 @@
 """The import direction of the code, checked on its syntax tree: a new upward import, a cycle, a private name
 imported across modules or an unneeded lazy import fails here (and so in CI).
 
-``api/`` is layered ``core -> accounts -> realtime -> {readings, streams, messages} -> marketplace -> pages ->
-{money, admin} -> app -> cli``: a package imports only from its own package and from the layers before it, and
-the feature packages never import each other. ``relay/`` never imports ``billing/`` or ``api/`` (and touches no
-database); ``billing/`` never imports ``relay/``, ``api/`` or aiortc; ``config/`` imports none of them.
+``api/`` is layered ``core -> cluster -> accounts -> realtime -> {readings, streams, messages} -> marketplace
+-> pages -> {money, admin} -> app -> cli``: a package imports only from its own package and from the layers
+before it, and the feature packages never import each other. ``relay/`` never imports ``billing/`` or ``api/``
+(and touches no database); ``billing/`` never imports ``relay/``, ``api/`` or aiortc; ``config/`` imports none
+of them.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 OURS = ("api", "billing", "relay", "config")
 
 # api's layers, lowest first; packages on one layer are siblings and never import each other.
-# The marketplace (profiles, reviews, search) shows what readings offer, so it stands on them.
-API_LAYERS: list[set[str]] = [{"core"}, {"accounts"}, {"realtime"}, {"readings", "streams", "messages"},
+# The marketplace (profiles, reviews, search) shows what readings offer, so it stands on them. The cluster
+# (Redis, the node registry, placement, shared limits) is what every feature above core may use.
+API_LAYERS: list[set[str]] = [{"core"}, {"cluster"}, {"accounts"}, {"realtime"}, {"readings", "streams", "messages"},
                               {"marketplace"}, {"pages"}, {"money", "admin"}, {"app"}, {"cli"}]
 # What each top-level package may import of ours besides itself.
 ALLOWED_TOP = {"config": set(), "relay": {"config"}, "billing": {"config"}, "api": {"billing", "relay", "config"}}

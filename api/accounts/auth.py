@@ -85,6 +85,20 @@ async def resolve(pool: asyncpg.Pool, token: str, via: str) -> AuthContext | Non
                        csrf_token=row["csrf_token"])
 
 
+async def resolve_login(pool: asyncpg.Pool, login_id: str) -> AuthContext | None:
+    """A login by its id, if it still holds (a long-lived connection re-checks the login it was opened with)."""
+    row = await pool.fetchrow(
+        "SELECT s.id AS login_id, s.csrf_token, u.id, u.email, u.display_name, u.role"
+        " FROM auth_sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.suspended_at IS NULL",
+        login_id,
+    )
+    if row is None:
+        return None
+    return AuthContext(user=user_from_row(row), login_id=str(row["login_id"]), via="login",
+                       csrf_token=row["csrf_token"])
+
+
 def credentials(request: web.Request) -> tuple[str, str] | None:
     """(token, via) from the Authorization header, else the session cookie."""
     header = request.headers.get("Authorization", "")

@@ -16,24 +16,25 @@ from aiohttp import web
 from api.accounts.auth import LOGOUT_LISTENERS, authenticate, require
 from api.accounts.email_links import LinkKey, issue, redeem
 from api.accounts.keys import PASSWORDS
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedUserAndAddressLimiter
 from api.core import mail
 from api.core import validation as v
 from api.core.client_address import client_address
 from api.core.errors import Conflict, Forbidden, TooManyRequests
 from api.core.keys import DATABASE, SETTINGS
 from api.core.openapi import operation
-from api.core.ratelimit import UserAndAddressLimiter
 
 log = logging.getLogger(__name__)
 
 LINKS = web.AppKey("email_links", LinkKey)
-MAIL_LIMITER = web.AppKey("mail_limiter", UserAndAddressLimiter)
+MAIL_LIMITER = web.AppKey("mail_limiter", SharedUserAndAddressLimiter)
 # Mails one account (or address) may ask for in an hour: resets, resent verifications, address changes.
 MAILS_PER_HOUR = 5
 
 
-def _limit(request: web.Request, who: str) -> None:
-    wait = request.app[MAIL_LIMITER].hit(who, client_address(request))
+async def _limit(request: web.Request, who: str) -> None:
+    wait = await request.app[MAIL_LIMITER].hit(who, client_address(request))
     if wait > 0:
         raise TooManyRequests("too many e-mails asked for; try again later",
                               headers={"Retry-After": str(int(wait) + 1)})
@@ -70,7 +71,7 @@ async def _revoke_logins(request: web.Request, conn: asyncpg.Connection, user_id
            response="{sent}")
 async def resend_verification(request: web.Request) -> web.Response:
     user = await require(request)
-    _limit(request, user.id)
+    await _limit(request, user.id)
     async with request.app[DATABASE].pool.acquire() as conn, conn.transaction():
         verified = await conn.fetchval("SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1", user.id)
         if verified:
@@ -101,7 +102,7 @@ async def verify_email(request: web.Request) -> web.Response:
 async def request_reset(request: web.Request) -> web.Response:
     body = await v.read_json(request)
     email = v.email(body)
-    _limit(request, f"reset:{email}")
+    await _limit(request, f"reset:{email}")
     pool = request.app[DATABASE].pool
     async with pool.acquire() as conn, conn.transaction():
         user = await conn.fetchrow("SELECT id::text, email FROM users WHERE lower(email) = $1 AND deleted_at IS NULL"
@@ -170,7 +171,7 @@ async def change_email(request: web.Request) -> web.Response:
     user = await require(request)
     body = await v.read_json(request)
     new = v.email(body, "newEmail")
-    _limit(request, user.id)
+    await _limit(request, user.id)
     await _check_password(request, user.id, body.get("currentPassword"))
     pool = request.app[DATABASE].pool
     async with pool.acquire() as conn, conn.transaction():
@@ -268,7 +269,8 @@ async def delete_account(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[LINKS] = LinkKey()
-    app[MAIL_LIMITER] = UserAndAddressLimiter(MAILS_PER_HOUR, 4 * MAILS_PER_HOUR, 3600.0)
+    app[MAIL_LIMITER] = SharedUserAndAddressLimiter("mails", MAILS_PER_HOUR, 4 * MAILS_PER_HOUR, 3600.0,
+                                                    node=app.get(CLUSTER))
     app.router.add_post("/api/auth/verify-email", verify_email)
     app.router.add_post("/api/auth/password-reset", request_reset)
     app.router.add_post("/api/auth/password-reset/confirm", confirm_reset)

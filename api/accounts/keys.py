@@ -6,8 +6,8 @@ from aiohttp import web
 
 from api.accounts.login_throttle import LoginThrottle
 from api.accounts.passwords import PasswordWork
-from api.core.ratelimit import RateLimiter
+from api.cluster.limits import SharedRateLimiter
 
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
-REGISTRATION_LIMITER = web.AppKey("registration_limiter", RateLimiter)
+REGISTRATION_LIMITER = web.AppKey("registration_limiter", SharedRateLimiter)
 PASSWORDS = web.AppKey("passwords", PasswordWork)

@@ -20,12 +20,13 @@ from api.accounts.auth import (
 from api.accounts.keys import LOGIN_THROTTLE, PASSWORDS, REGISTRATION_LIMITER
 from api.accounts.login_throttle import FAMILIAR_DAYS, LoginThrottle
 from api.accounts.passwords import PasswordWork
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedRateLimiter
 from api.core import validation as v
 from api.core.client_address import client_address
 from api.core.errors import Conflict, Forbidden, TooManyRequests, Unauthorized, Unavailable
 from api.core.keys import DATABASE, SETTINGS
 from api.core.mail import MAIL
-from api.core.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ async def register(request: web.Request) -> web.Response:
     role = v.choice(body, "role", PUBLIC_ROLES)
     address = client_address(request)
     limiter = request.app[REGISTRATION_LIMITER]
-    wait = limiter.hit(address)
+    wait = await limiter.hit(address)
     if wait > 0:
         log.warning("registration refused: too many from this address", extra={"address": address})
         raise TooManyRequests("too many accounts registered from your network; try again later",
@@ -84,7 +85,7 @@ async def register(request: web.Request) -> web.Response:
     try:
         password_hash = await request.app[PASSWORDS].hash(password)
     except Unavailable:
-        limiter.refund(address)  # refused before anything was made: it does not count
+        await limiter.refund(address)  # refused before anything was made: it does not count
         raise
     async with request.app[DATABASE].pool.acquire() as conn:
         row = await create_user(conn, email, password_hash, display_name, role)
@@ -109,7 +110,7 @@ async def login(request: web.Request) -> web.Response:
         " AS familiar FROM users u WHERE lower(u.email) = $1", email, address, FAMILIAR_DAYS)
     familiar = bool(row and row["familiar"])
     throttle = request.app[LOGIN_THROTTLE]
-    wait = throttle.begin(email, address, familiar=familiar)
+    wait = await throttle.begin(email, address, familiar=familiar)
     if wait > 0:
         log.info("login throttled", extra={"address": address, "familiar": familiar})
         raise TooManyRequests("too many login attempts; try again shortly",
@@ -117,9 +118,9 @@ async def login(request: web.Request) -> web.Response:
     try:
         ok = await request.app[PASSWORDS].verify(row["password_hash"] if row else None, password) and row is not None
     except BaseException:
-        throttle.cancel(email, address, familiar=familiar)  # never checked (503 auth_busy, or cancelled)
+        await throttle.cancel(email, address, familiar=familiar)  # never checked (503 auth_busy, or cancelled)
         raise
-    throttle.finish(email, address, familiar=familiar, succeeded=ok)
+    await throttle.finish(email, address, familiar=familiar, succeeded=ok)
     if not ok or row is None:
         log.info("login refused", extra={"address": address})
         raise Unauthorized("wrong email or password", code="bad_credentials")
@@ -165,10 +166,11 @@ async def me(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
-    app[REGISTRATION_LIMITER] = RateLimiter(settings.registrations_per_hour, REGISTRATION_WINDOW_SECONDS)
+    app[REGISTRATION_LIMITER] = SharedRateLimiter("registrations", settings.registrations_per_hour,
+                                                  REGISTRATION_WINDOW_SECONDS, node=app.get(CLUSTER))
     app[LOGIN_THROTTLE] = LoginThrottle(per_minute=settings.login_attempts_per_minute,
                                         backoff_after=settings.login_backoff_after,
-                                        max_backoff=settings.login_max_backoff_seconds)
+                                        max_backoff=settings.login_max_backoff_seconds, node=app.get(CLUSTER))
     app[PASSWORDS] = PasswordWork(workers=settings.password_hash_workers, queue=settings.password_hash_queue)
     app.on_cleanup.append(_close_passwords)
     app.router.add_post("/api/auth/register", register)

@@ -8,11 +8,12 @@ import re
 from aiohttp import web
 
 from api.accounts.auth import require
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedUserAndAddressLimiter
 from api.core.client_address import client_address
 from api.core.errors import NotFound, TooManyRequests
 from api.core.keys import DATABASE, SETTINGS, STRIPE
 from api.core.openapi import operation
-from api.core.ratelimit import UserAndAddressLimiter
 from api.core.times import iso
 from api.core.validation import cents, query_int, read_json
 from billing import ledger
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 # SOULSEER_ADD_FUNDS_RATE_LIMIT checkouts per client per this window, and this many times that per address.
 ADD_FUNDS_WINDOW_SECONDS = 600.0
 ADD_FUNDS_ADDRESS_FACTOR = 4
-ADD_FUNDS_LIMITER = web.AppKey("add_funds_limiter", UserAndAddressLimiter)
+ADD_FUNDS_LIMITER = web.AppKey("add_funds_limiter", SharedUserAndAddressLimiter)
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 PAGE_QUERY = {"limit": "page size, 1 to 200 (default 50)", "before": "the nextCursor of the previous page"}
@@ -79,7 +80,7 @@ async def add_funds(request: web.Request) -> web.Response:
     amount = cents(body, "amountCents", low=settings.add_funds_min_cents, high=settings.add_funds_max_cents)
     assert amount is not None
     # Each call opens a Stripe Checkout Session: counted (per client and per address) before Stripe is asked.
-    wait = request.app[ADD_FUNDS_LIMITER].hit(user.id, client_address(request))
+    wait = await request.app[ADD_FUNDS_LIMITER].hit(user.id, client_address(request))
     if wait > 0:
         raise TooManyRequests("too many checkouts opened; finish or wait for the ones you have",
                               headers={"Retry-After": str(int(wait) + 1)})
@@ -119,8 +120,8 @@ async def _close_stripe(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     per_user = app[SETTINGS].add_funds_rate_limit
-    app[ADD_FUNDS_LIMITER] = UserAndAddressLimiter(per_user, ADD_FUNDS_ADDRESS_FACTOR * per_user,
-                                                   ADD_FUNDS_WINDOW_SECONDS)
+    app[ADD_FUNDS_LIMITER] = SharedUserAndAddressLimiter("add-funds", per_user, ADD_FUNDS_ADDRESS_FACTOR * per_user,
+                                                         ADD_FUNDS_WINDOW_SECONDS, node=app.get(CLUSTER))
     app.router.add_get("/api/webrtc/client/balance", balance)
     app.router.add_get("/api/webrtc/client/transactions", transactions)
     app.router.add_post("/api/webrtc/client/add-funds", add_funds)

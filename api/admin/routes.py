@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from aiohttp import web
 
 from api.accounts.auth import require
 from api.admin import actions, queries
+from api.cluster import CLUSTER, NODE_LOAD
+from api.cluster.node_info import NodeInfo
 from api.core import audit
 from api.core.errors import NotFound
-from api.core.keys import BILLING_METRICS, DATABASE
+from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
 from api.core.openapi import operation
+from api.core.times import now_iso
 from api.core.validation import cents, path_uuid, query_text, read_json
 from api.marketplace import reviews as marketplace_reviews
 from billing import trial_balance
@@ -121,6 +127,25 @@ async def audit_trail(request: web.Request) -> web.Response:
     return web.json_response({"audit": await audit.recent(_pool(request), limit=200)})
 
 
+@operation(summary="The cluster's nodes: each one's state (serving or draining), load and last heartbeat",
+           roles=("admin",), response='{nodeId, redis: "up" | "off", nodes: [{id, name, state, load: {cpu, '
+           'participants, readings, streams, viewers}, startedAt, heartbeatAt, host, pid, self}]}; '
+           '503 cluster_unavailable',
+           tags=("admin",))
+async def cluster(request: web.Request) -> web.Response:
+    await require(request, "admin")
+    app = request.app
+    node = app.get(CLUSTER)
+    if node is None:  # one node, no Redis: just this one, as it is now
+        settings = app[SETTINGS]
+        me = NodeInfo(app[NODE_ID], settings.node_name or app[NODE_ID][:8], load=app[NODE_LOAD](0.0),
+                      heartbeat_at=now_iso(), host=socket.gethostname(), pid=os.getpid())
+        return web.json_response({"nodeId": app[NODE_ID], "redis": "off", "nodes": [{**me.json(), "self": True}]})
+    nodes = await node.registry.nodes()  # Redis down: 503 cluster_unavailable
+    return web.json_response({"nodeId": node.node_id, "redis": "up",
+                              "nodes": [{**n.json(), "self": n.id == node.node_id} for n in nodes]})
+
+
 @operation(summary="Reviews by reader or client email or name, or by review or reading id (hidden ones too)",
            roles=("admin",), query={"q": "email, name or id"}, response="{reviews}", tags=("admin",))
 async def reviews(request: web.Request) -> web.Response:
@@ -162,6 +187,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/admin/payouts", payouts)
     app.router.add_get("/api/admin/disputes", disputes)
     app.router.add_get("/api/admin/audit", audit_trail)
+    app.router.add_get("/api/admin/cluster", cluster)
     app.router.add_get("/api/admin/reviews", reviews)
     app.router.add_post("/api/admin/reviews/{reviewId}/hide", hide_review)
     app.router.add_post("/api/admin/reviews/{reviewId}/show", show_review)

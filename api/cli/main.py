@@ -17,7 +17,7 @@ from aiohttp import web
 from api.accounts.login import create_user
 from api.accounts.passwords import hash_password
 from api.app import create_app
-from api.cli import credit, demo, ledger
+from api.cli import credit, demo, ledger, supervisor
 from api.cli.database import with_database
 from api.core import logs, metrics_token
 from api.core.database import Database
@@ -28,6 +28,13 @@ log = logging.getLogger("soulseer")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        count = supervisor.node_count(args.nodes)
+    except ValueError as exc:
+        print(f"soulseer: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if count > 1:
+        return supervisor.Supervisor(settings, count, demo=getattr(args, "demo", False)).run()
     settings = metrics_token.effective(settings)
     app = create_app(settings)
     if getattr(args, "demo", False):
@@ -42,7 +49,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     log.info("starting", extra={"host": settings.host, "port": settings.port, "eventLoop": settings.event_loop,
                                 "embeddedDatabase": settings.database_url is None})
     # run_app turns SIGINT/SIGTERM into a graceful shutdown that runs every clean-up (pool, embedded db).
-    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10,
+                reuse_port=settings.reuse_port or None)
     return 0
 
 
@@ -88,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (SOULSEER_PORT)")
     serve.add_argument("--demo", action="store_true",
                        help="create (idempotently) demo readers and a demo client with credit, and print their logins")
+    serve.add_argument("--nodes", default="1", metavar="N|auto",
+                       help="run N nodes on this machine sharing the port (auto: one per core); default 1")
     serve.set_defaults(run=_serve)
 
     sub.add_parser("migrate", help="apply database migrations (idempotent)").set_defaults(run=_migrate)
@@ -126,6 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     if (getattr(args, "host", None) or getattr(args, "port", None)) and not os.environ.get("SOULSEER_PUBLIC_URL"):
         # The default public URL follows the address actually served (Checkout return URLs, the banner).
         settings = replace(settings, public_url=f"http://{settings.host}:{settings.port}")
-    logs.configure(settings.log_level, settings.log_json)
+    logs.configure(settings.log_level, settings.log_json, node=settings.node_name)
     command: Command = args.run
     return command(settings, args)

@@ -47,8 +47,23 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure(level: str, as_json: bool) -> None:
+class _NodeName(logging.Filter):
+    """Every line says which node wrote it (several nodes on one machine share one terminal)."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "node"):
+            record.node = self.node
+        return True
+
+
+def configure(level: str, as_json: bool, *, node: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    if node:
+        handler.addFilter(_NodeName(node))
     text = TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler.setFormatter(JsonFormatter() if as_json else text)
     root = logging.getLogger()

@@ -11,17 +11,18 @@ import asyncpg
 from aiohttp import web
 
 from api.accounts.auth import User, require
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedUserAndAddressLimiter
 from api.core.client_address import client_address
 from api.core.errors import NotFound, TooManyRequests
 from api.core.keys import DATABASE
 from api.core.openapi import operation
-from api.core.ratelimit import UserAndAddressLimiter
 from api.core.validation import path_uuid
 from api.marketplace import search
 
 log = logging.getLogger(__name__)
 
-FAVOURITE_LIMITER = web.AppKey("favourite_limiter", UserAndAddressLimiter)
+FAVOURITE_LIMITER = web.AppKey("favourite_limiter", SharedUserAndAddressLimiter)
 CHANGES_PER_MINUTE = 60
 
 
@@ -38,7 +39,7 @@ async def interest_of(db: asyncpg.Pool | asyncpg.Connection, client_id: str, rea
 async def _checked(request: web.Request) -> tuple[User, str]:
     user = await require(request, "client")
     reader_id = path_uuid(request, "readerId")
-    wait = request.app[FAVOURITE_LIMITER].hit(user.id, client_address(request))
+    wait = await request.app[FAVOURITE_LIMITER].hit(user.id, client_address(request))
     if wait > 0:
         raise TooManyRequests("too many changes at once; slow down", headers={"Retry-After": str(int(wait) + 1)})
     if not await request.app[DATABASE].pool.fetchval(
@@ -100,7 +101,8 @@ async def list_favourites(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[FAVOURITE_LIMITER] = UserAndAddressLimiter(CHANGES_PER_MINUTE, 3 * CHANGES_PER_MINUTE, 60.0)
+    app[FAVOURITE_LIMITER] = SharedUserAndAddressLimiter("favourites", CHANGES_PER_MINUTE, 3 * CHANGES_PER_MINUTE, 60.0,
+                                                         node=app.get(CLUSTER))
     app.router.add_get("/api/favourites", list_favourites)
     app.router.add_put("/api/favourites/{readerId}", add_favourite)
     app.router.add_delete("/api/favourites/{readerId}", remove_favourite)

@@ -14,17 +14,18 @@ import asyncpg
 from aiohttp import web
 
 from api.accounts.auth import require
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedUserAndAddressLimiter
 from api.core.client_address import client_address
 from api.core.errors import Invalid, NotFound, PayloadTooLarge, TooManyRequests
 from api.core.keys import DATABASE
 from api.core.openapi import operation
-from api.core.ratelimit import UserAndAddressLimiter
 from api.core.validation import path_uuid
 from api.marketplace.photo_image import MAX_UPLOAD_BYTES, PhotoRejected, process
 
 log = logging.getLogger(__name__)
 
-PHOTO_LIMITER = web.AppKey("photo_limiter", UserAndAddressLimiter)
+PHOTO_LIMITER = web.AppKey("photo_limiter", SharedUserAndAddressLimiter)
 UPLOADS_PER_HOUR = 20
 FOREVER = "public, max-age=31536000, immutable"
 BRIEFLY = "public, max-age=300, must-revalidate"
@@ -53,7 +54,7 @@ async def _body(request: web.Request) -> bytes:
            response="{photoUrl}; 422 invalid_image, 413 payload_too_large", status=201, tags=("profiles",))
 async def upload(request: web.Request) -> web.Response:
     user = await require(request, "reader")
-    wait = request.app[PHOTO_LIMITER].hit(user.id, client_address(request))
+    wait = await request.app[PHOTO_LIMITER].hit(user.id, client_address(request))
     if wait > 0:
         raise TooManyRequests("too many photo uploads; try again later", headers={"Retry-After": str(int(wait) + 1)})
     if not request.content_type.startswith("image/"):
@@ -103,7 +104,8 @@ async def version_of(db: asyncpg.Pool | asyncpg.Connection, reader_id: str) -> s
 
 
 def setup(app: web.Application) -> None:
-    app[PHOTO_LIMITER] = UserAndAddressLimiter(UPLOADS_PER_HOUR, 3 * UPLOADS_PER_HOUR, 3600.0)
+    app[PHOTO_LIMITER] = SharedUserAndAddressLimiter("photos", UPLOADS_PER_HOUR, 3 * UPLOADS_PER_HOUR, 3600.0,
+                                                     node=app.get(CLUSTER))
     app.router.add_post("/api/webrtc/reader/photo", upload)
     app.router.add_delete("/api/webrtc/reader/photo", remove)
     app.router.add_get("/readers/{readerId}/photo", serve)

@@ -16,13 +16,14 @@ import asyncpg
 from aiohttp import web
 
 from api.accounts.auth import User, require
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedUserAndAddressLimiter
 from api.core import audit
 from api.core import validation as v
 from api.core.client_address import client_address
 from api.core.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from api.core.keys import DATABASE
 from api.core.openapi import operation
-from api.core.ratelimit import UserAndAddressLimiter
 from api.core.times import iso
 from api.marketplace import review_policy as policy
 from api.realtime import notifications
@@ -30,7 +31,7 @@ from billing.goodwill import refundable_cents
 
 log = logging.getLogger(__name__)
 
-REVIEW_LIMITER = web.AppKey("review_limiter", UserAndAddressLimiter)
+REVIEW_LIMITER = web.AppKey("review_limiter", SharedUserAndAddressLimiter)
 WRITES_PER_HOUR = 30
 PER_PAGE = 10
 REVIEW_SHAPE = ("{id, sessionId, readerId, author, stars, body, sessionType, createdAt, editedAt, editableUntil, "
@@ -59,8 +60,8 @@ def review_json(row: asyncpg.Record | dict[str, Any], *, now: datetime | None = 
             "reply": row["reply"], "repliedAt": iso(row["replied_at"]), "hidden": hidden}
 
 
-def _limit(request: web.Request, user: User) -> None:
-    wait = request.app[REVIEW_LIMITER].hit(user.id, client_address(request))
+async def _limit(request: web.Request, user: User) -> None:
+    wait = await request.app[REVIEW_LIMITER].hit(user.id, client_address(request))
     if wait > 0:
         raise TooManyRequests("too many reviews at once; try again later", headers={"Retry-After": str(int(wait) + 1)})
 
@@ -112,7 +113,7 @@ async def post_review(request: web.Request) -> web.Response:
     session_id = v.path_uuid(request, "sessionId")
     body = await v.read_json(request)
     stars, text = _stars(body), _body(body)
-    _limit(request, user)
+    await _limit(request, user)
     pool = request.app[DATABASE].pool
     async with pool.acquire() as conn, conn.transaction():
         reading, found = await facts(conn, session_id, user.id)
@@ -147,7 +148,7 @@ async def edit_review(request: web.Request) -> web.Response:
         raise Invalid("send stars or body", field="stars")
     stars = _stars(body) if "stars" in body else None
     text = _body(body) if "body" in body else None
-    _limit(request, user)
+    await _limit(request, user)
     pool = request.app[DATABASE].pool
     async with pool.acquire() as conn, conn.transaction():
         current = await conn.fetchrow("SELECT created_at, hidden_at FROM reviews WHERE id = $1 AND client_id = $2"
@@ -168,7 +169,7 @@ async def reply(request: web.Request) -> web.Response:
     user = await require(request, "reader")
     review_id = v.path_uuid(request, "reviewId")
     text = _body(await v.read_json(request), min_len=1)
-    _limit(request, user)
+    await _limit(request, user)
     pool = request.app[DATABASE].pool
     async with pool.acquire() as conn, conn.transaction():
         current = await conn.fetchrow("SELECT client_id, session_id, reply, hidden_at FROM reviews WHERE id = $1"
@@ -244,7 +245,8 @@ async def search_for_operators(db: asyncpg.Pool | asyncpg.Connection, q: str, li
 
 
 def setup(app: web.Application) -> None:
-    app[REVIEW_LIMITER] = UserAndAddressLimiter(WRITES_PER_HOUR, 3 * WRITES_PER_HOUR, 3600.0)
+    app[REVIEW_LIMITER] = SharedUserAndAddressLimiter("reviews", WRITES_PER_HOUR, 3 * WRITES_PER_HOUR, 3600.0,
+                                                      node=app.get(CLUSTER))
     app.router.add_get("/api/readings/{sessionId}/review", get_review)
     app.router.add_post("/api/readings/{sessionId}/review", post_review)
     app.router.add_post("/api/reviews/{reviewId}", edit_review)

@@ -15,12 +15,13 @@ import asyncpg
 from aiohttp import web
 
 from api.accounts.auth import require
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedUserAndAddressLimiter
 from api.core import validation as v
 from api.core.client_address import client_address
 from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
 from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.openapi import operation
-from api.core.ratelimit import UserAndAddressLimiter
 from api.core.times import iso
 from api.realtime import notifications
 from billing import ledger
@@ -29,7 +30,7 @@ from billing.prices import confirm_price, dollars
 
 log = logging.getLogger(__name__)
 
-TIP_LIMITER = web.AppKey("tip_limiter", UserAndAddressLimiter)
+TIP_LIMITER = web.AppKey("tip_limiter", SharedUserAndAddressLimiter)
 TIPS_PER_MINUTE = 10
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _SELECT = ("SELECT t.*, g.name, g.icon FROM reading_tips t JOIN gifts g ON g.id = t.gift_id")
@@ -71,7 +72,7 @@ async def send_tip(request: web.Request) -> web.Response:
     found = await pool.fetchrow(f"{_SELECT} WHERE t.client_id = $1 AND t.request_id = $2", user.id, request_id)
     if found is not None:  # a retry answers with the first tip, whatever happened since
         return _replay(found, session_id, gift_id)
-    wait = request.app[TIP_LIMITER].hit(user.id, client_address(request), token=request_id)
+    wait = await request.app[TIP_LIMITER].hit(user.id, client_address(request), token=request_id)
     if wait > 0:
         raise TooManyRequests("too many tips at once; slow down", headers={"Retry-After": str(int(wait) + 1)})
 
@@ -117,5 +118,6 @@ async def send_tip(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[TIP_LIMITER] = UserAndAddressLimiter(TIPS_PER_MINUTE, 3 * TIPS_PER_MINUTE, 60.0)
+    app[TIP_LIMITER] = SharedUserAndAddressLimiter("tips", TIPS_PER_MINUTE, 3 * TIPS_PER_MINUTE, 60.0,
+                                                   node=app.get(CLUSTER))
     app.router.add_post("/api/readings/{sessionId}/tips", send_tip)

@@ -14,11 +14,12 @@ import asyncpg
 from aiohttp import web
 
 from api.accounts.auth import User, require
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedRateLimiter
 from api.core import validation as v
 from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from api.core.openapi import operation
-from api.core.ratelimit import RateLimiter
 from api.core.times import iso
 from api.messages.refund_rule import answers
 from api.realtime import notifications
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_CHARS = 2000
 PREVIEW_CHARS = 140
-MESSAGE_LIMITER = web.AppKey("message_limiter", RateLimiter)
+MESSAGE_LIMITER = web.AppKey("message_limiter", SharedRateLimiter)
 # Message ids made from (sender, requestId), so a retried request maps to the message it first created.
 _RETRY_NAMESPACE = uuid.UUID("6f1c2a52-3d0e-4f5e-9a43-5b1a7f0e2c11")
 
@@ -154,7 +155,7 @@ async def post_message(request: web.Request) -> web.Response:
         if sent is not None:
             return await _replay(pool, user, sent, text)
     # Concurrent retries of one requestId are one message: they use one place in the limit, not one each.
-    wait = request.app[MESSAGE_LIMITER].hit(user.id, token=request_id)
+    wait = await request.app[MESSAGE_LIMITER].hit(user.id, token=request_id)
     if wait > 0:
         raise TooManyRequests("too many messages at once; slow down", headers={"Retry-After": str(int(wait) + 1)})
     async with pool.acquire() as conn, conn.transaction():
@@ -256,7 +257,7 @@ async def _mark_answered(conn: asyncpg.Connection, thread_id: str, client_id: st
 
 
 def setup(app: web.Application) -> None:
-    app[MESSAGE_LIMITER] = RateLimiter(30, 60.0)
+    app[MESSAGE_LIMITER] = SharedRateLimiter("messages", 30, 60.0, node=app.get(CLUSTER))
     app.router.add_get("/api/messages/threads", list_threads)
     app.router.add_get("/api/messages/threads/{threadId}", get_thread)
     app.router.add_post("/api/messages/threads/{threadId}/read", mark_read)

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from api.accounts.auth import User, csrf_ok, require
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedUserAndAddressLimiter
 from api.core.client_address import client_address
 from api.core.errors import ApiError, TooManyRequests
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS, STRIPE
 from api.core.openapi import operation
-from api.core.ratelimit import UserAndAddressLimiter
 from api.core.validation import cents, dollars, read_json, text
 from api.pages.rendering import page_auth
 from api.pages.wallet import render_wallet
@@ -20,7 +21,7 @@ from billing.errors import BillingError
 
 WINDOW_SECONDS = 600.0
 ADDRESS_FACTOR = 4
-WITHDRAWAL_LIMITER = web.AppKey("withdrawal_limiter", UserAndAddressLimiter)
+WITHDRAWAL_LIMITER = web.AppKey("withdrawal_limiter", SharedUserAndAddressLimiter)
 
 
 @operation(summary="Withdraw unused wallet funds back to the card(s) they came from", roles=("client",),
@@ -41,7 +42,7 @@ async def withdraw(request: web.Request) -> web.Response:
 async def _withdraw(request: web.Request, user: User, amount: int, request_id: str) -> withdrawals.Withdrawal:
     settings = request.app[SETTINGS]
     # A retry of one requestId is one event: it may finish a withdrawal whose answer was lost.
-    wait = request.app[WITHDRAWAL_LIMITER].hit(user.id, client_address(request), token=request_id)
+    wait = await request.app[WITHDRAWAL_LIMITER].hit(user.id, client_address(request), token=request_id)
     if wait > 0:
         raise TooManyRequests("too many withdrawals; wait a little", headers={"Retry-After": str(int(wait) + 1)})
     pool = request.app[DATABASE].pool
@@ -90,7 +91,8 @@ async def history(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     per_user = app[SETTINGS].withdrawal_rate_limit
-    app[WITHDRAWAL_LIMITER] = UserAndAddressLimiter(per_user, ADDRESS_FACTOR * per_user, WINDOW_SECONDS)
+    app[WITHDRAWAL_LIMITER] = SharedUserAndAddressLimiter("withdrawals", per_user, ADDRESS_FACTOR * per_user,
+                                                          WINDOW_SECONDS, node=app.get(CLUSTER))
     app.router.add_post("/api/wallet/withdrawals", withdraw)
     app.router.add_get("/api/wallet/withdrawals", history)
     app.router.add_post("/wallet/withdraw", withdraw_form)

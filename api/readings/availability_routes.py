@@ -12,12 +12,13 @@ from typing import Any
 from aiohttp import web
 
 from api.accounts.auth import User, require
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedUserAndAddressLimiter
 from api.core import validation as v
 from api.core.client_address import client_address
 from api.core.errors import Invalid, NotFound, TooManyRequests
 from api.core.keys import DATABASE, SETTINGS
 from api.core.openapi import operation
-from api.core.ratelimit import UserAndAddressLimiter
 from api.core.times import iso
 from api.readings import availability, availability_store
 from api.readings.availability import Availability, AvailabilityError, DateException, Hours
@@ -31,12 +32,12 @@ MAX_WEEKLY_HOURS = 50
 WINDOW_SECONDS = 600.0
 # Writes that shape or take bookings, per user (and four times that per address) in ten minutes.
 BOOKING_WRITES = 30
-BOOKING_LIMITER = web.AppKey("booking_limiter", UserAndAddressLimiter)
+BOOKING_LIMITER = web.AppKey("booking_limiter", SharedUserAndAddressLimiter)
 
 
-def limit(request: web.Request, user: User) -> None:
+async def limit(request: web.Request, user: User) -> None:
     """Rate limit one booking write of ``user`` (per account and per address)."""
-    wait = request.app[BOOKING_LIMITER].hit(user.id, client_address(request))
+    wait = await request.app[BOOKING_LIMITER].hit(user.id, client_address(request))
     if wait > 0:
         raise TooManyRequests("too many booking changes; wait a little", headers={"Retry-After": str(int(wait) + 1)})
 
@@ -107,7 +108,7 @@ async def my_schedule(request: web.Request) -> web.Response:
            response="{availability}", tags=("booking",))
 async def set_schedule(request: web.Request) -> web.Response:
     user = await require(request, "reader")
-    limit(request, user)
+    await limit(request, user)
     found = _availability(await v.read_json(request))
     pool = request.app[DATABASE].pool
     async with pool.acquire() as conn:
@@ -124,7 +125,7 @@ async def set_schedule(request: web.Request) -> web.Response:
            response="{exception: {id, day, available, start, end}}", status=201, tags=("booking",))
 async def add_exception(request: web.Request) -> web.Response:
     user = await require(request, "reader")
-    limit(request, user)
+    await limit(request, user)
     body = await v.read_json(request)
     day = availability_store.parse_day(body.get("day"))
     today = datetime.now(UTC).date()
@@ -148,7 +149,7 @@ async def add_exception(request: web.Request) -> web.Response:
 @operation(summary="Remove an exception", roles=("reader",), status=204, tags=("booking",))
 async def delete_exception(request: web.Request) -> web.Response:
     user = await require(request, "reader")
-    limit(request, user)
+    await limit(request, user)
     if not await availability_store.delete_exception(request.app[DATABASE].pool, user.id,
                                                      v.path_uuid(request, "exceptionId")):
         raise NotFound("no such exception")
@@ -195,5 +196,6 @@ async def reader_offers(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[BOOKING_LIMITER] = UserAndAddressLimiter(BOOKING_WRITES, 4 * BOOKING_WRITES, WINDOW_SECONDS)
+    app[BOOKING_LIMITER] = SharedUserAndAddressLimiter("booking-writes", BOOKING_WRITES, 4 * BOOKING_WRITES,
+                                                       WINDOW_SECONDS, node=app.get(CLUSTER))
     app.router.add_routes(routes)

@@ -30,11 +30,14 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
+from api.cluster import CLUSTER
+from api.cluster.link import ClusterUnavailable
 from api.core.errors import Conflict
 from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
 from api.readings import leases as reading_leases
 from api.readings import online, receipts, scheduling
 from api.readings.chat import ReadingChat
+from api.readings.homes import ReadingHomes
 from api.readings.runtime import DB_ERRORS, ReadingRuntime
 from api.readings.states import FINAL, Actor, Event, State
 from api.readings.store import apply, fetch, session_json
@@ -64,9 +67,18 @@ class LiveReadings:
         self._settings = app[SETTINGS]
         self.chat = ReadingChat(app, relay, clock=clock)  # readings' chat, from sockets and data channels
         self.node_id = app[NODE_ID]
+        node = app.get(CLUSTER)
+        # In a cluster: where each reading runs (None: one node, every reading runs here).
+        self.homes = ReadingHomes(self, node) if node is not None else None
+        self._metrics = node.metrics if node is not None else None
+        self._closing = False
 
     @property
     def _pool(self) -> asyncpg.Pool:
+        return self._app[DATABASE].pool
+
+    @property
+    def pool(self) -> asyncpg.Pool:
         return self._app[DATABASE].pool
 
     @property
@@ -90,10 +102,16 @@ class LiveReadings:
                                            name="readings sweep")]
 
     async def close(self) -> None:
-        """Stop sweeping and hand every running reading over: its state persisted, its lease released."""
-        for task in self._tasks:
+        """Stop sweeping and hand every running reading over: its state persisted, its lease released (and, in a
+        cluster, its room let go, so the next join places it on another node). Safe to call twice (a drain, then
+        the shutdown)."""
+        self._closing = True
+        if self.homes is not None:
+            await self.homes.close()  # no more starts asked by other nodes
+        for task in [*self._tasks, *self._starting.values()]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._starting.values(), return_exceptions=True)
+        self._tasks = []
         await self.chat.close()
         runtimes = list(self._runtimes.values())
         handed = [asyncio.wait_for(rt.hand_over(), HAND_OVER_SECONDS) for rt in runtimes]
@@ -103,6 +121,8 @@ class LiveReadings:
         for runtime in runtimes:
             await runtime.close()
         self._runtimes.clear()
+        if self.homes is not None and runtimes:
+            await self.homes.let_go([rt.session_id for rt in runtimes])
 
     # -- readings coming and going ---------------------------------------------------------------------
 
@@ -118,9 +138,17 @@ class LiveReadings:
     def __len__(self) -> int:
         return len(self._runtimes)
 
-    async def accepted(self, row: asyncpg.Record) -> ReadingRuntime | None:
-        """A reader accepted: the reading's runtime starts (here) waiting for both participants."""
-        return await self.run(str(row["id"]))
+    async def place(self, session_id: str) -> str | None:
+        """Before a reader's accept commits: the node the reading will run on (None: here, on one node).
+        In a cluster this needs Redis, so an accept while it does not answer is refused (503) unchanged."""
+        return None if self.homes is None else await self.homes.home(session_id)
+
+    async def accepted(self, row: asyncpg.Record, home: str | None = None) -> None:
+        """A reader accepted: the reading's runtime starts (here, or on ``home``) waiting for both participants."""
+        if self.homes is not None and home is not None:
+            await self.homes.started(row, home)
+        else:
+            await self.run(str(row["id"]))
 
     async def run(self, session_id: str, *, wait: float = 0.0) -> ReadingRuntime | None:
         """The reading's runtime on this node: the one running, or a new one under a lease taken now. None if
@@ -131,6 +159,8 @@ class LiveReadings:
             runtime = self.get(session_id)
             if runtime is not None:
                 return runtime
+            if self._closing:
+                return None  # shutting down (or draining): the reading goes to another node
             starting = self._starting.get(session_id)
             if starting is None:  # one start per reading at a time; concurrent callers share it
                 starting = asyncio.create_task(self._take(session_id), name=f"start reading {session_id}")
@@ -155,6 +185,8 @@ class LiveReadings:
         row = await fetch(self._pool, session_id)
         # A reading another owner ran (and left) resumes: restored from its row, nobody connected yet.
         resumed = lease.taken_from is not None or row["status"] == State.ACTIVE
+        if self._metrics is not None and lease.taken_from not in (None, self.node_id):
+            self._metrics.adoptions.inc()
         return self._spawn(row, lease, valid_until=sent + self.lease_seconds, resumed=resumed)
 
     def _spawn(self, row: asyncpg.Record, lease: reading_leases.Lease, *, valid_until: float,
@@ -178,19 +210,26 @@ class LiveReadings:
     def _finished(self, runtime: ReadingRuntime) -> None:
         if self._runtimes.get(runtime.session_id) is runtime:
             del self._runtimes[runtime.session_id]
+            if self.homes is not None:
+                self.homes.forget(runtime.session_id)
 
     async def _close_room(self, session_id: str) -> None:
         with contextlib.suppress(Exception):  # chat readings have no room; a closed relay has none left
             await self.relay.close_room(session_id)
 
-    async def end(self, session_id: str, actor: Actor, reason: str) -> asyncpg.Record:
+    async def end(self, session_id: str, actor: Actor, reason: str, *, here: bool = False) -> asyncpg.Record:
         """End a reading (a participant's REST call or cancel) through its one owner: the runtime here, or
-        one started for it now (an accepted or booked reading, or one whose owner stopped)."""
+        one started for it now (an accepted or booked reading, or one whose owner stopped). In a cluster, on the
+        reading's node (unless ``here``: that node asked)."""
         row = await fetch(self._pool, session_id)
         if row["status"] in FINAL or row["status"] == State.REQUESTED:
             async with self._pool.acquire() as conn, conn.transaction():  # the state machine says why not
                 _, after = await apply(conn, session_id, Event.END, actor, reason=reason)
             return after
+        if self.homes is not None and not here:
+            ended = await self.homes.end(session_id, actor, reason)
+            if ended is not None:
+                return ended
         runtime = await self.run(session_id, wait=self.lease_seconds + 1)
         if runtime is None:
             row = await fetch(self._pool, session_id)
@@ -237,6 +276,8 @@ class LiveReadings:
                                                    self.lease_seconds)
         for session_id in renewed:
             runtimes[session_id].lease_renewed(sent + self.lease_seconds)
+        if self.homes is not None:
+            await self.homes.claim(sorted(renewed))
         for session_id in lost:
             if runtimes[session_id].finished.is_set():
                 continue  # it ended meanwhile: that is why the lease is gone
@@ -260,10 +301,15 @@ class LiveReadings:
         running here already. Returns the ids adopted."""
         candidates = await reading_leases.adoptable(
             self._pool, early_join_seconds=self._settings.schedule_early_join_seconds)
+        # A live runtime here is the owner, whatever the lease says (it is being renewed).
+        candidates = [sid for sid in candidates if self.get(sid) is None]
+        if self.homes is not None and candidates:
+            try:  # in a cluster, each free reading is adopted by the node it is placed on
+                candidates = await self.homes.placed_here(candidates)
+            except ClusterUnavailable:
+                return []  # where they belong is unknown until Redis answers: none is adopted meanwhile
         adopted = []
         for session_id in candidates:
-            if self.get(session_id) is not None:
-                continue  # a live runtime here is the owner, whatever the lease says (it is being renewed)
             try:
                 if await self.run(session_id) is not None:
                     adopted.append(session_id)

@@ -8,6 +8,10 @@ online nor away but keeps ``busy`` while in a reading.
 
 Readers who go online over the API with a bearer token and never open a socket are left as they chose (the
 socket rule applies from their first socket on).
+
+In a cluster each node knows its own sockets (:mod:`api.realtime.presence`); the nodes holding a reader's sockets
+are a set in Redis, so a reader whose last socket on one node closed is shown away only when no live node still
+holds one (a node that died is not counted: the registry says which are alive).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import logging
 import asyncpg
 from aiohttp import web
 
-from api.core.keys import DATABASE, SETTINGS
+from api.cluster import CLUSTER
+from api.cluster.link import ClusterUnavailable
+from api.core.keys import DATABASE, NODE_ID, SETTINGS
 from api.realtime.presence import PRESENCE, Tab
 
 log = logging.getLogger(__name__)
@@ -48,17 +54,51 @@ def _presence_changed(app: web.Application, tab: Tab, here: bool) -> None:
     if pending is not None:
         pending.cancel()
     if here:
-        task = asyncio.create_task(_set(app, tab.user_id, _BACK), name=f"reader {tab.user_id} back")
+        task = asyncio.create_task(_back(app, tab.user_id), name=f"reader {tab.user_id} back")
     else:
         task = asyncio.create_task(_away_later(app, tab.user_id), name=f"reader {tab.user_id} away")
         timers[tab.user_id] = task
         task.add_done_callback(lambda t: timers.pop(tab.user_id, None) if timers.get(tab.user_id) is t else None)
 
 
+async def _back(app: web.Application, reader_id: str) -> None:
+    await _mark_node(app, reader_id, here=True)
+    await _set(app, reader_id, _BACK)
+
+
 async def _away_later(app: web.Application, reader_id: str) -> None:
+    await _mark_node(app, reader_id, here=False)
     await asyncio.sleep(app[SETTINGS].away_after_seconds)
-    if not app[PRESENCE].online(reader_id):
+    if not app[PRESENCE].online(reader_id) and not await _elsewhere(app, reader_id):
         await _set(app, reader_id, _AWAY)
+
+
+async def _mark_node(app: web.Application, reader_id: str, *, here: bool) -> None:
+    """Record in the cluster's Redis whether this node holds a socket of the reader (nothing with one node)."""
+    node = app.get(CLUSTER)
+    if node is None:
+        return
+    key = node.link.key("reader-sockets", reader_id)
+    try:
+        if here:
+            await node.link.call(node.link.redis.sadd(key, app[NODE_ID]))
+        else:
+            await node.link.call(node.link.redis.srem(key, app[NODE_ID]))
+    except ClusterUnavailable as exc:
+        log.warning("reader's sockets not recorded in the cluster: %s", exc, extra={"readerId": reader_id})
+
+
+async def _elsewhere(app: web.Application, reader_id: str) -> bool:
+    """Whether a live node of the cluster still holds a socket of the reader (False with one node, or no Redis)."""
+    node = app.get(CLUSTER)
+    if node is None:
+        return False
+    try:
+        holders = list(await node.link.call(node.link.redis.smembers(node.link.key("reader-sockets", reader_id))))
+        alive = await node.registry.alive([str(h) for h in holders if str(h) != app[NODE_ID]])
+    except ClusterUnavailable:
+        return False
+    return any(alive.values())
 
 
 async def _set(app: web.Application, reader_id: str, statement: str) -> None:

@@ -120,6 +120,11 @@ async def accept_session(request: web.Request) -> web.Response:
     user = await require(request, "reader")
     session_id = v.path_uuid(request, "sessionId")
     pool = request.app[DATABASE].pool
+    live = request.app[LIVE_READINGS]
+    home = None
+    if live.homes is not None:  # in a cluster: where it will run, placed first (503 while Redis does not answer)
+        await fetch_for(pool, session_id, user.id)  # someone else's reading is a 404 before anything is placed
+        home = await live.place(session_id)
     try:
         async with pool.acquire() as conn, conn.transaction():
             _, row = await apply_event(conn, session_id, Event.ACCEPT, Actor.READER, user_id=user.id)
@@ -129,8 +134,8 @@ async def accept_session(request: web.Request) -> web.Response:
     except asyncpg.UniqueViolationError:
         raise Conflict("you already have a reading in progress", code="reader_busy") from None
     notifications.deliver(request.app, stored)
-    await request.app[LIVE_READINGS].accepted(row)
-    log.info("reading accepted", extra={"sessionId": session_id, "userId": user.id})
+    await live.accepted(row, home)
+    log.info("reading accepted", extra={"sessionId": session_id, "userId": user.id, "home": home})
     return web.json_response(session_payload(row))
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from aiohttp import web
 
-from api.accounts.auth import AuthContext, resolve
 from api.core.keys import DATABASE, SETTINGS
 from api.readings import scheduling
 from api.readings.live import LIVE_READINGS
@@ -25,7 +24,7 @@ from api.readings.runtime import ReadingRuntime, participant_id
 from api.readings.states import Actor, State
 from api.readings.store import fetch_for, session_json
 from api.realtime import transport
-from api.realtime.presence import PRESENCE
+from api.realtime.bridge import bridged
 from api.realtime.socket import CLOSE_UNAUTHORIZED, SignalingError, SignalingSocket, string_field
 from api.realtime.turn import ice_servers_for
 from relay import RelayError
@@ -57,6 +56,9 @@ class ReadingSignaling:
             "end-session": self._end, "leave": self._leave,
         }
         self.types = frozenset(self._handlers)
+        # Every socket seated on each side of each reading (a reconnecting tab briefly has two), whether it is a
+        # browser's socket here or one bridged from another node.
+        self._seated: dict[tuple[str, Actor], set[SignalingSocket]] = {}
 
     async def handle(self, socket: SignalingSocket, message: dict[str, Any]) -> None:
         handler = self._handlers.get(message["type"])
@@ -75,8 +77,7 @@ class ReadingSignaling:
             raise SignalingError("unknown_session", "no such session") from None
         app = self._app
         # A login revoked (logout) since the socket opened must not join anything.
-        token_context = await _still_logged_in(socket)
-        if token_context is None:
+        if not await socket.logged_in():
             socket.error("unauthorized", "your login has ended; sign in again")
             socket.close_soon(CLOSE_UNAUTHORIZED, "login ended")
             return
@@ -97,6 +98,7 @@ class ReadingSignaling:
         if isinstance(seat, ReadingSeat) and seat.session_id != session_id:
             await self.leave(socket)
         socket.seat_in(self, ReadingSeat(session_id, role, runtime))
+        self._seated.setdefault((session_id, role), set()).add(socket)
         socket.send({
             "type": "joined", "sessionId": session_id, "role": role.value,
             "participantId": participant_id(session_id, role),
@@ -111,6 +113,11 @@ class ReadingSignaling:
         if socket.channel is not self:
             return
         seat: ReadingSeat = socket.unseat()
+        side = self._seated.get((seat.session_id, seat.role))
+        if side is not None:
+            side.discard(socket)
+            if not side:
+                del self._seated[(seat.session_id, seat.role)]
         seat.runtime.detach(seat.role, socket)
         # A participant who reconnected has a newer socket on the same relay participant (its re-offer
         # replaced the peer connection): the old socket closing must not tear that down.
@@ -151,9 +158,8 @@ class ReadingSignaling:
         socket.send({"type": "left"})
 
     def _other_socket_joined(self, seat: ReadingSeat, socket: SignalingSocket) -> bool:
-        return any(isinstance(o, SignalingSocket) and o is not socket and isinstance(o.seat, ReadingSeat)
-                   and o.seat.runtime is seat.runtime and o.seat.role is seat.role
-                   for o in self._app[PRESENCE].tabs(socket.user_id))
+        return any(other is not socket and isinstance(other.seat, ReadingSeat) and other.seat.runtime is seat.runtime
+                   for other in self._seated.get((seat.session_id, seat.role), ()))
 
 
 def _any_seat(socket: SignalingSocket) -> ReadingSeat:
@@ -173,12 +179,12 @@ def _seat(socket: SignalingSocket) -> ReadingSeat:
     return seat
 
 
-async def _still_logged_in(socket: SignalingSocket) -> AuthContext | None:
-    if socket.credentials is None:
-        return None
-    return await resolve(socket.app[DATABASE].pool, *socket.credentials)
-
-
 def setup(app: web.Application) -> None:
-    """Register the readings channel with the signaling transport (call after :func:`api.realtime.setup`)."""
-    transport.register(app, ReadingSignaling(app))
+    """Register the readings channel with the signaling transport (call after :func:`api.realtime.setup`); in a
+    cluster, behind the signal bridge, so a socket joins a reading on whichever node runs it."""
+
+    async def home_of(socket: SignalingSocket, message: dict[str, Any], gone: frozenset[str]) -> str | None:
+        homes = app[LIVE_READINGS].homes
+        return None if homes is None else await homes.home_for_join(socket, message, gone)
+
+    transport.register(app, bridged(app, ReadingSignaling(app), home_of))

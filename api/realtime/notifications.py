@@ -20,7 +20,7 @@ from api.core.errors import NotFound
 from api.core.keys import DATABASE
 from api.core.openapi import operation
 from api.core.times import iso
-from api.realtime.presence import PRESENCE
+from api.realtime.fanout import FANOUT
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,10 @@ async def store(db: asyncpg.Connection | asyncpg.Pool, user_id: str, kind: str,
 
 
 def deliver(app: web.Application, stored: Iterable[tuple[str, dict[str, Any]]]) -> None:
-    """Push stored notifications to whoever is connected now."""
-    presence = app[PRESENCE]
+    """Push stored notifications to whoever is connected now, on any node."""
+    fanout = app[FANOUT]
     for user_id, message in stored:
-        presence.push(user_id, message)
+        fanout.push(user_id, message)
 
 
 async def notify(app: web.Application, user_id: str, kind: str, payload: dict[str, Any]) -> None:

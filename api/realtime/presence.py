@@ -68,6 +68,10 @@ class Presence:
     def tabs(self, user_id: str) -> list[Tab]:
         return list(self._tabs.get(user_id, ()))
 
+    def users(self) -> list[str]:
+        """Every user with a tab here."""
+        return list(self._tabs)
+
     def online(self, user_id: str) -> bool:
         return bool(self._tabs.get(user_id))
 

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from api.accounts.auth import AuthContext, User
+from api.accounts.auth import AuthContext, User, resolve_login
+from api.core.keys import DATABASE
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +61,35 @@ class Channel(Protocol):
         ...
 
 
-class SignalingSocket:
-    """One authenticated signaling WebSocket: a tab for pushes, and the seat it holds in one channel."""
+class Wire(Protocol):
+    """Where a socket's messages go: the browser's WebSocket, or the signal bridge to the node that holds it
+    (:class:`api.realtime.bridge.BridgeWire`)."""
 
-    def __init__(self, ws: web.WebSocketResponse, context: AuthContext, app: web.Application,
-                 credentials: tuple[str, str] | None, address: str) -> None:
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    async def send_str(self, data: str, compress: int | None = None) -> None: ...
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool: ...
+
+
+class SignalingSocket:
+    """One authenticated signaling WebSocket: a tab for pushes, and the seat it holds in one channel.
+
+    ``bridged_from`` is None for a browser's socket on this node; for a socket held by another node and bridged
+    here (the room it joined lives here), that node's id.
+    """
+
+    def __init__(self, ws: Wire, context: AuthContext, app: web.Application, address: str, *,
+                 bridged_from: str | None = None) -> None:
         self.ws = ws
+        self.bridged_from = bridged_from
         self.id = uuid.uuid4().hex
         self.address = address
         self.context = context
-        self.credentials = credentials
         self.user: User = context.user
         self.user_id = context.user.id
         self.app = app
@@ -98,15 +118,23 @@ class SignalingSocket:
 
     def send(self, message: dict[str, Any]) -> bool:
         """Queue a message for the tab; a tab that stops reading is closed rather than buffered forever."""
+        return self.send_raw(json.dumps(message, separators=(",", ":")))
+
+    def send_raw(self, text: str) -> bool:
+        """Queue a message already encoded (what the signal bridge brings from the room's node)."""
         if self.closed:
             return False
         try:
-            self._outbox.put_nowait(json.dumps(message, separators=(",", ":")))
+            self._outbox.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("signaling socket too slow, closing", extra={"userId": self.user_id})
             self.close_soon(CLOSE_SLOW, "too slow")
             return False
         return True
+
+    async def logged_in(self) -> bool:
+        """The login this socket was opened with still holds (not logged out, expired, or its user suspended)."""
+        return await resolve_login(self.app[DATABASE].pool, self.context.login_id) is not None
 
     def error(self, code: str, message: str) -> None:
         self.send({"type": "error", "code": code, "message": message})
@@ -114,12 +142,22 @@ class SignalingSocket:
     async def _write(self) -> None:
         while True:
             text = await self._outbox.get()
-            if text is None:
-                return
             try:
-                await self.ws.send_str(text)
-            except (ConnectionError, RuntimeError):
-                return
+                if text is None:
+                    return
+                try:
+                    await self.ws.send_str(text)
+                except (ConnectionError, RuntimeError):
+                    return
+            finally:
+                self._outbox.task_done()
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until everything queued so far has gone out (or the writer stopped), up to ``timeout``."""
+        if self._writer.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox.join(), timeout)
 
     def close_soon(self, code: int, message: str) -> None:
         """Close with ``code`` from any task; the socket's own handler waits for it before it returns."""

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from api.accounts.auth import LOGOUT_LISTENERS, authenticate, credentials
+from api.accounts.auth import LOGOUT_LISTENERS, authenticate
 from api.core.caps import Holdings
 from api.core.client_address import client_address
 from api.core.errors import ApiError, Forbidden, Unauthorized
@@ -61,6 +61,8 @@ MAX_SOCKETS_PER_USER = 8
 CHANNELS = web.AppKey("signaling_channels", list)
 # Socket clean-ups still running (kept referenced until done).
 CLEANUPS = web.AppKey("signaling_cleanups", set)
+# Called with each socket once it has closed (and left its seat): what else held state for it lets it go.
+CLOSED_LISTENERS = web.AppKey("signaling_closed_listeners", list)
 # Open sockets per client address (SOULSEER_SOCKETS_PER_ADDRESS); per user, the oldest beyond
 # MAX_SOCKETS_PER_USER is closed instead, so a user's newest tab always works.
 SOCKETS = web.AppKey("signaling_sockets", Holdings)
@@ -105,7 +107,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     except BaseException:
         sockets.release(socket_id)
         raise
-    socket = SignalingSocket(ws, context, request.app, credentials(request), address)
+    socket = SignalingSocket(ws, context, request.app, address)
     socket.id = socket_id
     presence = request.app[PRESENCE]
     for old in sorted(presence.tabs(socket.user_id), key=lambda o: getattr(o, "opened", 0))[
@@ -161,6 +163,11 @@ async def _cleanup(socket: SignalingSocket, presence: Presence, app: web.Applica
             await socket.channel.leave(socket)
         except Exception:
             log.exception("leaving a seat failed", extra={"userId": socket.user_id})
+    for listener in app[CLOSED_LISTENERS]:
+        try:
+            await listener(socket)
+        except Exception:
+            log.exception("a closed socket's listener failed", extra={"userId": socket.user_id})
     await socket.finish()
     log.info("signaling closed", extra={"userId": socket.user_id, "code": socket.ws.close_code})
 
@@ -232,9 +239,20 @@ def _close_sockets_of_login(app: web.Application, user_id: str, login_id: str) -
             tab.close_soon(CLOSE_UNAUTHORIZED, "login ended")
 
 
+def close_every_socket(app: web.Application, code: int, reason: str) -> int:
+    """Close every signaling socket of this node (it is draining: the browsers reconnect to another node and
+    join again). Returns how many."""
+    sockets = [tab for user in list(app[PRESENCE].users()) for tab in app[PRESENCE].tabs(user)
+               if isinstance(tab, SignalingSocket)]
+    for socket in sockets:
+        socket.close_soon(code, reason)
+    return len(sockets)
+
+
 def setup(app: web.Application) -> None:
     app[CHANNELS] = []
     app[CLEANUPS] = set()
+    app[CLOSED_LISTENERS] = []
     app[SOCKETS] = Holdings(per_user=None, per_address=app[SETTINGS].sockets_per_address,
                             what="signaling connections", code="too_many_connections")
     app.setdefault(LOGOUT_LISTENERS, []).append(functools.partial(_close_sockets_of_login, app))

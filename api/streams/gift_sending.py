@@ -16,11 +16,12 @@ import asyncpg
 from aiohttp import web
 
 from api.accounts.auth import User, require
+from api.cluster import CLUSTER
+from api.cluster.limits import SharedRateLimiter
 from api.core import validation as v
 from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from api.core.openapi import operation
-from api.core.ratelimit import RateLimiter
 from api.core.times import iso
 from api.streams.hub import STREAM_HUB
 from billing import ledger
@@ -29,7 +30,7 @@ from billing.prices import confirm_price, dollars
 
 log = logging.getLogger(__name__)
 
-GIFT_LIMITER = web.AppKey("gift_limiter", RateLimiter)
+GIFT_LIMITER = web.AppKey("gift_limiter", SharedRateLimiter)
 # The per-viewer flood limit counts gifts per this many seconds (SOULSEER_GIFT_RATE_LIMIT of them).
 GIFT_WINDOW_SECONDS = 10.0
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -95,7 +96,7 @@ async def send_gift(request: web.Request) -> web.Response:
     if found is not None:
         return _replay(found, stream_id, gift_id)
     # Concurrent retries of one requestId are one gift: they use one place in the limit, not one each.
-    wait = request.app[GIFT_LIMITER].hit(f"{user.id}:{stream_id}", token=request_id)
+    wait = await request.app[GIFT_LIMITER].hit(f"{user.id}:{stream_id}", token=request_id)
     if wait > 0:
         raise TooManyRequests("too many gifts at once; slow down", code="rate_limited",
                               headers={"Retry-After": str(int(wait) + 1)})
@@ -140,5 +141,6 @@ async def send_gift(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[GIFT_LIMITER] = RateLimiter(app[SETTINGS].gift_rate_limit, GIFT_WINDOW_SECONDS)
+    app[GIFT_LIMITER] = SharedRateLimiter("gifts", app[SETTINGS].gift_rate_limit, GIFT_WINDOW_SECONDS,
+                                          node=app.get(CLUSTER))
     app.router.add_post("/api/streams/{streamId}/gifts", send_gift)

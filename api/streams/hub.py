@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -28,8 +28,32 @@ EndListener = Callable[[str], Awaitable[None]]
 StartListener = Callable[[str], Awaitable[None]]
 
 
+class HubPeers(Protocol):
+    """The other nodes of a cluster, as far as the hub goes (:class:`api.streams.homes.StreamHomes`): a stream's
+    sockets are all on its home node, and what happens to it elsewhere (a gift paid, the end) reaches them there."""
+
+    async def started(self, stream_id: str) -> bool:
+        """A stream went live: True if its home is this node (else its home was told)."""
+        ...
+
+    async def ended(self, stream_id: str) -> None:
+        """The stream ended (told here already): tell the other nodes."""
+        ...
+
+    async def gift_sent(self, stream_id: str, gift: dict[str, Any]) -> None:
+        """A gift was paid for here: tell the other nodes (the stream's home has its sockets)."""
+        ...
+
+    def viewers(self, stream_id: str, count: int) -> None:
+        """The stream's viewer count changed here, on its home: tell the other nodes (for their REST answers)."""
+        ...
+
+
 class StreamHub:
-    """Per-node registry of stream audiences and their sockets; ``leaderboard`` reads a stream's ranked top."""
+    """Per-node registry of stream audiences and their sockets; ``leaderboard`` reads a stream's ranked top.
+
+    ``peers``: in a cluster, the other nodes (set by :mod:`api.streams.homes`); None on one node.
+    """
 
     def __init__(self, *, max_viewers: int, leaderboard: LeaderboardSource, state_delay: float = 0.2) -> None:
         self._max_viewers = max_viewers
@@ -40,6 +64,8 @@ class StreamHub:
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._end_listeners: list[EndListener] = []
         self._start_listeners: list[StartListener] = []
+        self.peers: HubPeers | None = None
+        self._counted_elsewhere: dict[str, int] = {}  # stream id -> viewers on its home, another node
 
     # Membership (called by signaling) ------------------------------------------------------------------------
     def join(self, stream_id: str, reader_id: str, connection_id: str, user_id: str, send: Send) -> str:
@@ -70,7 +96,11 @@ class StreamHub:
 
     def viewer_count(self, stream_id: str) -> int:
         audience = self._audiences.get(stream_id)
-        return audience.viewer_count if audience is not None else 0
+        return audience.viewer_count if audience is not None else self._counted_elsewhere.get(stream_id, 0)
+
+    def counted_elsewhere(self, stream_id: str, count: int) -> None:
+        """The stream's home (another node) says how many watch it."""
+        self._counted_elsewhere[stream_id] = count
 
     def audience(self, stream_id: str) -> Audience | None:
         return self._audiences.get(stream_id)
@@ -99,21 +129,28 @@ class StreamHub:
             log.info("stream message not delivered to every socket", extra={
                 "streamId": stream_id, "type": message.get("type"), "undelivered": undelivered})
 
-    async def gift_sent(self, stream_id: str, gift: dict[str, Any]) -> None:
-        """A gift was paid for: everyone on the stream sees it, then the new leaderboard."""
+    async def gift_sent(self, stream_id: str, gift: dict[str, Any], *, here: bool = False) -> None:
+        """A gift was paid for: everyone on the stream sees it, then the new leaderboard (``here``: only the
+        sockets on this node; another node told us)."""
         await self.broadcast(stream_id, {"type": "gift", **gift})
         self.state_changed(stream_id)
+        if self.peers is not None and not here:
+            await self.peers.gift_sent(stream_id, gift)
 
     async def started(self, stream_id: str) -> None:
-        """A stream went live (REST): tell the listeners."""
+        """A stream went live (REST): tell the listeners (on its home node)."""
+        if self.peers is not None and not await self.peers.started(stream_id):
+            return
         for listener in self._start_listeners:
             try:
                 await listener(stream_id)
             except Exception:
                 log.exception("stream start listener failed", extra={"streamId": stream_id})
 
-    async def ended(self, stream_id: str) -> None:
-        """The stream ended: tell everyone at once, let the media go, forget the audience."""
+    async def ended(self, stream_id: str, *, here: bool = False) -> None:
+        """The stream ended: tell everyone at once, let the media go, forget the audience (on every node, unless
+        ``here``: another node told us)."""
+        self._counted_elsewhere.pop(stream_id, None)
         pending = self._pending.pop(stream_id, None)
         if pending is not None:
             pending.cancel()
@@ -124,6 +161,8 @@ class StreamHub:
             except Exception:
                 log.exception("stream end listener failed", extra={"streamId": stream_id})
         self._forget(stream_id)
+        if self.peers is not None and not here:
+            await self.peers.ended(stream_id)
 
     def state_changed(self, stream_id: str) -> None:
         """Schedule one ``stream-state`` push for this stream soon; further changes until then join it."""
@@ -139,6 +178,10 @@ class StreamHub:
             status = "paused"
         return {"type": "stream-state", "streamId": stream_id, "viewerCount": self.viewer_count(stream_id),
                 "leaderboard": await self._leaderboard(stream_id), "status": status}
+
+    def live_here(self) -> list[str]:
+        """The streams with anyone on them on this node."""
+        return list(self._audiences)
 
     async def close(self) -> None:
         """Stop pending pushes (application shutdown)."""
@@ -156,6 +199,8 @@ class StreamHub:
             # Cleared before reading the state, so a change that lands while we read schedules another push.
             self._pending.pop(stream_id, None)
             await self.broadcast(stream_id, await self.state(stream_id))
+            if self.peers is not None:
+                self.peers.viewers(stream_id, self.viewer_count(stream_id))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -23,15 +23,18 @@ from typing import Any
 
 from aiohttp import web
 
+from api.cluster import CLUSTER
 from api.core.caps import Holdings
 from api.core.errors import NotFound
 from api.core.keys import DATABASE, RELAY, SETTINGS
 from api.core.ratelimit import RateLimiter
 from api.core.times import now_iso
 from api.realtime import transport
+from api.realtime.bridge import bridged
 from api.realtime.socket import SignalingError, SignalingSocket
 from api.realtime.turn import ice_servers_for
 from api.streams.audience import AudienceFull
+from api.streams.homes import StreamHomes
 from api.streams.hub import STREAM_HUB, StreamHub
 from api.streams.store import fetch_stream, finish_stream, stream_json
 from relay import RelayError
@@ -263,16 +266,34 @@ STREAM_SIGNALING = web.AppKey("stream_signaling", StreamSignaling)
 
 
 async def _running(app: web.Application):  # type: ignore[no-untyped-def]
-    await app[STREAM_SIGNALING].start()
+    homes = app.get(STREAM_HOMES)
+    if homes is None:
+        await app[STREAM_SIGNALING].start()
+    else:
+        await homes.start()  # in a cluster: only the streams placed on this node wait for their readers here
     yield
+    if homes is not None:
+        await homes.close()
     await app[STREAM_SIGNALING].close()
 
 
+STREAM_HOMES = web.AppKey("stream_homes", StreamHomes)
+
+
 def setup(app: web.Application) -> None:
-    """Register the live streams channel with the signaling transport (after streams.setup and realtime.setup)."""
+    """Register the live streams channel with the signaling transport (after streams.setup and realtime.setup); in
+    a cluster, behind the signal bridge, so every socket on a stream is on the stream's home node."""
     handler = StreamSignaling(app)
     app[STREAM_SIGNALING] = handler
-    transport.register(app, handler)
-    app[STREAM_HUB].on_start(handler.stream_started)
-    app[STREAM_HUB].on_end(handler.stream_ended)
+    hub = app[STREAM_HUB]
+    node = app.get(CLUSTER)
+    if node is None:
+        transport.register(app, handler)
+    else:
+        homes = StreamHomes(app, node, hub, handler.stream_started)
+        app[STREAM_HOMES] = homes
+        hub.peers = homes
+        transport.register(app, bridged(app, handler, homes.home_of))
+    hub.on_start(handler.stream_started)
+    hub.on_end(handler.stream_ended)
     app.cleanup_ctx.append(_running)

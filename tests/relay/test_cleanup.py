@@ -91,7 +91,7 @@ async def test_two_hundred_peer_connections_leave_no_tasks_threads_or_sockets_be
         live = await batch(relay, n)
         peak = {k: max(v, live.get(k, v)) for k, v in peak.items()}
     after = await settled(baseline, 10)
-    census = relay._census()
+    census = relay.census()
     await relay.close()
     logger.info("baseline %s, peak %s, after %s", baseline, peak, after)
     assert peak["relay peers"] >= PEERS_PER_BATCH, "the resources were measured while peers were live"

@@ -70,7 +70,7 @@ async def test_thirty_viewers_all_receive_and_decode_the_stream(
     logger.info("answer -> first decoded video frame: median %.3f s, max %.3f s",
                 statistics.median(first_frame), max(first_frame))
     assert max(first_frame) < 5.0
-    census = relay._census()
+    census = relay.census()
     assert census.viewers == 30 and census.streams == 1 and census.peers == 31
 
 

@@ -92,10 +92,12 @@ class Console:
         return [e for e in self.errors if "Content Security Policy" in e or e.startswith("pageerror")]
 
 
-async def new_context(browser: Browser, server: TestServer, *, media: bool = True,
+async def new_context(browser: Browser, server: TestServer | None, *, media: bool = True,
                       viewport: dict[str, int] | None = None, base_url: str | None = None) -> BrowserContext:
+    """A context on ``base_url`` (default: the test server's address)."""
+    assert base_url is not None or server is not None
     context = await browser.new_context(
-        base_url=base_url or str(server.make_url("")).rstrip("/"),
+        base_url=base_url or str(server.make_url("")).rstrip("/"),  # type: ignore[union-attr]
         viewport=viewport or DESKTOP,
         permissions=["camera", "microphone"] if media else [],
     )

@@ -13,7 +13,7 @@ from tests.web.conftest import new_context
 PASSWORD = "correct horse battery"
 
 
-async def signed_in(browser: Browser, server: TestServer, role: str, name: str, *, media: bool = True,
+async def signed_in(browser: Browser, server: TestServer | None, role: str, name: str, *, media: bool = True,
                     viewport: dict[str, int] | None = None,
                     base_url: str | None = None) -> tuple[BrowserContext, dict[str, Any]]:
     """A new browser context holding the cookie login of a new account."""

@@ -31,10 +31,10 @@ class Party:
     user: dict[str, Any]
 
 
-async def ready_reader(browser: Browser, server: TestServer, console: Console, *, name: str = "Luna Hart",
-                       rates: tuple[str, str, str] = ("0.99", "1.49", "1.99")) -> Party:
+async def ready_reader(browser: Browser, server: TestServer | None, console: Console, *, name: str = "Luna Hart",
+                       rates: tuple[str, str, str] = ("0.99", "1.49", "1.99"), base_url: str | None = None) -> Party:
     """A reader who registered, set rates on the dashboard and went online."""
-    context, user = await signed_in(browser, server, "reader", name)
+    context, user = await signed_in(browser, server, "reader", name, base_url=base_url)
     page = console.watch(await context.new_page())
     await page.goto("/dashboard")
     for label, value in zip(("Chat", "Audio", "Video"), rates, strict=True):
@@ -46,7 +46,7 @@ async def ready_reader(browser: Browser, server: TestServer, console: Console, *
     return Party(context, page, user)
 
 
-async def funded_client(browser: Browser, server: TestServer, console: Console, database_url: str, *,
+async def funded_client(browser: Browser, server: TestServer | None, console: Console, database_url: str, *,
                         name: str = "Ada Lovelace", cents: int = 2000, media: bool = True,
                         base_url: str | None = None) -> Party:
     """A client whose wallet was credited through billing's ledger (a manual deposit, as the CLI makes)."""

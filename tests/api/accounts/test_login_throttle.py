@@ -22,54 +22,54 @@ class Clock:
         return self.now
 
 
-def _fail(throttle: LoginThrottle, email: str, address: str, *, familiar: bool = False) -> float:
-    wait = throttle.begin(email, address, familiar=familiar)
+async def _fail(throttle: LoginThrottle, email: str, address: str, *, familiar: bool = False) -> float:
+    wait = await throttle.begin(email, address, familiar=familiar)
     if wait == 0:
-        throttle.finish(email, address, familiar=familiar, succeeded=False)
+        await throttle.finish(email, address, familiar=familiar, succeeded=False)
     return wait
 
 
-def test_failures_of_one_account_at_one_address_back_off_doubling_up_to_the_cap() -> None:
+async def test_failures_of_one_account_at_one_address_back_off_doubling_up_to_the_cap() -> None:
     clock = Clock()
     throttle = LoginThrottle(per_minute=1000, backoff_after=3, max_backoff=8, clock=clock)
-    assert [_fail(throttle, "a@x", "1.1.1.1") for _ in range(3)] == [0, 0, 0]
+    assert [await _fail(throttle, "a@x", "1.1.1.1") for _ in range(3)] == [0, 0, 0]
     waits = []
     for _ in range(6):
-        wait = throttle.begin("a@x", "1.1.1.1", familiar=False)
+        wait = await throttle.begin("a@x", "1.1.1.1", familiar=False)
         assert wait > 0
         waits.append(wait)
         clock.now += wait
-        assert _fail(throttle, "a@x", "1.1.1.1") == 0
+        assert await _fail(throttle, "a@x", "1.1.1.1") == 0
     assert waits == [1, 2, 4, 8, 8, 8]
-    assert _fail(throttle, "a@x", "2.2.2.2") == 0, "another address has its own backoff"
+    assert await _fail(throttle, "a@x", "2.2.2.2") == 0, "another address has its own backoff"
     clock.now += 8
-    assert throttle.begin("a@x", "1.1.1.1", familiar=False) == 0
-    throttle.finish("a@x", "1.1.1.1", familiar=False, succeeded=True)
-    assert [_fail(throttle, "a@x", "1.1.1.1") for _ in range(3)] == [0, 0, 0], "a success starts afresh"
+    assert await throttle.begin("a@x", "1.1.1.1", familiar=False) == 0
+    await throttle.finish("a@x", "1.1.1.1", familiar=False, succeeded=True)
+    assert [await _fail(throttle, "a@x", "1.1.1.1") for _ in range(3)] == [0, 0, 0], "a success starts afresh"
 
 
-def test_concurrent_attempts_count_before_their_passwords_are_checked() -> None:
+async def test_concurrent_attempts_count_before_their_passwords_are_checked() -> None:
     throttle = LoginThrottle(per_minute=1000, backoff_after=3, max_backoff=60, clock=Clock())
-    started = [throttle.begin("a@x", "1.1.1.1", familiar=True) for _ in range(10)]
+    started = [await throttle.begin("a@x", "1.1.1.1", familiar=True) for _ in range(10)]
     assert started[:3] == [0, 0, 0] and all(w > 0 for w in started[3:])
 
 
-def test_an_attempt_never_checked_counts_neither_way() -> None:
+async def test_an_attempt_never_checked_counts_neither_way() -> None:
     throttle = LoginThrottle(per_minute=1, backoff_after=1, max_backoff=60, clock=Clock())
     for _ in range(3):
-        assert throttle.begin("a@x", "1.1.1.1", familiar=False) == 0
-        throttle.cancel("a@x", "1.1.1.1", familiar=False)
-    assert _fail(throttle, "a@x", "1.1.1.1") == 0
+        assert await throttle.begin("a@x", "1.1.1.1", familiar=False) == 0
+        await throttle.cancel("a@x", "1.1.1.1", familiar=False)
+    assert await _fail(throttle, "a@x", "1.1.1.1") == 0
 
 
-def test_unfamiliar_failures_never_stop_a_login_from_a_familiar_address() -> None:
+async def test_unfamiliar_failures_never_stop_a_login_from_a_familiar_address() -> None:
     throttle = LoginThrottle(per_minute=5, backoff_after=100, max_backoff=60, clock=Clock())
     for n in range(20):
-        _fail(throttle, f"nobody-{n}@x", "1.1.1.1")  # nonexistent emails, from the owner's address
-        _fail(throttle, "owner@x", f"6.6.6.{n}")  # the owner's email, from elsewhere
-    assert throttle.begin("stranger@x", "1.1.1.1", familiar=False) > 0, "the address's unfamiliar bucket is full"
-    assert throttle.begin("owner@x", "9.9.9.9", familiar=False) > 0, "so is the account's"
-    assert throttle.begin("owner@x", "1.1.1.1", familiar=True) == 0
+        await _fail(throttle, f"nobody-{n}@x", "1.1.1.1")  # nonexistent emails, from the owner's address
+        await _fail(throttle, "owner@x", f"6.6.6.{n}")  # the owner's email, from elsewhere
+    assert await throttle.begin("stranger@x", "1.1.1.1", familiar=False) > 0, "the address's unfamiliar bucket is full"
+    assert await throttle.begin("owner@x", "9.9.9.9", familiar=False) > 0, "so is the account's"
+    assert await throttle.begin("owner@x", "1.1.1.1", familiar=True) == 0
 
 
 def _trusting_localhost(settings: Settings) -> Settings:

@@ -27,6 +27,11 @@ const ICE_DISCONNECTED_GRACE_MS = 5000;
 const MAX_CHAT_LENGTH = 2000;
 // Notification kinds that concern a reading request (api/realtime/notifications.py KINDS).
 const REQUEST_KIND = "session-requested";
+// Errors that mean "join again": the reading moved to another server (a node drained or lost its lease); and,
+// in answer to a join, the cluster's shared state did not answer for a moment (docs/cluster.md). The socket
+// stays; the join is re-sent. (A chat message refused while Redis is away is only reported: media go on.)
+const MOVED_CODE = "reading_moved";
+const JOIN_RETRY_CODES = new Set(["cluster_unavailable", "no_serving_node"]);
 
 export class SoulSeerClient extends EventTarget {
   constructor({ sessionType = "video", userId = null, autoAcceptCalls = false, graceSeconds = 60,
@@ -61,6 +66,7 @@ export class SoulSeerClient extends EventTarget {
     this._ended = false;
     this._attempt = 0;
     this._reconnectTimer = null;
+    this._rejoinTimer = null;
     this._lostSince = null;
     this._iceTimer = null;
     this._mediaReady = null;
@@ -107,6 +113,7 @@ export class SoulSeerClient extends EventTarget {
   leaveSession() {
     this._closing = true;
     clearTimeout(this._reconnectTimer);
+    clearTimeout(this._rejoinTimer);
     clearTimeout(this._iceTimer);
     this._dropSpare();
     this._closePeer();
@@ -487,11 +494,30 @@ export class SoulSeerClient extends EventTarget {
         this._maybeAutoAccept(detail);
         break;
       case "error":
+        if ((detail.code === MOVED_CODE || (JOIN_RETRY_CODES.has(detail.code) && !this._joined)) &&
+            this._rejoinSoon()) break;
         this._emit("error", { code: detail.code ?? "error", message: detail.message ?? "Something went wrong." });
         break;
       default:
         this._emit(type, detail);
     }
+  }
+
+  /** Send the join again after a backoff (the reading moved, or the cluster was briefly unavailable); false when
+   *  there is nothing to re-join. Media pauses meanwhile, which the meter does not bill. */
+  _rejoinSoon() {
+    if (!this.sessionId || this._ended || this._closing) return false;
+    this._joined = false;
+    this._recovering = true;
+    this._lostSince ??= Date.now();
+    this._emitConnection();
+    const delay = reconnectDelay(this._attempt);
+    this._attempt += 1;
+    clearTimeout(this._rejoinTimer);
+    this._rejoinTimer = setTimeout(() => {
+      if (this._ws?.readyState === WebSocket.OPEN && !this._ended) this._send({ type: "join", sessionId: this.sessionId });
+    }, delay);
+    return true;
   }
 
   async _onAnswer(sdp) {
