@@ -237,6 +237,9 @@ class Relay(AsyncIOEventEmitter):
         if stream.empty:
             await self._close_scope(stream)
 
+    def stream_ids(self) -> list[str]:
+        return list(self._streams)
+
     def viewer_count(self, stream_id: str) -> int:
         """Viewers of the stream on this relay."""
         stream = self._streams.get(stream_id)

@@ -28,11 +28,12 @@ from aiohttp import web
 from api.cluster.bus import NodeGone, RemoteError
 from api.cluster.link import ClusterUnavailable
 from api.cluster.node import ClusterNode
-from api.cluster.node_info import SERVING
+from api.cluster.node_info import SERVING, NodeInfo
 from api.cluster.placement import CPU_STEP
 from api.core.keys import RELAY
 from api.realtime.socket import SignalingError
-from relay import Relay, RelayError
+from relay import Relay, RelayError, events
+from relay.events import ParticipantChanged, RelayEvent
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,16 @@ class StreamEdges:
         self._bus = node.bus
         self._locks: dict[str, asyncio.Lock] = {}  # stream id -> its pull's making and letting go
         self._origins: dict[str, str] = {}  # stream id -> the origin this node pulls it from
-        self._viewers: dict[str, str] = {}  # viewer participant here (its media) -> stream id
+        self._viewers: dict[str, tuple[str, str]] = {}  # viewer participant here -> (stream id, its home)
+        self._known: set[str] = set()  # the nodes alive at the last heartbeat
         self._tasks: set[asyncio.Task[Any]] = set()
         node.bus.serve(WATCH, self._serve_watch)
         node.bus.serve(PULL, self._serve_pull)
         node.bus.on(ICE, self._on_ice)
         node.bus.on(UNWATCH, self._on_unwatch)
         node.bus.on(UNPULL, self._on_unpull)
+        node.registry.on_heartbeat(self._heard)
+        events.subscribe(app[RELAY], ParticipantChanged, self._participant_changed)
 
     @property
     def node_id(self) -> str:
@@ -119,7 +123,7 @@ class StreamEdges:
             answer = await self._relay.watch_stream(stream_id, participant, str(body.get("sdp") or ""))
         except RelayError as exc:
             raise RemoteError(409, exc.code, exc.message) from None
-        self._viewers[participant] = stream_id
+        self._viewers[participant] = (stream_id, sender)
         return {"sdp": answer}
 
     def _on_ice(self, sender: str, body: dict[str, Any]) -> None:
@@ -133,10 +137,31 @@ class StreamEdges:
         self._spawn(self._unwatch(str(body.get("participantId"))))
 
     async def _unwatch(self, participant: str) -> None:
-        stream_id = self._viewers.pop(participant, None)
+        seat = self._viewers.pop(participant, None)
         await self._relay.leave(participant)
-        if stream_id is not None:
-            await self.release_if_unwatched(stream_id)
+        if seat is not None:
+            await self.release_if_unwatched(seat[0])
+
+    def _participant_changed(self, change: ParticipantChanged) -> None:
+        """A viewer here whose connection closed (hung up, or failed and closed by the relay) leaves, as its home
+        would have it leave; the last one lets the pull go. (Its home may be gone, and the ``stream-unwatch``.)"""
+        if change.event == RelayEvent.PARTICIPANT_CLOSED and change.participant_id in self._viewers:
+            self._spawn(self._unwatch(change.participant_id))
+
+    def _heard(self, nodes: list[NodeInfo]) -> None:
+        """Nodes gone since the last heartbeat: their pulls of streams homed here, and the viewers they sent here,
+        are let go (a killed node says nothing)."""
+        alive = {n.id for n in nodes}
+        gone, self._known = self._known - alive, alive
+        if not gone:
+            return
+        log.info("nodes gone: their stream pulls and viewers let go", extra={"nodes": sorted(gone)})
+        for stream_id in self._relay.stream_ids():
+            for node_id in gone:
+                self._spawn(self._relay.leave(puller_id(stream_id, node_id)))
+        for participant, (_, home) in list(self._viewers.items()):
+            if home in gone:
+                self._spawn(self._unwatch(participant))
 
     async def _ensure_pull(self, stream_id: str, origin: str) -> None:
         async with self._locks.setdefault(stream_id, asyncio.Lock()):
@@ -173,11 +198,23 @@ class StreamEdges:
                 await self._send(origin, UNPULL, {"streamId": stream_id, "participantId": self._puller(stream_id)})
             log.info("stream pull released: no viewer left here", extra={"streamId": stream_id, "origin": origin})
 
+    async def originate(self, stream_id: str) -> None:
+        """The stream's publisher joins here: this node is its origin now. A pull of it made while another node
+        was the origin (which died; the stream was placed here) is let go, so the publisher may publish."""
+        async with self._locks.setdefault(stream_id, asyncio.Lock()):
+            if not self._relay.pulling(stream_id):
+                return
+            origin = self._origins.pop(stream_id, None)
+            await self._relay.release_pull(stream_id)
+            if origin is not None:
+                await self._send(origin, UNPULL, {"streamId": stream_id, "participantId": self._puller(stream_id)})
+            log.info("an edge became the stream's origin", extra={"streamId": stream_id, "previous": origin})
+
     def stream_ended(self, stream_id: str) -> None:
         """The stream ended (its relay stream, pull included, is closed by the channel): forget it here."""
         self._origins.pop(stream_id, None)
         self._locks.pop(stream_id, None)
-        for participant in [p for p, s in self._viewers.items() if s == stream_id]:
+        for participant in [p for p, seat in self._viewers.items() if seat[0] == stream_id]:
             del self._viewers[participant]
 
     def pulls(self) -> dict[str, str]:

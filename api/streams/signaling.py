@@ -182,6 +182,9 @@ class StreamSignaling:
         relay = self._app[RELAY]
         with self.participants.holding(seat.participant_id, socket.user_id, socket.address):
             if seat.role == "publisher":
+                edges = self._app.get(STREAM_EDGES)
+                if edges is not None:
+                    await edges.originate(seat.stream_id)
                 answer = await relay.publish_stream(seat.stream_id, seat.participant_id, sdp)
             else:
                 answer = await self._watch(socket, seat, sdp)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -39,8 +40,10 @@ class Viewer:
 
 
 @contextlib.asynccontextmanager
-async def three_nodes(database_url: str, tmp_path: Path, redis_url: str, prefix: str,
-                      admin: Party) -> AsyncIterator[tuple[list[str], list[str]]]:
+async def three_nodes(database_url: str, tmp_path: Path, redis_url: str, prefix: str, admin: Party,
+                      processes: list[subprocess.Popen[bytes]] | None = None,
+                      ) -> AsyncIterator[tuple[list[str], list[str]]]:
+    """Three nodes: (their base URLs, their node ids); ``processes`` is filled with theirs."""
     ports = [free_port() for _ in range(3)]
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     with ExitStack() as nodes:
@@ -48,7 +51,9 @@ async def three_nodes(database_url: str, tmp_path: Path, redis_url: str, prefix:
             env = node_env(database_url, port, REDIS_URL=redis_url, SOULSEER_REDIS_PREFIX=prefix,
                            SOULSEER_NODE_NAME=f"node-{index + 1}",
                            SOULSEER_STREAM_PARTICIPANTS_PER_ADDRESS="1000")  # every test viewer is on loopback
-            nodes.enter_context(serve(env, tmp_path / f"node-{index + 1}.log"))
+            process = nodes.enter_context(serve(env, tmp_path / f"node-{index + 1}.log"))
+            if processes is not None:
+                processes.append(process)
         for base in bases:
             await ready(base)
 
@@ -150,3 +155,98 @@ async def test_one_stream_served_by_three_nodes_each_edge_pulling_once(
             await socket.wait("stream-state", lambda m: m["status"] == "ended", timeout=15)
         for node in range(3):
             await wait_for(lambda node=node: streams_on(node, 0), timeout=10, interval=0.2)  # type: ignore[misc]
+
+
+async def publish(session: aiohttp.ClientSession, reader: Party, stream_id: str,
+                  stack: contextlib.AsyncExitStack) -> SignalingClient:
+    """The reader's tab on ``session``'s node: joined, publishing (a fresh peer each time, as a browser's)."""
+    socket = SignalingClient(await session.ws_connect("/ws", headers=reader.headers))
+    stack.push_async_callback(socket.close)
+    assert (await socket.join_stream(stream_id))["role"] == "publisher"
+    endpoint = Endpoint("publisher", send=("audio", "video"), receive=(), data_channel=False)
+    stack.push_async_callback(endpoint.close)
+    await socket.send({"type": "offer", "sdp": await endpoint.offer()})
+    await endpoint.accept((await socket.wait("answer", timeout=20))["sdp"])
+    socket.publisher = endpoint  # type: ignore[attr-defined]
+    return socket
+
+
+async def watch(pool: asyncpg.Pool, session: aiohttp.ClientSession, node: int, stream_id: str,
+                stack: contextlib.AsyncExitStack, party: Party | None = None) -> Viewer:
+    """A viewer's tab on ``session``'s node, joined and offering (``party``: the same viewer joining again)."""
+    party = party or await quick_user(pool, "client", f"Viewer on {node + 1}")
+    socket = SignalingClient(await session.ws_connect("/ws", headers=party.headers))
+    endpoint = Endpoint(party.id, send=(), receive=("audio", "video"), data_channel=False)
+    viewer = Viewer(party, node, socket, endpoint)
+    stack.push_async_callback(viewer.close)
+    await socket.join_stream(stream_id)
+    await socket.send({"type": "offer", "sdp": await endpoint.offer()})
+    await endpoint.accept((await socket.wait("answer", timeout=30))["sdp"])
+    return viewer
+
+
+async def more_frames(viewer: Viewer, count: int = 10, timeout: float = 20) -> None:
+    await viewer.endpoint.wait_decoded("video", viewer.endpoint.decoded["video"] + count, timeout=timeout)
+
+
+async def test_faults_the_publisher_returns_the_origin_dies_an_edge_dies(
+        database_url: str, pool: asyncpg.Pool, tmp_path: Path, redis_server_url: str, redis_prefix: str) -> None:
+    admin = await quick_user(pool, "admin")
+    reader = await quick_user(pool, "reader", "Madame Iris")
+    processes: list[subprocess.Popen[bytes]] = []
+    async with three_nodes(database_url, tmp_path, redis_server_url, redis_prefix, admin, processes) as (
+            bases, node_ids), contextlib.AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(aiohttp.ClientSession(base_url=b)) for b in bases]
+        resp = await sessions[0].post("/api/streams", json={"title": "Storm"}, headers=reader.headers)
+        stream_id = (await resp.json())["stream"]["id"]
+        store = redis.Redis.from_url(redis_server_url)
+        stack.push_async_callback(store.aclose)
+        home = node_ids.index((await store.get(f"{redis_prefix}room:stream:{stream_id}")).decode())
+        edges = [n for n in range(3) if n != home]
+        reader_ws = await publish(sessions[home], reader, stream_id, stack)
+        viewers = [await watch(pool, sessions[n], n, stream_id, stack) for n in edges for _ in range(2)]
+        await asyncio.gather(*(more_frames(v) for v in viewers))
+
+        # The publisher drops and returns: every edge resumes, no viewer joins again.
+        await reader_ws.publisher.close()  # type: ignore[attr-defined]
+        await reader_ws.close()
+        reader_ws = await publish(sessions[home], reader, stream_id, stack)
+        await asyncio.gather(*(more_frames(v) for v in viewers))
+        assert all(len(v.socket.of_type("joined")) == 1 for v in viewers)
+
+        # The origin dies: the reader's tab and the viewers' tabs (their sockets closed with 1012 by their nodes)
+        # join again where they are; the stream gets a new origin, the other survivor pulls from it.
+        processes[home].kill()
+        processes[home].wait()
+
+        async def closed(viewer: Viewer) -> None:
+            async def gone() -> bool:
+                return viewer.socket.ws.closed
+
+            await wait_for(gone, timeout=10, interval=0.1)
+
+        await asyncio.gather(*(closed(v) for v in viewers))
+        reader_ws = await publish(sessions[edges[0]], reader, stream_id, stack)
+        origin = node_ids.index((await store.get(f"{redis_prefix}room:stream:{stream_id}")).decode())
+        assert origin in edges
+        viewers = [await watch(pool, sessions[v.node], v.node, stream_id, stack, party=v.party) for v in viewers]
+        await asyncio.gather(*(more_frames(v) for v in viewers))
+        await reader_ws.wait("stream-state", lambda m: m["viewerCount"] == len(viewers), timeout=15)
+        edge = next(n for n in edges if n != origin)
+
+        async def origin_holds(count: int) -> bool:
+            seen = await loads(bases[origin], admin)
+            return bool(seen[node_ids[origin]]["viewers"] == count)
+
+        on_origin = sum(1 for v in viewers if v.node == origin)
+        await wait_for(lambda: origin_holds(on_origin + 1), timeout=15, interval=0.25)  # one pull: the edge's
+
+        # The edge dies: its viewers' tabs join again on the node still there and get the stream; the origin lets
+        # the dead edge's pull go.
+        processes[edge].kill()
+        processes[edge].wait()
+        for viewer in [v for v in viewers if v.node == edge]:
+            viewers.remove(viewer)
+            viewers.append(await watch(pool, sessions[origin], origin, stream_id, stack, party=viewer.party))
+        await asyncio.gather(*(more_frames(v) for v in viewers))
+        await wait_for(lambda: origin_holds(len(viewers)), timeout=20, interval=0.25)
