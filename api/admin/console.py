@@ -12,9 +12,10 @@ from aiohttp import web
 
 from api.accounts.auth import AuthContext, csrf_ok
 from api.admin import actions, queries
+from api.admin.routes import cluster_nodes
 from api.core import audit
 from api.core.errors import ApiError
-from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID
+from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.validation import path_uuid, query_text
 from api.marketplace import reviews as marketplace_reviews
 from api.pages.format import money
@@ -157,9 +158,16 @@ async def gifts_page(request: web.Request) -> web.Response:
 
 async def cluster_page(request: web.Request) -> web.Response:
     auth = await page_auth(request, "admin")
+    found = await cluster_nodes(request.app)
+    rows = [{"cells": [f"{n['name']} ({n['id'][:8]})" + (" · this node" if n["self"] else ""), n["state"],
+                       f"{n['load']['cpu'] * 100:.0f}% of a core", str(n["load"]["readings"]),
+                       str(n["load"]["streams"]), str(n["load"]["viewers"]), f"{n['host']} pid {n['pid']}",
+                       n["heartbeatAt"]]} for n in found["nodes"]]
+    note = ("One node, no Redis: set REDIS_URL (or run soulseer serve --nodes N) for a cluster."
+            if found["redis"] == "off" else "Every node heartbeats every 2 s; one silent for 5 s is gone.")
     return await _page(request, auth, "Cluster", [_section(
-        "nodes", "Nodes", ["Node", "State"], [{"cells": [request.app[NODE_ID], "serving (this node)"]}],
-        note="One node: the cluster's registry shows every node here once nodes share Redis.")])
+        "nodes", "Nodes", ["Node", "State", "Relay CPU", "Readings", "Streams", "Viewers", "Where", "Heard from"],
+        rows, note=note)])
 
 
 async def _form(request: web.Request) -> tuple[AuthContext, dict[str, Any]]:

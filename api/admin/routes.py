@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 from aiohttp import web
 
@@ -134,16 +135,21 @@ async def audit_trail(request: web.Request) -> web.Response:
            tags=("admin",))
 async def cluster(request: web.Request) -> web.Response:
     await require(request, "admin")
-    app = request.app
+    return web.json_response(await cluster_nodes(request.app))
+
+
+async def cluster_nodes(app: web.Application) -> dict[str, Any]:
+    """The nodes as the registry lists them (Redis down: 503 ``cluster_unavailable``), or, with one node and no
+    Redis, this node alone; for the JSON above and the console's cluster page."""
     node = app.get(CLUSTER)
-    if node is None:  # one node, no Redis: just this one, as it is now
+    if node is None:
         settings = app[SETTINGS]
         me = NodeInfo(app[NODE_ID], settings.node_name or app[NODE_ID][:8], load=app[NODE_LOAD](0.0),
                       heartbeat_at=now_iso(), host=socket.gethostname(), pid=os.getpid())
-        return web.json_response({"nodeId": app[NODE_ID], "redis": "off", "nodes": [{**me.json(), "self": True}]})
-    nodes = await node.registry.nodes()  # Redis down: 503 cluster_unavailable
-    return web.json_response({"nodeId": node.node_id, "redis": "up",
-                              "nodes": [{**n.json(), "self": n.id == node.node_id} for n in nodes]})
+        return {"nodeId": app[NODE_ID], "redis": "off", "nodes": [{**me.json(), "self": True}]}
+    nodes = await node.registry.nodes()
+    return {"nodeId": node.node_id, "redis": "up",
+            "nodes": [{**n.json(), "self": n.id == node.node_id} for n in nodes]}
 
 
 @operation(summary="Reviews by reader or client email or name, or by review or reading id (hidden ones too)",

@@ -46,6 +46,8 @@ async def test_two_nodes_see_each_other_serving_with_their_load_and_a_node_that_
                 assert node["state"] == "serving"
                 assert set(node["load"]) == {"cpu", "participants", "readings", "streams", "viewers", "busy"}
                 assert node["load"]["readings"] == 0 and node["heartbeatAt"].endswith("Z")
+            page = await (await a.get("/admin/cluster", headers=admin.headers)).text()  # the console's page
+            assert "node-a" in page and "node-b" in page and "this node" in page
 
             async def both_in_metrics() -> bool:  # as of this node's next heartbeat
                 return 'soulseer_cluster_nodes{state="serving"} 2.0' in await (await a.get("/metrics")).text()
@@ -124,6 +126,7 @@ async def test_one_node_without_redis_lists_itself(client, pool: asyncpg.Pool) -
     view = await _cluster_view(client, admin)
     assert view["redis"] == "off"
     assert [(n["self"], n["state"]) for n in view["nodes"]] == [(True, "serving")]
+    assert "One node, no Redis" in await (await client.get("/admin/cluster", headers=admin.headers)).text()
     reader = await quick_user(pool, "reader")
     assert (await client.get("/api/admin/cluster", headers=reader.headers)).status == 403
 

@@ -177,12 +177,14 @@ async def test_an_accepted_reading_nobody_joins_ends_without_charge(settings: Se
 async def test_session_state_is_pushed_every_tick_while_active(settings: Settings, pool: asyncpg.Pool) -> None:
     async with running_app(settings) as http:  # the real clock: one push per second
         _, client_ws, _, _ = await started(http, pool)
-        seconds = set()
-        while not {1, 2} <= seconds:
-            state = await client_ws.expect("session-state", timeout=3)
-            assert state["status"] == "active"
-            seconds.add(state["billableSeconds"])
-        assert max(seconds) <= 3
+        # Each tick pushes the state with the billable time so far. Under load a tick can come late, so the
+        # test asserts pushes keep coming and the time only grows, not that every second is seen.
+        seen: list[int] = []
+        while not seen or seen[-1] < 2:
+            state = await client_ws.expect("session-state", timeout=5)
+            assert state["status"] == "active" and len(seen) < 20, seen
+            seen.append(state["billableSeconds"])
+        assert seen == sorted(seen), seen
 
 
 async def test_the_runtime_is_gone_once_the_reading_ends(settings: Settings, pool: asyncpg.Pool) -> None:
