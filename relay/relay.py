@@ -185,10 +185,14 @@ class Relay(AsyncIOEventEmitter):
         stream = self._stream(stream_id)
         return await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_publisher)
 
-    async def watch_stream(self, stream_id: str, participant_id: str, offer_sdp: str) -> str:
-        """Answer a viewer's (recvonly) offer. The stream need not have a publisher yet."""
+    async def watch_stream(self, stream_id: str, participant_id: str, offer_sdp: str, *, pull: bool = False) -> str:
+        """Answer a viewer's (recvonly) offer. The stream need not have a publisher yet.
+
+        :param pull: the viewer is another relay pulling the stream (:mod:`relay.upstream`): let in even at the
+            CPU or loop-lag limit, since it costs one viewer here and serves a whole node's viewers there.
+        """
         stream = self._stream(stream_id)
-        return await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_viewer)
+        return await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_viewer, always=pull)
 
     # -- edges: a stream pulled from its origin's relay (relay.upstream) ---------------------------
 
@@ -385,6 +389,8 @@ class Relay(AsyncIOEventEmitter):
         participant_id: str,
         offer_sdp: str,
         admit: Callable[[str], None],
+        *,
+        always: bool = False,
     ) -> str:
         self._check_open()
         offer = check_offer(offer_sdp, self._candidates)  # before anything is admitted or allocated
@@ -396,8 +402,9 @@ class Relay(AsyncIOEventEmitter):
         try:
             # A re-join of a participant with a live connection replaces it and is always let in.
             if participant is None or not self._holds_slot(participant):
-                self._check_capacity(participant_id, scope, known=participant is not None)
-                self._check_loop(participant_id)
+                self._check_capacity(participant_id, scope, known=participant is not None or always)
+                if not always:
+                    self._check_loop(participant_id)
             admit(participant_id)
         except RelayError as exc:
             self.metrics.refused.labels(exc.code).inc()

@@ -229,7 +229,8 @@ class StreamEdges:
     async def _serve_pull(self, sender: str, body: dict[str, Any]) -> dict[str, Any]:
         stream_id = str(body.get("streamId"))
         try:
-            answer = await self._relay.watch_stream(stream_id, puller_id(stream_id, sender), str(body.get("sdp") or ""))
+            answer = await self._relay.watch_stream(stream_id, puller_id(stream_id, sender), str(body.get("sdp") or ""),
+                                                    pull=True)
         except RelayError as exc:
             raise RemoteError(409, exc.code, exc.message) from None
         log.info("stream pulled by an edge", extra={"streamId": stream_id, "edge": sender})

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from prometheus_client import CollectorRegistry
 
-from relay import Relay
+from relay import Relay, RelayBusyError
+from relay.load import CpuLoad
 from tests.relay.endpoints import Endpoint
 from tests.relay.test_stream import count_keyframe_requests, publish, publisher, viewer, watch
 
@@ -107,3 +108,18 @@ async def test_closing_the_edge_stream_closes_its_pull(
     await edge.close_stream(STREAM)
     assert not edge.pulling(STREAM)
     await wait_until(lambda: origin.participant_state(PULLER) == "closed")
+
+
+async def test_an_origin_at_its_cpu_limit_refuses_viewers_but_lets_an_edge_pull(
+    relay: Relay, edge: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    origin = relay
+    await publish(origin, STREAM, publisher(endpoints))
+    origin.load = CpuLoad(0.0)  # at its limit from now on: every newcomer is refused relay_busy
+    with pytest.raises(RelayBusyError):
+        await watch(origin, STREAM, viewer(endpoints, "refused"))
+    offer = await edge.pull_stream(STREAM, PULLER)
+    await edge.accept_pull(STREAM, await origin.watch_stream(STREAM, PULLER, offer, pull=True))
+    served = viewer(endpoints, "served-by-the-edge")
+    await watch(edge, STREAM, served)
+    await served.wait_decoded("video", 5, timeout=15)
