@@ -235,7 +235,7 @@ async def main(args: argparse.Namespace) -> None:
                    "SOULSEER_REDIS_PREFIX": f"bench{os.getpid()}:", "SOULSEER_NODE_NAME": f"node-{index + 1}",
                    "SOULSEER_LOG_LEVEL": "WARNING", "SOULSEER_SOCKETS_PER_ADDRESS": "1000",
                    "SOULSEER_MAX_PARTICIPANTS": "1000", "SOULSEER_MAX_RELAY_CPU_PERCENT": "0",
-                   "SOULSEER_READING_CHAT_RATE_LIMIT": "10000"}
+                   "SOULSEER_READING_CHAT_RATE_LIMIT": "10000", "SOULSEER_INTRO_FREE_MINUTES": "0"}
             process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             nodes.append(Node(f"node-{index + 1}", f"http://127.0.0.1:{port}", process))

@@ -540,15 +540,17 @@ async def history(db: Db, user_id: str, *, limit: int = 50, before: int | None =
     """A wallet's or a reader's movements, newest first, ready for JSON.
 
     Each item: ``{id, kind, account ("wallet"|"earnings"), amountCents (signed: what this account gained),
-    ref, memo, createdAt (ISO-8601 UTC), cursor}``; pass the last ``cursor`` as ``before`` for the next page.
+    ref, memo, createdAt (ISO-8601 UTC), originalKind (what a refund or reversal gave back: a reading's minute,
+    a booking, ...; else null), cursor}``; pass the last ``cursor`` as ``before`` for the next page.
     """
     limit = max(1, min(int(limit), 200))
     async with connection(db) as conn:
         rows = await conn.fetch(
-            "SELECT e.id AS cursor, t.id, t.kind, e.account, e.amount_cents, t.ref, t.memo, t.created_at"
-            " FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.txn_id"
+            "SELECT e.id AS cursor, t.id, t.kind, e.account, e.amount_cents, t.ref, t.memo, t.created_at,"
+            " o.kind AS original_kind FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.txn_id"
+            " LEFT JOIN ledger_transactions o ON o.id = t.original_id"
             " WHERE e.owner_id = $1 AND ($3::bigint IS NULL OR e.id < $3)"
             " ORDER BY e.id DESC LIMIT $2", user_id, limit, before)
     return [{"id": str(r["id"]), "kind": r["kind"], "account": r["account"], "amountCents": r["amount_cents"],
              "ref": r["ref"], "memo": r["memo"], "createdAt": r["created_at"].isoformat().replace("+00:00", "Z"),
-             "cursor": r["cursor"]} for r in rows]
+             "originalKind": r["original_kind"], "cursor": r["cursor"]} for r in rows]

@@ -1,4 +1,5 @@
-"""A reader's earnings statement: one line per reading (or gift, or paid message), and its CSV.
+"""A reader's earnings statement: one line per reading (or gift, or paid message), and its CSV; and one
+reading's money as both its parties see it (:func:`reading_totals`, what every page and the API show).
 
 Every line is read from the ledger: a reading's minutes (or its booking) and their refunds share the reading's
 id as ``ref``, so grouping the reader's earnings entries by ``ref`` gives, per reading, what the client paid,
@@ -64,6 +65,38 @@ async def totals(db: Db, reader_id: str) -> dict[str, int]:
     have = {r["account"]: int(r["balance_cents"]) for r in rows}
     return {"earningsCents": have.get("earnings", 0), "inTransitCents": have.get("payouts_in_transit", 0),
             "paidOutCents": have.get("paid_out", 0)}
+
+
+# The movements of a reading's money: its minutes (an intro offer's free ones are paid to the reader by the
+# platform, nothing from the wallet), its booking, and their refunds.
+READING_MONEY = ("reading_minute", "intro_minute", "scheduled_reading", "refund")
+
+
+@dataclass(frozen=True)
+class ReadingTotals:
+    """One reading's money, net of its refunds: what the client paid and what the reader earned."""
+
+    charged_cents: int
+    earned_cents: int
+
+
+async def reading_totals(db: Db, session_id: str) -> ReadingTotals:
+    """What the ledger holds for one reading: its minutes (or its booking) less their refunds, from the client's
+    wallet entries and the reader's earnings entries. The one source of a reading's money on a page or in the API
+    (the meter's running view, before the refund of the last minute, is not it)."""
+    return (await readings_totals(db, [session_id])).get(session_id, ReadingTotals(0, 0))
+
+
+async def readings_totals(db: Db, session_ids: list[str]) -> dict[str, ReadingTotals]:
+    """:func:`reading_totals` for many readings in one query (a history page); readings with no money are left out."""
+    async with ledger.connection(db) as conn:
+        rows = await conn.fetch(
+            "SELECT t.ref, coalesce(-sum(e.amount_cents) FILTER (WHERE e.account = 'wallet'), 0)::bigint AS charged,"
+            " coalesce(sum(e.amount_cents) FILTER (WHERE e.account = 'earnings'), 0)::bigint AS earned"
+            " FROM ledger_transactions t JOIN ledger_entries e ON e.txn_id = t.id"
+            " WHERE t.ref = ANY($1::text[]) AND t.kind = ANY($2::text[])"
+            " GROUP BY t.ref", [str(i) for i in session_ids], list(READING_MONEY))
+    return {r["ref"]: ReadingTotals(charged_cents=int(r["charged"]), earned_cents=int(r["earned"])) for r in rows}
 
 
 def to_csv(statement: list[StatementLine]) -> str:

@@ -45,6 +45,7 @@ class Settings:
     add_funds_max_cents: int = 50_000
     request_expiry_seconds: int = 60
     grace_seconds: int = 60
+    away_after_seconds: int = 15
     reading_lease_seconds: int = 15
     schedule_early_join_seconds: int = 600
     reader_no_show_seconds: int = 600
@@ -256,6 +257,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         add_funds_max_cents=max_cents,
         request_expiry_seconds=_int(env, "SOULSEER_REQUEST_EXPIRY_SECONDS", 60, 5, 3600),
         grace_seconds=_int(env, "SOULSEER_GRACE_SECONDS", 60, 1, 3600),
+        away_after_seconds=_int(env, "SOULSEER_AWAY_AFTER_SECONDS", 15, 1, 3600),
         reading_lease_seconds=_int(env, "SOULSEER_READING_LEASE_SECONDS", 15, 3, 300),
         schedule_early_join_seconds=_int(env, "SOULSEER_SCHEDULE_EARLY_JOIN_SECONDS", 600, 0, 86_400),
         reader_no_show_seconds=_int(env, "SOULSEER_READER_NO_SHOW_SECONDS", 600, 60, 86_400),

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from api.accounts.auth import require
 from api.core import validation as v
-from api.core.errors import Invalid
+from api.core.errors import Conflict, Invalid
 from api.core.keys import DATABASE
 from api.core.openapi import operation
 
@@ -90,13 +90,35 @@ async def set_rates(request: web.Request) -> web.Response:
     return web.json_response(rates_json(await _rates_row(pool, user.id)))
 
 
+# What a reader needs before clients may see them online (so no client ever sees an empty card), in the order
+# the dashboard's checklist shows them.
+READINESS = {"displayName": "a display name", "rates": "a per-minute rate for chat, audio or video"}
+
+
+def missing_for_online(rates: asyncpg.Record, display_name: str) -> list[str]:
+    """What keeps a reader from going online: ``displayName``, ``rates`` (none when ready)."""
+    missing = []
+    if not display_name.strip():
+        missing.append("displayName")
+    if not any(rates[column] > 0 for column in RATE_COLUMN.values()):
+        missing.append("rates")
+    return missing
+
+
 @routes.post("/api/webrtc/reader/availability")
 @operation(summary="Go online or offline (busy is set by the system during a reading)", roles=("reader",),
-           request='{status: "online" | "offline"}', response='{status: "online" | "offline" | "busy"}')
+           request='{status: "online" | "offline"}', response='{status: "online" | "offline" | "busy"}; 409'
+           ' not_ready (error.missing: what to add first: "displayName", "rates")')
 async def set_availability(request: web.Request) -> web.Response:
     user = await require(request, "reader")
     status = v.choice(await v.read_json(request), "status", ("online", "offline"))
-    row = await request.app[DATABASE].pool.fetchrow(
+    pool = request.app[DATABASE].pool
+    if status == "online":
+        missing = missing_for_online(await _rates_row(pool, user.id), user.display_name)
+        if missing:
+            raise Conflict(f"add {' and '.join(READINESS[m] for m in missing)} before going online",
+                           code="not_ready", details={"missing": missing})
+    row = await pool.fetchrow(
         "INSERT INTO reader_availability (reader_id, status, chosen_status) VALUES ($1, $2, $2)"
         " ON CONFLICT (reader_id) DO UPDATE SET chosen_status = $2, updated_at = now(),"
         " status = CASE WHEN reader_availability.status = 'busy' THEN 'busy' ELSE $2 END"

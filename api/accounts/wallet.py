@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from aiohttp import web
 
@@ -10,12 +11,13 @@ from api.accounts.auth import require
 from api.cluster import CLUSTER
 from api.cluster.limits import SharedUserAndAddressLimiter
 from api.core.client_address import client_address
-from api.core.errors import TooManyRequests
+from api.core.errors import NotFound, TooManyRequests
 from api.core.keys import DATABASE, SETTINGS, STRIPE
 from api.core.openapi import operation
+from api.core.times import iso
 from api.core.validation import cents, query_int, read_json
 from billing import ledger
-from billing.stripe_events import record_checkout
+from billing.stripe_events import checkout_key, record_checkout
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,30 @@ async def add_funds(request: web.Request) -> web.Response:
     return web.json_response({"checkoutUrl": checkout.url, "checkoutId": checkout.id, "amountCents": amount})
 
 
+# A Checkout Session id as Stripe writes it (``cs_test_...``, ``cs_live_...``); anything else names no checkout.
+_CHECKOUT_ID = re.compile(r"^cs_[A-Za-z0-9_]{1,200}$")
+
+
+@operation(summary="One checkout the client opened, and whether its payment has been credited", roles=("client",),
+           response='{checkout: {id, amountCents, status: "pending" | "credited", creditedAt}}', tags=("wallet",))
+async def checkout_status(request: web.Request) -> web.Response:
+    """What the wallet's return page says: the checkout named in its URL, credited or not yet (never another one)."""
+    user = await require(request, "client")
+    checkout_id = request.match_info["checkoutId"]
+    row = None
+    if _CHECKOUT_ID.match(checkout_id):
+        row = await request.app[DATABASE].pool.fetchrow(
+            "SELECT c.id, c.amount_cents, t.created_at AS credited_at FROM stripe_checkouts c"
+            " LEFT JOIN ledger_transactions t ON t.key = $3 WHERE c.id = $1 AND c.client_id = $2",
+            checkout_id, user.id, checkout_key(checkout_id))
+    if row is None:  # unknown, malformed or another client's: the same answer
+        raise NotFound("no such checkout", code="unknown_checkout")
+    credited = row["credited_at"]
+    return web.json_response({"checkout": {
+        "id": row["id"], "amountCents": row["amount_cents"], "status": "credited" if credited else "pending",
+        "creditedAt": iso(credited)}})
+
+
 async def _close_stripe(app: web.Application) -> None:
     await app[STRIPE].close()
 
@@ -99,5 +125,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/webrtc/client/balance", balance)
     app.router.add_get("/api/webrtc/client/transactions", transactions)
     app.router.add_post("/api/webrtc/client/add-funds", add_funds)
+    app.router.add_get("/api/webrtc/client/checkouts/{checkoutId}", checkout_status)
     app.router.add_get("/api/webrtc/reader/earnings", earnings)
     app.on_cleanup.append(_close_stripe)

@@ -12,6 +12,7 @@ from api.pages import (
     home,
     login,
     messages,
+    not_found,
     notifications,
     reader_profile,
     readings,
@@ -22,5 +23,5 @@ from api.pages import (
 
 __all__ = ["setup"]
 
-setup = Setup(rendering, home, login, wallet, dashboard, readings, notifications, streams, messages, booking, account,
-              reader_profile)
+setup = Setup(rendering, not_found, home, login, wallet, dashboard, readings, notifications, streams, messages, booking,
+              account, reader_profile)

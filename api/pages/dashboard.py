@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.accounts import profiles
+from api.accounts.readers import MAX_RATE_CENTS, RATE_COLUMN, missing_for_online
 from api.core.keys import DATABASE, SETTINGS
 from api.pages.readings import readings_of
 from api.pages.rendering import page_auth, render
@@ -27,14 +28,19 @@ async def dashboard_page(request: web.Request) -> web.Response:
         "chatCents": rates["chat_cents"] if rates else 0,
         "audioCents": rates["audio_cents"] if rates else 0,
         "videoCents": rates["video_cents"] if rates else 0,
+        "messageCents": rates["message_cents"] if rates else 0,
         "flatCents": {m: (rates[f"flat_{m}_cents"] if rates else 0) for m in ("15", "30", "45", "60")},
     }
+    # The onboarding checklist: what the reader must add before clients can see them online.
+    missing = missing_for_online(rates or dict.fromkeys(RATE_COLUMN.values(), 0), auth.user.display_name)
     return await render(request, "dashboard.html", auth, script="dashboard", rates=rate_data,
-                         availability=status, chosen=chosen, profile=profile, recent=recent, data={
+                         availability=status, chosen=chosen, profile=profile, recent=recent, missing=missing,
+                         data={"missing": missing,
                              "rates": rate_data, "status": status, "chosenStatus": chosen,
                              "profile": profile.public(),
                              "requests": waiting,
                              "requestExpirySeconds": request.app[SETTINGS].request_expiry_seconds,
+                             "maxRateCents": MAX_RATE_CENTS, "maxFlatCents": MAX_RATE_CENTS * 60,
                          })
 
 

@@ -85,6 +85,7 @@ def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: i
     normalized = kind.replace("_", "-")
     template = _NOTIFICATION_TEXT.get(normalized)
     text = payload.get("message") or payload.get("text")
+    nested = payload.get("session")
     if not text:
         if template:
             nested_fields = payload.get("session")
@@ -92,7 +93,6 @@ def notification(kind: str, payload: dict) -> tuple[str, str | None]:  # type: i
             text = " ".join(template.format_map(fields).split()).replace(" .", ".")
         else:
             text = normalized.replace("-", " ").capitalize() + "."
-    nested = payload.get("session")
     session_id = payload.get("sessionId") or (nested.get("id") if isinstance(nested, dict) else None)
     link = f"/readings/{session_id}" if isinstance(session_id, str) and len(session_id) == 36 else None
     url = payload.get("url")

@@ -35,7 +35,7 @@ from api.cluster.link import ClusterUnavailable
 from api.core.errors import Conflict
 from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
 from api.readings import leases as reading_leases
-from api.readings import receipts, scheduling
+from api.readings import online, receipts, scheduling
 from api.readings.chat import ReadingChat
 from api.readings.homes import ReadingHomes
 from api.readings.runtime import DB_ERRORS, ReadingRuntime
@@ -321,9 +321,12 @@ class LiveReadings:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 _, row = await apply(conn, session_id, Event.EXPIRE, Actor.SYSTEM, reason="expired")
+                # Nobody was there to answer: the reader is shown away until they are back.
+                await online.missed_request(conn, str(row["reader_id"]))
                 payload = {"session": session_json(row)}
                 stored = [await notifications.store(conn, str(row["client_id"]), "session-expired", payload),
-                          await notifications.store(conn, str(row["reader_id"]), "session-expired", payload)]
+                          await notifications.store(conn, str(row["reader_id"]), "session-expired",
+                                                    {**payload, "away": True})]
         except Conflict:
             return  # accepted, declined or cancelled in the meantime
         notifications.deliver(self._app, stored)

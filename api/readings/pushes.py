@@ -72,9 +72,11 @@ def end_message(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
 
 def state_message(role: Actor, *, session_id: str, status: State, now: float, meter: Meter | None,
                   watch: ScheduledWatch | None, row: asyncpg.Record | dict[str, Any], connected: dict[Actor, bool],
-                  balance: int | None, earned: int) -> dict[str, Any]:
+                  balance: int | None, earned: int,
+                  grace_left: dict[Actor, int | None] | None = None) -> dict[str, Any]:
     """``session-state`` for one side: the meter's view for a per-minute reading, the booked time's for a
-    scheduled one."""
+    scheduled one; ``graceLeft`` says, for a side that is away, how long it has to come back (so the other side
+    can say "<name> reconnecting... (not billed)" with the time left)."""
     message: dict[str, Any] = {
         "type": "session-state",
         "sessionId": session_id,
@@ -84,6 +86,7 @@ def state_message(role: Actor, *, session_id: str, status: State, now: float, me
         "secondsLeft": math.floor(meter.seconds_left(now)) if meter else None,
         "running": bool(meter and meter.running),
         "connected": {r.value: connected[r] for r in ROLES},
+        "graceLeft": {r.value: (grace_left or {}).get(r) for r in ROLES},
     }
     if watch is not None:
         message["billableSeconds"] = int(watch.together_seconds(now))

@@ -26,7 +26,7 @@ from api.readings.live import LIVE_READINGS
 from api.readings.states import Actor, Event, Mode, State
 from api.readings.store import apply as apply_event
 from api.readings.store import create as create_reading
-from api.readings.store import fetch_for, history, session_json, set_reader_busy
+from api.readings.store import fetch_for, history, money_for, session_json, set_reader_busy
 from api.realtime import notifications
 from billing import intro_offer, ledger
 from billing.prices import confirm_price
@@ -49,7 +49,8 @@ def session_payload(row: asyncpg.Record) -> dict[str, Any]:
 @operation(summary="Ask an online reader for a pay-per-minute reading (the reader's rate is locked now)",
            roles=("client",),
            request='{readerId, sessionType: "chat" | "audio" | "video", expectedCents (the per-minute rate shown)}',
-           response="{session}; 409 price_changed (error.priceCents: the rate now)", status=201)
+           response="{session}; 409 price_changed (error.priceCents: the rate now), 409 session_pending"
+                    " (error.sessionId: the reading the client already has open)", status=201)
 async def request_session(request: web.Request) -> web.Response:
     user = await require(request, "client")
     body = await v.read_json(request)
@@ -82,8 +83,12 @@ async def request_session(request: web.Request) -> web.Response:
                                                   session_type=session_type, mode=Mode.PER_MINUTE, rate_cents=rate,
                                                   expires_in=settings.request_expiry_seconds)
         except asyncpg.UniqueViolationError:
-            raise Conflict("you already have a reading requested or in progress",
-                           code="session_pending") from None
+            # The page links to it: the one open per-minute reading the client holds (migration 0003's index).
+            open_id = await conn.fetchval(
+                "SELECT id FROM rtc_sessions WHERE client_id = $1 AND mode = 'per_minute'"
+                " AND status IN ('requested', 'accepted', 'active')", user.id)
+            raise Conflict("you already have a reading requested or in progress", code="session_pending",
+                           details={"sessionId": str(open_id)} if open_id else None) from None
         await intro_offer.claim(conn, client_id=user.id, reader_id=reader_id, session_id=str(session_id),
                                 minutes=settings.intro_free_minutes, readers=settings.intro_readers)
         row, _ = await fetch_for(conn, str(session_id), user.id)
@@ -176,22 +181,26 @@ async def cancel_session(request: web.Request) -> web.Response:
 
 @routes.post("/api/webrtc/session/{sessionId}/end")
 @operation(summary="End an accepted or active reading (either participant); settles the bill",
-           roles=("client", "reader"), response="{session}")
+           roles=("client", "reader"), response="{session, money}")
 async def end_session(request: web.Request) -> web.Response:
     user = await require(request, "client", "reader")
     session_id = v.path_uuid(request, "sessionId")
-    _, actor = await fetch_for(request.app[DATABASE].pool, session_id, user.id)
+    pool = request.app[DATABASE].pool
+    _, actor = await fetch_for(pool, session_id, user.id)
     row = await request.app[LIVE_READINGS].end(session_id, actor, f"ended_by_{actor.value}")
-    return web.json_response(session_payload(row))
+    return web.json_response({**session_payload(row), "money": await money_for(pool, session_id, actor)})
 
 
 @routes.get("/api/webrtc/session/{sessionId}")
-@operation(summary="One reading (its two participants only)", roles=("client", "reader"), response="{session}")
+@operation(summary="One reading (its two participants only), with its money from the ledger",
+           roles=("client", "reader"),
+           response="{session, money: {chargedCents (net of refunds), earnedCents (the reader alone)}}")
 async def session_details(request: web.Request) -> web.Response:
     user = await require(request)
     session_id = v.path_uuid(request, "sessionId")
-    row, _ = await fetch_for(request.app[DATABASE].pool, session_id, user.id)
-    return web.json_response(session_payload(row))
+    pool = request.app[DATABASE].pool
+    row, actor = await fetch_for(pool, session_id, user.id)
+    return web.json_response({**session_payload(row), "money": await money_for(pool, session_id, actor)})
 
 
 @routes.get("/api/webrtc/sessions")

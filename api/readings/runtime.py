@@ -138,6 +138,8 @@ class ReadingRuntime:
         self._tabs = Tabs()
         self._media: dict[Actor, bool] = dict.fromkeys(ROLES, False)
         self._connected: dict[Actor, bool] = dict.fromkeys(ROLES, False)
+        # Since when each side has been away from a started reading (its grace period runs from then).
+        self._away_since: dict[Actor, float | None] = dict.fromkeys(ROLES, None)
         self._back: set[Actor] = set()  # connected since the runtime started (what a resumed reading waits for)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False  # handed over or lost: the task ends without settling
@@ -322,6 +324,7 @@ class ReadingRuntime:
                 continue
             changed = True
             self._connected[role] = connected
+            self._away_since[role] = None if connected or self.status is not State.ACTIVE else now
             if connected:
                 self._back.add(role)
             log.info("participant %s", "connected" if connected else "disconnected",
@@ -511,7 +514,13 @@ class ReadingRuntime:
     def _state_message(self, role: Actor) -> dict[str, Any]:
         return state_message(role, session_id=self.session_id, status=self.status, now=self._clock(),
                              meter=self._money.meter, watch=self._watch, row=self.row, connected=self._connected,
-                             balance=self._money.balance, earned=self._money.earned)
+                             balance=self._money.balance, earned=self._money.earned, grace_left=self._grace_left())
+
+    def _grace_left(self) -> dict[Actor, int | None]:
+        """Whole seconds each away side has left to come back before the reading ends (None: not away)."""
+        now = self._clock()
+        return {role: None if since is None else max(0, math.ceil(self._grace - (now - since)))
+                for role, since in self._away_since.items()}
 
     def _push_state(self) -> None:
         if not self.lease_valid or self.lost:

@@ -19,6 +19,7 @@ from api.core.times import iso
 from api.readings.leases import fence_out
 from api.readings.states import Actor, Event, IllegalTransition, Mode, State, initial_state, transition
 from billing.errors import LeaseLost
+from billing.statements import reading_totals
 
 # The states a runtime (a lease holder) may own a reading in.
 OPEN_WITH_OWNER = frozenset({State.ACCEPTED, State.ACTIVE})
@@ -76,6 +77,16 @@ def session_json(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         body["endsAt"] = iso(row["scheduled_end"])
         body["minutes"] = row["scheduled_minutes"]
     return body
+
+
+async def money_for(db: asyncpg.Connection | asyncpg.Pool, session_id: str, actor: Actor) -> dict[str, int]:
+    """The reading's money from the ledger, as one side may see it: ``{chargedCents}`` (net of refunds) for both,
+    and ``earnedCents`` for the reader alone. Pages and the API show these, never the meter's running figures."""
+    totals = await reading_totals(db, session_id)
+    money = {"chargedCents": totals.charged_cents}
+    if actor is Actor.READER:
+        money["earnedCents"] = totals.earned_cents
+    return money
 
 
 async def fetch(db: asyncpg.Connection | asyncpg.Pool, session_id: str, *, lock: bool = False) -> asyncpg.Record:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -28,21 +29,41 @@ class Tab(Protocol):
         ...
 
 
+# Told when a user's first tab on this node opens (True) and when their last one closes (False).
+PresenceListener = Callable[[Tab, bool], None]
+
+
 class Presence:
     """The connected tabs of each user on this node."""
 
     def __init__(self) -> None:
         self._tabs: dict[str, set[Tab]] = defaultdict(set)
+        self._listeners: list[PresenceListener] = []
+
+    def listen(self, listener: PresenceListener) -> None:
+        """Call ``listener(tab, True)`` when a user comes (their first tab) and ``(tab, False)`` when they go."""
+        self._listeners.append(listener)
 
     def add(self, tab: Tab) -> None:
+        first = not self._tabs.get(tab.user_id)
         self._tabs[tab.user_id].add(tab)
+        if first:
+            self._tell(tab, True)
 
     def remove(self, tab: Tab) -> None:
         tabs = self._tabs.get(tab.user_id)
-        if tabs is not None:
+        if tabs is not None and tab in tabs:
             tabs.discard(tab)
             if not tabs:
                 del self._tabs[tab.user_id]
+                self._tell(tab, False)
+
+    def _tell(self, tab: Tab, here: bool) -> None:
+        for listener in self._listeners:
+            try:
+                listener(tab, here)
+            except Exception:
+                log.exception("presence listener failed", extra={"userId": tab.user_id})
 
     def tabs(self, user_id: str) -> list[Tab]:
         return list(self._tabs.get(user_id, ()))

@@ -73,7 +73,8 @@ class StreamHub:
         audience = self._audiences.get(stream_id)
         if audience is None:
             audience = self._audiences[stream_id] = Audience(reader_id=reader_id, max_viewers=self._max_viewers)
-        changed = audience.join(connection_id, user_id)
+        publishing = audience.publisher_connected
+        changed = audience.join(connection_id, user_id) or publishing != audience.publisher_connected
         self._senders.setdefault(stream_id, {})[connection_id] = send
         log.info("stream joined", extra={"streamId": stream_id, "userId": user_id,
                                          "role": audience.role_of(user_id), "viewerCount": audience.viewer_count})
@@ -85,7 +86,8 @@ class StreamHub:
         audience = self._audiences.get(stream_id)
         if audience is None:
             return
-        changed = audience.leave(connection_id)
+        publishing = audience.publisher_connected
+        changed = audience.leave(connection_id) or publishing != audience.publisher_connected
         self._senders.get(stream_id, {}).pop(connection_id, None)
         if not len(audience):
             self._forget(stream_id)
@@ -169,6 +171,11 @@ class StreamHub:
         self._pending[stream_id] = asyncio.get_running_loop().create_task(self._push_state(stream_id))
 
     async def state(self, stream_id: str, *, status: str = "live") -> dict[str, Any]:
+        """``stream-state``; a live stream whose reader is not publishing (gone to a private reading, a dropped
+        connection) is ``paused``, so viewers are not shown a frozen picture as if it were live."""
+        audience = self._audiences.get(stream_id)
+        if status == "live" and audience is not None and not audience.publisher_connected:
+            status = "paused"
         return {"type": "stream-state", "streamId": stream_id, "viewerCount": self.viewer_count(stream_id),
                 "leaderboard": await self._leaderboard(stream_id), "status": status}
 

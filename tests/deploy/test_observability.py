@@ -1,13 +1,19 @@
 """The Grafana dashboard and the Prometheus alert rules in deploy/ name only series SoulSeer really exports:
-the names are read from a running app's /metrics (every family is listed there, used or not)."""
+the names are read from a running app's /metrics (every family is listed there, used or not), a node of a
+cluster (on a real Redis), so that the ``soulseer_cluster_*`` series are there too."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import create_app
+from config import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "soulseer.json"
@@ -47,7 +53,15 @@ async def _exported(client: TestClient) -> set[str]:
     return series
 
 
-async def test_the_dashboard_names_only_exported_metrics(client: TestClient) -> None:
+@pytest.fixture
+async def node(cluster_settings: Settings) -> AsyncIterator[TestClient]:
+    """The app as a node of a cluster."""
+    async with TestClient(TestServer(create_app(cluster_settings), host="127.0.0.1")) as test_client:
+        yield test_client
+
+
+async def test_the_dashboard_names_only_exported_metrics(node: TestClient) -> None:
+    client = node
     exported = await _exported(client)
     expressions = _dashboard_expressions()
     assert len(expressions) >= 20
@@ -55,7 +69,8 @@ async def test_the_dashboard_names_only_exported_metrics(client: TestClient) -> 
     assert unknown == set(), f"the dashboard names metrics SoulSeer does not export: {sorted(unknown)}"
 
 
-async def test_the_alert_rules_name_only_exported_metrics(client: TestClient) -> None:
+async def test_the_alert_rules_name_only_exported_metrics(node: TestClient) -> None:
+    client = node
     exported = await _exported(client)
     expressions = _alert_expressions()
     assert len(expressions) == ALERTS.read_text().count("- alert:")

@@ -107,11 +107,16 @@ async def new_context(browser: Browser, server: TestServer | None, *, media: boo
 
 async def shot(page: Page, name: str, *, doc: bool = False, full_page: bool = True) -> Path:
     """Save a screenshot under test-artifacts/web; with SOULSEER_UPDATE_SCREENSHOTS=1, curated ones also
-    go to docs/screenshots (referenced by the README)."""
+    go to docs/screenshots (referenced by the README), at the page's width and at phone width (``-phone``)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"
     await page.screenshot(path=str(path), full_page=full_page)
     if doc and os.environ.get("SOULSEER_UPDATE_SCREENSHOTS") == "1":
         DOC_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOC_SHOTS / path.name)
+        viewport = page.viewport_size
+        if viewport is not None and viewport["width"] != PHONE["width"] and not name.endswith("-phone"):
+            await page.set_viewport_size(PHONE)
+            await page.screenshot(path=str(DOC_SHOTS / f"{path.stem}-phone.png"), full_page=full_page)
+            await page.set_viewport_size(viewport)
     return path

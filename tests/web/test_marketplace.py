@@ -61,6 +61,7 @@ async def test_a_client_rates_and_tips_after_a_paid_reading_and_the_reader_repli
 async def test_a_favourite_going_online_shows_a_live_alert(browser: Browser, server: TestServer) -> None:
     console = Console()
     reader_ctx, reader = await signed_in(browser, server, "reader", "Orion Vale", media=False)
+    await post(reader_ctx, reader, "/api/webrtc/reader/rates", {"chatCents": 99})  # needed to go online
     client_ctx, _ = await signed_in(browser, server, "client", "Ada", media=False)
     page = console.watch(await client_ctx.new_page())
     await page.goto(f"/readers/{reader['id']}")

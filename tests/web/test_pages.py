@@ -8,6 +8,8 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from api.cli import demo
+from billing import ledger
+from tests.reading_steps import deposit
 from tests.web.conftest import PHONE, Console, new_context, shot
 from tests.web.pages_setup import signed_in
 from tests.web.reading_pages import ENDED
@@ -73,6 +75,14 @@ async def test_wallet_history_notifications_and_reading_pages_render(browser: Br
     reader_ctx, reader = await signed_in(browser, server, "reader", "Orion Vale")
     ended = await _reading(database_url, client["id"], reader["id"], status="ended", billable_seconds=754,
                            charged_cents=2587, end_reason="client_ended")
+    # The summary shows the ledger's money for the reading (its charges less their refunds).
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        await deposit(pool, client["id"], 5000)
+        await ledger.charge(pool, client_id=client["id"], reader_id=reader["id"], cents=2587,
+                            key=f"test-charge:{ended}", kind="reading_minute", ref=ended)
+    finally:
+        await pool.close()
     waiting = await _reading(database_url, client["id"], reader["id"], session_type="chat", rate_cents=99)
     page = console.watch(await client_ctx.new_page())
     for path, name in [("/wallet", "wallet"), ("/history", "history"), ("/notifications", "notifications"),

@@ -56,6 +56,8 @@ async def test_a_video_reading_from_request_to_summary(browser: Browser, server:
     await expect(client.page.locator("[data-summary-reason]")).to_have_text("You ended the reading.")
     await expect(reader.page.locator("[data-summary-reason]")).to_have_text("Ada Lovelace ended the reading.")
     await expect(client.page.locator("[data-summary-transcript]")).to_contain_text("What would you like")
+    # The summary's amount is the ledger's, read once the end has committed.
+    await expect(client.page.locator("[data-summary-amount]")).to_have_attribute("data-source", "ledger")
     charged = await client.page.locator("[data-summary-amount]").text_content()
     assert charged is not None and charged.startswith("$") and charged != "$0.00"
     await shot(client.page, "reading-summary", doc=True)

@@ -12,7 +12,7 @@ from playwright.async_api import Browser, expect
 
 from tests.web.conftest import Console, shot
 from tests.web.pages_setup import post
-from tests.web.reading_pages import done, funded_client, ready_reader
+from tests.web.reading_pages import done, funded_client, ready_reader, request_and_accept
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -89,4 +89,18 @@ async def test_a_rate_raised_after_the_page_showed_it_is_refused_and_the_new_rat
         assert await conn.fetchval("SELECT rate_cents FROM rtc_sessions") == 240
     finally:
         await conn.close()
+    await done(console, client, reader)
+
+
+async def test_the_accept_reaches_the_waiting_client_over_its_socket(browser: Browser, server: TestServer,
+                                                                     database_url: str) -> None:
+    console = Console()
+    reader = await ready_reader(browser, server, console)
+    client = await funded_client(browser, server, console, database_url, media=False)
+    # Only the signaling socket can tell the client: the waiting screen's poll of the reading is refused.
+    await client.page.route(re.compile(r"/api/webrtc/session/[0-9a-f-]{36}$"), lambda route: route.abort())
+    await request_and_accept(client, reader, "chat")
+    await expect(client.page.locator("[data-view='room']")).to_be_visible(timeout=5_000)
+    for party in (client, reader):
+        await expect(party.page.locator("[data-connection]")).to_have_text("Connected")
     await done(console, client, reader)

@@ -32,7 +32,7 @@ def node_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
     env.update({"DATABASE_URL": database_url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_JSON": "false",
                 "SOULSEER_SECRET_KEY": "cluster-test-secret-key", "SOULSEER_MAX_RELAY_CPU_PERCENT": "0",
                 "SOULSEER_MAX_RELAY_LOOP_LAG_MS": "0", "SOULSEER_RELAY_SHED_LAG_MS": "0",
-                # As in tests/conftest.py: per-minute billing charges from the first minute (no intro offer).
+                # Every reading billed from its first minute, as the other tests' settings have it.
                 "SOULSEER_INTRO_FREE_MINUTES": "0"})
     env.update(extra)
     return env

@@ -53,7 +53,8 @@ async def test_a_request_is_refused_when_it_cannot_be_served(client: TestClient,
                                                               status: int, code: str) -> None:
     reader, customer = await reader_and_client(
         client, pool, online=setup != "offline", balance=100 if setup == "poor" else 10_000,
-        rates={"chatCents": 0 if setup == "not_offered" else 120})
+        # (A reader needs some rate to be online: this one offers video, not chat.)
+        rates={"chatCents": 0 if setup == "not_offered" else 120, "videoCents": 240})
     reader_id = reader.id
     if setup == "unknown":
         reader_id = "00000000-0000-4000-8000-000000000000"

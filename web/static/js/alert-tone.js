@@ -1,10 +1,24 @@
 // An audible alert made with WebAudio (no audio file): two soft tones, like a doorbell.
 // Browsers only let a page make sound after the user has interacted with it: call unlock() from a click.
 
+const SOUND_KEY = "soulseer.requestSound";
+
 export class AlertTone {
   constructor() {
     this.context = null;
     this.played = 0;
+  }
+
+  get wanted() {
+    try { return globalThis.localStorage?.getItem(SOUND_KEY) !== "off"; } catch { return true; }
+  }
+
+  set wanted(on) {
+    try { globalThis.localStorage?.setItem(SOUND_KEY, on ? "on" : "off"); } catch { /* private mode */ }
+  }
+
+  get audible() {
+    return this.wanted && this.context?.state === "running";
   }
 
   unlock() {
@@ -15,6 +29,7 @@ export class AlertTone {
   }
 
   play() {
+    if (!this.wanted) return false;
     this.unlock();
     const ctx = this.context;
     if (!ctx) return false;

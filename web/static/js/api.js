@@ -87,7 +87,8 @@ function inWords(form, field, message) {
   return label && text.startsWith(field) ? label + text.slice(field.length) : text;
 }
 
-function sentence(message) {
+/** A server message as a sentence: "the reader is not online" reads "The reader is not online." */
+export function sentence(message) {
   const text = String(message || "Something went wrong.");
   return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".");
 }

@@ -14,6 +14,7 @@ export const endpoints = {
   cancel: (sessionId) => `/api/webrtc/client/cancel-session/${id(sessionId)}`,
   balance: "/api/webrtc/client/balance",
   addFunds: "/api/webrtc/client/add-funds",
+  checkout: (checkoutId) => `/api/webrtc/client/checkouts/${id(checkoutId)}`,
   transactions: "/api/webrtc/client/transactions",
   history: "/api/webrtc/sessions",
   session: (sessionId) => `/api/webrtc/session/${id(sessionId)}`,

@@ -24,11 +24,17 @@ export function spokenDuration(seconds) {
   return `${m} min${r ? ` ${r} s` : ""}`;
 }
 
-export function localTime(iso) {
+// Every time on every page reads one way, in the viewer's own locale and time zone: "Dec 1, 2026, 9:15 AM"
+// (a chat line, within one reading, gives the time part alone: "9:15 AM").
+const DATE_TIME = { dateStyle: "medium", timeStyle: "short" };
+const TIME_ONLY = { timeStyle: "short" };
+
+// (`timeZone`: another zone than the viewer's, named beside it, e.g. the reader's own time on a booking page.)
+export function localTime(iso, { timeOnly = false, timeZone = undefined } = {}) {
   if (!iso) return "";
-  const date = new Date(iso);
+  const date = iso instanceof Date ? iso : new Date(iso);
   if (Number.isNaN(date.getTime())) return "";
-  return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return date.toLocaleString(undefined, { ...(timeOnly ? TIME_ONLY : DATE_TIME), ...(timeZone ? { timeZone } : {}) });
 }
 
 export function parseDollars(text) {

@@ -1,5 +1,5 @@
 // What every page shares: its JSON data block, the log-out button, local times, and toasts.
-import { api } from "./api.js";
+import { api, sentence } from "./api.js";
 import { localTime } from "./format.js";
 
 export function pageData() {
@@ -13,7 +13,7 @@ export function toast(message, { timeout = 5000 } = {}) {
   if (!region) return;
   const item = document.createElement("div");
   item.className = "toast";
-  item.textContent = message;
+  item.textContent = sentence(message);  // a server's words too: "the reading has ended" reads as a sentence
   region.append(item);
   setTimeout(() => item.remove(), timeout);
 }

@@ -70,6 +70,8 @@ export class SoulSeerClient extends EventTarget {
     this._lostSince = null;
     this._iceTimer = null;
     this._mediaReady = null;
+    this._spare = null;         // a peer connection made before `joined` (see _prepareSpare)
+    this._mediaDone = false;    // the camera and microphone were asked for, and answered
     this._handledRequests = new Set();
     this._lastConnection = null;
     this._joined = false;       // this socket has joined the reading (a `joined` arrived since it opened)
@@ -83,21 +85,28 @@ export class SoulSeerClient extends EventTarget {
     if (!this._ws && !this._closing) this._openSocket();
   }
 
-  /** Join a reading: media first (so the offer carries our tracks), then signaling `join`. */
-  async joinSession(sessionId) {
+  /** Get ready to join before there is anything to join (a client waiting for the accept): the camera and
+   * microphone now, and with the ICE servers the page gave, the first peer connection and its offer. */
+  prepare({ iceServers = null } = {}) {
+    if (this.sessionType !== "chat") this._mediaReady ??= this._acquireMedia();
+    if (iceServers) this._prepareSpare(iceServers);
+    return this._mediaReady ?? Promise.resolve();
+  }
+
+  /** Join a reading: the camera and microphone, the signaling socket and (given the ICE servers) the first
+   * peer connection all at once, then `join`; `joined` is answered with the offer. */
+  async joinSession(sessionId, { iceServers = null } = {}) {
     this.sessionId = sessionId;
     this._closing = false;
     this._ended = false;
     this._emitConnection();
-    if (this.sessionType !== "chat") {
-      this._mediaReady ??= this._acquireMedia();
-      await this._mediaReady;
-    }
+    this.prepare({ iceServers });
     if (this._ws && this._ws.readyState === WebSocket.OPEN) {
       this._send({ type: "join", sessionId });
     } else if (!this._ws) {
-      this._openSocket();
+      this._openSocket();  // its `open` sends the join
     }
+    await this._mediaReady;
   }
 
   /** Leave this tab's side: stop the camera and microphone, close media and signaling, no more reconnects. */
@@ -106,6 +115,7 @@ export class SoulSeerClient extends EventTarget {
     clearTimeout(this._reconnectTimer);
     clearTimeout(this._rejoinTimer);
     clearTimeout(this._iceTimer);
+    this._dropSpare();
     this._closePeer();
     const ws = this._ws;
     this._ws = null;  // first: its close event then finds it is not the current socket
@@ -175,6 +185,14 @@ export class SoulSeerClient extends EventTarget {
   // ---- media ----
 
   async _acquireMedia() {
+    try {
+      await this._openDevices();
+    } finally {
+      this._mediaDone = true;
+    }
+  }
+
+  async _openDevices() {
     const wantVideo = this.sessionType === "video";
     const devices = this.mediaDevices;
     if (!devices?.getUserMedia) {
@@ -218,38 +236,91 @@ export class SoulSeerClient extends EventTarget {
     this._emit("local-stream", { stream });
   }
 
+  // A peer connection with our tracks, and its offer (candidates gathered: see waitForIceGathering) on the way.
+  // While the camera and microphone are still being opened, the peer connection does not wait for them: its
+  // transceivers are made empty and ICE gathers at once; the tracks are put in (replaceTrack, which needs no new
+  // offer) before the offer goes, and a device that was refused turns its transceiver receive-only (a new offer
+  // then, still before anything was sent).
+  async _buildPeer(iceServers) {
+    const pc = new RTCPeerConnection({ iceServers });
+    const peer = { pc, urls: serverUrls(iceServers), offerSent: false, ready: null };
+    const kinds = this.sessionType === "video" ? ["audio", "video"] : ["audio"];
+    const ready = this._mediaDone;
+    const transceivers = kinds.map((kind) => {
+      const track = ready ? this._localTrack(kind) : null;
+      if (track) return pc.addTransceiver(track, { direction: "sendrecv", streams: [this.localStream] });
+      return pc.addTransceiver(kind, { direction: ready ? "recvonly" : "sendrecv" });
+    });
+    pc.addEventListener("track", (event) => { if (pc === this._pc) this._onTrack(event); });
+    trickleCandidates(pc, () => peer.offerSent && pc === this._pc, (message) => this._send(message));
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc === this._pc) this._onPeerState(pc.connectionState);
+    });
+    peer.ready = (async () => {
+      await pc.setLocalDescription(await pc.createOffer());
+      const gathered = waitForIceGathering(pc, ICE_GATHER_TIMEOUT_MS);
+      if (!ready) {
+        await this._mediaReady;
+        let changed = false;
+        transceivers.forEach((transceiver, index) => {
+          const track = this._localTrack(kinds[index]);
+          if (track) {
+            transceiver.sender.replaceTrack(track);
+            transceiver.sender.setStreams?.(this.localStream);
+          } else {
+            transceiver.direction = "recvonly";
+            changed = true;
+          }
+        });
+        if (changed) await pc.setLocalDescription(await pc.createOffer());
+      }
+      await gathered;
+    })();
+    peer.ready.catch(() => {});  // awaited (and reported) by _startPeer
+    return peer;
+  }
+
+  _localTrack(kind) {
+    const tracks = kind === "audio" ? this.localStream?.getAudioTracks() : this.localStream?.getVideoTracks();
+    return tracks?.[0] ?? null;
+  }
+
+  /** The first peer connection, made while signaling connects and joins (with the ICE servers the page gave),
+   * so that `joined` is answered with an offer at once. */
+  _prepareSpare(iceServers) {
+    if (this.sessionType === "chat" || this._spare || this._pc) return;
+    this._spare = this._buildPeer(iceServers);
+  }
+
+  _dropSpare() {
+    const spare = this._spare;
+    this._spare = null;
+    spare?.then((peer) => peer.pc.close()).catch(() => {});
+  }
+
   async _startPeer() {
     if (this.sessionType === "chat" || this._ended || this._closing) return;
-    await this._mediaReady;
     this._closePeer();
     const generation = ++this._pcGeneration;
-    const pc = new RTCPeerConnection({ iceServers: this._iceServers });
-    this._pc = pc;
+    const spare = this._spare;
+    this._spare = null;
+    let peer = spare ? await spare.catch(() => null) : null;
+    if (peer && peer.urls !== serverUrls(this._iceServers)) {
+      peer.pc.close();
+      peer = null;
+    }
+    peer ??= await this._buildPeer(this._iceServers);
+    if (generation !== this._pcGeneration || this._ended || this._closing) {
+      peer.pc.close();
+      return;
+    }
+    this._pc = peer.pc;
     this.mediaState = "connecting";
     this._emitConnection();
-
-    const stream = this.localStream;
-    const audio = stream?.getAudioTracks()[0];
-    const video = stream?.getVideoTracks()[0];
-    if (audio) pc.addTransceiver(audio, { direction: "sendrecv", streams: [stream] });
-    else pc.addTransceiver("audio", { direction: "recvonly" });
-    if (this.sessionType === "video") {
-      if (video) pc.addTransceiver(video, { direction: "sendrecv", streams: [stream] });
-      else pc.addTransceiver("video", { direction: "recvonly" });
-    }
-
-    pc.addEventListener("track", (event) => this._onTrack(event));
-    let offerSent = false;
-    trickleCandidates(pc, () => offerSent && generation === this._pcGeneration, (message) => this._send(message));
-    pc.addEventListener("connectionstatechange", () => {
-      if (generation === this._pcGeneration) this._onPeerState(pc.connectionState);
-    });
-
     try {
-      await pc.setLocalDescription(await pc.createOffer());
-      await waitForIceGathering(pc, ICE_GATHER_TIMEOUT_MS);
+      await peer.ready;
       if (generation !== this._pcGeneration) return;
-      offerSent = this._send({ type: "offer", sdp: pc.localDescription.sdp });
+      peer.offerSent = this._send({ type: "offer", sdp: peer.pc.localDescription.sdp });
     } catch (error) {
       this._emit("error", { code: "offer_failed", message: `Could not start media: ${error.message}` });
     }
@@ -519,6 +590,12 @@ export function defaultSignalingUrl() {
 
 function csrfToken() {
   return globalThis.document?.querySelector('meta[name="csrf-token"]')?.content ?? "";
+}
+
+// What a peer connection's ICE configuration is, for comparing: the servers' addresses (credentials may differ
+// between two issues of the same short-lived TURN login, and both work).
+function serverUrls(iceServers) {
+  return JSON.stringify((iceServers ?? []).map((server) => server.urls));
 }
 
 function pick(source, keys) {

@@ -1,5 +1,5 @@
 // What the watch page and the reader's studio both show: viewer count, leaderboard, chat and gift animations.
-import { money } from "./format.js";
+import { localTime, money } from "./format.js";
 
 const ICONS = new Set(["candle", "crystal-ball", "heart", "moon", "rose", "star"]);
 const ANIMATION_MS = 4200;
@@ -83,7 +83,7 @@ export class StreamView {
     const meta = document.createElement("div");
     meta.className = "meta";
     meta.textContent = `${mine ? "You" : fromName ?? ""}${role === "publisher" ? " (host)" : ""} · ${
-      new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+      localTime(at, { timeOnly: true })}`;
     li.append(bubble, meta);
     this.chatLog.append(li);
     this.chatLog.scrollTop = this.chatLog.scrollHeight;

@@ -1,7 +1,7 @@
 // A reader's booking page: the reader's bookable times in the client's own time zone, grouped by day; the price,
 // the cancellation policy and the client's balance before paying; then the booking (paid at once) and its .ics.
 import { api } from "../api.js";
-import { money } from "../format.js";
+import { localTime, money } from "../format.js";
 import { pageData, setNavBalance } from "../layout.js";
 import { PRICE_CHANGED, priceChangedText } from "../prices.js";
 
@@ -19,9 +19,8 @@ for (const el of document.querySelectorAll("[data-client-zone]")) el.textContent
 const dayKey = (iso) => new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit" })
   .format(new Date(iso));
 const dayLabel = (iso) => new Date(iso).toLocaleDateString(undefined, { weekday: "short", month: "short", day: "numeric" });
-const timeLabel = (iso, timeZone) => new Date(iso).toLocaleTimeString(undefined,
-  { hour: "2-digit", minute: "2-digit", ...(timeZone ? { timeZone } : {}) });
-const whenLabel = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
+const timeLabel = (iso, timeZone) => localTime(iso, { timeOnly: true, timeZone });
+const whenLabel = (iso) => localTime(iso);
 
 function minutes() {
   return form.querySelector('input[name="minutes"]:checked')?.value ?? null;

@@ -1,7 +1,7 @@
 // Reader dashboard: availability, auto-accept, rates, profile, earnings, and incoming requests
 // (shown, rung with a WebAudio tone, accepted or declined; accepted at once when auto-accept is on).
 import { AlertTone } from "../alert-tone.js";
-import { api, clearFormErrors, showFormError } from "../api.js";
+import { api, clearFormErrors, sentence, showFormError } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { localTime, money, parseDollars } from "../format.js";
 import { pageData, toast } from "../layout.js";
@@ -10,6 +10,56 @@ import { SoulSeerClient } from "../reading-client.js";
 const data = pageData();
 const tone = new AlertTone();
 const POLL_MS = 2500;
+
+// ---- the onboarding checklist: what a reader must add before going online ----
+const checklist = document.querySelector("[data-checklist]");
+
+function check(item, done) {
+  const row = checklist.querySelector(`[data-check="${item}"]`);
+  if (!row) return;
+  row.dataset.done = String(done);
+  row.querySelector("[data-check-state]").textContent = done ? "Done: " : item === "profile" ? "Recommended: " : "To do: ";
+  const required = [...checklist.querySelectorAll('[data-check]:not([data-check="profile"])')];
+  if (required.every((r) => r.dataset.done === "true")) checklist.hidden = true;
+}
+
+// ---- the request sound: one visible control, since browsers allow sound only after a click ----
+const soundButton = document.querySelector("[data-alert-sound]");
+const soundNote = document.querySelector("[data-alert-sound-note]");
+
+function showSound() {
+  const on = tone.audible;
+  soundButton.setAttribute("aria-pressed", String(on));
+  soundButton.textContent = on ? "Request sound on" : "Turn on request sound";
+  soundButton.dataset.sound = on ? "on" : "off";
+  soundNote.textContent = on
+    ? "A soft tone plays for each new request. Press to silence it."
+    : tone.wanted
+      ? "Browsers keep a page quiet until you allow it once. New requests also show here and in the tab's title."
+      : "Silenced. New requests show here and in the tab's title.";
+}
+
+soundButton.addEventListener("click", async () => {
+  if (tone.audible) {
+    tone.wanted = false;
+  } else {
+    tone.wanted = true;
+    tone.unlock();
+    await tone.context?.resume?.().catch(() => {});
+    tone.play();  // a sample, so the reader hears what a request sounds like
+  }
+  showSound();
+});
+// Any click on the page is also the browser's permission to play, when the reader wants sound.
+document.addEventListener("pointerdown", () => {
+  if (tone.wanted && !tone.audible) {
+    tone.unlock();
+    tone.context?.resume?.().then(showSound).catch(() => {});
+  }
+}, { capture: true });
+if (tone.wanted) tone.unlock();  // some browsers (and settings) allow sound without a click: then it is on
+tone.context?.addEventListener?.("statechange", showSound);
+showSound();
 
 // ---- availability and auto-accept ----
 const toggle = document.querySelector("[data-availability]");
@@ -35,7 +85,11 @@ toggle.addEventListener("change", async () => {
     showAvailability(status, chosenStatus ?? status);
   } catch (error) {
     showAvailability(wanted === "online" ? "offline" : "online");
-    availabilityError.textContent = error.message;
+    availabilityError.textContent = sentence(error.message);
+    if (error.code === "not_ready") {
+      checklist.hidden = false;
+      checklist.scrollIntoView({ block: "nearest" });
+    }
   } finally {
     toggle.disabled = false;
   }
@@ -53,7 +107,7 @@ autoAccept.addEventListener("change", async () => {
     autoAcceptStatus.className = "form-status ok";
   } catch (error) {
     autoAccept.checked = !autoAccept.checked;
-    autoAcceptStatus.textContent = error.message;
+    autoAcceptStatus.textContent = sentence(error.message);
     autoAcceptStatus.className = "form-status field-error";
   }
 });
@@ -70,7 +124,8 @@ function wireForm(form, buildBody, path, done) {
     try {
       body = buildBody();
     } catch (error) {
-      showFormError(form, error, banner);
+      if (error instanceof FieldErrors) showFieldErrors(form, error.errors);
+      else showFormError(form, error, banner);
       return;
     }
     const button = form.querySelector('button[type="submit"]');
@@ -88,28 +143,49 @@ function wireForm(form, buildBody, path, done) {
   });
 }
 
-function centsFrom(input, field) {
-  const cents = parseDollars(input.value || "0");
-  if (cents === null) {
-    throw Object.assign(new Error("Enter an amount like 2.50"), { field });
+// Every price field is checked before anything is sent, and every one that is wrong says so under itself
+// (not only the first): a reader fixing a form sees all that is left to fix at once.
+class FieldErrors extends Error {
+  constructor(errors) {
+    super(errors[0].message);
+    this.errors = errors;
   }
+}
+
+function showFieldErrors(form, errors) {
+  for (const { field, message } of errors) {
+    const slot = form.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
+    if (slot) slot.textContent = message;
+    slot?.closest(".field")?.classList.add("has-error");
+    form.querySelector(`[name="${CSS.escape(field)}"]`)?.setAttribute("aria-invalid", "true");
+  }
+  form.querySelector(`[name="${CSS.escape(errors[0].field)}"]`)?.focus();
+}
+
+function priceOf(input, high, errors) {
+  const cents = parseDollars(input.value || "0");
+  if (cents === null) errors.push({ field: input.name, message: "Enter an amount like 2.50." });
+  else if (cents > high) errors.push({ field: input.name, message: `Enter at most ${money(high)}.` });
   return cents;
 }
 
 const ratesForm = document.querySelector("[data-rates-form]");
+const PER_MINUTE = ["chatCents", "audioCents", "videoCents", "messageCents"];
 wireForm(ratesForm, () => {
-  const flatCents = {};
-  for (const input of ratesForm.querySelectorAll("[data-flat]")) flatCents[input.dataset.flat] = centsFrom(input, "flatCents");
-  return {
-    chatCents: centsFrom(ratesForm.chatCents, "chatCents"),
-    audioCents: centsFrom(ratesForm.audioCents, "audioCents"),
-    videoCents: centsFrom(ratesForm.videoCents, "videoCents"),
-    flatCents,
-  };
-}, endpoints.rates, (rates) => {
-  for (const kind of ["chat", "audio", "video"]) {
-    if (rates?.[`${kind}Cents`] !== undefined) ratesForm[`${kind}Cents`].value = money(rates[`${kind}Cents`]).slice(1);
+  const errors = [];
+  const body = {};
+  for (const name of PER_MINUTE) body[name] = priceOf(ratesForm[name], data.maxRateCents, errors);
+  body.flatCents = {};
+  for (const input of ratesForm.querySelectorAll("[data-flat]")) {
+    body.flatCents[input.dataset.flat] = priceOf(input, data.maxFlatCents, errors);
   }
+  if (errors.length) throw new FieldErrors(errors);
+  return body;
+}, endpoints.rates, (rates) => {
+  for (const name of PER_MINUTE) {
+    if (rates?.[name] !== undefined) ratesForm[name].value = money(rates[name]).slice(1);
+  }
+  check("rates", ["chatCents", "audioCents", "videoCents"].some((name) => rates?.[name] > 0));
 });
 
 const profileForm = document.querySelector("[data-profile-form]");
@@ -118,9 +194,19 @@ wireForm(profileForm, () => ({ specialties: profileForm.specialties.value, langu
   endpoints.profile, ({ profile }) => {
     profileForm.specialties.value = profile.specialties.join(", ");
     profileForm.languages.value = profile.languages.join(", ");
+    check("profile", profile.specialties.length > 0 || Boolean(profile.bio));
   });
 
 // ---- earnings ----
+// Ledger movement kinds (billing/ledger.py) as a reader reads them.
+const EARNING_KINDS = {
+  reading_minute: "Reading minute",
+  intro_minute: "Intro minute (paid by SoulSeer)",
+  scheduled_reading: "Booked reading",
+  refund: "Unused time returned to the client",
+  gift: "Gift",
+  message: "Paid message",
+};
 async function loadEarnings() {
   try {
     const { earningsCents, transactions } = await api(`${endpoints.earnings}?limit=5`);
@@ -131,7 +217,8 @@ async function loadEarnings() {
       const item = document.createElement("li");
       const what = document.createElement("div");
       what.className = "grow";
-      what.textContent = tx.kind === "reading_minute" ? "Reading minute" : tx.kind.replaceAll("_", " ");
+      what.textContent = tx.kind === "refund" && tx.originalKind === "scheduled_reading"
+        ? "Booking refunded to the client" : EARNING_KINDS[tx.kind] ?? sentence(tx.kind.replaceAll("_", " "));
       const when = document.createElement("small");
       when.className = "muted";
       when.textContent = ` ${localTime(tx.createdAt)}`;
@@ -227,7 +314,8 @@ function arrived(list) {
   renderRequests();
   if (!fresh.length) return;
   incoming.dataset.alerts = String(Number(incoming.dataset.alerts ?? 0) + 1);
-  tone.play();
+  if (tone.play() && tone.audible) incoming.dataset.rang = String(Number(incoming.dataset.rang ?? 0) + 1);
+  showSound();
   // The module accepts at once when auto-accept is on (it may have already, from the live notification).
   for (const r of fresh) signaling.handleIncomingRequest(r.id);
 }
@@ -252,6 +340,15 @@ async function poll() {
 signaling.addEventListener("incoming-request", () => poll());
 signaling.addEventListener("notification", ({ detail }) => {
   if (["session-cancelled", "session-expired"].includes(detail.kind)) poll();
+  if (detail.kind === "session-booked" && detail.session) {
+    const booked = detail.session;
+    toast(`${booked.clientName} booked a ${booked.minutes}-minute ${booked.sessionType} reading for ${localTime(booked.startsAt)}.`);
+  }
+  if (detail.kind === "session-expired" && detail.away) {
+    // Nobody answered: clients now see this reader as away, until they switch on again.
+    showAvailability("offline", "offline");
+    availabilityError.textContent = "You missed a request, so clients see you as away. Switch on when you're back.";
+  }
 });
 signaling.addEventListener("auto-accepted", ({ detail }) => {
   window.location.assign(`/readings/${encodeURIComponent(detail.session.id)}`);
@@ -259,6 +356,14 @@ signaling.addEventListener("auto-accepted", ({ detail }) => {
 signaling.addEventListener("error", ({ detail }) => {
   if (detail.code === "unauthorized") poll();  // finds the login gone, and goes to the login page
   else if (detail.code !== "connection_lost") toast(detail.message);
+});
+// A reader is shown online while a socket of theirs is open: once this one is, the server's status is read back.
+signaling.addEventListener("connection", async ({ detail }) => {
+  if (detail.state !== "connected") return;
+  try {
+    const { status, chosenStatus } = await api(endpoints.availability);
+    showAvailability(status, chosenStatus);
+  } catch { /* the page's own status stands */ }
 });
 signaling.connect();
 

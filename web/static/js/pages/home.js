@@ -8,6 +8,7 @@ import { wireStartButtons } from "../start-reading.js";
 const data = pageData();
 for (const card of document.querySelectorAll("[data-reader-id]")) wireStartButtons(card);
 
+
 // The intro offer, shown before a reading starts: the first minutes free with a reader the client has not had
 // a reading with, while the offer lasts (GET /api/webrtc/client/intro-offer).
 async function showIntroOffer() {

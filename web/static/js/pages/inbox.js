@@ -1,7 +1,7 @@
 // The message inbox: conversations with unread counts, one conversation, and writing (a client's message to
 // a reader who charges for messages is paid when sent, and refunded if the reader does not answer in time).
 import { api } from "../api.js";
-import { money } from "../format.js";
+import { localTime, money } from "../format.js";
 import { pageData, setNavBalance } from "../layout.js";
 import { PRICE_CHANGED, priceChangedText } from "../prices.js";
 
@@ -62,7 +62,7 @@ function bubble(message) {
   body.textContent = message.body;
   const meta = document.createElement("div");
   meta.className = "meta";
-  const when = new Date(message.createdAt).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+  const when = localTime(message.createdAt);
   let note = "";
   if (message.priceCents) note = message.refundedAt ? ` · ${money(message.priceCents)} refunded` : ` · ${money(message.priceCents)}`;
   meta.textContent = `${when}${note}`;

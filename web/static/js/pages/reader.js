@@ -3,13 +3,14 @@
 import { api, csrfToken, showFormError } from "../api.js";
 import { pageData, toast } from "../layout.js";
 import { listenForAlerts } from "../live-alerts.js";
-import { wireStartButtons } from "../start-reading.js";
+import { remindChoice, wireStartButtons } from "../start-reading.js";
 
 const data = pageData();
 const root = document.querySelector("[data-reader-id]");
 const readerId = data.reader.id;
 const errorSlot = root.querySelector("[data-card-error]");
 wireStartButtons(root);
+remindChoice(root);
 
 function toggle(button, path, on, labels) {
   button.addEventListener("click", async () => {

@@ -1,5 +1,5 @@
 // The reading page: the client's waiting screen, the reader's accept/decline, the reading room, the summary.
-import { api } from "../api.js";
+import { api, sentence } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { clock, localTime, money, spokenDuration } from "../format.js";
 import { pageData, setNavBalance, toast } from "../layout.js";
@@ -16,7 +16,6 @@ const $$ = (selector) => [...document.querySelectorAll(selector)];
 const POLL_MS = 1500;
 const LOW_BALANCE_SECONDS = 60;
 
-for (const link of $$("[data-home-link]")) link.href = isClient ? "/" : "/dashboard";
 for (const el of $$("[data-client-only]")) el.hidden = !isClient;
 if (!isClient) $("[data-charged-label]").textContent = "Earned";
 
@@ -31,7 +30,7 @@ function route() {
       if (isClient) showWaiting(); else showIncoming();
       break;
     case "accepted":
-      if (session.mode === "scheduled" && data.opensAt && Date.now() < Date.parse(data.opensAt)) showNotOpen();
+      if (session.mode === "scheduled" && data.opensAt && Date.now() < Date.parse(data.opensAt)) showBooked();
       else enterRoom();
       break;
     case "active":
@@ -65,23 +64,50 @@ function showWaiting() {
   tick();
   countdownTimer ??= setInterval(tick, 500);
   startPolling();
+  // Listen for the reader's answer, and have the camera and microphone ready for the room.
+  const waiting = roomClient();
+  waiting.connect();
+  waiting.prepare({ iceServers: data.iceServers });
 }
 
-// A booked reading before its room opens: when it opens, in local time, and the room once it does.
-function showNotOpen() {
-  show("not-open");
+// ---- a booked reading before its room opens ----
+let bookedTimer = null;
+
+function showBooked() {
+  show("booked");
   const opens = Date.parse(data.opensAt);
-  const short = (ms) => new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
-  $("[data-opens-at]").textContent = new Date(opens).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-  $("[data-starts-at]").textContent = short(Date.parse(session.startsAt));
+  const slot = $("[data-booked-countdown]");
   const tick = () => {
     const left = Math.ceil((opens - Date.now()) / 1000);
-    if (left <= 0) { clearInterval(timer); enterRoom(); return; }
-    $("[data-opens-countdown]").textContent = clock(left);
+    if (left <= 0) {
+      clearInterval(bookedTimer);
+      enterRoom();
+      return;
+    }
+    const days = Math.floor(left / 86400);
+    slot.textContent = days >= 1
+      ? `in ${days} day${days === 1 ? "" : "s"} ${Math.floor((left % 86400) / 3600)} h`
+      : `in ${clock(left)}`;
   };
-  const timer = setInterval(tick, 500);
   tick();
+  bookedTimer ??= setInterval(tick, 1000);
 }
+
+$("[data-cancel-booking]")?.addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  button.disabled = true;
+  try {
+    const { session: fresh, refundedCents } = await api(endpoints.cancel(session.id), { method: "POST" });
+    session = fresh;
+    refundedNow = refundedCents;
+    clearInterval(bookedTimer);
+    route();
+  } catch (error) {
+    $("[data-booked-error]").textContent = sentence(error.message);
+    button.disabled = false;
+  }
+});
+let refundedNow = null;
 
 function showIncoming() {
   show("incoming");
@@ -118,7 +144,7 @@ $("[data-cancel]").addEventListener("click", async (event) => {
     // Accepted in the meantime? Then the room is the right place; otherwise say why.
     try { session = (await api(endpoints.session(session.id))).session; } catch { /* keep the old one */ }
     if (session.status === "requested") {
-      $("[data-waiting-error]").textContent = error.message;
+      $("[data-waiting-error]").textContent = sentence(error.message);
       button.disabled = false;
       return;
     }
@@ -133,7 +159,7 @@ $("[data-accept]").addEventListener("click", async (event) => {
     const { session: fresh } = await api(endpoints.accept(session.id), { method: "POST" });
     session = fresh;
   } catch (error) {
-    $("[data-incoming-error]").textContent = error.message;
+    $("[data-incoming-error]").textContent = sentence(error.message);
     try { session = (await api(endpoints.session(session.id))).session; } catch { /* keep the old one */ }
   }
   stopPolling();
@@ -146,7 +172,7 @@ $("[data-decline]").addEventListener("click", async (event) => {
     const { session: fresh } = await api(endpoints.decline(session.id), { method: "POST" });
     session = fresh ?? { ...session, status: "declined" };
   } catch (error) {
-    $("[data-incoming-error]").textContent = error.message;
+    $("[data-incoming-error]").textContent = sentence(error.message);
   }
   stopPolling();
   route();
@@ -155,6 +181,15 @@ $("[data-decline]").addEventListener("click", async (event) => {
 function showClosed() {
   stopPolling();
   show("closed");
+  // A booking was paid when it was made: say what went back, from the ledger (or the cancel's own answer).
+  if (session.mode === "scheduled") {
+    const paid = session.rateCents;
+    const kept = refundedNow !== null ? paid - refundedNow : data.money?.chargedCents ?? 0;
+    const back = paid - kept;
+    $("[data-closed-money]").textContent = !isClient ? "" : kept > 0
+      ? `${money(back)} went back to your wallet; ${money(kept)} was kept under the cancellation policy.`
+      : `The full ${money(paid)} went back to your wallet.`;
+  }
   const title = $("[data-closed-title]");
   const text = $("[data-closed-text]");
   const they = isClient ? other : "The client";
@@ -166,6 +201,9 @@ function showClosed() {
   } else if (session.status === "declined") {
     title.textContent = isClient ? `${other} can't take this reading` : "You declined this request";
     text.textContent = isClient ? "Readers sometimes need a break. Another reader may be available now." : "";
+  } else if (session.status === "cancelled" && session.mode === "scheduled") {
+    title.textContent = "The booking was cancelled";
+    text.textContent = isClient ? "You cancelled this booking." : `${they} cancelled this booking.`;
   } else if (session.status === "cancelled") {
     title.textContent = "The request was cancelled";
     text.textContent = isClient ? "You cancelled this request." : `${they} cancelled this request.`;
@@ -184,10 +222,9 @@ let lastState = {};
 let connection = "connecting";
 const transcript = [];
 
-function enterRoom() {
-  stopPolling();
-  show("room");
-  if (client) return;
+// The room's client: made once, by the waiting screen (whose socket hears the accept at once) or by the room.
+function roomClient() {
+  if (client) return client;
   client = new SoulSeerClient({ sessionType: session.sessionType, userId: me.id, graceSeconds: data.graceSeconds });
   // A handle for diagnostics in the console (and the browser tests' getStats checks).
   window.soulseerRoom = client;
@@ -210,10 +247,37 @@ function enterRoom() {
   client.addEventListener("session-state", ({ detail }) => onSessionState(detail));
   client.addEventListener("chat-message", ({ detail }) => onChat(detail));
   client.addEventListener("end-session", ({ detail }) => showSummary(detail));
+  client.addEventListener("notification", ({ detail }) => onNotification(detail));
   client.addEventListener("error", ({ detail }) => onError(detail));
+  return client;
+}
+
+// While the client waits, the answer comes over the socket the moment the reader gives it (the poll above is
+// only the fallback for a dropped socket).
+const ANSWERS = new Set(["session-accepted", "session-declined", "session-expired", "session-cancelled"]);
+
+function onNotification(note) {
+  const noted = note.session ?? null;
+  if (session.status !== "requested" || !ANSWERS.has(note.kind) || (noted?.id ?? note.sessionId) !== session.id) {
+    return;
+  }
+  session = { ...session, ...(noted ?? {}) };
+  stopPolling();
+  route();
+}
+
+let inRoom = false;
+
+function enterRoom() {
+  stopPolling();
+  show("room");
+  if (inRoom) return;
+  inRoom = true;
   setInterval(renderMeter, 250);
+  // A reload mid-reading: the chat so far comes from the page.
+  for (const line of data.transcript ?? []) appendChat({ text: line.text, mine: line.mine, at: line.at });
   setChatOpen(session.status === "active");
-  client.joinSession(session.id);
+  roomClient().joinSession(session.id, { iceServers: data.iceServers });
 }
 
 // The server opens the chat when the reading is active (both connected); until then the box waits.
@@ -250,11 +314,56 @@ function onSessionState(state) {
     $("[data-balance]").textContent = money(state.balanceCents);
     setNavBalance(state.balanceCents, money);
   }
+  showOtherAway(state);
   if (state.secondsLeft !== undefined && state.secondsLeft !== null) {
     secondsLeft = state.secondsLeft;
     secondsLeftAt = performance.now();
   }
   renderMeter();
+}
+
+// The other side left the started reading (closed the tab, lost the network): say so, with the time they have
+// to come back before the reading ends, rather than a frozen picture and "Connected".
+const otherRole = isClient ? "reader" : "client";
+let otherAway = null;  // {until: performance.now() deadline} while the other side is away
+
+function showOtherAway(state) {
+  const away = state.status === "active" && state.connected?.[otherRole] === false;
+  const left = state.graceLeft?.[otherRole];
+  const wasAway = otherAway !== null;
+  otherAway = away ? { until: performance.now() + (Number.isFinite(left) ? left : data.graceSeconds) * 1000 } : null;
+  $("[data-other-away]").hidden = !away;
+  renderGrace();
+  const placeholder = $("[data-placeholder]");
+  if (!placeholder || away === wasAway) return;
+  // The stage shows the other's avatar and the same words instead of their last frame, until they are back.
+  const text = $("[data-placeholder-text]");
+  const video = $("[data-remote-video]");
+  if (away) {
+    text.dataset.before = text.textContent;
+    text.textContent = `${other} reconnecting… (not billed)`;
+    placeholder.hidden = false;
+    if (video) video.hidden = true;
+  } else {
+    text.textContent = text.dataset.before ?? text.textContent;
+    if (video && video.videoWidth > 0) {
+      video.hidden = false;
+      placeholder.hidden = true;
+    }
+  }
+}
+
+let lostAt = null;  // when this tab lost its connection (its own grace period runs from then)
+
+function renderGrace() {
+  if (otherAway) {
+    const left = Math.max(0, Math.ceil((otherAway.until - performance.now()) / 1000));
+    $("[data-other-grace]").textContent = `The reading ends in ${clock(left)} unless they are back.`;
+  }
+  if (lostAt !== null) {
+    const left = Math.max(0, Math.ceil(data.graceSeconds - (performance.now() - lostAt) / 1000));
+    $("[data-own-grace]").textContent = `The reading ends in ${clock(left)} unless you are back.`;
+  }
 }
 
 // Between the server's updates (every second) the clock runs on locally while the meter runs.
@@ -263,6 +372,7 @@ function billingRunning() {
 }
 
 function renderMeter() {
+  renderGrace();
   const elapsed = (performance.now() - meter.at) / 1000;
   const running = billingRunning();
   $("[data-timer]").textContent = clock(meter.billableSeconds + (running ? Math.min(elapsed, 2) : 0));
@@ -282,6 +392,8 @@ function onConnection({ state }) {
   badge.textContent = { connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…",
     disconnected: "Disconnected", closed: "Disconnected" }[state] ?? state;
   $("[data-reconnecting]").hidden = state !== "reconnecting";
+  if (state === "reconnecting") lostAt ??= performance.now();
+  else lostAt = null;
   renderMeter();
 }
 
@@ -362,7 +474,8 @@ for (const button of $$("[data-end]")) {
 
 async function endOverRest() {
   try {
-    const { session: fresh } = await api(endpoints.end(session.id), { method: "POST" });
+    const { session: fresh, money: totals } = await api(endpoints.end(session.id), { method: "POST" });
+    ledgerMoney = totals ?? null;
     showSummary({ session: fresh, reason: fresh.endReason });
   } catch (error) {
     for (const b of $$("[data-end]")) b.disabled = false;
@@ -434,7 +547,7 @@ function appendChat({ text, mine, pending = false, at }) {
   const meta = document.createElement("div");
   meta.className = "meta";
   const time = at ? new Date(at) : new Date();
-  meta.textContent = `${mine ? "You" : other} · ${time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+  meta.textContent = `${mine ? "You" : other} · ${localTime(time, { timeOnly: true })}`;
   item.append(bubble, meta);
   chatLog.append(item);
   chatLog.scrollTop = chatLog.scrollHeight;
@@ -495,14 +608,40 @@ function showSummary({ session: fresh, reason }) {
   $("[data-summary-duration]").textContent = clock(session.billableSeconds ?? 0);
   $("[data-summary-duration]").setAttribute("aria-label", spokenDuration(session.billableSeconds ?? 0));
   $("[data-summary-amount-label]").textContent = isClient ? "Charged" : "You earned";
-  $("[data-summary-amount]").textContent = money(isClient ? session.chargedCents : earnedOf(session.chargedCents));
+  showLedgerMoney();
   renderTranscript(transcript.length ? transcript : (data.transcript ?? []));
+  if (fresh) loadTranscript();  // ended here: the stored transcript is the whole of it
+  const scheduled = session.mode === "scheduled";
   $("[data-summary-note]").textContent = isClient
-    ? "Each minute was charged as it started; the unused part of the last one went back to your wallet."
+    ? scheduled ? "Booked readings are paid when booked; what the booking's rules gave back is in your wallet."
+      : "Each minute was charged as it started; the unused part of the last one went back to your wallet."
     : "You earn 70% of what the client paid; it is in your earnings already.";
   if (isClient) refreshBalance();
   if (isClient) showAfterReading(session, { onBalance: (cents) => setNavBalance(cents, money) });
   $("#summary-title").focus?.();
+}
+
+// Every money figure of the summary is the ledger's (net of the refund of the last minute), as the API gives it;
+// the meter's running figures on the live page are not it. A reading that ended before the page loaded has them in
+// the page data; one that ended here asks the API once the end (and its refund) has committed.
+let ledgerMoney = session.status === "ended" ? data.money ?? null : null;
+
+async function showLedgerMoney() {
+  const slot = $("[data-summary-amount]");
+  slot.dataset.source = ledgerMoney ? "ledger" : "pending";
+  if (!ledgerMoney) {
+    slot.textContent = "…";
+    for (let attempt = 0; attempt < 5 && !ledgerMoney; attempt += 1) {
+      try {
+        const body = await api(endpoints.session(session.id));
+        session = { ...session, ...body.session };
+        ledgerMoney = body.money;
+      } catch { await new Promise((resolve) => setTimeout(resolve, 1000)); }
+    }
+  }
+  if (!ledgerMoney) { slot.textContent = "—"; return; }
+  slot.textContent = money(isClient ? ledgerMoney.chargedCents : ledgerMoney.earnedCents);
+  slot.dataset.source = "ledger";
 }
 
 async function refreshBalance() {
@@ -512,6 +651,13 @@ async function refreshBalance() {
     $("[data-summary-balance]").textContent = money(balanceCents);
     $("[data-summary-balance-item]").hidden = false;
   } catch { /* the summary stands without it */ }
+}
+
+async function loadTranscript() {
+  try {
+    const { messages } = await api(endpoints.transcript(session.id));
+    renderTranscript(messages.map((m) => ({ who: m.from === me.id ? "You" : other, text: m.text, at: m.at })));
+  } catch { /* the lines this page saw stand */ }
 }
 
 function renderTranscript(lines) {

@@ -1,6 +1,6 @@
 // The reader's weekly hours: time zone, lengths, notice and horizon, hours per weekday (local time, quarter hours),
 // and exceptions on single dates (a day off, hours off, extra hours).
-import { api, clearFormErrors, showFormError } from "../api.js";
+import { api, clearFormErrors, sentence, showFormError } from "../api.js";
 import { pageData, toast } from "../layout.js";
 
 const data = pageData();
@@ -141,7 +141,7 @@ exceptionForm.addEventListener("submit", async (event) => {
     availability.exceptions = [...availability.exceptions, exception].sort((a, b) => a.day.localeCompare(b.day));
     renderExceptions();
   } catch (error) {
-    exceptionError.textContent = error.message;
+    exceptionError.textContent = sentence(error.message);
     exceptionError.hidden = false;
   }
 });

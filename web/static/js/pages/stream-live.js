@@ -1,5 +1,5 @@
 // The reader's studio: start a stream, publish the camera, watch viewers, gifts and chat, end the stream.
-import { api, clearFormErrors, showFormError } from "../api.js";
+import { api, clearFormErrors, sentence, showFormError } from "../api.js";
 import { money } from "../format.js";
 import { pageData, toast } from "../layout.js";
 import { StreamClient } from "../stream-client.js";
@@ -58,18 +58,30 @@ function run(stream) {
   client.addEventListener("chat-message", (e) => view.chat(e.detail));
   client.addEventListener("notification", (e) => {
     const note = e.detail;
+    const noteSession = note.sessionId ?? note.session?.id;
+    // The request was withdrawn, expired or answered elsewhere: the banner about it goes.
+    if (["session-cancelled", "session-expired", "session-declined", "session-accepted"].includes(note.kind)) {
+      if (noteSession && request.dataset.sessionId === noteSession) {
+        request.hidden = true;
+        delete request.dataset.sessionId;
+      }
+      return;
+    }
     if (note.kind !== "session-requested") return;
     const session = note.session ?? note;
     request.querySelector("[data-request-text]").textContent =
       `${session.clientName ?? "A viewer"} asks for a private ${session.sessionType ?? ""} reading.`;
     const sessionId = note.sessionId ?? note.session?.id;
-    if (sessionId) request.querySelector("[data-request-link]").href = `/readings/${encodeURIComponent(sessionId)}`;
+    if (sessionId) {
+      request.querySelector("[data-request-link]").href = `/readings/${encodeURIComponent(sessionId)}`;
+      request.dataset.sessionId = sessionId;
+    }
     request.hidden = false;
     toast("A viewer asks for a private reading.");
   });
   client.addEventListener("error", (e) => {
     if (e.detail.code === "stream_ended") finished();
-    else view.system(e.detail.message);
+    else view.system(sentence(e.detail.message));
   });
   wireChat(studio.querySelector("[data-chat-form]"), client, view);
   client.start();
@@ -82,7 +94,7 @@ studio.querySelector("[data-end-stream]").addEventListener("click", async (event
     finished();
   } catch (error) {
     event.currentTarget.disabled = false;
-    view.system(error.message);
+    view.system(sentence(error.message));
   }
 });
 

@@ -1,6 +1,6 @@
 // Watching a live stream: the video, gifts (with their animation), the live leaderboard and the stream chat;
 // a client can send gifts and ask the streaming reader for a private reading.
-import { api } from "../api.js";
+import { api, sentence } from "../api.js";
 import { endpoints } from "../endpoints.js";
 import { money } from "../format.js";
 import { pageData, setNavBalance } from "../layout.js";
@@ -18,7 +18,11 @@ const connection = root.querySelector("[data-connection]");
 const status = root.querySelector("[data-stream-status]");
 const giftPanel = root.querySelector("[data-gift-panel]");
 const giftError = root.querySelector("[data-gift-error]");
-const playBlocked = root.querySelector("[data-play-blocked]");
+const soundControls = root.querySelector("[data-sound-controls]");
+const unmute = root.querySelector("[data-unmute]");
+const privatePanel = root.querySelector("[data-private-panel]");
+const chatForm = root.querySelector("[data-chat-form]");
+const readerName = data.stream.readerName;
 
 const GIFT_ERRORS = {
   insufficient_funds: "Your balance doesn't cover this gift.",
@@ -26,13 +30,37 @@ const GIFT_ERRORS = {
   rate_limited: "That's a lot of gifts at once! Wait a few seconds.",
 };
 
+// An ended stream keeps nothing that belongs to a live one: no sound control, no audience count, no chat box,
+// no gifts and no reading request.
 function ended() {
   status.textContent = "Ended";
   placeholder.hidden = false;
   video.hidden = true;
+  video.srcObject = null;
   placeholderText.textContent = "This stream has ended. Thank you for watching!";
-  if (giftPanel) giftPanel.hidden = true;
+  for (const part of [giftPanel, privatePanel, soundControls, chatForm, root.querySelector("[data-watching]")]) {
+    if (part) part.hidden = true;
+  }
   showConnection(connection, "closed");
+}
+
+// The reader is not publishing for now (a private reading, a dropped connection): say so instead of a frozen
+// picture, and offer no reading request until they are back.
+function paused(isPaused) {
+  status.textContent = isPaused ? "Paused" : "Live";
+  placeholder.hidden = !isPaused && Boolean(video.srcObject);
+  video.hidden = isPaused || !video.srcObject;
+  if (isPaused) placeholderText.textContent = `${readerName} stepped away, perhaps for a private reading. Back soon.`;
+  if (privatePanel) privatePanel.hidden = isPaused;
+  if (giftPanel) giftPanel.hidden = isPaused;
+}
+
+function showSound() {
+  soundControls.hidden = false;
+  unmute.setAttribute("aria-pressed", String(!video.muted));
+  const label = video.muted ? "Turn sound on" : "Mute";
+  unmute.querySelector("[data-label]").textContent = label;
+  unmute.setAttribute("aria-label", label);  // the text is hidden on a phone
 }
 
 const client = new StreamClient({ streamId: data.stream.id });
@@ -41,6 +69,7 @@ client.addEventListener("connection", (e) => showConnection(connection, e.detail
 client.addEventListener("stream-state", (e) => {
   view.state(e.detail);
   if (e.detail.status === "ended") ended();
+  else paused(e.detail.status === "paused");
 });
 client.addEventListener("gift", (e) => view.gift(e.detail));
 client.addEventListener("chat-message", (e) => view.chat(e.detail));
@@ -48,18 +77,21 @@ client.addEventListener("remote-stream", (e) => {
   if (video.srcObject !== e.detail.stream) video.srcObject = e.detail.stream;
   video.hidden = false;
   placeholder.hidden = true;
-  video.play().catch(() => { playBlocked.hidden = false; });
+  // Muted playback needs no click; the sound control is always there to turn it on.
+  video.play().catch(() => {});
+  showSound();
 });
 client.addEventListener("error", (e) => {
   if (e.detail.code === "stream_ended") ended();
   else if (e.detail.code === "rate_limited") view.system("Slow down a little: too many messages.");
-  else view.system(e.detail.message);
+  else view.system(sentence(e.detail.message));
 });
-root.querySelector("[data-play]")?.addEventListener("click", () => {
-  video.muted = false;
-  video.play().then(() => { playBlocked.hidden = true; }).catch(() => {});
+unmute.addEventListener("click", () => {
+  video.muted = !video.muted;
+  video.play().catch(() => {});
+  showSound();
 });
-wireChat(root.querySelector("[data-chat-form]"), client, view);
+wireChat(chatForm, client, view);
 
 if (data.stream.status === "live") client.start();
 else ended();
@@ -87,7 +119,7 @@ for (const button of root.querySelectorAll("[data-gift-id]")) {
         giftError.textContent = priceChangedText(error, { what: name, again: "Send it again to pay the new price." });
         return;
       }
-      giftError.textContent = GIFT_ERRORS[error.code] ?? error.message;
+      giftError.textContent = GIFT_ERRORS[error.code] ?? sentence(error.message);
       if (error.code === "insufficient_funds") {
         const link = document.createElement("a");
         link.href = "/wallet";
@@ -121,7 +153,7 @@ for (const button of root.querySelectorAll("[data-start]")) {
           what: `a ${button.dataset.start} reading`, per: "/min", again: "Press it again to start at the new rate." });
       } else {
         startError.textContent = error.code === "insufficient_funds"
-          ? "Your balance doesn't cover a first minute with this reader." : error.message;
+          ? "Your balance doesn't cover a first minute with this reader." : sentence(error.message);
       }
       button.disabled = false;
     }

@@ -1,11 +1,11 @@
 // The Upcoming list: each booked reading's time in the viewer's zone, a join button that opens by itself when the
 // room does, the .ics file, and (for the client) cancelling by the policy.
-import { api } from "../api.js";
+import { api, sentence } from "../api.js";
 import { endpoints } from "../endpoints.js";
-import { money } from "../format.js";
+import { localTime, money } from "../format.js";
 import "../layout.js";
 
-const shortTime = (iso) => new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+const shortTime = (iso) => localTime(iso, { timeOnly: true });
 
 function refresh() {
   const now = Date.now();
@@ -36,7 +36,7 @@ for (const button of document.querySelectorAll("[data-cancel-booking]")) {
       item.querySelector("[data-join]").remove();
       button.remove();
     } catch (error) {
-      slot.textContent = error.message;
+      slot.textContent = sentence(error.message);
       button.disabled = false;
     }
   });

@@ -63,7 +63,7 @@ const DESCRIBE = {
   deposit: "Funds added",
   reading_minute: "Reading minute",
   refund: "Unused time returned",
-  scheduled_reading: "Scheduled reading",
+  scheduled_reading: "Booked reading",
   stripe_refund: "Card refund",
   dispute: "Card payment disputed",
   dispute_reinstated: "Dispute resolved in your favour",
@@ -74,30 +74,54 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function describe(tx) {
   const base = DESCRIBE[tx.kind] ?? String(tx.kind ?? "Transaction").replaceAll("_", " ");
   if (tx.kind === "stripe_refund" && tx.memo === "withdrawal to card") return "Withdrawn to your card";
+  if (tx.kind === "refund" && tx.originalKind === "scheduled_reading") return "Booking refunded";
   return tx.memo && tx.kind === "deposit" ? `${base} · ${tx.memo}` : base;
 }
 
-const returned = new URLSearchParams(window.location.search).get("checkout") === "success";
+const params = new URLSearchParams(window.location.search);
+const returned = params.get("checkout") === "success";
+// The checkout Stripe sent the browser back from (success_url carries its id): the notice is about it alone,
+// never about another deposit that happens to be recent.
+const returnedCheckout = returned ? params.get("session_id") : null;
 
-// Back from Checkout: once a card deposit from the last few minutes is in the list, say it arrived.
-function confirmArrival(transactions) {
-  if (!returned) return false;
-  const recent = transactions.find((tx) => tx.kind === "deposit" && Date.now() - Date.parse(tx.createdAt) < 15 * 60_000);
-  if (!recent) return false;
+function announce(text) {
   const notice = document.querySelector("[data-return-notice]");
   notice.replaceChildren();
   const p = document.createElement("p");
-  p.textContent = `Thank you. ${money(recent.amountCents)} was added to your wallet.`;
+  p.textContent = text;
   notice.append(p);
   notice.hidden = false;
-  return true;
+}
+
+// Ask about the returned checkout until its payment is credited (the webhook comes a moment after the redirect).
+async function followCheckout(checkoutId) {
+  const notice = document.querySelector("[data-return-notice]");
+  notice.hidden = false;
+  for (let tries = 0; tries < 40; tries += 1) {
+    try {
+      const { checkout } = await api(endpoints.checkout(checkoutId));
+      if (checkout.status === "credited") {
+        announce(`Thank you. ${money(checkout.amountCents)} was added to your wallet.`);
+        notice.dataset.checkout = "credited";
+        await refreshBalance();
+        await loadTransactions();
+        return;
+      }
+    } catch (error) {
+      if (error.status === 404) {
+        announce("We couldn't find that checkout. Your balance and transactions below are up to date.");
+        return;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, tries < 10 ? 1000 : 3000));
+  }
+  announce("Stripe hasn't confirmed this payment yet. It will show here once it does; you can leave this page.");
 }
 
 async function loadTransactions() {
   const body = document.querySelector("[data-transactions]");
   try {
     const { transactions } = await api(endpoints.transactions);
-    confirmArrival(transactions ?? []);
     body.replaceChildren();
     if (!transactions?.length) {
       const row = body.insertRow();
@@ -143,23 +167,9 @@ async function refreshBalance() {
   } catch { return null; }
 }
 
-const params = new URLSearchParams(window.location.search);
 if (params.get("checkout") === "cancelled") {
   const notice = document.querySelector("[data-cancel-notice]");
   if (notice) notice.hidden = false;
 }
-if (returned) {
-  document.querySelector("[data-return-notice]").hidden = false;
-  // The webhook credits the wallet a moment after Checkout redirects back: look again for a short while.
-  let tries = 0;
-  const start = data.balanceCents;
-  const timer = setInterval(async () => {
-    tries += 1;
-    const now = await refreshBalance();
-    if ((now !== null && now !== start) || tries >= 20) {
-      clearInterval(timer);
-      loadTransactions();
-    }
-  }, 3000);
-}
+if (returnedCheckout) followCheckout(returnedCheckout);
 loadTransactions();
