@@ -80,9 +80,10 @@ def create_app(settings: Settings) -> web.Application:
 
 def _node_load(app: web.Application, cpu: float) -> Load:
     """What this node holds, for the cluster's registry (``cpu``: its relay thread's cores, sampled there)."""
-    census = app[RELAY].census()
+    relay = app[RELAY]
+    census = relay.census()
     return Load(cpu=round(cpu, 3), participants=census.peers, readings=len(app[LIVE_READINGS]),
-                streams=census.streams, viewers=census.viewers)
+                streams=census.streams, viewers=census.viewers, busy=relay.load is not None and relay.load.busy)
 
 
 async def _drain(app: web.Application) -> None:

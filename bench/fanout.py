@@ -432,6 +432,7 @@ def main() -> None:
     parser.add_argument("--mode", default="passthrough", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--relay", help=argparse.SUPPRESS)
+    parser.add_argument("--pull-from", help=argparse.SUPPRESS)  # a relay that is an edge of this origin
     parser.add_argument("--prefix", default="v", help=argparse.SUPPRESS)
     parser.add_argument("--probes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--poll-ms", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -444,7 +445,7 @@ def main() -> None:
             import uvloop
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        asyncio.run(serve(args.mode, args.port, args.wire, args.overload))
+        asyncio.run(serve(args.mode, args.port, args.wire, args.overload, args.pull_from))
     elif args.role == "publisher":
         from bench.fanout_peers import run_publisher
 

@@ -41,6 +41,19 @@ class PassthroughControl:
     async def watch(self, viewer: str, sdp: str) -> str:
         return await self.relay.watch_stream("bench", viewer, sdp)
 
+    async def pull(self, edge: str, sdp: str) -> str:
+        """Another relay process pulling the stream (bench/cluster_fanout.py's edge)."""
+        return await self.relay.watch_stream("bench", edge, sdp, pull=True)
+
+    async def pull_from(self, origin_url: str) -> None:
+        """Be an edge: pull the stream once from the relay process at ``origin_url`` (relay/upstream.py)."""
+        import aiohttp
+
+        offer = await self.relay.pull_stream("bench", "edge")
+        async with aiohttp.ClientSession() as http, \
+                http.post(f"{origin_url}/pull", json={"id": "edge", "sdp": offer}) as response:
+            await self.relay.accept_pull("bench", (await response.json())["sdp"])
+
     def stats(self) -> dict[str, Any]:
         forwarded = {kind: vars(c) for kind, c in self.relay.metrics.forwarded.items()}
         sources = self.relay.sources("bench")
@@ -116,7 +129,8 @@ class LoopLag:
         return samples
 
 
-async def serve(mode: str, port: int, wire: str | None = None, overload: bool = False) -> None:
+async def serve(mode: str, port: int, wire: str | None = None, overload: bool = False,
+                pull_from: str | None = None) -> None:
     control: PassthroughControl | MediaRelayControl
     if mode == "mediarelay":
         control = MediaRelayControl()
@@ -136,6 +150,11 @@ async def serve(mode: str, port: int, wire: str | None = None, overload: bool = 
         except RelayError as exc:
             return web.json_response({"error": exc.code}, status=503 if exc.code == "relay_busy" else 409)
 
+    async def pull(request: web.Request) -> web.Response:
+        body = await request.json()
+        assert isinstance(control, PassthroughControl)
+        return web.json_response({"sdp": await control.pull(body["id"], body["sdp"])})
+
     async def stats(request: web.Request) -> web.Response:
         samples = sorted(lag.take()) or [0.0]
         lag_p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))]
@@ -143,10 +162,14 @@ async def serve(mode: str, port: int, wire: str | None = None, overload: bool = 
                                   "lag_max": samples[-1], **control.stats()})
 
     app = web.Application()
-    app.add_routes([web.post("/publish", publish), web.post("/watch", watch), web.get("/stats", stats)])
+    app.add_routes([web.post("/publish", publish), web.post("/watch", watch), web.post("/pull", pull),
+                    web.get("/stats", stats)])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    if pull_from is not None:
+        assert isinstance(control, PassthroughControl)
+        await control.pull_from(pull_from)
     print(f"ready {port}", flush=True)
     try:
         await asyncio.Event().wait()

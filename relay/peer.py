@@ -57,6 +57,16 @@ StateCallback = Callable[["Peer", str, float], None]
 ChatCallback = Callable[["Peer", str], None]
 
 
+def prefer_codecs(transceiver: object, kind: str, codecs: tuple[str, ...]) -> None:
+    """Negotiate only ``codecs`` (in that order) on ``transceiver``, and RTX for video."""
+    names = [c.upper() for c in codecs]
+    capabilities = RTCRtpSender.getCapabilities(kind).codecs
+    preferred = [c for name in names for c in capabilities if c.mimeType.split("/")[1].upper() == name]
+    if kind == "video":
+        preferred += [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
+    transceiver.setCodecPreferences(preferred)  # type: ignore[attr-defined]
+
+
 @dataclass
 class PeerQuality:
     """RTCP-derived quality of one peer: ``up`` (what it publishes), ``down`` (what it receives)."""
@@ -255,12 +265,7 @@ class Peer:
         self._set_state("closed")
 
     def _prefer_codecs(self, transceiver: object, kind: str) -> None:
-        names = [c.upper() for c in self._codec_prefs[kind]]
-        capabilities = RTCRtpSender.getCapabilities(kind).codecs
-        preferred = [c for name in names for c in capabilities if c.mimeType.split("/")[1].upper() == name]
-        if kind == "video":
-            preferred += [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
-        transceiver.setCodecPreferences(preferred)  # type: ignore[attr-defined]
+        prefer_codecs(transceiver, kind, self._codec_prefs[kind])
 
     def _wire_sender(self, sender: RTCRtpSender, track: SubscriberTrack, codec: str) -> None:
         track.codec = codec

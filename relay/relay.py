@@ -57,6 +57,7 @@ from relay.room import Room
 from relay.router import Router, SourceFactory
 from relay.sdp import Offer, check_offer
 from relay.stream import Stream
+from relay.upstream import Upstream
 from relay.wire import PYTHON, wire_kind
 
 logger = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ class Relay(AsyncIOEventEmitter):
         self._rooms: dict[str, Room] = {}
         self._streams: dict[str, Stream] = {}
         self._participants: dict[str, Participant] = {}
+        self._upstreams: dict[str, Upstream] = {}  # stream id -> this relay's pull of it from its origin
         self._closing_peers: set[asyncio.Task[None]] = set()
         self._stats_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -183,10 +185,69 @@ class Relay(AsyncIOEventEmitter):
         stream = self._stream(stream_id)
         return await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_publisher)
 
-    async def watch_stream(self, stream_id: str, participant_id: str, offer_sdp: str) -> str:
-        """Answer a viewer's (recvonly) offer. The stream need not have a publisher yet."""
+    async def watch_stream(self, stream_id: str, participant_id: str, offer_sdp: str, *, pull: bool = False) -> str:
+        """Answer a viewer's (recvonly) offer. The stream need not have a publisher yet.
+
+        :param pull: the viewer is another relay pulling the stream (:mod:`relay.upstream`): let in even at the
+            CPU or loop-lag limit, since it costs one viewer here and serves a whole node's viewers there.
+        """
         stream = self._stream(stream_id)
-        return await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_viewer)
+        return await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_viewer, always=pull)
+
+    # -- edges: a stream pulled from its origin's relay (relay.upstream) ---------------------------
+
+    async def pull_stream(self, stream_id: str, puller_id: str,
+                          on_state: Callable[[str], None] | None = None) -> str:
+        """Start pulling a stream whose publisher is on another relay: returns the offer the origin's relay
+        answers with ``watch_stream(stream_id, puller_id, offer)``; apply its answer with :meth:`accept_pull`.
+        The pull is this relay's publisher of the stream; a new pull replaces the previous one."""
+        self._check_open()
+        stream = self._stream(stream_id)
+        old = self._upstreams.pop(stream_id, None)
+        if old is not None:
+            self._track_close(old.close())
+        stream.admit_publisher(puller_id)
+        self._streams[stream_id] = stream
+        upstream = Upstream(stream_id, puller_id, config=configuration(self._ice_servers),
+                            publish=lambda kind: stream.router.source(puller_id, kind), on_state=on_state,
+                            video_codecs=self._video_codecs)
+        self._upstreams[stream_id] = upstream
+        return await upstream.offer()
+
+    async def accept_pull(self, stream_id: str, answer_sdp: str) -> None:
+        upstream = self._upstreams.get(stream_id)
+        if upstream is None:
+            raise UnknownStreamError(f"no pull of stream {stream_id}")
+        await upstream.accept(answer_sdp)
+
+    def pulling(self, stream_id: str) -> bool:
+        """Whether this relay pulls the stream from another relay (it is an edge for it)."""
+        return stream_id in self._upstreams
+
+    def pull_state(self, stream_id: str) -> str | None:
+        upstream = self._upstreams.get(stream_id)
+        return upstream.state if upstream is not None else None
+
+    async def release_pull(self, stream_id: str) -> None:
+        """Stop pulling the stream; with no viewer left here, the stream is closed on this relay."""
+        upstream = self._upstreams.pop(stream_id, None)
+        if upstream is None:
+            return
+        await upstream.close()
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return
+        await stream.remove(upstream.puller_id)
+        if stream.empty:
+            await self._close_scope(stream)
+
+    def stream_ids(self) -> list[str]:
+        return list(self._streams)
+
+    def viewer_count(self, stream_id: str) -> int:
+        """Viewers of the stream on this relay."""
+        stream = self._streams.get(stream_id)
+        return len(stream.viewers) if stream is not None else 0
 
     # -- participants ----------------------------------------------------------------------------
 
@@ -328,6 +389,8 @@ class Relay(AsyncIOEventEmitter):
         participant_id: str,
         offer_sdp: str,
         admit: Callable[[str], None],
+        *,
+        always: bool = False,
     ) -> str:
         self._check_open()
         offer = check_offer(offer_sdp, self._candidates)  # before anything is admitted or allocated
@@ -339,8 +402,9 @@ class Relay(AsyncIOEventEmitter):
         try:
             # A re-join of a participant with a live connection replaces it and is always let in.
             if participant is None or not self._holds_slot(participant):
-                self._check_capacity(participant_id, scope, known=participant is not None)
-                self._check_loop(participant_id)
+                self._check_capacity(participant_id, scope, known=participant is not None or always)
+                if not always:
+                    self._check_loop(participant_id)
             admit(participant_id)
         except RelayError as exc:
             self.metrics.refused.labels(exc.code).inc()
@@ -445,6 +509,9 @@ class Relay(AsyncIOEventEmitter):
         if registry.get(scope.id) is not scope:
             return
         del registry[scope.id]
+        upstream = self._upstreams.pop(scope.id, None) if isinstance(scope, Stream) else None
+        if upstream is not None:
+            await upstream.close()
         members = [p for p in self._participants.values() if p.scope is scope]
         for participant in members:
             if participant.peer is not None:

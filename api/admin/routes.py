@@ -130,7 +130,7 @@ async def audit_trail(request: web.Request) -> web.Response:
 
 @operation(summary="The cluster's nodes: each one's state (serving or draining), load and last heartbeat",
            roles=("admin",), response='{nodeId, redis: "up" | "off", nodes: [{id, name, state, load: {cpu, '
-           'participants, readings, streams, viewers}, startedAt, heartbeatAt, host, pid, self}]}; '
+           'participants, readings, streams, viewers, busy}, startedAt, heartbeatAt, host, pid, self}]}; '
            '503 cluster_unavailable',
            tags=("admin",))
 async def cluster(request: web.Request) -> web.Response:

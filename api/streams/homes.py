@@ -6,8 +6,8 @@ A stream is placed when it goes live (the home runs its "publisher away" timer) 
 its sockets join through the signal bridge from whatever node holds them. A stream whose home is gone (or that a
 restarted node left live) is adopted by the node it is placed on next (:meth:`StreamHomes.adopt_orphans`, every
 few seconds on every node): the stream then ends unless its reader comes back within the grace period, as on
-one node. Edge relays that pull a large stream once from its home are not built: every viewer peers with the
-home's relay.
+one node. A viewer's media may be answered by another node's relay, pulling the stream once from the home
+(:mod:`api.streams.edges`).
 """
 
 from __future__ import annotations

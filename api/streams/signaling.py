@@ -24,6 +24,8 @@ from typing import Any
 from aiohttp import web
 
 from api.cluster import CLUSTER
+from api.cluster.bus import NodeGone
+from api.cluster.link import ClusterUnavailable
 from api.core.caps import Holdings
 from api.core.errors import NotFound
 from api.core.keys import DATABASE, RELAY, SETTINGS
@@ -34,10 +36,12 @@ from api.realtime.bridge import bridged
 from api.realtime.socket import SignalingError, SignalingSocket
 from api.realtime.turn import ice_servers_for
 from api.streams.audience import AudienceFull
+from api.streams.edges import StreamEdges
 from api.streams.homes import StreamHomes
 from api.streams.hub import STREAM_HUB, StreamHub
 from api.streams.store import fetch_stream, finish_stream, stream_json
 from relay import RelayError
+from relay.ice import candidate_from_browser
 from relay.sdp import MAX_SDP_CHARS as MAX_SDP_BYTES
 
 log = logging.getLogger(__name__)
@@ -81,7 +85,9 @@ class StreamSignaling:
         self.participants = Holdings(
             per_user=settings.stream_participants_per_user, per_address=settings.stream_participants_per_address,
             what="stream connections", code="too_many_participants",
-            alive=lambda pid: app[RELAY].participant_state(pid) in _HOLDING)
+            alive=lambda pid: pid in self._media or app[RELAY].participant_state(pid) in _HOLDING)
+        # Viewers whose media another node's relay answers (api.streams.edges): participant -> that node.
+        self._media: dict[str, str] = {}
         self._away: dict[str, asyncio.Task[None]] = {}  # stream id -> ends it unless its publisher returns
 
     @property
@@ -161,8 +167,7 @@ class StreamSignaling:
         if seat.role == "viewer" or not still_publishing:
             # Another tab of the reader may have re-published on the same relay participant: keep that one.
             self.participants.release(seat.participant_id)
-            with contextlib.suppress(RelayError):
-                await self._app[RELAY].leave(seat.participant_id)
+            await self._let_media_go(seat.participant_id)
         if seat.role == "publisher" and not still_publishing:
             self._publisher_away(seat.stream_id)
         log.info("stream left", extra={"streamId": seat.stream_id, "userId": socket.user_id, "role": seat.role})
@@ -177,19 +182,61 @@ class StreamSignaling:
         relay = self._app[RELAY]
         with self.participants.holding(seat.participant_id, socket.user_id, socket.address):
             if seat.role == "publisher":
+                edges = self._app.get(STREAM_EDGES)
+                if edges is not None:
+                    await edges.originate(seat.stream_id)
                 answer = await relay.publish_stream(seat.stream_id, seat.participant_id, sdp)
             else:
-                answer = await relay.watch_stream(seat.stream_id, seat.participant_id, sdp)
+                answer = await self._watch(socket, seat, sdp)
         if socket.seat is not seat:
             # The socket left (or the stream ended) while the relay was answering: take the peer back.
             if seat.role == "viewer":
                 self.participants.release(seat.participant_id)
-                await relay.leave(seat.participant_id)
+                await self._let_media_go(seat.participant_id)
             raise SignalingError("stream_ended", "you left the stream")
         socket.send({"type": "answer", "sdp": answer})
 
+    async def _watch(self, socket: SignalingSocket, seat: StreamSeat, sdp: str) -> str:
+        """A viewer's answer: from this node's relay, or in a cluster from the node chosen for its media (an edge
+        pulling the stream from here); that node gone or busy meanwhile: from this one."""
+        pid = seat.participant_id
+        edges = self._app.get(STREAM_EDGES)
+        target = edges.media_node(socket.bridged_from) if edges is not None else None
+        if self._media.get(pid) not in (None, target):
+            await self._let_media_go(pid)  # a re-offer placed elsewhere: the old connection goes
+        if edges is not None and target is not None and target != edges.node_id:
+            if pid not in self._media:
+                with contextlib.suppress(RelayError):
+                    await self._app[RELAY].leave(pid)  # answered here before
+            try:
+                answer = await edges.watch(target, seat.stream_id, pid, sdp)
+                self._media[pid] = target
+                return answer
+            except (NodeGone, TimeoutError, ClusterUnavailable) as exc:
+                log.warning("a viewer's edge did not answer; served here", extra={"node": target, "error": str(exc)})
+            except SignalingError as exc:
+                if exc.code not in ("relay_busy", "origin_unavailable"):
+                    raise
+                log.info("a viewer's edge refused; served here", extra={"node": target, "code": exc.code})
+        return await self._app[RELAY].watch_stream(seat.stream_id, pid, sdp)
+
+    async def _let_media_go(self, participant_id: str) -> None:
+        node = self._media.pop(participant_id, None)
+        edges = self._app.get(STREAM_EDGES)
+        if node is not None and edges is not None:
+            edges.unwatch(node, participant_id)
+            return
+        with contextlib.suppress(RelayError):
+            await self._app[RELAY].leave(participant_id)
+
     async def _ice_candidate(self, seat: StreamSeat, message: dict[str, Any]) -> None:
         # Checked by the relay, as a reading's are (relay.ice.candidate_from_browser): bad_candidate.
+        node = self._media.get(seat.participant_id)
+        edges = self._app.get(STREAM_EDGES)
+        if node is not None and edges is not None:
+            candidate_from_browser(message.get("candidate"))  # checked here too, so a bad one is refused here
+            edges.ice(node, seat.participant_id, message.get("candidate"))
+            return
         await self._app[RELAY].add_ice_candidate(seat.participant_id, message.get("candidate"))
 
     # -- chat --------------------------------------------------------------------------------------------------
@@ -242,8 +289,11 @@ class StreamSignaling:
     async def stream_ended(self, stream_id: str) -> None:
         """The stream ended (any node's REST call on this one, or the grace above): close its media."""
         self._publisher_back(stream_id)
+        edges = self._app.get(STREAM_EDGES)
+        if edges is not None:
+            edges.stream_ended(stream_id)
         with contextlib.suppress(RelayError):
-            await self._app[RELAY].close_stream(stream_id)
+            await self._app[RELAY].close_stream(stream_id)  # on an edge: its pull too
 
     async def start(self) -> None:
         """Streams left live by a previous process have no publisher here: each ends unless its reader comes back
@@ -274,10 +324,14 @@ async def _running(app: web.Application):  # type: ignore[no-untyped-def]
     yield
     if homes is not None:
         await homes.close()
+    edges = app.get(STREAM_EDGES)
+    if edges is not None:
+        await edges.close()
     await app[STREAM_SIGNALING].close()
 
 
 STREAM_HOMES = web.AppKey("stream_homes", StreamHomes)
+STREAM_EDGES = web.AppKey("stream_edges", StreamEdges)
 
 
 def setup(app: web.Application) -> None:
@@ -292,6 +346,7 @@ def setup(app: web.Application) -> None:
     else:
         homes = StreamHomes(app, node, hub, handler.stream_started)
         app[STREAM_HOMES] = homes
+        app[STREAM_EDGES] = StreamEdges(app, node)
         hub.peers = homes
         transport.register(app, bridged(app, handler, homes.home_of))
     hub.on_start(handler.stream_started)

@@ -44,7 +44,7 @@ async def test_two_nodes_see_each_other_serving_with_their_load_and_a_node_that_
             assert view["nodeId"] == by_name["node-a"]["id"]
             for node in view["nodes"]:
                 assert node["state"] == "serving"
-                assert set(node["load"]) == {"cpu", "participants", "readings", "streams", "viewers"}
+                assert set(node["load"]) == {"cpu", "participants", "readings", "streams", "viewers", "busy"}
                 assert node["load"]["readings"] == 0 and node["heartbeatAt"].endswith("Z")
             page = await (await a.get("/admin/cluster", headers=admin.headers)).text()  # the console's page
             assert "node-a" in page and "node-b" in page and "this node" in page

@@ -19,7 +19,17 @@ from billing import ledger
 from config import Settings
 from tests.api.readings.test_media import connect_media
 from tests.api.stream_sockets import SignalingClient
-from tests.reading_steps import Party, Signal, deposit, lease_owner, quick_user, running_app, session_row, wait_for
+from tests.reading_steps import (
+    Party,
+    Signal,
+    at_least,
+    deposit,
+    lease_owner,
+    quick_user,
+    running_app,
+    session_row,
+    wait_for,
+)
 from tests.relay.endpoints import Endpoint
 
 RATE = 240
@@ -74,7 +84,7 @@ async def test_a_video_reading_whose_two_sockets_are_on_different_nodes_runs_on_
             assert (await reader_ws.expect("chat-message"))["text"] == "from the client"
             await reader_ws.send("chat-message", text="from the reader")
             assert (await client_ws.expect("chat-message", role="reader"))["text"] == "from the reader"
-            state = await client_ws.billed(3, timeout=10)
+            state = await client_ws.expect("session-state", timeout=10, billableSeconds=at_least(3))
             assert "balanceCents" in state and "earnedCents" not in state
             assert "balanceCents" not in await reader_ws.expect("session-state")
             # Ended over REST on whichever node: carried out by the reading's node.

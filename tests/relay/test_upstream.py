@@ -1,0 +1,125 @@
+"""An edge relay pulling a stream once from its origin relay (relay.upstream), two real relays in one process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from relay import Relay, RelayBusyError
+from relay.load import CpuLoad
+from tests.relay.endpoints import Endpoint
+from tests.relay.test_stream import count_keyframe_requests, publish, publisher, viewer, watch
+
+STREAM = "live-cascade"
+PULLER = "stream:live-cascade:edge:edge-1"
+
+
+@pytest.fixture
+async def edge() -> AsyncIterator[Relay]:
+    relay = Relay(ice_servers=[], registry=CollectorRegistry())
+    yield relay
+    await relay.close()
+
+
+async def pull(origin: Relay, edge: Relay) -> None:
+    offer = await edge.pull_stream(STREAM, PULLER)
+    await edge.accept_pull(STREAM, await origin.watch_stream(STREAM, PULLER, offer))
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def reached() -> None:
+        while not condition():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(reached(), timeout)
+
+
+async def test_viewers_on_an_edge_decode_a_stream_the_origin_sends_once(
+    relay: Relay, edge: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    origin = relay
+    await publish(origin, STREAM, publisher(endpoints))
+    await pull(origin, edge)
+    viewers = [viewer(endpoints, f"edge-viewer-{i}") for i in range(3)]
+    for v in viewers:
+        await watch(edge, STREAM, v)
+    for v in viewers:
+        await v.wait_decoded("video", 10, timeout=15)
+        await v.wait_decoded("audio", 10, timeout=15)
+    # The origin sees one viewer however many the edge has; the edge holds all of them.
+    assert origin.viewer_count(STREAM) == 1
+    assert edge.viewer_count(STREAM) == 3
+    assert edge.pulling(STREAM) and edge.pull_state(STREAM) == "connected"
+
+    await edge.release_pull(STREAM)
+    assert not edge.pulling(STREAM)
+    # The origin's subscriber sees the hang-up (DTLS close) at once; its node then lets it go.
+    await wait_until(lambda: origin.participant_state(PULLER) == "closed")
+
+
+async def test_a_late_joiner_on_the_edge_gets_a_keyframe_through_the_hop(
+    relay: Relay, edge: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    origin = relay
+    reader = publisher(endpoints)
+    await publish(origin, STREAM, reader)
+    requests = count_keyframe_requests(reader)
+    await pull(origin, edge)
+    first = viewer(endpoints, "first")
+    await watch(edge, STREAM, first)
+    await first.wait_decoded("video", 5, timeout=15)
+    # Wait past both hops' throttles so the joiner's request is not coalesced with the first one's.
+    await asyncio.sleep(1.2)  # the keyframe throttle is time itself: 0.5 s per hop
+    before = len(requests)
+    late = viewer(endpoints, "late")
+    await watch(edge, STREAM, late)
+    await late.wait_decoded("video", 3, timeout=5)  # VP8 decodes only from a keyframe: one came through
+    assert len(requests) > before
+
+
+async def test_the_edge_resumes_by_itself_when_the_publisher_drops_and_returns(
+    relay: Relay, edge: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    origin = relay
+    first = publisher(endpoints, "reader-1")
+    await publish(origin, STREAM, first)
+    await pull(origin, edge)
+    watcher = viewer(endpoints, "watcher")
+    await watch(edge, STREAM, watcher)
+    await watcher.wait_decoded("video", 5, timeout=15)
+    await origin.leave("reader-1")  # the publisher's connection goes; the stream stays (a viewer: the pull)
+    await first.close()
+    decoded = watcher.decoded["video"]
+    await publish(origin, STREAM, publisher(endpoints, "reader-1"))
+    await watcher.wait_decoded("video", decoded + 10, timeout=15)
+    assert edge.pull_state(STREAM) == "connected"
+
+
+async def test_closing_the_edge_stream_closes_its_pull(
+    relay: Relay, edge: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    origin = relay
+    await publish(origin, STREAM, publisher(endpoints))
+    await pull(origin, edge)
+    await wait_until(lambda: edge.pull_state(STREAM) == "connected")
+    await edge.close_stream(STREAM)
+    assert not edge.pulling(STREAM)
+    await wait_until(lambda: origin.participant_state(PULLER) == "closed")
+
+
+async def test_an_origin_at_its_cpu_limit_refuses_viewers_but_lets_an_edge_pull(
+    relay: Relay, edge: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    origin = relay
+    await publish(origin, STREAM, publisher(endpoints))
+    origin.load = CpuLoad(0.0)  # at its limit from now on: every newcomer is refused relay_busy
+    with pytest.raises(RelayBusyError):
+        await watch(origin, STREAM, viewer(endpoints, "refused"))
+    offer = await edge.pull_stream(STREAM, PULLER)
+    await edge.accept_pull(STREAM, await origin.watch_stream(STREAM, PULLER, offer, pull=True))
+    served = viewer(endpoints, "served-by-the-edge")
+    await watch(edge, STREAM, served)
+    await served.wait_decoded("video", 5, timeout=15)
