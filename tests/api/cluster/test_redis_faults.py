@@ -116,7 +116,7 @@ async def test_a_reading_carries_on_while_redis_restarts_and_signaling_recovers(
     assert together - 3 <= row["meter_billable_seconds"] <= together + 1
     assert row["charged_cents"] == net_cents(RATE, row["meter_billable_seconds"])
     assert await ledger.balance(pool, client.id) == 5_000 - row["charged_cents"]
-    assert stopped - began > 0 and registered < 5 and recovered < 10
+    assert stopped - began > 0 and registered < 10 and recovered < 15
 
 
 async def _recorded_home(http: TestClient, session_id: str, owner: str) -> bool:
