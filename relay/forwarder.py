@@ -361,6 +361,12 @@ class Source:
             self._receiver = None
             self._assembler = None
 
+    def pass_to(self, owner: str) -> None:
+        """Carry another participant's media from now on (see :meth:`relay.router.Router.hand_over`); the
+        subscribers, the outgoing timeline and the payload numbering stay."""
+        self.owner = owner
+        self._label = f"{self.scope}/{owner}/{self.kind}"
+
     def subscribe(self, track: SubscriberTrack) -> None:
         if track.readyState != "live":
             return  # its connection is gone; the router forgets it when the participant leaves

@@ -241,6 +241,20 @@ class Relay(AsyncIOEventEmitter):
         if stream.empty:
             await self._close_scope(stream)
 
+    async def hand_over_pull(self, stream_id: str, publisher_id: str) -> None:
+        """Stop pulling the stream because its publisher, ``publisher_id``, now publishes here (this relay's node
+        became the stream's origin): the viewers here keep their connections and tracks, and what the publisher
+        sends continues their outgoing media where the pull left it (same SSRCs, sequence numbers running on,
+        timestamps advancing with the clock), as when a publisher drops and returns."""
+        upstream = self._upstreams.pop(stream_id, None)
+        if upstream is None:
+            return
+        await upstream.close()
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return
+        stream.hand_over(upstream.puller_id, publisher_id)
+
     def stream_ids(self) -> list[str]:
         return list(self._streams)
 

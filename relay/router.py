@@ -72,6 +72,14 @@ class Router:
                 if track_kind == kind and track.source is None and self._feeds(publisher, subscriber):
                     source.subscribe(track)
 
+    def hand_over(self, old_owner: str, new_owner: str) -> None:
+        """``old_owner``'s sources carry ``new_owner``'s media from now on (an edge's pull handed to the stream's
+        publisher, now publishing here): same sources, so their subscribers keep one outgoing timeline."""
+        for kind in [k for owner, k in self.sources if owner == old_owner]:
+            source = self.sources.pop((old_owner, kind))
+            source.pass_to(new_owner)
+            self.sources[(new_owner, kind)] = source
+
     async def remove_participant(self, participant_id: str) -> None:
         """Forget a participant's sources and tracks (it left for good)."""
         for key in [k for k in self.tracks if k[0] == participant_id]:

@@ -46,6 +46,13 @@ class Stream:
             raise StreamFullError(f"stream {self.id} has {len(self.viewers)} viewers, the maximum")
         self.viewers.add(participant_id)
 
+    def hand_over(self, puller_id: str, publisher_id: str) -> None:
+        """This relay's pull of the stream ends because its publisher now publishes here: the viewers stay on the
+        pull's sources, which the publisher feeds once it publishes (:meth:`admit_publisher`)."""
+        if self.publisher == puller_id:
+            self.publisher = None
+        self.router.hand_over(puller_id, publisher_id)
+
     async def remove(self, participant_id: str) -> None:
         if participant_id == self.publisher:
             self.publisher = None

@@ -69,6 +69,7 @@ class Endpoint:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.decoded: dict[str, int] = {"audio": 0, "video": 0}
         self.first_frame_at: dict[str, float] = {}
+        self.video_pts: list[int] = []  # decoding: each decoded video frame's pts (its RTP timestamp)
         self.chat: list[str] = []
         self.chat_event = asyncio.Event()
         self._frame_events: dict[str, asyncio.Event] = {"audio": asyncio.Event(), "video": asyncio.Event()}
@@ -131,8 +132,10 @@ class Endpoint:
     async def _consume(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
-                await track.recv()
+                frame = await track.recv()
                 kind = track.kind
+                if kind == "video" and frame.pts is not None:
+                    self.video_pts.append(frame.pts)
                 self.decoded[kind] += 1
                 self.first_frame_at.setdefault(kind, time.monotonic())
                 self._frame_events[kind].set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -96,6 +97,41 @@ async def test_the_edge_resumes_by_itself_when_the_publisher_drops_and_returns(
     await publish(origin, STREAM, publisher(endpoints, "reader-1"))
     await watcher.wait_decoded("video", decoded + 10, timeout=15)
     assert edge.pull_state(STREAM) == "connected"
+
+
+def video_ssrcs(endpoint: Endpoint) -> set[int]:
+    """The SSRCs the endpoint's video receiver heard in the last 10 s."""
+    receiver = next(t.receiver for t in endpoint.pc.getTransceivers() if t.kind == "video")
+    return {s.source for s in receiver.getSynchronizationSources()}
+
+
+async def test_an_edge_that_becomes_the_origin_keeps_its_viewers_on_one_timeline(
+    relay: Relay, edge: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    """The origin's node died and the stream's new origin is this edge: the reader publishes here, the pull goes,
+    and the viewers here go on from the pull's sources (same connection, same SSRC, timestamps running on)."""
+    origin = relay
+    first = publisher(endpoints, "reader-1")
+    await publish(origin, STREAM, first)
+    await pull(origin, edge)
+    watcher = viewer(endpoints, "watcher")
+    await watch(edge, STREAM, watcher)
+    await watcher.wait_decoded("video", 5, timeout=15)
+    ssrcs = video_ssrcs(watcher)
+    assert len(ssrcs) == 1
+
+    await origin.leave("reader-1")  # the origin's publisher is gone with its node
+    await first.close()
+    await edge.hand_over_pull(STREAM, "reader-2")
+    assert not edge.pulling(STREAM)
+    await publish(edge, STREAM, publisher(endpoints, "reader-2"))
+    decoded = watcher.decoded["video"]
+    await watcher.wait_decoded("video", decoded + 10, timeout=15)
+    assert video_ssrcs(watcher) == ssrcs
+    # aiortc's receiver unwraps RTP timestamps: a timeline that went back shows as a leap of ~2**32 forward.
+    steps = [later - earlier for earlier, later in itertools.pairwise(watcher.video_pts)]
+    assert all(0 < step < 10 * 90000 for step in steps), f"the outgoing timeline jumped: {max(steps)}"
+    assert edge.viewer_count(STREAM) == 1
 
 
 async def test_closing_the_edge_stream_closes_its_pull(
