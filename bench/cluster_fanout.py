@@ -8,6 +8,12 @@ CPU (s/s) and CPU per viewer, delivery mean/min, glass-to-glass p50/p95 (on the 
 what the extra hop costs), join-to-first-frame; and the viewer processes' CPU, the load generator's share. A
 series stops where delivery falls below 99%.
 
+Then *late joiners*: viewers joining one at a time, first on the origin alone, then on the edge alone, each at a
+random moment (a pause of 0.05-1.5 s after the previous one has its first frame), so that some find a recent
+keyframe to start from (the relay's cache of the latest keyframe and the frames since, up to 1 s) and some need a
+new one (the keyframe throttles, once per hop, in play). Their join-to-first-frame on the origin against the edge
+is what a viewer on an edge pays for the hop.
+
 On a 2-core machine the viewers cost about as much CPU as the relay, so the machine may cap both runs before
 either relay is at a core: the relay CPU per viewer on each node is the number that carries over to k nodes on k
 machines (docs/cluster.md, "Streams across nodes").
@@ -20,6 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,6 +46,7 @@ from bench.fanout import (
     counts,
     free_port,
     measure,
+    percentile,
 )
 
 
@@ -56,8 +65,29 @@ async def snapshot(http: aiohttp.ClientSession, urls: list[str], publisher: Chil
             for relay, group in zip(relays, viewers, strict=True)]
 
 
-async def run(nodes: int, series: list[int], window: float, settings: ViewerSettings) -> list[list[Row]]:
-    """Rows per N, one per relay (origin first)."""
+async def late_joiners(urls: list[str], procs: list[list[ViewerProcess]], count: int,
+                       settings: ViewerSettings, rng: random.Random) -> list[list[float]]:
+    """``count`` viewers joining one at a time on each relay in turn; their times to first frame per relay."""
+    times: list[list[float]] = []
+    for index, url in enumerate(urls):
+        times.append([])
+        for _ in range(count):
+            await asyncio.sleep(rng.uniform(0.05, 1.5))
+            times[index] += await add_viewers(url, procs[index], 1, settings)
+    return times
+
+
+def print_late(nodes: int, times: list[list[float]]) -> None:
+    for index, ttff in enumerate(times):
+        if ttff:
+            print(f"# late joiners, {nodes} node(s), {'origin' if index == 0 else 'edge'}: {len(ttff)} joined, "
+                  f"ttff p50 {statistics.median(ttff):.3f} s, p95 {percentile(ttff, 0.95):.3f} s, "
+                  f"max {max(ttff):.3f} s", flush=True)
+
+
+async def run(nodes: int, series: list[int], window: float, settings: ViewerSettings,
+              late: int = 0, seed: int = 1) -> list[list[Row]]:
+    """Rows per N, one per relay (origin first); then ``late`` late joiners per relay (printed)."""
     urls = [f"http://127.0.0.1:{free_port()}" for _ in range(nodes)]
     children: list[Child] = []
     procs: list[list[ViewerProcess]] = [[] for _ in urls]
@@ -92,6 +122,8 @@ async def run(nodes: int, series: list[int], window: float, settings: ViewerSett
                     print_row(nodes, n, row)
                 if min(r.delivered for r in rows) < 0.99:
                     break
+            if late:
+                print_late(nodes, await late_joiners(urls, procs, late, settings, random.Random(seed)))
         for group in procs:
             for proc in group:
                 await proc.child.call("quit")
@@ -140,8 +172,8 @@ async def orchestrate(args: argparse.Namespace) -> None:
     settings = ViewerSettings(args.viewers_per_process, 1, args.viewer_poll_ms, args.viewer_nice)
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     print(HEADER, flush=True)
-    one = await run(1, args.series, args.window, settings)
-    two = await run(2, args.series, args.window, settings)
+    one = await run(1, args.series, args.window, settings, args.late_joiners, args.seed)
+    two = await run(2, args.series, args.window, settings, args.late_joiners, args.seed)
     summarize(one, two)
 
 
@@ -153,6 +185,9 @@ def main() -> None:
     parser.add_argument("--viewers-per-process", type=int, default=50)
     parser.add_argument("--viewer-poll-ms", type=float, default=1.0)
     parser.add_argument("--viewer-nice", type=int, default=10)
+    parser.add_argument("--late-joiners", type=int, default=20,
+                        help="viewers joining one at a time on each relay after the series (0: none)")
+    parser.add_argument("--seed", type=int, default=1, help="the late joiners' random pauses")
     args = parser.parse_args()
     started = time.monotonic()
     asyncio.run(orchestrate(args))
