@@ -11,7 +11,9 @@ served exactly as the origin's are.
 Keyframes cross the hop by themselves: a joiner on the edge asks the edge's source for one, which sends a PLI
 up this connection (throttled by the edge source's requester); the origin's relay takes it as any viewer's PLI
 (throttled again by the origin source's requester) and asks the publisher. A publisher that drops and returns
-is invisible here: the origin's source keeps one outgoing timeline across the reconnect.
+is invisible here: the origin's source keeps one outgoing timeline across the reconnect. So is a new origin (the
+old one's node died): a new pull by the same puller feeds the same sources; and if the edge itself becomes the
+origin, :meth:`relay.Relay.hand_over_pull` hands the pull's sources to the publisher's new connection.
 """
 
 from __future__ import annotations

@@ -20,6 +20,12 @@ at once: ``PUBSUB NUMSUB``, checked every second, twice in a row) or at its next
 one): a home that lost its edge leaves the socket's seat (a disconnect, like a closed socket); an edge that lost
 its home closes the browser's socket with 1012 ("service restart"), and the browser reconnects and joins again,
 to the room's new home (docs/cluster.md, "When a node dies").
+
+Unless the seat can be carried over: a home may leave the edge a *resume token* for a socket's seat
+(:func:`keep_resumable`: a stream viewer whose media another node's relay serves, which outlives the home). An
+edge that loses the home of such a seat does not close the socket: it sends the socket's ``join`` again, with the
+token, to the room's new home (or its own channel, if the room is placed here now), which seats the socket as it
+was, without a ``joined`` (the browser keeps its socket and its peer connection and notices nothing).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from api.cluster.bus import MessageBus
 from api.cluster.link import ClusterUnavailable
 from api.cluster.node import ClusterNode
 from api.realtime import transport
-from api.realtime.socket import Channel, SignalingSocket
+from api.realtime.socket import Channel, SignalingError, SignalingSocket
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +66,9 @@ class BridgeSeat:
 
     home: str
     join: int  # which of the socket's bridged joins this is (a late "unseated" of an earlier one is ignored)
+    message: dict[str, Any]  # the socket's join (sent again with ``resume`` if the home dies)
     sending: bool = True  # its join is on its way (the home is not judged gone meanwhile: the join decides)
+    resume: dict[str, Any] | None = None  # the home's resume token for the seat (keep_resumable), if any
 
 
 async def deliver(bus: MessageBus, node_id: str, kind: str, body: dict[str, Any]) -> bool:
@@ -111,13 +119,22 @@ class BridgeWire:
         return True
 
 
+def keep_resumable(socket: SignalingSocket, token: dict[str, Any] | None) -> None:
+    """Leave the node holding ``socket`` (bridged here) what it needs to seat the socket again on the room's next
+    home should this node die (None: nothing, the seat dies with this node). A browser's own socket here dies with
+    this node: nothing to do."""
+    bridge = socket.app.get(SIGNAL_BRIDGE)
+    if bridge is not None and socket.bridged_from is not None:
+        bridge.resumable(socket, token)
+
+
 @dataclass
 class _Remote:
     """A socket bridged here: the socket the feature sees, and its messages waiting their turn."""
 
     edge: str
     socket: SignalingSocket
-    inbox: asyncio.Queue[tuple[int, str] | None] = field(default_factory=asyncio.Queue)
+    inbox: asyncio.Queue[tuple[int, str, dict[str, Any] | None] | None] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
     join: int = 0
 
@@ -139,6 +156,7 @@ class SignalBridge:
         self._suspect: set[str] = set()  # nodes found not listening once (twice in a row: gone)
         self._watch: asyncio.Task[None] | None = None
         self._replies: set[asyncio.Task[bool]] = set()
+        self._resuming: set[asyncio.Task[None]] = set()
         self._bus.on(BRIDGE_IN, self._arrived)
         self._bus.on(BRIDGE_OUT, self._returned)
         app[transport.CLOSED_LISTENERS].append(self._closed)
@@ -156,6 +174,9 @@ class SignalBridge:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        for task in list(self._resuming):
+            task.cancel()
+        await asyncio.gather(*self._resuming, return_exceptions=True)
         await self.release_remotes()
 
     async def release_remotes(self) -> None:
@@ -173,10 +194,11 @@ class SignalBridge:
     # -- edge side ---------------------------------------------------------------------------------------
 
     async def join(self, socket: SignalingSocket, channel: BridgedChannel, home: str,
-                   message: dict[str, Any]) -> bool:
-        """Seat ``socket`` on the bridge to ``home`` and send it the ``join``; False if ``home`` is not listening."""
+                   message: dict[str, Any], *, resume: dict[str, Any] | None = None) -> bool:
+        """Seat ``socket`` on the bridge to ``home`` and send it the ``join`` (``resume``: carrying the seat over
+        from a home that died, see the module docstring); False if ``home`` is not listening."""
         self._joins += 1
-        socket.seat_in(channel, BridgeSeat(home, self._joins))
+        socket.seat_in(channel, BridgeSeat(home, self._joins, message))
         self._edge[socket.id] = socket
         self._bridged[socket.id] = socket
         self._bridged_to.setdefault(socket.id, set()).add(home)
@@ -184,8 +206,10 @@ class SignalBridge:
         who = {"user": {"id": context.user.id, "email": context.user.email, "displayName": context.user.display_name,
                         "role": context.user.role},
                "login": context.login_id, "via": context.via, "address": socket.address}
-        delivered = await deliver(self._bus, home, BRIDGE_IN, {"s": socket.id, "op": "join", "j": self._joins,
-                                                              "who": who, "t": json.dumps(message)})
+        body = {"s": socket.id, "op": "join", "j": self._joins, "who": who, "t": json.dumps(message)}
+        if resume is not None:
+            body["resume"] = resume
+        delivered = await deliver(self._bus, home, BRIDGE_IN, body)
         seat = socket.seat
         if isinstance(seat, BridgeSeat):
             seat.sending = False
@@ -227,10 +251,31 @@ class SignalBridge:
         return seat
 
     def _home_gone(self, socket: SignalingSocket, home: str) -> None:
+        channel = socket.channel
+        seat = self._forget_edge(socket)
+        if seat is not None and seat.resume is not None and isinstance(channel, BridgedChannel):
+            log.warning("the node holding this socket's room is gone; its seat is carried over",
+                        extra={"userId": socket.user_id, "home": home})
+            task = asyncio.create_task(self._resume(socket, channel, seat, home), name=f"resume {socket.user_id}")
+            self._resuming.add(task)
+            task.add_done_callback(self._resuming.discard)
+            return
         log.warning("the node holding this socket's room is gone; the browser will join again",
                     extra={"userId": socket.user_id, "home": home})
-        self._forget_edge(socket)
         socket.close_soon(CLOSE_MOVED, "the server holding this room went away; join again")
+
+    async def _resume(self, socket: SignalingSocket, channel: BridgedChannel, seat: BridgeSeat, home: str) -> None:
+        try:
+            if await channel.resume(socket, seat.message, seat.resume or {}, frozenset({home})):
+                log.info("seat carried over to the room's new home", extra={"userId": socket.user_id})
+                return
+        except SignalingError as exc:  # e.g. the stream ended meanwhile: the browser is told, as for its own join
+            socket.error(exc.code, exc.message)
+            return
+        except Exception as exc:  # Redis away, no serving node, the database: the browser joins again instead
+            log.warning("carrying a seat over failed", extra={"userId": socket.user_id, "error": str(exc)})
+        if not socket.closed and socket.channel is None:
+            socket.close_soon(CLOSE_MOVED, "the server holding this room went away; join again")
 
     def _returned(self, sender: str, body: dict[str, Any]) -> None:
         """``bridge-out``: what a home sends one of the sockets here."""
@@ -246,6 +291,19 @@ class SignalBridge:
             socket.close_soon(int(body["close"]), str(body.get("reason", "")))
         elif body.get("unseated") and seat is not None and body.get("j") == seat.join:
             self._forget_edge(socket)
+        elif "resume" in body and seat is not None and body.get("j") == seat.join:
+            token = body["resume"]
+            seat.resume = token if isinstance(token, dict) else None
+
+    def resumable(self, socket: SignalingSocket, token: dict[str, Any] | None) -> None:
+        """Home side of :func:`keep_resumable`: the token goes to the socket's edge, for its current join."""
+        remote = self._remotes.get((socket.bridged_from or "", socket.id))
+        if remote is None:
+            return
+        reply = asyncio.create_task(self._bus.send(remote.edge, BRIDGE_OUT,
+                                                   {"s": socket.id, "resume": token, "j": remote.join}))
+        self._replies.add(reply)
+        reply.add_done_callback(self._sent)
 
     # -- home side ---------------------------------------------------------------------------------------
 
@@ -272,7 +330,9 @@ class SignalBridge:
             remote.socket.close_soon(CLOSE_MOVED, "too many messages")
             remote.inbox.put_nowait(None)
             return
-        remote.inbox.put_nowait((int(body.get("j") or 0), str(body.get("t", ""))))
+        resume = body.get("resume") if op == "join" else None
+        remote.inbox.put_nowait((int(body.get("j") or 0), str(body.get("t", "")),
+                                 resume if isinstance(resume, dict) else None))
 
     def _sent(self, task: asyncio.Task[bool]) -> None:
         self._replies.discard(task)
@@ -302,11 +362,15 @@ class SignalBridge:
                 item = await remote.inbox.get()
                 if item is None or socket.ws.closed:
                     break
-                join, text = item
+                join, text, resume = item
                 if join:
                     remote.join = join
                 seated = socket.channel is not None
-                await transport.handle_text(socket, text)
+                socket.resume = resume
+                try:
+                    await transport.handle_text(socket, text)
+                finally:
+                    socket.resume = None
                 if socket.channel is None and (seated or join):
                     await socket.flush()  # what it was sent before ("left", an error) reaches the edge first
                     with contextlib.suppress(ClusterUnavailable):
@@ -389,6 +453,26 @@ class BridgedChannel:
                 return
             gone = gone | {home}  # it stopped listening: the room is placed again, away from it
         raise ClusterUnavailable("the room's server keeps moving; try again in a moment")
+
+    async def resume(self, socket: SignalingSocket, message: dict[str, Any], token: dict[str, Any],
+                     gone: frozenset[str]) -> bool:
+        """Seat ``socket`` again, its room's home gone: its ``join`` with the old home's ``token`` goes to the room's
+        new home (placed away from ``gone``), or to the feature's own channel if that is here. True if seated."""
+        for _ in range(3):
+            if socket.closed:
+                return False
+            home = await self._home_of(socket, message, gone)
+            if home is None or home == self._bridge.node_id:
+                socket.resume = token
+                try:
+                    await self.inner.join(socket, message)
+                finally:
+                    socket.resume = None
+                return socket.channel is not None
+            if await self._bridge.join(socket, self, home, message, resume=token):
+                return True
+            gone = gone | {home}
+        return False
 
     async def handle(self, socket: SignalingSocket, message: dict[str, Any]) -> None:
         await self._bridge.forward(socket, message)

@@ -95,6 +95,9 @@ class SignalingSocket:
         self.app = app
         self.channel: Channel | None = None  # the channel the socket is seated in
         self.seat: Any = None  # what that channel holds for the socket
+        # Set by the signal bridge only while a ``join`` carries the socket's seat over from a room's node that died
+        # to the room's new one (api.realtime.bridge, "resume"): what the old node left for that. Never from a browser.
+        self.resume: dict[str, Any] | None = None
         self.opened = time.monotonic()
         self.last_message = self.opened
         self.refused = 0

@@ -10,9 +10,15 @@ not at its CPU limit (the load balancer spreads sockets), else the least-loaded 
 chosen node answers with its relay, pulling the stream first if it does not yet (``stream-pull``, answered by
 the origin's relay as one more viewer); when its last viewer of the stream leaves, it lets the pull go
 (``stream-unpull``). The stream's end reaches every node (``stream-ended``), whose relay closes the stream and
-its pull. A pull whose origin changed (the old one died and the stream was placed again) is made anew at the
-next viewer's offer; an edge that dies takes its viewers' media with it, and their browsers offer again (the
-web client does when its connection fails), to be placed on a live node.
+its pull. An edge that dies takes its viewers' media with it, and their browsers offer again (the web client does
+when its connection fails), to be placed on a live node.
+
+An origin that dies takes only its own relay's media with it. A viewer whose socket and media are on surviving
+nodes keeps both: the socket's node carries its seat over to the stream's new home (api.realtime.bridge,
+"resume"), which asks the viewer's media node to keep the viewer (``stream-resume``); that node pulls the stream
+from the new origin (the old pull replaced: the same sources, so its viewers' outgoing media runs on, as when a
+publisher drops and returns), and once the reader publishes there, the viewers see the picture again. An edge that
+is the new origin hands its pull to the reader's new connection (:meth:`StreamEdges.originate`).
 """
 
 from __future__ import annotations
@@ -37,9 +43,14 @@ from relay.events import ParticipantChanged, RelayEvent
 
 log = logging.getLogger(__name__)
 
-WATCH, ICE, UNWATCH = "stream-watch", "stream-ice", "stream-unwatch"
+WATCH, ICE, UNWATCH, RESUME = "stream-watch", "stream-ice", "stream-unwatch", "stream-resume"
 PULL, UNPULL = "stream-pull", "stream-unpull"
 PULL_SECONDS = 10.0  # an origin's answer to a pull (and an edge's to a watch) within this
+# A viewer here whose stream's home died is kept this long for the stream's new home to claim it (``stream-resume``:
+# its socket's node carries its seat over within seconds); one nobody claims by then is let go.
+REHOME_SECONDS = 15.0
+# Relay states in which a participant holds its place (a failed or closed one has let it go).
+HOLDING = frozenset({"new", "connecting", "connected", "disconnected"})
 
 
 def puller_id(stream_id: str, node_id: str) -> str:
@@ -57,11 +68,13 @@ class StreamEdges:
         self._bus = node.bus
         self._locks: dict[str, asyncio.Lock] = {}  # stream id -> its pull's making and letting go
         self._origins: dict[str, str] = {}  # stream id -> the origin this node pulls it from
-        self._viewers: dict[str, tuple[str, str]] = {}  # viewer participant here -> (stream id, its home)
+        # viewer participant here -> (stream id, its home, the node holding its socket)
+        self._viewers: dict[str, tuple[str, str, str]] = {}
         self._known: set[str] = set()  # the nodes alive at the last heartbeat
         self._tasks: set[asyncio.Task[Any]] = set()
         node.bus.serve(WATCH, self._serve_watch)
         node.bus.serve(PULL, self._serve_pull)
+        node.bus.serve(RESUME, self._serve_resume)
         node.bus.on(ICE, self._on_ice)
         node.bus.on(UNWATCH, self._on_unwatch)
         node.bus.on(UNPULL, self._on_unpull)
@@ -90,15 +103,42 @@ class StreamEdges:
             return self.node_id
         return min(open_, key=lambda n: (math.floor(n.load.cpu / CPU_STEP), n.load.viewers, n.id)).id
 
-    async def watch(self, node_id: str, stream_id: str, participant_id: str, sdp: str) -> str:
-        """Have ``node_id``'s relay answer a viewer of a stream homed here; its answer SDP."""
+    async def watch(self, node_id: str, stream_id: str, participant_id: str, sdp: str, socket_node: str) -> str:
+        """Have ``node_id``'s relay answer a viewer of a stream homed here (its socket on ``socket_node``); its
+        answer SDP."""
         try:
             reply = await self._bus.request(node_id, WATCH, {"streamId": stream_id, "participantId": participant_id,
-                                                             "sdp": sdp, "origin": self.node_id},
+                                                             "sdp": sdp, "origin": self.node_id,
+                                                             "socket": socket_node},
                                             timeout=PULL_SECONDS * 2)
         except RemoteError as exc:
             raise SignalingError(exc.code, exc.message) from None
         return str(reply.get("sdp") or "")
+
+    async def resume(self, node_id: str, stream_id: str, participant_id: str) -> bool:
+        """A viewer's seat carried over here, the stream's new home: does its media node still serve it? If so that
+        node now answers to this one, pulling the stream from here (this node's relay, if it is that node)."""
+        if node_id == self.node_id:
+            return self._keep_here(stream_id, participant_id)
+        try:
+            await self._bus.request(node_id, RESUME, {"streamId": stream_id, "participantId": participant_id},
+                                    timeout=PULL_SECONDS)
+        except (NodeGone, TimeoutError, ClusterUnavailable, RemoteError) as exc:
+            log.info("a resumed viewer's media is gone", extra={"node": node_id, "error": str(exc)})
+            return False
+        return True
+
+    def _keep_here(self, stream_id: str, participant_id: str) -> bool:
+        if not self._serves(stream_id, participant_id):
+            return False
+        self._viewers.pop(participant_id, None)  # its home is this node now: an ordinary viewer here
+        return True
+
+    def _serves(self, stream_id: str, participant_id: str) -> bool:
+        """Whether this node's relay holds the participant's connection on the stream."""
+        relay = self._relay
+        return (relay.participant_scope(participant_id) == stream_id
+                and relay.participant_state(participant_id) in HOLDING)
 
     def ice(self, node_id: str, participant_id: str, candidate: object) -> None:
         self._spawn(self._send(node_id, ICE, {"participantId": participant_id, "candidate": candidate}))
@@ -123,8 +163,25 @@ class StreamEdges:
             answer = await self._relay.watch_stream(stream_id, participant, str(body.get("sdp") or ""))
         except RelayError as exc:
             raise RemoteError(409, exc.code, exc.message) from None
-        self._viewers[participant] = (stream_id, sender)
+        self._viewers[participant] = (stream_id, sender, str(body.get("socket") or sender))
         return {"sdp": answer}
+
+    async def _serve_resume(self, sender: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``stream-resume`` from a stream's new home: keep this viewer, and pull the stream from there."""
+        stream_id, participant = str(body.get("streamId")), str(body.get("participantId"))
+        seat = self._viewers.get(participant)
+        if seat is None or seat[0] != stream_id or not self._serves(stream_id, participant):
+            raise RemoteError(404, "unknown_participant", "no such viewer here")
+        self._viewers[participant] = (stream_id, sender, seat[2])
+        self._spawn(self._pull_from(stream_id, sender))
+        return {}
+
+    async def _pull_from(self, stream_id: str, origin: str) -> None:
+        try:
+            await self._ensure_pull(stream_id, origin)
+        except RelayError as exc:  # its viewers' next offer (their connection failing) tries again
+            log.warning("pulling from the stream's new origin failed", extra={"streamId": stream_id,
+                                                                              "origin": origin, "error": str(exc)})
 
     def _on_ice(self, sender: str, body: dict[str, Any]) -> None:
         self._spawn(self._add_ice(str(body.get("participantId")), body.get("candidate")))
@@ -149,8 +206,9 @@ class StreamEdges:
             self._spawn(self._unwatch(change.participant_id))
 
     def _heard(self, nodes: list[NodeInfo]) -> None:
-        """Nodes gone since the last heartbeat: their pulls of streams homed here, and the viewers they sent here,
-        are let go (a killed node says nothing)."""
+        """Nodes gone since the last heartbeat: their pulls of streams homed here, and the viewers whose socket
+        they held, are let go (a killed node says nothing); viewers whose stream's home they were wait for the
+        stream's new home to claim them (``stream-resume``), for ``REHOME_SECONDS``."""
         alive = {n.id for n in nodes}
         gone, self._known = self._known - alive, alive
         if not gone:
@@ -159,9 +217,18 @@ class StreamEdges:
         for stream_id in self._relay.stream_ids():
             for node_id in gone:
                 self._spawn(self._relay.leave(puller_id(stream_id, node_id)))
-        for participant, (_, home) in list(self._viewers.items()):
-            if home in gone:
+        for participant, (_, home, socket_node) in list(self._viewers.items()):
+            if socket_node in gone:
                 self._spawn(self._unwatch(participant))
+            elif home in gone:
+                self._spawn(self._unwatch_unless_rehomed(participant, home))
+
+    async def _unwatch_unless_rehomed(self, participant: str, home: str) -> None:
+        await asyncio.sleep(REHOME_SECONDS)
+        seat = self._viewers.get(participant)
+        if seat is not None and seat[1] == home:
+            log.info("a viewer whose stream's home died was not claimed; let go", extra={"home": home})
+            await self._unwatch(participant)
 
     async def _ensure_pull(self, stream_id: str, origin: str) -> None:
         async with self._locks.setdefault(stream_id, asyncio.Lock()):
@@ -198,14 +265,15 @@ class StreamEdges:
                 await self._send(origin, UNPULL, {"streamId": stream_id, "participantId": self._puller(stream_id)})
             log.info("stream pull released: no viewer left here", extra={"streamId": stream_id, "origin": origin})
 
-    async def originate(self, stream_id: str) -> None:
-        """The stream's publisher joins here: this node is its origin now. A pull of it made while another node
-        was the origin (which died; the stream was placed here) is let go, so the publisher may publish."""
+    async def originate(self, stream_id: str, publisher: str) -> None:
+        """The stream's publisher (relay participant ``publisher``) offers here: this node is its origin now. A pull
+        of it made while another node was the origin (which died; the stream was placed here) is handed over to the
+        publisher, so the viewers here go on from where the pull left them."""
         async with self._locks.setdefault(stream_id, asyncio.Lock()):
             if not self._relay.pulling(stream_id):
                 return
             origin = self._origins.pop(stream_id, None)
-            await self._relay.release_pull(stream_id)
+            await self._relay.hand_over_pull(stream_id, publisher)
             if origin is not None:
                 await self._send(origin, UNPULL, {"streamId": stream_id, "participantId": self._puller(stream_id)})
             log.info("an edge became the stream's origin", extra={"streamId": stream_id, "previous": origin})

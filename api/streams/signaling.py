@@ -27,16 +27,16 @@ from api.cluster import CLUSTER
 from api.cluster.bus import NodeGone
 from api.cluster.link import ClusterUnavailable
 from api.core.caps import Holdings
-from api.core.errors import NotFound
+from api.core.errors import NotFound, TooManyRequests
 from api.core.keys import DATABASE, RELAY, SETTINGS
 from api.core.ratelimit import RateLimiter
 from api.core.times import now_iso
 from api.realtime import transport
-from api.realtime.bridge import bridged
+from api.realtime.bridge import bridged, keep_resumable
 from api.realtime.socket import SignalingError, SignalingSocket
 from api.realtime.turn import ice_servers_for
 from api.streams.audience import AudienceFull
-from api.streams.edges import StreamEdges
+from api.streams.edges import HOLDING, StreamEdges
 from api.streams.homes import StreamHomes
 from api.streams.hub import STREAM_HUB, StreamHub
 from api.streams.store import fetch_stream, finish_stream, stream_json
@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 MAX_CHAT_CHARS = 500
 # The per-viewer chat limit counts messages per this many seconds (SOULSEER_STREAM_CHAT_RATE_LIMIT of them).
 CHAT_WINDOW_SECONDS = 10.0
-# Relay states in which a participant holds its place (a failed or closed one has let it go).
-_HOLDING = frozenset({"new", "connecting", "connected", "disconnected"})
 
 
 @dataclass
@@ -85,7 +83,7 @@ class StreamSignaling:
         self.participants = Holdings(
             per_user=settings.stream_participants_per_user, per_address=settings.stream_participants_per_address,
             what="stream connections", code="too_many_participants",
-            alive=lambda pid: pid in self._media or app[RELAY].participant_state(pid) in _HOLDING)
+            alive=lambda pid: pid in self._media or app[RELAY].participant_state(pid) in HOLDING)
         # Viewers whose media another node's relay answers (api.streams.edges): participant -> that node.
         self._media: dict[str, str] = {}
         self._away: dict[str, asyncio.Task[None]] = {}  # stream id -> ends it unless its publisher returns
@@ -141,7 +139,12 @@ class StreamSignaling:
         connection_id = uuid.uuid4().hex
         role = "publisher" if socket.user_id == reader_id else "viewer"
         participant = publisher_id(stream_id) if role == "publisher" else f"stream:{stream_id}:viewer:{connection_id}"
+        media = await self._resumed_media(socket, stream_id) if role == "viewer" else None
+        if media is not None:
+            participant = str(socket.resume and socket.resume.get("participantId"))
+            connection_id = participant.removeprefix(f"stream:{stream_id}:viewer:")
 
+        new_audience = self._hub.audience(stream_id) is None
         try:
             self._hub.join(stream_id, reader_id, connection_id, socket.user_id, socket.send)
         except AudienceFull as exc:
@@ -149,10 +152,39 @@ class StreamSignaling:
         socket.seat_in(self, StreamSeat(stream_id, reader_id, role, participant, connection_id))
         if role == "publisher":
             self._publisher_back(stream_id)
-        socket.send({"type": "joined", "role": role, "streamId": stream_id, "participantId": participant,
-                     "iceServers": ice_servers_for(self._app[SETTINGS], socket.user_id, time.time()),
-                     "stream": stream_json(row, self._hub)})
+        elif new_audience:
+            # The stream's first socket here is a viewer's (its home died and it was placed here, or a restart left
+            # it live): it ends unless its reader joins within the grace period, as a stream gone live does.
+            self._publisher_away(stream_id)
+        if media is not None:
+            self._carried_over(socket, participant, media)
+        else:
+            socket.send({"type": "joined", "role": role, "streamId": stream_id, "participantId": participant,
+                         "iceServers": ice_servers_for(self._app[SETTINGS], socket.user_id, time.time()),
+                         "stream": stream_json(row, self._hub)})
         socket.send(await self._hub.state(stream_id))
+
+    async def _resumed_media(self, socket: SignalingSocket, stream_id: str) -> str | None:
+        """A viewer's seat carried over from the stream's home that died (``socket.resume``, set by the signal
+        bridge only): the node whose relay still serves its media, if it does; None for an ordinary join."""
+        token, edges = socket.resume, self._app.get(STREAM_EDGES)
+        if token is None or edges is None:
+            return None
+        participant, media = str(token.get("participantId") or ""), str(token.get("media") or "")
+        if not participant.startswith(f"stream:{stream_id}:viewer:") or not media:
+            return None
+        return media if await edges.resume(media, stream_id, participant) else None
+
+    def _carried_over(self, socket: SignalingSocket, participant: str, media: str) -> None:
+        """Seat a carried-over viewer as it was: no ``joined`` (its browser keeps its peer connection), its media
+        where it is; and its socket's node told again, for this seat, how to carry it over once more."""
+        edges = self._app[STREAM_EDGES]
+        with contextlib.suppress(TooManyRequests):  # it held its place before its home died: never refused for it
+            self.participants.claim(participant, socket.user_id, socket.address)
+        if media != edges.node_id:
+            self._media[participant] = media
+            keep_resumable(socket, {"participantId": participant, "media": media})
+        log.info("a viewer's seat carried over; its media kept", extra={"userId": socket.user_id, "media": media})
 
     async def leave(self, socket: SignalingSocket) -> None:
         """Take the socket off its stream (also when the socket closes) and let its media go."""
@@ -184,7 +216,7 @@ class StreamSignaling:
             if seat.role == "publisher":
                 edges = self._app.get(STREAM_EDGES)
                 if edges is not None:
-                    await edges.originate(seat.stream_id)
+                    await edges.originate(seat.stream_id, seat.participant_id)
                 answer = await relay.publish_stream(seat.stream_id, seat.participant_id, sdp)
             else:
                 answer = await self._watch(socket, seat, sdp)
@@ -209,8 +241,10 @@ class StreamSignaling:
                 with contextlib.suppress(RelayError):
                     await self._app[RELAY].leave(pid)  # answered here before
             try:
-                answer = await edges.watch(target, seat.stream_id, pid, sdp)
+                answer = await edges.watch(target, seat.stream_id, pid, sdp, socket.bridged_from or edges.node_id)
                 self._media[pid] = target
+                # Its media outlives this node: should this node die, the socket's node carries the seat over.
+                keep_resumable(socket, {"participantId": pid, "media": target})
                 return answer
             except (NodeGone, TimeoutError, ClusterUnavailable) as exc:
                 log.warning("a viewer's edge did not answer; served here", extra={"node": target, "error": str(exc)})
@@ -218,6 +252,7 @@ class StreamSignaling:
                 if exc.code not in ("relay_busy", "origin_unavailable"):
                     raise
                 log.info("a viewer's edge refused; served here", extra={"node": target, "code": exc.code})
+        keep_resumable(socket, None)  # its media dies with this node
         return await self._app[RELAY].watch_stream(seat.stream_id, pid, sdp)
 
     async def _let_media_go(self, participant_id: str) -> None:

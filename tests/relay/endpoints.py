@@ -150,6 +150,11 @@ class Endpoint:
 
         await asyncio.wait_for(reached(), timeout)
 
+    def video_ssrcs(self) -> set[int]:
+        """The SSRCs this endpoint's video receiver heard in the last 10 s."""
+        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.kind == "video")
+        return {s.source for s in receiver.getSynchronizationSources()}
+
     async def wait_connected(self, timeout: float = 10.0) -> None:
         async def connected() -> None:
             while self.pc.connectionState != "connected":

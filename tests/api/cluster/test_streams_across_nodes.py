@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +160,43 @@ async def test_one_stream_served_by_three_nodes_each_edge_pulling_once(
             await wait_for(lambda node=node: streams_on(node, 0), timeout=10, interval=0.2)  # type: ignore[misc]
 
 
+@dataclass
+class LiveStream:
+    """A stream gone live over REST on three nodes (the tests' nodes, sessions to each, the cluster's Redis)."""
+
+    admin: Party
+    reader: Party
+    bases: list[str]
+    node_ids: list[str]
+    processes: list[subprocess.Popen[bytes]]
+    sessions: list[aiohttp.ClientSession]
+    store: redis.Redis
+    prefix: str
+    stream_id: str
+    stack: contextlib.AsyncExitStack
+
+    async def origin(self) -> int:
+        """The index of the stream's home (its origin), as the cluster's room map has it."""
+        return self.node_ids.index((await self.store.get(f"{self.prefix}room:stream:{self.stream_id}")).decode())
+
+
+@contextlib.asynccontextmanager
+async def live_stream(database_url: str, pool: asyncpg.Pool, tmp_path: Path, redis_url: str, prefix: str,
+                      title: str) -> AsyncIterator[LiveStream]:
+    admin = await quick_user(pool, "admin")
+    reader = await quick_user(pool, "reader", "Madame Iris")
+    processes: list[subprocess.Popen[bytes]] = []
+    async with three_nodes(database_url, tmp_path, redis_url, prefix, admin, processes) as (bases, node_ids), \
+            contextlib.AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(aiohttp.ClientSession(base_url=b)) for b in bases]
+        resp = await sessions[0].post("/api/streams", json={"title": title}, headers=reader.headers)
+        assert resp.status == 201, await resp.text()
+        store = redis.Redis.from_url(redis_url)
+        stack.push_async_callback(store.aclose)
+        yield LiveStream(admin, reader, bases, node_ids, processes, sessions, store, prefix,
+                         str((await resp.json())["stream"]["id"]), stack)
+
+
 async def publish(session: aiohttp.ClientSession, reader: Party, stream_id: str,
                   stack: contextlib.AsyncExitStack) -> SignalingClient:
     """The reader's tab on ``session``'s node: joined, publishing (a fresh peer each time, as a browser's)."""
@@ -191,17 +231,10 @@ async def more_frames(viewer: Viewer, count: int = 10, timeout: float = 20) -> N
 
 async def test_faults_the_publisher_returns_the_origin_dies_an_edge_dies(
         database_url: str, pool: asyncpg.Pool, tmp_path: Path, redis_server_url: str, redis_prefix: str) -> None:
-    admin = await quick_user(pool, "admin")
-    reader = await quick_user(pool, "reader", "Madame Iris")
-    processes: list[subprocess.Popen[bytes]] = []
-    async with three_nodes(database_url, tmp_path, redis_server_url, redis_prefix, admin, processes) as (
-            bases, node_ids), contextlib.AsyncExitStack() as stack:
-        sessions = [await stack.enter_async_context(aiohttp.ClientSession(base_url=b)) for b in bases]
-        resp = await sessions[0].post("/api/streams", json={"title": "Storm"}, headers=reader.headers)
-        stream_id = (await resp.json())["stream"]["id"]
-        store = redis.Redis.from_url(redis_server_url)
-        stack.push_async_callback(store.aclose)
-        home = node_ids.index((await store.get(f"{redis_prefix}room:stream:{stream_id}")).decode())
+    async with live_stream(database_url, pool, tmp_path, redis_server_url, redis_prefix, "Storm") as live:
+        admin, reader, bases, node_ids, processes = live.admin, live.reader, live.bases, live.node_ids, live.processes
+        sessions, stream_id, stack = live.sessions, live.stream_id, live.stack
+        home = await live.origin()
         edges = [n for n in range(3) if n != home]
         reader_ws = await publish(sessions[home], reader, stream_id, stack)
         viewers = [await watch(pool, sessions[n], n, stream_id, stack) for n in edges for _ in range(2)]
@@ -214,23 +247,16 @@ async def test_faults_the_publisher_returns_the_origin_dies_an_edge_dies(
         await asyncio.gather(*(more_frames(v) for v in viewers))
         assert all(len(v.socket.of_type("joined")) == 1 for v in viewers)
 
-        # The origin dies: the reader's tab and the viewers' tabs (their sockets closed with 1012 by their nodes)
-        # join again where they are; the stream gets a new origin, the other survivor pulls from it.
+        # The origin dies: the reader's tab joins again; the stream gets a new origin, the other survivor pulls from
+        # it, and the viewers (all on the survivors) keep their sockets and peer connections (the next test looks
+        # closer).
         processes[home].kill()
         processes[home].wait()
-
-        async def closed(viewer: Viewer) -> None:
-            async def gone() -> bool:
-                return viewer.socket.ws.closed
-
-            await wait_for(gone, timeout=10, interval=0.1)
-
-        await asyncio.gather(*(closed(v) for v in viewers))
         reader_ws = await publish(sessions[edges[0]], reader, stream_id, stack)
-        origin = node_ids.index((await store.get(f"{redis_prefix}room:stream:{stream_id}")).decode())
+        origin = await live.origin()
         assert origin in edges
-        viewers = [await watch(pool, sessions[v.node], v.node, stream_id, stack, party=v.party) for v in viewers]
-        await asyncio.gather(*(more_frames(v) for v in viewers))
+        await asyncio.gather(*(more_frames(v, timeout=30) for v in viewers))
+        assert all(not v.socket.ws.closed and len(v.socket.of_type("joined")) == 1 for v in viewers)
         await reader_ws.wait("stream-state", lambda m: m["viewerCount"] == len(viewers), timeout=15)
         edge = next(n for n in edges if n != origin)
 
@@ -250,3 +276,96 @@ async def test_faults_the_publisher_returns_the_origin_dies_an_edge_dies(
             viewers.append(await watch(pool, sessions[origin], origin, stream_id, stack, party=viewer.party))
         await asyncio.gather(*(more_frames(v) for v in viewers))
         await wait_for(lambda: origin_holds(len(viewers)), timeout=20, interval=0.25)
+
+
+async def give(pool: asyncpg.Pool, session: aiohttp.ClientSession, giver: Party, stream_id: str,
+               request_id: str) -> dict[str, Any]:
+    """The giver pays for the catalogue's cheapest gift on ``session``'s node; the catalogue entry."""
+    gifts = (await (await session.get("/api/gifts", headers=giver.headers)).json())["gifts"]
+    resp = await session.post(f"/api/streams/{stream_id}/gifts", headers=giver.headers,
+                              json={"giftId": gifts[0]["id"], "requestId": request_id,
+                                    "expectedCents": gifts[0]["priceCents"]})
+    assert resp.status == 201, await resp.text()
+    return dict(gifts[0])
+
+
+async def test_the_origin_dies_viewers_on_the_edges_keep_their_sockets_and_their_picture(
+        database_url: str, pool: asyncpg.Pool, tmp_path: Path, redis_server_url: str, redis_prefix: str) -> None:
+    """Issue 14's last fault: the origin's node is killed. The reader's tab joins again (on a survivor) and the
+    stream gets a new origin; viewers whose socket and media are on the surviving nodes keep both (no close, no
+    second ``joined``, the same peer connection) and decode frames again once the reader publishes anew; a viewer
+    whose socket was on the dead node joins again elsewhere, as its browser does. Gifts paid before and after land
+    once each, in the ledger and in everyone's leaderboard."""
+    async with live_stream(database_url, pool, tmp_path, redis_server_url, redis_prefix, "Eclipse") as live:
+        admin, reader, bases, node_ids, processes = live.admin, live.reader, live.bases, live.node_ids, live.processes
+        sessions, stream_id, stack = live.sessions, live.stream_id, live.stack
+        origin = live.origin
+        home = await origin()
+        edges = [n for n in range(3) if n != home]
+        reader_ws = await publish(sessions[home], reader, stream_id, stack)
+        kept = [await watch(pool, sessions[n], n, stream_id, stack) for n in edges for _ in range(2)]
+        on_home = await watch(pool, sessions[home], home, stream_id, stack)
+        await asyncio.gather(*(more_frames(v) for v in [*kept, on_home]))
+        giver = kept[0]
+        await deposit(pool, giver.party.id, 5_000)
+        gift = await give(pool, sessions[giver.node], giver.party, stream_id, "before")
+        for socket in (reader_ws, *(v.socket for v in [*kept, on_home])):
+            await socket.wait("gift", timeout=15)
+        pcs = [v.endpoint.pc for v in kept]
+        ssrcs = [v.endpoint.video_ssrcs() for v in kept]
+
+        killed = time.monotonic()
+        processes[home].kill()
+        processes[home].wait()
+        # The reader's tab, its socket gone with the node, joins again where the load balancer puts it.
+        reader_ws = await publish(sessions[edges[0]], reader, stream_id, stack)
+        republished = time.monotonic() - killed
+        new_origin = await origin()
+        assert new_origin in edges
+        # The viewer whose socket was on the dead node joins again elsewhere (stream-client.js does on a close).
+        rejoined = await watch(pool, sessions[edges[1]], edges[1], stream_id, stack, party=on_home.party)
+
+        # The viewers on the survivors decode again: same sockets, same peer connections, one join each.
+        await asyncio.gather(*(more_frames(v, timeout=30) for v in kept))
+        print(f"origin killed: the reader published again after {republished:.1f} s, the kept viewers decoded "
+              f"again after {time.monotonic() - killed:.1f} s")
+        await more_frames(rejoined, timeout=30)
+        for viewer, pc, heard in zip(kept, pcs, ssrcs, strict=True):
+            assert not viewer.socket.ws.closed
+            assert len(viewer.socket.of_type("joined")) == 1
+            assert viewer.endpoint.pc is pc and pc.connectionState == "connected"
+            # Their edge's outgoing media ran on: one SSRC, timestamps advancing with the clock across the outage
+            # (aiortc unwraps them: one that went back would show as a leap of ~2**32).
+            assert viewer.endpoint.video_ssrcs() == heard
+            steps = [b - a for a, b in itertools.pairwise(viewer.endpoint.video_pts)]
+            assert 0 < min(steps) and max(steps) < 30 * 90000
+        total = len(kept) + 1
+        for socket in (reader_ws, *(v.socket for v in [*kept, rejoined])):
+            await socket.wait("stream-state", lambda m: m["viewerCount"] == total and m["status"] == "live",
+                              timeout=15)
+
+        # The other survivor pulls from the new origin once; the new origin holds its own viewers and that pull.
+        async def relays_hold(expected: dict[int, int]) -> bool:
+            seen = await loads(bases[new_origin], admin)
+            return all(seen[node_ids[n]]["viewers"] == count for n, count in expected.items())
+
+        other = next(n for n in edges if n != new_origin)
+        on_origin = sum(1 for v in [*kept, rejoined] if v.node == new_origin)
+        on_other = sum(1 for v in [*kept, rejoined] if v.node == other)
+        await wait_for(lambda: relays_hold({new_origin: on_origin + 1, other: on_other}), timeout=20, interval=0.25)
+
+        # A gift after the failover reaches every kept socket and the reader; each gift was paid exactly once.
+        for viewer in kept:
+            viewer.socket.received.clear()
+        await give(pool, sessions[giver.node], giver.party, stream_id, "after")
+        for socket in (reader_ws, *(v.socket for v in [*kept, rejoined])):
+            await socket.wait("gift", timeout=15)
+            await socket.wait("stream-state", lambda m: bool(m["leaderboard"])
+                              and m["leaderboard"][0]["totalCents"] == 2 * gift["priceCents"], timeout=15)
+        price = gift["priceCents"]
+        assert await pool.fetchval("SELECT count(*) FROM gift_sends WHERE stream_id = $1", stream_id) == 2
+        assert await pool.fetchval("SELECT balance_cents FROM client_balances WHERE client_id = $1",
+                                   giver.party.id) == 5_000 - 2 * price
+        earned = await pool.fetchval("SELECT sum(amount_cents) FROM ledger_entries WHERE account = 'earnings' "
+                                     "AND owner_id = $1", reader.id)
+        assert earned == 2 * (price * 70 // 100)
