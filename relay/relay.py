@@ -169,6 +169,7 @@ class Relay(AsyncIOEventEmitter):
         self._streams: dict[str, Stream] = {}
         self._participants: dict[str, Participant] = {}
         self._upstreams: dict[str, Upstream] = {}  # stream id -> this relay's pull of it from its origin
+        self._pullers: set[str] = set()  # viewers that are other relays pulling a stream (watch_stream pull=True)
         self._closing_peers: set[asyncio.Task[None]] = set()
         self._stats_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -189,10 +190,14 @@ class Relay(AsyncIOEventEmitter):
         """Answer a viewer's (recvonly) offer. The stream need not have a publisher yet.
 
         :param pull: the viewer is another relay pulling the stream (:mod:`relay.upstream`): let in even at the
-            CPU or loop-lag limit, since it costs one viewer here and serves a whole node's viewers there.
+            CPU or loop-lag limit, since it costs one viewer here and serves a whole node's viewers there; and never
+            sent keyframes only under overload (``shed_lag``), which would starve all of them.
         """
         stream = self._stream(stream_id)
-        return await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_viewer, always=pull)
+        answer = await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_viewer, always=pull)
+        if pull:
+            self._pullers.add(participant_id)
+        return answer
 
     # -- edges: a stream pulled from its origin's relay (relay.upstream) ---------------------------
 
@@ -230,14 +235,11 @@ class Relay(AsyncIOEventEmitter):
 
     async def release_pull(self, stream_id: str) -> None:
         """Stop pulling the stream; with no viewer left here, the stream is closed on this relay."""
-        upstream = self._upstreams.pop(stream_id, None)
-        if upstream is None:
+        ended = await self._end_pull(stream_id)
+        if ended is None:
             return
-        await upstream.close()
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            return
-        await stream.remove(upstream.puller_id)
+        stream, puller = ended
+        await stream.remove(puller)
         if stream.empty:
             await self._close_scope(stream)
 
@@ -246,14 +248,19 @@ class Relay(AsyncIOEventEmitter):
         became the stream's origin): the viewers here keep their connections and tracks, and what the publisher
         sends continues their outgoing media where the pull left it (same SSRCs, sequence numbers running on,
         timestamps advancing with the clock), as when a publisher drops and returns."""
+        ended = await self._end_pull(stream_id)
+        if ended is not None:
+            stream, puller = ended
+            stream.hand_over(puller, publisher_id)
+
+    async def _end_pull(self, stream_id: str) -> tuple[Stream, str] | None:
+        """Close the stream's pull; the stream here and the pull's participant id (None: no pull, or no stream)."""
         upstream = self._upstreams.pop(stream_id, None)
         if upstream is None:
-            return
+            return None
         await upstream.close()
         stream = self._streams.get(stream_id)
-        if stream is None:
-            return
-        stream.hand_over(upstream.puller_id, publisher_id)
+        return (stream, upstream.puller_id) if stream is not None else None
 
     def stream_ids(self) -> list[str]:
         return list(self._streams)
@@ -379,8 +386,10 @@ class Relay(AsyncIOEventEmitter):
                 self._shedder.start()
 
     def _video_subscribers(self) -> list[SubscriberTrack]:
+        """What the overload shedder may send keyframes only: every video subscriber but other relays' pulls."""
         scopes: list[Room | Stream] = [*self._rooms.values(), *self._streams.values()]
-        return [t for scope in scopes for s in scope.router.sources.values() for t in s.video_subscribers()]
+        return [t for scope in scopes for s in scope.router.sources.values() for t in s.video_subscribers()
+                if t.owner not in self._pullers]
 
     def _check_open(self) -> None:
         if self._closed:
@@ -513,6 +522,7 @@ class Relay(AsyncIOEventEmitter):
             await peer.close()  # emits participant-closed while still current
         if self._participants.get(participant.id) is participant:
             del self._participants[participant.id]
+            self._pullers.discard(participant.id)
         scope = participant.scope
         await scope.remove(participant.id)
         if scope.empty:
@@ -532,6 +542,7 @@ class Relay(AsyncIOEventEmitter):
                 await participant.peer.close()
             if self._participants.get(participant.id) is participant:
                 del self._participants[participant.id]
+                self._pullers.discard(participant.id)
         await scope.close()
         event = RelayEvent.ROOM_CLOSED if isinstance(scope, Room) else RelayEvent.STREAM_CLOSED
         self._emit(ScopeClosed(event, scope.id, time.monotonic()))

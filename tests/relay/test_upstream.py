@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from relay import Relay, RelayBusyError
 from relay.load import CpuLoad
 from tests.relay.endpoints import Endpoint
+from tests.relay.test_overload import overload_loop
 from tests.relay.test_stream import count_keyframe_requests, publish, publisher, viewer, watch
 
 STREAM = "live-cascade"
@@ -81,16 +82,22 @@ async def test_a_late_joiner_on_the_edge_gets_a_keyframe_through_the_hop(
     assert len(requests) > before
 
 
-async def test_the_edge_resumes_by_itself_when_the_publisher_drops_and_returns(
-    relay: Relay, edge: Relay, endpoints: Callable[..., Endpoint]
-) -> None:
-    origin = relay
+async def watching_through(origin: Relay, edge: Relay, endpoints: Callable[..., Endpoint]) -> tuple[Endpoint, Endpoint]:
+    """"reader-1" publishing to the origin, the edge pulling, "watcher" on the edge decoding: (publisher, watcher)."""
     first = publisher(endpoints, "reader-1")
     await publish(origin, STREAM, first)
     await pull(origin, edge)
     watcher = viewer(endpoints, "watcher")
     await watch(edge, STREAM, watcher)
     await watcher.wait_decoded("video", 5, timeout=15)
+    return first, watcher
+
+
+async def test_the_edge_resumes_by_itself_when_the_publisher_drops_and_returns(
+    relay: Relay, edge: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    origin = relay
+    first, watcher = await watching_through(origin, edge, endpoints)
     await origin.leave("reader-1")  # the publisher's connection goes; the stream stays (a viewer: the pull)
     await first.close()
     decoded = watcher.decoded["video"]
@@ -99,25 +106,14 @@ async def test_the_edge_resumes_by_itself_when_the_publisher_drops_and_returns(
     assert edge.pull_state(STREAM) == "connected"
 
 
-def video_ssrcs(endpoint: Endpoint) -> set[int]:
-    """The SSRCs the endpoint's video receiver heard in the last 10 s."""
-    receiver = next(t.receiver for t in endpoint.pc.getTransceivers() if t.kind == "video")
-    return {s.source for s in receiver.getSynchronizationSources()}
-
-
 async def test_an_edge_that_becomes_the_origin_keeps_its_viewers_on_one_timeline(
     relay: Relay, edge: Relay, endpoints: Callable[..., Endpoint]
 ) -> None:
     """The origin's node died and the stream's new origin is this edge: the reader publishes here, the pull goes,
     and the viewers here go on from the pull's sources (same connection, same SSRC, timestamps running on)."""
     origin = relay
-    first = publisher(endpoints, "reader-1")
-    await publish(origin, STREAM, first)
-    await pull(origin, edge)
-    watcher = viewer(endpoints, "watcher")
-    await watch(edge, STREAM, watcher)
-    await watcher.wait_decoded("video", 5, timeout=15)
-    ssrcs = video_ssrcs(watcher)
+    first, watcher = await watching_through(origin, edge, endpoints)
+    ssrcs = watcher.video_ssrcs()
     assert len(ssrcs) == 1
 
     await origin.leave("reader-1")  # the origin's publisher is gone with its node
@@ -127,7 +123,7 @@ async def test_an_edge_that_becomes_the_origin_keeps_its_viewers_on_one_timeline
     await publish(edge, STREAM, publisher(endpoints, "reader-2"))
     decoded = watcher.decoded["video"]
     await watcher.wait_decoded("video", decoded + 10, timeout=15)
-    assert video_ssrcs(watcher) == ssrcs
+    assert watcher.video_ssrcs() == ssrcs
     # aiortc's receiver unwraps RTP timestamps: a timeline that went back shows as a leap of ~2**32 forward.
     steps = [later - earlier for earlier, later in itertools.pairwise(watcher.video_pts)]
     assert all(0 < step < 10 * 90000 for step in steps), f"the outgoing timeline jumped: {max(steps)}"
@@ -159,3 +155,35 @@ async def test_an_origin_at_its_cpu_limit_refuses_viewers_but_lets_an_edge_pull(
     served = viewer(endpoints, "served-by-the-edge")
     await watch(edge, STREAM, served)
     await served.wait_decoded("video", 5, timeout=15)
+
+
+@pytest.mark.slow
+async def test_an_origin_shedding_video_under_overload_never_sheds_an_edges_pull(
+    edge: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    """The shedder sends the newest video subscribers keyframes only while the loop lags; an edge's pull, usually
+    newer than the origin's own viewers, would then starve every viewer of the edge. It is never chosen."""
+    origin = Relay(ice_servers=[], registry=CollectorRegistry(), shed_lag=0.05)
+    origin.loop_monitor.min_cpu = 0.1  # as in tests/relay/test_overload.py: this shared machine's share of a core
+    assert origin._shedder is not None
+    origin._shedder.min_cpu = 0.1
+    stop = asyncio.Event()
+    try:
+        await publish(origin, STREAM, publisher(endpoints))
+        local = viewer(endpoints, "origin-viewer")
+        await watch(origin, STREAM, local)
+        await local.wait_decoded("video", 5, timeout=15)
+        offer = await edge.pull_stream(STREAM, PULLER)
+        await edge.accept_pull(STREAM, await origin.watch_stream(STREAM, PULLER, offer, pull=True))
+        watcher = viewer(endpoints, "edge-viewer")
+        await watch(edge, STREAM, watcher)
+        await watcher.wait_decoded("video", 5, timeout=15)
+
+        spinner = asyncio.ensure_future(overload_loop(stop))
+        await wait_until(lambda: origin.subscriber_tracks("origin-viewer")["video"].keyframes_only, timeout=20)
+        assert not origin.subscriber_tracks(PULLER)["video"].keyframes_only
+        stop.set()
+        await spinner
+    finally:
+        stop.set()
+        await origin.close()
