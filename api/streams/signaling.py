@@ -139,9 +139,10 @@ class StreamSignaling:
         connection_id = uuid.uuid4().hex
         role = "publisher" if socket.user_id == reader_id else "viewer"
         participant = publisher_id(stream_id) if role == "publisher" else f"stream:{stream_id}:viewer:{connection_id}"
-        media = await self._resumed_media(socket, stream_id) if role == "viewer" else None
-        if media is not None:
-            participant = str(socket.resume and socket.resume.get("participantId"))
+        kept = await self._kept_media(socket, stream_id) if role == "viewer" else None
+        media: str | None = None
+        if kept is not None:
+            participant, media = kept
             connection_id = participant.removeprefix(f"stream:{stream_id}:viewer:")
 
         new_audience = self._hub.audience(stream_id) is None
@@ -164,16 +165,17 @@ class StreamSignaling:
                          "stream": stream_json(row, self._hub)})
         socket.send(await self._hub.state(stream_id))
 
-    async def _resumed_media(self, socket: SignalingSocket, stream_id: str) -> str | None:
+    async def _kept_media(self, socket: SignalingSocket, stream_id: str) -> tuple[str, str] | None:
         """A viewer's seat carried over from the stream's home that died (``socket.resume``, set by the signal
-        bridge only): the node whose relay still serves its media, if it does; None for an ordinary join."""
+        bridge only): its relay participant and the node whose relay still serves it, if one does; None for an
+        ordinary join."""
         token, edges = socket.resume, self._app.get(STREAM_EDGES)
         if token is None or edges is None:
             return None
         participant, media = str(token.get("participantId") or ""), str(token.get("media") or "")
         if not participant.startswith(f"stream:{stream_id}:viewer:") or not media:
             return None
-        return media if await edges.resume(media, stream_id, participant) else None
+        return (participant, media) if await edges.resume(media, stream_id, participant) else None
 
     def _carried_over(self, socket: SignalingSocket, participant: str, media: str) -> None:
         """Seat a carried-over viewer as it was: no ``joined`` (its browser keeps its peer connection), its media
