@@ -23,9 +23,10 @@ to the room's new home (docs/cluster.md, "When a node dies").
 
 Unless the seat can be carried over: a home may leave the edge a *resume token* for a socket's seat
 (:func:`keep_resumable`: a stream viewer whose media another node's relay serves, which outlives the home). An
-edge that loses the home of such a seat does not close the socket: it sends the socket's ``join`` again, with the
-token, to the room's new home (or its own channel, if the room is placed here now), which seats the socket as it
-was, without a ``joined`` (the browser keeps its socket and its peer connection and notices nothing).
+edge that loses the home of such a seat (it died, or it is stopping and closes its bridged sockets) does not close
+the socket: it sends the socket's ``join`` again, with the token, to the room's new home (or its own channel, if
+the room is placed here now), which seats the socket as it was, without a ``joined`` (the browser keeps its socket
+and its peer connection and notices nothing).
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ class BridgeWire:
         self._socket_id = socket_id
         self._closed = False
         self._close_code: int | None = None
+        # This node is stopping (drain, shutdown): a seat with a resume token is carried over by the edge, as when
+        # this node dies, rather than closed; and the feature lets go of nothing the seat takes along (its media).
+        self.stopping = False
 
     @property
     def closed(self) -> bool:
@@ -113,10 +117,18 @@ class BridgeWire:
         if self._closed:
             return False
         self._closed, self._close_code = True, code
+        body: dict[str, Any] = {"s": self._socket_id, "close": code, "reason": message.decode(errors="replace")}
+        if self.stopping:
+            body["stopping"] = True
         with contextlib.suppress(ClusterUnavailable):
-            await self._bus.send(self._edge, BRIDGE_OUT, {"s": self._socket_id, "close": code,
-                                                          "reason": message.decode(errors="replace")})
+            await self._bus.send(self._edge, BRIDGE_OUT, body)
         return True
+
+
+def carried_over(socket: SignalingSocket) -> bool:
+    """Whether ``socket`` (bridged here) is let go because this node stops: its edge carries its seat over if this
+    node left a resume token for it (:func:`keep_resumable`), so what the seat takes along must not be let go here."""
+    return isinstance(socket.ws, BridgeWire) and socket.ws.stopping
 
 
 def keep_resumable(socket: SignalingSocket, token: dict[str, Any] | None) -> None:
@@ -183,6 +195,8 @@ class SignalBridge:
         """Every socket bridged here: tell its edge to reconnect elsewhere (1012), then leave its seat."""
         remotes = list(self._remotes.values())
         for remote in remotes:
+            if isinstance(remote.socket.ws, BridgeWire):
+                remote.socket.ws.stopping = True
             remote.socket.close_soon(CLOSE_MOVED, "this server is stopping; join again")
             remote.inbox.put_nowait(None)
         await asyncio.gather(*(r.task for r in remotes if r.task is not None), return_exceptions=True)
@@ -286,6 +300,9 @@ class SignalBridge:
         if "t" in body:
             socket.send_raw(str(body["t"]))
         elif "close" in body:
+            if seat is not None and seat.resume is not None and body.get("stopping"):
+                self._home_gone(socket, sender)  # the home drains or shuts down: as if it died
+                return
             if seat is not None:
                 self._forget_edge(socket)
             socket.close_soon(int(body["close"]), str(body.get("reason", "")))

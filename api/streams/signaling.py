@@ -32,7 +32,7 @@ from api.core.keys import DATABASE, RELAY, SETTINGS
 from api.core.ratelimit import RateLimiter
 from api.core.times import now_iso
 from api.realtime import transport
-from api.realtime.bridge import bridged, keep_resumable
+from api.realtime.bridge import bridged, carried_over, keep_resumable
 from api.realtime.socket import SignalingError, SignalingSocket
 from api.realtime.turn import ice_servers_for
 from api.streams.audience import AudienceFull
@@ -198,7 +198,11 @@ class StreamSignaling:
         self._hub.leave(seat.stream_id, seat.connection_id)
         audience = self._hub.audience(seat.stream_id)
         still_publishing = audience is not None and audience.publisher_connected
-        if seat.role == "viewer" or not still_publishing:
+        if seat.role == "viewer" and carried_over(socket) and seat.participant_id in self._media:
+            # This node stops and the socket's node carries the seat over, media and all, to the stream's next home.
+            self.participants.release(seat.participant_id)
+            del self._media[seat.participant_id]
+        elif seat.role == "viewer" or not still_publishing:
             # Another tab of the reader may have re-published on the same relay participant: keep that one.
             self.participants.release(seat.participant_id)
             await self._let_media_go(seat.participant_id)

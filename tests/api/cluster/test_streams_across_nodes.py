@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -289,9 +290,12 @@ async def give(pool: asyncpg.Pool, session: aiohttp.ClientSession, giver: Party,
     return dict(gifts[0])
 
 
-async def test_the_origin_dies_viewers_on_the_edges_keep_their_sockets_and_their_picture(
-        database_url: str, pool: asyncpg.Pool, tmp_path: Path, redis_server_url: str, redis_prefix: str) -> None:
-    """Issue 14's last fault: the origin's node is killed. The reader's tab joins again (on a survivor) and the
+@pytest.mark.parametrize("stop", ["kill", "drain"])
+async def test_the_origin_stops_viewers_on_the_edges_keep_their_sockets_and_their_picture(
+        stop: str, database_url: str, pool: asyncpg.Pool, tmp_path: Path, redis_server_url: str,
+        redis_prefix: str) -> None:
+    """Issue 14's last fault: the origin's node is killed (or drained: SIGTERM, as a rolling restart does; it
+    closes its sockets with 1012). The reader's tab joins again (on a survivor) and the
     stream gets a new origin; viewers whose socket and media are on the surviving nodes keep both (no close, no
     second ``joined``, the same peer connection) and decode frames again once the reader publishes anew; a viewer
     whose socket was on the dead node joins again elsewhere, as its browser does. Gifts paid before and after land
@@ -315,8 +319,11 @@ async def test_the_origin_dies_viewers_on_the_edges_keep_their_sockets_and_their
         ssrcs = [v.endpoint.video_ssrcs() for v in kept]
 
         killed = time.monotonic()
-        processes[home].kill()
-        processes[home].wait()
+        if stop == "kill":
+            processes[home].kill()
+        else:
+            processes[home].send_signal(signal.SIGTERM)
+        processes[home].wait(30)
         # The reader's tab, its socket gone with the node, joins again where the load balancer puts it.
         reader_ws = await publish(sessions[edges[0]], reader, stream_id, stack)
         republished = time.monotonic() - killed
@@ -327,8 +334,8 @@ async def test_the_origin_dies_viewers_on_the_edges_keep_their_sockets_and_their
 
         # The viewers on the survivors decode again: same sockets, same peer connections, one join each.
         await asyncio.gather(*(more_frames(v, timeout=30) for v in kept))
-        print(f"origin killed: the reader published again after {republished:.1f} s, the kept viewers decoded "
-              f"again after {time.monotonic() - killed:.1f} s")
+        print(f"origin stopped ({stop}): the reader published again after {republished:.1f} s, the kept viewers "
+              f"decoded again after {time.monotonic() - killed:.1f} s")
         await more_frames(rejoined, timeout=30)
         for viewer, pc, heard in zip(kept, pcs, ssrcs, strict=True):
             assert not viewer.socket.ws.closed
