@@ -66,8 +66,8 @@ class LiveReadings:
         self._starting: dict[str, asyncio.Task[ReadingRuntime | None]] = {}
         # A failed renewal is logged and tried again: the runtimes fence themselves when their leases run out by
         # their own clock.
-        self._jobs = [Periodic("reading leases", self.renew, interval=RENEW_SECONDS, expected=DB_ERRORS),
-                      Periodic("readings sweep", self.sweep, interval=SWEEP_SECONDS, expected=DB_ERRORS)]
+        self.renewal = Periodic("reading leases", self.renew, interval=RENEW_SECONDS, expected=DB_ERRORS)
+        self._sweeping = Periodic("readings sweep", self.sweep, interval=SWEEP_SECONDS, expected=DB_ERRORS)
         self._settings = app[SETTINGS]
         self.chat = ReadingChat(app, relay, clock=clock)  # readings' chat, from sockets and data channels
         self.node_id = app[NODE_ID]
@@ -98,8 +98,8 @@ class LiveReadings:
         adopted = await self.adopt()
         if adopted:
             log.info("readings adopted at start-up", extra={"count": len(adopted), "sessionIds": adopted})
-        for job in self._jobs:
-            job.start()
+        self.renewal.start()
+        self._sweeping.start()
 
     async def close(self) -> None:
         """Stop sweeping and hand every running reading over: its state persisted, its lease released (and, in a
@@ -110,7 +110,8 @@ class LiveReadings:
             await self.homes.close()  # no more starts asked by other nodes
         for task in self._starting.values():
             task.cancel()
-        await asyncio.gather(*(job.stop() for job in self._jobs), *self._starting.values(), return_exceptions=True)
+        await asyncio.gather(self.renewal.stop(), self._sweeping.stop(), *self._starting.values(),
+                             return_exceptions=True)
         await self.chat.close()
         runtimes = list(self._runtimes.values())
         handed = [asyncio.wait_for(rt.hand_over(), HAND_OVER_SECONDS) for rt in runtimes]
