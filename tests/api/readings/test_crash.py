@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,64 +23,22 @@ from api.readings import booking
 from billing import ledger, slots
 from billing.meter import net_cents, prorated_refund
 from billing.scheduled_policy import Booking, not_given_refund
+from tests.api.cluster import processes
 from tests.api.readings.test_media import connect_media
 from tests.billing.invariants import assert_ledger_invariants
-from tests.reading_steps import Party, Signal, at_least, deposit, quick_user, session_row, wait_for
+from tests.reading_steps import Party, Signal, at_least, deposit, quick_user, session_row, video_reading, wait_for
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[3]
 RATE = 600  # 10 cents a second, so a few seconds make a visible refund
 LEASE_SECONDS = 3
 PRICE = 1000  # a scheduled reading's flat price (15 or 30 minutes)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def serve(database_url: str, port: int, log: Path, grace: int = 60) -> Iterator[subprocess.Popen[bytes]]:
+def serve(database_url: str, port: int, log: Path, grace: int = 60) -> AbstractContextManager[subprocess.Popen[bytes]]:
     env = {**os.environ, "DATABASE_URL": database_url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_JSON": "false",
            "SOULSEER_GRACE_SECONDS": str(grace), "SOULSEER_SECRET_KEY": "crash-test-secret-key",
            "SOULSEER_READING_LEASE_SECONDS": str(LEASE_SECONDS), "SOULSEER_INTRO_FREE_MINUTES": "0"}
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-async def _ready(base: str) -> None:
-    async with aiohttp.ClientSession() as http:
-
-        async def up() -> bool:
-            try:
-                async with http.get(f"{base}/readyz") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(up, timeout=30, interval=0.1)
-
-
-async def _video_reading(http: aiohttp.ClientSession, reader: Party, client: Party) -> str:
-    await http.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": RATE})
-    await http.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
-    resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
-                           json={"readerId": reader.id, "sessionType": "video", "expectedCents": RATE})
-    session_id = str((await resp.json())["session"]["id"])
-    assert (await http.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)).status == 200
-    return session_id
+    return processes.serve(env, log, stop_timeout=15)
 
 
 async def _join(http: aiohttp.ClientSession, session_id: str, parties: dict[str, Party]) -> dict[str, Signal]:
@@ -101,7 +56,7 @@ def _kill(process: subprocess.Popen[bytes], how: signal.Signals) -> None:
 
 def _server_place(tmp_path: Path) -> tuple[int, str, Path]:
     """A free port for a ``soulseer serve``, its base URL, and where its log goes."""
-    port = _free_port()
+    port = processes.free_port()
     return port, f"http://127.0.0.1:{port}", tmp_path / "serve.log"
 
 
@@ -116,7 +71,7 @@ async def _parties(pool: asyncpg.Pool) -> tuple[Party, Party]:
 async def _started_video_reading(http: aiohttp.ClientSession, reader: Party, client: Party,
                                  peers: list[Any]) -> tuple[str, dict[str, Signal]]:
     """A video reading both parties joined with media (their peers kept in ``peers``), started."""
-    session_id = await _video_reading(http, reader, client)
+    session_id = await video_reading(http, reader, client, RATE)
     sockets = await _join(http, session_id, {"client": client, "reader": reader})
     for role in ("client", "reader"):
         peers.append(await connect_media(sockets[role], role))
@@ -130,7 +85,7 @@ async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_set
     reader, client = await _parties(pool)
     peers = []
     with serve(database_url, port, log) as first:
-        await _ready(base)
+        await processes.ready(base)
         async with aiohttp.ClientSession(base_url=base) as http:
             session_id, _sockets = await _started_video_reading(http, reader, client, peers)
 
@@ -147,7 +102,7 @@ async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_set
     seconds = crashed["meter_billable_seconds"]
 
     with serve(database_url, port, log, grace=5):
-        await _ready(base)
+        await processes.ready(base)
 
         async def settled() -> bool:
             return (await session_row(pool, session_id))["status"] == "ended"
@@ -170,7 +125,7 @@ async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_set
 
     # A third start finds nothing more to do: no second refund, no second notification.
     with serve(database_url, port, log):
-        await _ready(base)  # start-up adoption runs before the server is ready
+        await processes.ready(base)  # start-up adoption runs before the server is ready
     assert await pool.fetchval("SELECT count(*) FROM ledger_transactions WHERE ref = $1", session_id) == 2
     assert await ledger.balance(pool, client.id) == 5_000 - row["charged_cents"]
     assert len(await pool.fetch("SELECT 1 FROM notifications WHERE kind = 'session-ended'")) == 2
@@ -183,7 +138,7 @@ async def test_a_video_reading_goes_on_after_kill_9_when_its_parties_rejoin_and_
     reader, client = await _parties(pool)
     peers = []
     with serve(database_url, port, log) as first:
-        await _ready(base)
+        await processes.ready(base)
         async with aiohttp.ClientSession(base_url=base) as http:
             session_id, sockets = await _started_video_reading(http, reader, client, peers)
             await sockets["client"].expect("session-state", timeout=10, billableSeconds=at_least(2))
@@ -196,7 +151,7 @@ async def test_a_video_reading_goes_on_after_kill_9_when_its_parties_rejoin_and_
 
     peers = []
     with serve(database_url, port, log):
-        await _ready(base)
+        await processes.ready(base)
         async with aiohttp.ClientSession(base_url=base) as http:
             # The browsers re-join (the join waits for the dead owner's lease to lapse) and offer again.
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
@@ -250,14 +205,14 @@ async def test_a_scheduled_reading_killed_before_its_start_resumes_when_its_part
     reader, client = await _parties(pool)
     session_id, _ = await _scheduled(pool, reader, client, timedelta(minutes=6), 15)
     with serve(database_url, port, log) as first:
-        await _ready(base)
+        await processes.ready(base)
         async with aiohttp.ClientSession(base_url=base) as http:
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
             await sockets["client"].expect("start-session", timeout=10)
             await sockets["client"].expect("session-state", timeout=10, billableSeconds=at_least(2))
             _kill(first, signal.SIGKILL)
     with serve(database_url, port, log):
-        await _ready(base)
+        await processes.ready(base)
         async with aiohttp.ClientSession(base_url=base) as http:
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
             state = await sockets["client"].expect("session-state", running=True, timeout=10)
@@ -284,7 +239,7 @@ async def test_a_scheduled_reading_stopped_by_sigterm_whose_parties_do_not_retur
     reader, client = await _parties(pool)
     session_id, starts_at = await _scheduled(pool, reader, client, -timedelta(seconds=30), 30)
     with serve(database_url, port, log) as first:
-        await _ready(base)
+        await processes.ready(base)
         async with aiohttp.ClientSession(base_url=base) as http:
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
             await sockets["client"].expect("start-session", timeout=10)
@@ -293,7 +248,7 @@ async def test_a_scheduled_reading_stopped_by_sigterm_whose_parties_do_not_retur
     handed = await session_row(pool, session_id)
     assert handed["status"] == "active"  # handed over, not ended
     with serve(database_url, port, log, grace=3):
-        await _ready(base)
+        await processes.ready(base)
 
         async def ended() -> bool:
             return (await session_row(pool, session_id))["status"] == "ended"
