@@ -10,7 +10,8 @@ import os
 import signal
 import subprocess
 import time
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,16 @@ LEASE_SECONDS = 3
 PRICE = 1000  # a scheduled reading's flat price (15 or 30 minutes)
 
 
-def serve(database_url: str, port: int, log: Path, grace: int = 60) -> AbstractContextManager[subprocess.Popen[bytes]]:
+@asynccontextmanager
+async def serving(database_url: str, port: int, log: Path, grace: int = 60) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A ``soulseer serve`` on ``port``, ready (its start-up adoption done); stopped with SIGTERM at the end if it
+    still runs."""
     env = {**os.environ, "DATABASE_URL": database_url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_JSON": "false",
            "SOULSEER_GRACE_SECONDS": str(grace), "SOULSEER_SECRET_KEY": "crash-test-secret-key",
            "SOULSEER_READING_LEASE_SECONDS": str(LEASE_SECONDS), "SOULSEER_INTRO_FREE_MINUTES": "0"}
-    return processes.serve(env, log, stop_timeout=15)
+    with processes.serve(env, log, stop_timeout=15) as process:
+        await processes.ready(f"http://127.0.0.1:{port}")
+        yield process
 
 
 async def _join(http: aiohttp.ClientSession, session_id: str, parties: dict[str, Party]) -> dict[str, Signal]:
@@ -84,8 +90,7 @@ async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_set
     port, base, log = _server_place(tmp_path)
     reader, client = await _parties(pool)
     peers = []
-    with serve(database_url, port, log) as first:
-        await processes.ready(base)
+    async with serving(database_url, port, log) as first:
         async with aiohttp.ClientSession(base_url=base) as http:
             session_id, _sockets = await _started_video_reading(http, reader, client, peers)
 
@@ -101,9 +106,7 @@ async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_set
     assert crashed["status"] == "active" and crashed["charged_cents"] == RATE
     seconds = crashed["meter_billable_seconds"]
 
-    with serve(database_url, port, log, grace=5):
-        await processes.ready(base)
-
+    async with serving(database_url, port, log, grace=5):
         async def settled() -> bool:
             return (await session_row(pool, session_id))["status"] == "ended"
 
@@ -124,8 +127,8 @@ async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_set
     assert {str(n["user_id"]) for n in notes} == {client.id, reader.id}
 
     # A third start finds nothing more to do: no second refund, no second notification.
-    with serve(database_url, port, log):
-        await processes.ready(base)  # start-up adoption runs before the server is ready
+    async with serving(database_url, port, log):
+        pass  # start-up adoption runs before the server is ready
     assert await pool.fetchval("SELECT count(*) FROM ledger_transactions WHERE ref = $1", session_id) == 2
     assert await ledger.balance(pool, client.id) == 5_000 - row["charged_cents"]
     assert len(await pool.fetch("SELECT 1 FROM notifications WHERE kind = 'session-ended'")) == 2
@@ -137,8 +140,7 @@ async def test_a_video_reading_goes_on_after_kill_9_when_its_parties_rejoin_and_
     port, base, log = _server_place(tmp_path)
     reader, client = await _parties(pool)
     peers = []
-    with serve(database_url, port, log) as first:
-        await processes.ready(base)
+    async with serving(database_url, port, log) as first:
         async with aiohttp.ClientSession(base_url=base) as http:
             session_id, sockets = await _started_video_reading(http, reader, client, peers)
             await sockets["client"].expect("session-state", timeout=10, billableSeconds=at_least(2))
@@ -150,8 +152,7 @@ async def test_a_video_reading_goes_on_after_kill_9_when_its_parties_rejoin_and_
     assert crashed["status"] == "active" and before >= 2
 
     peers = []
-    with serve(database_url, port, log):
-        await processes.ready(base)
+    async with serving(database_url, port, log):
         async with aiohttp.ClientSession(base_url=base) as http:
             # The browsers re-join (the join waits for the dead owner's lease to lapse) and offer again.
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
@@ -204,15 +205,13 @@ async def test_a_scheduled_reading_killed_before_its_start_resumes_when_its_part
     port, base, log = _server_place(tmp_path)
     reader, client = await _parties(pool)
     session_id, _ = await _scheduled(pool, reader, client, timedelta(minutes=6), 15)
-    with serve(database_url, port, log) as first:
-        await processes.ready(base)
+    async with serving(database_url, port, log) as first:
         async with aiohttp.ClientSession(base_url=base) as http:
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
             await sockets["client"].expect("start-session", timeout=10)
             await sockets["client"].expect("session-state", timeout=10, billableSeconds=at_least(2))
             _kill(first, signal.SIGKILL)
-    with serve(database_url, port, log):
-        await processes.ready(base)
+    async with serving(database_url, port, log):
         async with aiohttp.ClientSession(base_url=base) as http:
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
             state = await sockets["client"].expect("session-state", running=True, timeout=10)
@@ -238,8 +237,7 @@ async def test_a_scheduled_reading_stopped_by_sigterm_whose_parties_do_not_retur
     port, base, log = _server_place(tmp_path)
     reader, client = await _parties(pool)
     session_id, starts_at = await _scheduled(pool, reader, client, -timedelta(seconds=30), 30)
-    with serve(database_url, port, log) as first:
-        await processes.ready(base)
+    async with serving(database_url, port, log) as first:
         async with aiohttp.ClientSession(base_url=base) as http:
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
             await sockets["client"].expect("start-session", timeout=10)
@@ -247,9 +245,7 @@ async def test_a_scheduled_reading_stopped_by_sigterm_whose_parties_do_not_retur
             _kill(first, signal.SIGTERM)
     handed = await session_row(pool, session_id)
     assert handed["status"] == "active"  # handed over, not ended
-    with serve(database_url, port, log, grace=3):
-        await processes.ready(base)
-
+    async with serving(database_url, port, log, grace=3):
         async def ended() -> bool:
             return (await session_row(pool, session_id))["status"] == "ended"
 
