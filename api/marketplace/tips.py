@@ -23,7 +23,7 @@ from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.openapi import operation
 from api.core.times import iso
 from api.realtime import notifications
-from api.streams.gift_payment import charge_gift, read_gift_request
+from api.streams.gift_payment import GiftRequest, charge_gift, check_replay, read_gift_request
 from billing import ledger
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,8 @@ def tip_json(row: asyncpg.Record) -> dict[str, Any]:
             "requestId": row["request_id"], "createdAt": iso(row["created_at"])}
 
 
-def _replay(row: asyncpg.Record, session_id: str, gift_id: str) -> web.Response:
-    if str(row["session_id"]) != session_id or str(row["gift_id"]) != gift_id:
-        raise Conflict("this requestId was already used for a different tip", code="request_id_reused",
-                       field="requestId")
+def _replay(row: asyncpg.Record, session_id: str, wanted: GiftRequest) -> web.Response:
+    check_replay(row, wanted, place="session_id", place_id=session_id, what="tip")
     return web.json_response({"tip": tip_json(row), "replayed": True}, status=201)
 
 
@@ -63,7 +61,7 @@ async def send_tip(request: web.Request) -> web.Response:
     pool = request.app[DATABASE].pool
     found = await pool.fetchrow(f"{_SELECT} WHERE t.client_id = $1 AND t.request_id = $2", user.id, request_id)
     if found is not None:  # a retry answers with the first tip, whatever happened since
-        return _replay(found, session_id, gift_id)
+        return _replay(found, session_id, wanted)
     wait = await request.app[TIP_LIMITER].hit(user.id, client_address(request), token=request_id)
     if wait > 0:
         raise TooManyRequests("too many tips at once; slow down", headers={"Retry-After": str(int(wait) + 1)})
@@ -96,7 +94,7 @@ async def send_tip(request: web.Request) -> web.Response:
     row = await pool.fetchrow(f"{_SELECT} WHERE t.client_id = $1 AND t.request_id = $2", user.id, request_id)
     assert row is not None
     if stored is None:  # the same request raced itself: the other one paid (the ledger key made this a replay)
-        return _replay(row, session_id, gift_id)
+        return _replay(row, session_id, wanted)
     notifications.deliver(request.app, [stored])
     log.info("tip sent", extra={"sessionId": session_id, "userId": user.id, "giftId": gift_id, "txnId": paid.txn.id})
     return web.json_response({"tip": tip_json(row), "balanceCents": balance}, status=201)

@@ -13,7 +13,7 @@ import asyncpg
 from aiohttp import web
 
 from api.core import validation as v
-from api.core.errors import Invalid, PaymentRequired
+from api.core.errors import Conflict, Invalid, PaymentRequired
 from billing import ledger
 from billing.errors import InsufficientFunds
 from billing.prices import confirm_price, dollars
@@ -41,6 +41,14 @@ async def read_gift_request(request: web.Request) -> GiftRequest:
     if not _REQUEST_ID.match(request_id):
         raise Invalid("requestId must be 1 to 64 letters, digits or . _ : -", field="requestId")
     return GiftRequest(gift_id, expected, request_id)
+
+
+def check_replay(first: asyncpg.Record, wanted: GiftRequest, *, place: str, place_id: str, what: str) -> None:
+    """A retry (a ``requestId`` already paid, ``first``) must ask for the same gift in the same ``place`` (the row's
+    column naming the stream or the reading); another request under the same id is refused."""
+    if str(first[place]) != place_id or str(first["gift_id"]) != wanted.gift_id:
+        raise Conflict(f"this requestId was already used for a different {what}", code="request_id_reused",
+                       field="requestId")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from api.core.errors import Conflict, NotFound, TooManyRequests
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from api.core.openapi import operation
 from api.core.times import iso
-from api.streams.gift_payment import charge_gift, read_gift_request
+from api.streams.gift_payment import GiftRequest, charge_gift, check_replay, read_gift_request
 from api.streams.hub import STREAM_HUB
 from billing import ledger
 
@@ -61,10 +61,8 @@ async def _existing(db: asyncpg.Pool | asyncpg.Connection, user: User, request_i
                              user.id, request_id)
 
 
-def _replay(row: asyncpg.Record, stream_id: str, gift_id: str) -> web.Response:
-    if str(row["stream_id"]) != stream_id or str(row["gift_id"]) != gift_id:
-        raise Conflict("this requestId was already used for a different gift", code="request_id_reused",
-                       field="requestId")
+def _replay(row: asyncpg.Record, stream_id: str, wanted: GiftRequest) -> web.Response:
+    check_replay(row, wanted, place="stream_id", place_id=stream_id, what="gift")
     return web.json_response({"gift": sent_json(row), "replayed": True}, status=201)
 
 
@@ -86,7 +84,7 @@ async def send_gift(request: web.Request) -> web.Response:
     # A retry of a gift already made answers with it, whatever happened since (stream ended, rate limit).
     found = await _existing(pool, user, request_id)
     if found is not None:
-        return _replay(found, stream_id, gift_id)
+        return _replay(found, stream_id, wanted)
     # Concurrent retries of one requestId are one gift: they use one place in the limit, not one each.
     wait = await request.app[GIFT_LIMITER].hit(f"{user.id}:{stream_id}", token=request_id)
     if wait > 0:
@@ -115,7 +113,7 @@ async def send_gift(request: web.Request) -> web.Response:
         # The same request raced itself: the other one paid (the ledger key made this charge a replay).
         row = await _existing(pool, user, request_id)
         assert row is not None
-        return _replay(row, stream_id, gift_id)
+        return _replay(row, stream_id, wanted)
     row = await _existing(pool, user, request_id)
     assert row is not None
     log.info("gift sent", extra={"streamId": stream_id, "userId": user.id, "giftId": gift_id,
