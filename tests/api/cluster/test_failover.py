@@ -96,6 +96,14 @@ async def open_side(opened: list[aiohttp.ClientSession], node: Node, party: Part
     return side
 
 
+async def _people(pool: asyncpg.Pool) -> tuple[Party, Party, Party]:
+    """An admin (to ask the nodes who they are), a reader, and a client with $50.00."""
+    admin, reader, client = (await quick_user(pool, "admin"), await quick_user(pool, "reader"),
+                             await quick_user(pool, "client"))
+    await deposit(pool, client.id, 5_000)
+    return admin, reader, client
+
+
 async def video_reading_on(node: Node, reader: Party, client: Party) -> str:
     async with aiohttp.ClientSession(base_url=node.base) as http:
         return await video_reading(http, reader, client, RATE)
@@ -124,9 +132,7 @@ async def check_the_money(pool: asyncpg.Pool, session_id: str, client: Party) ->
 
 async def test_a_reading_whose_home_is_killed_goes_on_on_a_survivor_and_the_outage_is_not_billed(
         database_url: str, pool: asyncpg.Pool, tmp_path: Path, redis_server_url: str, redis_prefix: str) -> None:
-    admin, reader, client = (await quick_user(pool, "admin"), await quick_user(pool, "reader"),
-                             await quick_user(pool, "client"))
-    await deposit(pool, client.id, 5_000)
+    admin, reader, client = await _people(pool)
     with cluster(3, database_url, redis_server_url, redis_prefix, tmp_path) as nodes:
         await started(nodes, admin, pool)
         session_id = await video_reading_on(nodes[0], reader, client)
@@ -182,9 +188,7 @@ async def test_a_reading_whose_home_is_killed_goes_on_on_a_survivor_and_the_outa
 
 async def test_a_drained_node_hands_its_reading_over_and_exits_and_the_reading_goes_on_elsewhere(
         database_url: str, pool: asyncpg.Pool, tmp_path: Path, redis_server_url: str, redis_prefix: str) -> None:
-    admin, reader, client = (await quick_user(pool, "admin"), await quick_user(pool, "reader"),
-                             await quick_user(pool, "client"))
-    await deposit(pool, client.id, 5_000)
+    admin, reader, client = await _people(pool)
     with cluster(2, database_url, redis_server_url, redis_prefix, tmp_path) as nodes:
         await started(nodes, admin, pool)
         session_id = await video_reading_on(nodes[0], reader, client)
