@@ -33,7 +33,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -47,6 +46,7 @@ from aiortc.mediastreams import MediaStreamTrack  # noqa: E402
 from aiortc.rtp import RtpPacket  # noqa: E402
 
 from api.accounts.auth import start_login  # noqa: E402
+from bench.scratch import create_database, database_url, drop_database  # noqa: E402
 from billing import ledger  # noqa: E402
 from relay.aiortc_hooks import take_encoded_frames  # noqa: E402
 from tests.relay.endpoints import Endpoint  # noqa: E402
@@ -64,10 +64,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 class Watcher:
@@ -140,7 +136,7 @@ class Bench:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.db_name = f"soulseer_bench_{uuid.uuid4().hex[:8]}"
-        self.db_url = with_database(args.postgres_url, self.db_name)
+        self.db_url = database_url(args.postgres_url, self.db_name)
         self.server: subprocess.Popen[bytes] | None = None
         self.pool: asyncpg.Pool | None = None
         self.http: aiohttp.ClientSession | None = None
@@ -151,9 +147,7 @@ class Bench:
         self.sent: dict[str, float] = {}
 
     async def start(self) -> None:
-        admin = await asyncpg.connect(self.args.postgres_url)
-        await admin.execute(f'CREATE DATABASE "{self.db_name}"')
-        await admin.close()
+        await create_database(self.args.postgres_url, self.db_name, migrated=False)
         env = {**os.environ, "DATABASE_URL": self.db_url, "SOULSEER_PORT": str(self.port),
                "SOULSEER_LOG_LEVEL": "WARNING", "SOULSEER_GIFT_RATE_LIMIT": "10000",
                "SOULSEER_MAX_PARTICIPANTS": "2000", "PYTHONPATH": str(ROOT),
@@ -307,9 +301,7 @@ class Bench:
             except subprocess.TimeoutExpired:
                 self.server.kill()
         self.log.close()
-        admin = await asyncpg.connect(self.args.postgres_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(self.args.postgres_url, self.db_name)
 
 
 class Offerer(Protocol):
