@@ -46,6 +46,7 @@ from aiortc.mediastreams import MediaStreamTrack  # noqa: E402
 from aiortc.rtp import RtpPacket  # noqa: E402
 
 from api.accounts.auth import start_login  # noqa: E402
+from api.accounts.login import insert_account  # noqa: E402
 from bench.scratch import create_database, database_url, drop_database  # noqa: E402
 from billing import ledger  # noqa: E402
 from relay.aiortc_hooks import take_encoded_frames  # noqa: E402
@@ -172,14 +173,8 @@ class Bench:
     async def user(self, role: str, name: str) -> tuple[str, dict[str, str]]:
         assert self.pool is not None
         async with self.pool.acquire() as conn, conn.transaction():
-            user_id = str(await conn.fetchval(
-                "INSERT INTO users (email, password_hash, display_name, role) VALUES ($1, $2, $3, $4) RETURNING id",
-                f"{uuid.uuid4().hex}@bench.test", self.password_hash, name, role))
-            if role == "client":
-                await conn.execute("INSERT INTO client_balances (client_id) VALUES ($1)", user_id)
-            else:
-                await conn.execute("INSERT INTO reader_rates (reader_id) VALUES ($1)", user_id)
-                await conn.execute("INSERT INTO reader_availability (reader_id) VALUES ($1)", user_id)
+            account = await insert_account(conn, f"{uuid.uuid4().hex}@bench.test", self.password_hash, name, role)
+            user_id = str(account["id"])
             token, _ = await start_login(conn, user_id, user_agent="bench", address=None)
         return user_id, {"Authorization": f"Bearer {token}"}
 

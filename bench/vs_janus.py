@@ -141,6 +141,7 @@ class SoulSeer(Server):
         from argon2 import PasswordHasher
 
         from api.accounts.auth import start_login
+        from api.accounts.login import insert_account
         from bench.scratch import create_database
 
         await create_database(self._admin_url, self.db_name, migrated=False)
@@ -173,15 +174,9 @@ class SoulSeer(Server):
             for i in range(viewers + 1):
                 role = "reader" if i == 0 else "client"
                 async with conn.transaction():
-                    user_id = str(await conn.fetchval(
-                        "INSERT INTO users (email, password_hash, display_name, role) VALUES ($1, $2, $3, $4)"
-                        " RETURNING id", f"{uuid.uuid4().hex}@bench.test", password_hash, f"bench {i}", role))
-                    if role == "client":
-                        await conn.execute("INSERT INTO client_balances (client_id) VALUES ($1)", user_id)
-                    else:
-                        await conn.execute("INSERT INTO reader_rates (reader_id) VALUES ($1)", user_id)
-                        await conn.execute("INSERT INTO reader_availability (reader_id) VALUES ($1)", user_id)
-                    token, _ = await start_login(conn, user_id, user_agent="bench", address=None)
+                    account = await insert_account(conn, f"{uuid.uuid4().hex}@bench.test", password_hash,
+                                                   f"bench {i}", role)
+                    token, _ = await start_login(conn, str(account["id"]), user_agent="bench", address=None)
                 self.tokens.append(token)
         finally:
             await conn.close()
