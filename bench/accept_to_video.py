@@ -30,7 +30,6 @@ import tempfile
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiohttp import web
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.app import create_app  # noqa: E402
-from api.core.migrations import migrate  # noqa: E402
+from bench.scratch import create_database, drop_database  # noqa: E402
 from billing import ledger  # noqa: E402
 from config.settings import load_settings  # noqa: E402
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
@@ -77,10 +76,6 @@ WATCH = """
   }, 10);
 })();
 """
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 async def _account(context: BrowserContext, role: str, name: str) -> dict[str, str]:
@@ -127,14 +122,8 @@ async def _round(reader: Page, client: Page, reader_id: str) -> dict[str, int]:
 
 async def run(database_url: str, rounds: int) -> list[dict[str, int]]:
     name = f"soulseer_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = _with_database(database_url, name)
+    url = await create_database(database_url, name, migrated=True)
     try:
-        conn = await asyncpg.connect(url)
-        await migrate(conn)
-        await conn.close()
         settings = replace(load_settings({}), database_url=url, secret_key="bench-secret-key-not-for-production",
                            data_dir=Path(tempfile.mkdtemp(prefix="soulseer-bench-")), log_json=False,
                            max_relay_cpu_percent=0, max_relay_loop_lag_ms=0, relay_shed_lag_ms=0)
@@ -149,9 +138,7 @@ async def run(database_url: str, rounds: int) -> list[dict[str, int]]:
         finally:
             await runner.cleanup()
     finally:
-        admin = await asyncpg.connect(database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(database_url, name)
 
 
 async def _rounds(base: str, url: str, rounds: int) -> list[dict[str, int]]:

@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.cluster.embedded import EmbeddedRedis  # noqa: E402
-from api.core.migrations import migrate  # noqa: E402
-from bench.signaling import Pair, _database, _free_port, _percentile, _user, end, make_pairs, request_accept  # noqa: E402
+from bench.scratch import create_database, drop_database  # noqa: E402
+from bench.signaling import Pair, _free_port, _percentile, _user, end, make_pairs, request_accept  # noqa: E402
 
 BAD_CANDIDATE = {"candidate": "candidate:x", "sdpMid": "0", "sdpMLineIndex": 0}
 
@@ -213,12 +213,8 @@ async def throughput(nodes: list[Node], pool: asyncpg.Pool, pairs: list[Pair], b
 
 async def main(args: argparse.Namespace) -> None:
     name = f"soulseer_bench_cluster_{os.getpid()}"
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = _database(args.database_url, name)
+    url = await create_database(args.database_url, name, migrated=True)
     conn = await asyncpg.connect(url)
-    await migrate(conn)
     _, admin_headers = await _user(conn, "admin")
     await conn.close()
     redis = None
@@ -289,9 +285,7 @@ async def main(args: argparse.Namespace) -> None:
             node.process.wait(30)
         if redis is not None:
             redis.stop()
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(args.database_url, name)
 
 
 if __name__ == "__main__":

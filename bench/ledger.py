@@ -33,22 +33,18 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.core.migrations import migrate
+from bench.scratch import create_database, drop_database
 from billing import ledger, recovery
 from billing.batcher import ChargeBatcher
 
 RATE_CENTS = 199
 Charge = Callable[[asyncpg.Pool, int, int], Awaitable[None]]
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 async def _setup(url: str, sessions: int) -> list[tuple[str, str, str]]:
@@ -150,9 +146,7 @@ def _percentile(values: list[float], pct: float) -> float:
 async def main(args: argparse.Namespace) -> int:
     load = os.getloadavg()[0]
     name = f"soulseer_bench_{os.getpid()}"
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(args.database_url, name)
+    url = await create_database(args.database_url, name, migrated=False)  # _setup migrates it
     try:
         readings = await _setup(url, args.sessions)
         pool = await asyncpg.create_pool(url, min_size=args.pool_size, max_size=args.pool_size)
@@ -175,8 +169,7 @@ async def main(args: argparse.Namespace) -> int:
             await pool.close()
     finally:
         if not args.keep:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+            await drop_database(args.database_url, name)
 
     base = rows[0][2]
     cores = os.cpu_count() or 1

@@ -32,7 +32,6 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -42,14 +41,10 @@ sys.path.insert(0, str(ROOT))
 
 from api.accounts.auth import start_login  # noqa: E402
 from api.accounts.login import insert_account  # noqa: E402
-from api.core.migrations import migrate  # noqa: E402
+from bench.scratch import create_database, database_url, drop_database  # noqa: E402
 
 # Never checked: the reading account logs in through start_login, not with a password.
 _NO_PASSWORD = "$argon2id$v=19$m=65536,t=3,p=4$bm90LWEtcmVhbC1zYWx0$bm90LWEtcmVhbC1oYXNo"
-
-
-def _database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 def _free_port() -> int:
@@ -65,18 +60,13 @@ class Server:
         self.args = args
         self.extra = env
         self.name = f"soulseer_bench_reg_{uuid.uuid4().hex[:8]}"
-        self.url = _database(args.database_url, self.name)
+        self.url = database_url(args.database_url, self.name)
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     async def __aenter__(self) -> Server:
-        admin = await asyncpg.connect(self.args.database_url)
-        await admin.execute(f'CREATE DATABASE "{self.name}"')
-        await admin.close()
-        conn = await asyncpg.connect(self.url)
-        await migrate(conn)
-        await conn.close()
+        await create_database(self.args.database_url, self.name, migrated=True)
         root = str(Path(self.args.server_root).resolve())
         env = {**os.environ, "DATABASE_URL": self.url, "SOULSEER_PORT": str(self.port),
                "SOULSEER_LOG_LEVEL": "ERROR", "PYTHONPATH": root, **self.extra}
@@ -95,9 +85,7 @@ class Server:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=30)
-        admin = await asyncpg.connect(self.args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(self.args.database_url, self.name)
 
     async def reader_headers(self) -> dict[str, str]:
         conn = await asyncpg.connect(self.url)

@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -37,6 +36,7 @@ from api.core.database import EmbeddedPostgres
 from api.core.migrations import migrate
 from api.marketplace import reviews, search
 from api.marketplace.search import ReaderQuery
+from bench.scratch import create_database, drop_database
 from billing import slots
 
 SPECIALTIES = ["Tarot", "Astrology", "Dream work", "Love & relationships", "Career", "Mediumship", "Numerology",
@@ -167,9 +167,7 @@ async def main() -> None:
         else:
             embedded = EmbeddedPostgres(Path(folder))
             admin_url = await embedded.start()
-        admin = await asyncpg.connect(admin_url)
-        await admin.execute(f'CREATE DATABASE "{scratch}"')
-        url = urlunsplit(urlsplit(admin_url)._replace(path="/" + scratch))
+        url = await create_database(admin_url, scratch, migrated=False)  # seed() migrates it
         try:
             started = time.perf_counter()
             conn = await asyncpg.connect(url)
@@ -185,8 +183,7 @@ async def main() -> None:
             finally:
                 await pool.close()
         finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
-            await admin.close()
+            await drop_database(admin_url, scratch)
             if embedded is not None:
                 await embedded.stop()
 

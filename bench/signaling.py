@@ -31,7 +31,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.accounts.auth import start_login  # noqa: E402
-from api.core.migrations import migrate  # noqa: E402
+from bench.scratch import create_database, drop_database  # noqa: E402
 from billing import ledger  # noqa: E402
 
 
@@ -52,10 +51,6 @@ class Pair:
     reader: dict[str, str]
     client_id: str
     client: dict[str, str]
-
-
-def _database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 def _free_port() -> int:
@@ -196,13 +191,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 async def main(args: argparse.Namespace) -> None:
     name = f"soulseer_bench_{os.getpid()}"
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = _database(args.database_url, name)
-    conn = await asyncpg.connect(url)
-    await migrate(conn)
-    await conn.close()
+    url = await create_database(args.database_url, name, migrated=True)
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_LEVEL": "WARNING",
            "SOULSEER_MAX_PARTICIPANTS": str(max(500, 4 * args.concurrency)),
@@ -240,9 +229,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         server.terminate()
         server.wait(20)
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(args.database_url, name)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -47,6 +46,8 @@ from aiortc.mediastreams import MediaStreamTrack  # noqa: E402
 from aiortc.rtp import RtpPacket  # noqa: E402
 
 from api.accounts.auth import start_login  # noqa: E402
+from api.accounts.login import insert_account  # noqa: E402
+from bench.scratch import create_database, database_url, drop_database  # noqa: E402
 from billing import ledger  # noqa: E402
 from relay.aiortc_hooks import take_encoded_frames  # noqa: E402
 from tests.relay.endpoints import Endpoint  # noqa: E402
@@ -64,10 +65,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 class Watcher:
@@ -140,7 +137,7 @@ class Bench:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.db_name = f"soulseer_bench_{uuid.uuid4().hex[:8]}"
-        self.db_url = with_database(args.postgres_url, self.db_name)
+        self.db_url = database_url(args.postgres_url, self.db_name)
         self.server: subprocess.Popen[bytes] | None = None
         self.pool: asyncpg.Pool | None = None
         self.http: aiohttp.ClientSession | None = None
@@ -151,9 +148,7 @@ class Bench:
         self.sent: dict[str, float] = {}
 
     async def start(self) -> None:
-        admin = await asyncpg.connect(self.args.postgres_url)
-        await admin.execute(f'CREATE DATABASE "{self.db_name}"')
-        await admin.close()
+        await create_database(self.args.postgres_url, self.db_name, migrated=False)
         env = {**os.environ, "DATABASE_URL": self.db_url, "SOULSEER_PORT": str(self.port),
                "SOULSEER_LOG_LEVEL": "WARNING", "SOULSEER_GIFT_RATE_LIMIT": "10000",
                "SOULSEER_MAX_PARTICIPANTS": "2000", "PYTHONPATH": str(ROOT),
@@ -178,14 +173,8 @@ class Bench:
     async def user(self, role: str, name: str) -> tuple[str, dict[str, str]]:
         assert self.pool is not None
         async with self.pool.acquire() as conn, conn.transaction():
-            user_id = str(await conn.fetchval(
-                "INSERT INTO users (email, password_hash, display_name, role) VALUES ($1, $2, $3, $4) RETURNING id",
-                f"{uuid.uuid4().hex}@bench.test", self.password_hash, name, role))
-            if role == "client":
-                await conn.execute("INSERT INTO client_balances (client_id) VALUES ($1)", user_id)
-            else:
-                await conn.execute("INSERT INTO reader_rates (reader_id) VALUES ($1)", user_id)
-                await conn.execute("INSERT INTO reader_availability (reader_id) VALUES ($1)", user_id)
+            account = await insert_account(conn, f"{uuid.uuid4().hex}@bench.test", self.password_hash, name, role)
+            user_id = str(account["id"])
             token, _ = await start_login(conn, user_id, user_agent="bench", address=None)
         return user_id, {"Authorization": f"Bearer {token}"}
 
@@ -307,9 +296,7 @@ class Bench:
             except subprocess.TimeoutExpired:
                 self.server.kill()
         self.log.close()
-        admin = await asyncpg.connect(self.args.postgres_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(self.args.postgres_url, self.db_name)
 
 
 class Offerer(Protocol):

@@ -41,7 +41,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -125,10 +124,12 @@ class SoulSeer(Server):
     name = "soulseer"
 
     def __init__(self, postgres_url: str, cpu_limit: bool = False) -> None:
+        from bench.scratch import database_url  # the app's side only: viewer processes never import it
+
         self._admin_url = postgres_url
         self._cpu_limit = cpu_limit
         self.db_name = f"soulseer_vs_janus_{uuid.uuid4().hex[:8]}"
-        self.db_url = urlunsplit(urlsplit(postgres_url)._replace(path="/" + self.db_name))
+        self.db_url = database_url(postgres_url, self.db_name)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.tokens: list[str] = []
@@ -140,10 +141,10 @@ class SoulSeer(Server):
         from argon2 import PasswordHasher
 
         from api.accounts.auth import start_login
+        from api.accounts.login import insert_account
+        from bench.scratch import create_database
 
-        admin = await asyncpg.connect(self._admin_url)
-        await admin.execute(f'CREATE DATABASE "{self.db_name}"')
-        await admin.close()
+        await create_database(self._admin_url, self.db_name, migrated=False)
         env = {**os.environ, "DATABASE_URL": self.db_url, "SOULSEER_PORT": str(self.port),
                "SOULSEER_LOG_LEVEL": "WARNING", "SOULSEER_MAX_PARTICIPANTS": "5000",
                "SOULSEER_MAX_VIEWERS_PER_STREAM": "5000", "PYTHONPATH": str(ROOT),
@@ -173,15 +174,9 @@ class SoulSeer(Server):
             for i in range(viewers + 1):
                 role = "reader" if i == 0 else "client"
                 async with conn.transaction():
-                    user_id = str(await conn.fetchval(
-                        "INSERT INTO users (email, password_hash, display_name, role) VALUES ($1, $2, $3, $4)"
-                        " RETURNING id", f"{uuid.uuid4().hex}@bench.test", password_hash, f"bench {i}", role))
-                    if role == "client":
-                        await conn.execute("INSERT INTO client_balances (client_id) VALUES ($1)", user_id)
-                    else:
-                        await conn.execute("INSERT INTO reader_rates (reader_id) VALUES ($1)", user_id)
-                        await conn.execute("INSERT INTO reader_availability (reader_id) VALUES ($1)", user_id)
-                    token, _ = await start_login(conn, user_id, user_agent="bench", address=None)
+                    account = await insert_account(conn, f"{uuid.uuid4().hex}@bench.test", password_hash,
+                                                   f"bench {i}", role)
+                    token, _ = await start_login(conn, str(account["id"]), user_agent="bench", address=None)
                 self.tokens.append(token)
         finally:
             await conn.close()
@@ -213,7 +208,7 @@ class SoulSeer(Server):
         return ["--system", "soulseer", "--base", self.base, "--stream", self.stream_id, f"--tokens={','.join(tokens)}"]
 
     async def stop(self) -> None:
-        import asyncpg
+        from bench.scratch import drop_database
 
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -222,9 +217,7 @@ class SoulSeer(Server):
             self.process.kill()
             self.process.wait()
         self.log.close()
-        admin = await asyncpg.connect(self._admin_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(self._admin_url, self.db_name)
 
 
 class Janus(Server):

@@ -20,9 +20,11 @@ with the library's ``WebhookSignature`` (``t=...,v1=HMAC-SHA256(secret, "t.body"
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +38,6 @@ CURRENCY = "usd"
 # Stripe's own default: a signed event older than this is refused (a replayed capture of an old delivery).
 TOLERANCE_SECONDS = 300
 _REQUEST_TIMEOUT_SECONDS = 20
-
-
-BillingErrorType = StripeRefused | PaymentsUnavailable
 
 
 @dataclass(frozen=True)
@@ -110,12 +109,18 @@ class StripeGateway:
         return self._client
 
     @staticmethod
-    def _failure(exc: stripe.StripeError, what: str, **context: Any) -> BillingErrorType:
-        status = exc.http_status or 0
-        log.error(f"stripe {what} failed", extra={**context, "status": status, "error": str(exc)[:300]})
-        if 400 <= status < 500 and status != 429:
-            return StripeRefused(f"Stripe refused the {what}: {exc.user_message or str(exc)[:200]}")
-        return PaymentsUnavailable("the payment provider could not be reached; try again shortly")
+    @contextlib.contextmanager
+    def _asking(what: str, **context: Any) -> Iterator[None]:
+        """Around one call to Stripe: its error is logged with ``context`` and raised as ours, a 4xx other than
+        429 as a refusal (:class:`StripeRefused`), anything else as an outage (:class:`PaymentsUnavailable`)."""
+        try:
+            yield
+        except stripe.StripeError as exc:
+            status = exc.http_status or 0
+            log.error(f"stripe {what} failed", extra={**context, "status": status, "error": str(exc)[:300]})
+            if 400 <= status < 500 and status != 429:
+                raise StripeRefused(f"Stripe refused the {what}: {exc.user_message or str(exc)[:200]}") from None
+            raise PaymentsUnavailable("the payment provider could not be reached; try again shortly") from None
 
     async def create_connect_account(self, *, reader_id: str, email: str, display_name: str) -> str:
         """A new connected account for a reader (Accounts v2, recipient configuration); its id."""
@@ -126,11 +131,9 @@ class StripeGateway:
                 "requested": True}}}}},
             "include": ["configuration.recipient"],
         }
-        try:
+        with self._asking("account creation", readerId=reader_id):
             account = await self._connected().v2.core.accounts.create_async(
                 params, {"idempotency_key": f"connect-account:{reader_id}"})  # type: ignore[arg-type]
-        except stripe.StripeError as exc:
-            raise self._failure(exc, "account creation", readerId=reader_id) from None
         log.info("connect account created", extra={"readerId": reader_id, "accountId": account.id})
         return str(account.id)
 
@@ -139,19 +142,15 @@ class StripeGateway:
         params: dict[str, Any] = {"account": account_id, "use_case": {
             "type": "account_onboarding",
             "account_onboarding": {"refresh_url": refresh_url, "return_url": return_url}}}
-        try:
+        with self._asking("onboarding link", accountId=account_id):
             link = await self._connected().v2.core.account_links.create_async(params)  # type: ignore[arg-type]
-        except stripe.StripeError as exc:
-            raise self._failure(exc, "onboarding link", accountId=account_id) from None
         return str(link.url)
 
     async def transfers_status(self, account_id: str) -> str:
         """The account's ``stripe_transfers`` capability status (``active``, ``pending``, ``restricted``, ...)."""
-        try:
+        with self._asking("account lookup", accountId=account_id):
             account = await self._connected().v2.core.accounts.retrieve_async(
                 account_id, {"include": ["configuration.recipient"]})  # type: ignore[arg-type]
-        except stripe.StripeError as exc:
-            raise self._failure(exc, "account lookup", accountId=account_id) from None
         try:
             status = account.configuration.recipient.capabilities.stripe_balance.stripe_transfers.status  # type: ignore[union-attr]
         except AttributeError:
@@ -162,11 +161,9 @@ class StripeGateway:
         """A Transfer of ``cents`` to a connected account; its id. The same ``key`` again: the same Transfer."""
         params: dict[str, Any] = {"amount": cents, "currency": CURRENCY, "destination": destination,
                                   "metadata": metadata, "description": "SoulSeer earnings"}
-        try:
+        with self._asking("transfer", key=key):
             transfer = await self._connected().v1.transfers.create_async(
                 params, {"idempotency_key": key})  # type: ignore[arg-type]
-        except stripe.StripeError as exc:
-            raise self._failure(exc, "transfer", key=key) from None
         log.info("transfer created", extra={"key": key, "transferId": transfer.id, "cents": cents})
         return str(transfer.id)
 
@@ -174,11 +171,9 @@ class StripeGateway:
         """A Refund of ``cents`` of a card payment; its id. The same ``key`` again: the same Refund."""
         params: dict[str, Any] = {"payment_intent": payment_intent, "amount": cents, "metadata": metadata,
                                   "reason": "requested_by_customer"}
-        try:
+        with self._asking("refund", key=key):
             refund = await self._connected().v1.refunds.create_async(
                 params, {"idempotency_key": key})  # type: ignore[arg-type]
-        except stripe.StripeError as exc:
-            raise self._failure(exc, "refund", key=key) from None
         log.info("refund created", extra={"key": key, "refundId": refund.id, "cents": cents})
         return str(refund.id)
 

@@ -165,18 +165,21 @@ async def send(db: Db, gateway: RefundSender, withdrawal: Withdrawal) -> tuple[W
     return fresh, undone
 
 
-async def _fail_part(db: Db, part: dict[str, Any], reason: str) -> Txn | None:
-    async def work(conn: asyncpg.Connection) -> Txn | None:
-        status = await conn.fetchval("SELECT status FROM withdrawal_parts WHERE id = $1 FOR UPDATE", part["id"])
-        if status != "pending":
-            return None
-        txn = await ledger.reverse(conn, original_key=part["txn_key"], key=f"{part['txn_key']}:failed",
-                                   kind="withdrawal_failed", memo=reason[:200])
-        await conn.execute("UPDATE withdrawal_parts SET status = 'failed', failure = $2, updated_at = now()"
-                           " WHERE id = $1", part["id"], reason[:500])
-        return txn
+async def _undo_part(conn: asyncpg.Connection, part_id: str, txn_key: str, reason: str, *, was: str) -> Txn | None:
+    """Put a part back in the wallet and mark it failed, if it still is ``was`` (under its row lock); None when
+    it is not (another node or an earlier webhook did it)."""
+    status = await conn.fetchval("SELECT status FROM withdrawal_parts WHERE id = $1 FOR UPDATE", part_id)
+    if status != was:
+        return None
+    txn = await ledger.reverse(conn, original_key=txn_key, key=f"{txn_key}:failed", kind="withdrawal_failed",
+                               memo=reason[:200])
+    await conn.execute("UPDATE withdrawal_parts SET status = 'failed', failure = $2, updated_at = now()"
+                       " WHERE id = $1", part_id, reason[:500])
+    return txn
 
-    txn = await atomic(db, work)
+
+async def _fail_part(db: Db, part: dict[str, Any], reason: str) -> Txn | None:
+    txn = await atomic(db, lambda conn: _undo_part(conn, part["id"], part["txn_key"], reason, was="pending"))
     log.warning("withdrawal refund refused; the part is back in the wallet",
                 extra={"partId": part["id"], "reason": reason[:200]})
     return txn
@@ -213,13 +216,9 @@ async def refund_failed(db: Db, refund_id: str, reason: str) -> Txn | None:
         return None
 
     async def work(conn: asyncpg.Connection) -> Txn | None:
-        status = await conn.fetchval("SELECT status FROM withdrawal_parts WHERE id = $1 FOR UPDATE", row["id"])
-        if status != "succeeded":
+        txn = await _undo_part(conn, row["id"], row["txn_key"], reason, was="succeeded")
+        if txn is None:
             return None
-        txn = await ledger.reverse(conn, original_key=row["txn_key"], key=f"{row['txn_key']}:failed",
-                                   kind="withdrawal_failed", memo=reason[:200])
-        await conn.execute("UPDATE withdrawal_parts SET status = 'failed', failure = $2, updated_at = now()"
-                           " WHERE id = $1", row["id"], reason[:500])
         await conn.execute("UPDATE withdrawals SET status = 'partial', updated_at = now() WHERE id = $1"
                            " AND status = 'done'", row["withdrawal_id"])
         return txn

@@ -60,6 +60,9 @@ from relay.stream import Stream
 from relay.upstream import Upstream
 from relay.wire import PYTHON, wire_kind
 
+#: RFC 7675's pace for a stream's viewers: a check about every 5 s, consent expired after 30 s without an answer.
+VIEWER_CONSENT = ConsentPolicy(interval=5.0, lost_after=12.0, expire_after=30.0)
+
 logger = logging.getLogger(__name__)
 
 
@@ -85,6 +88,10 @@ class Relay(AsyncIOEventEmitter):
     :param keyframe_interval: minimum seconds between two keyframe requests to one publisher.
     :param consent_interval: seconds between ICE consent checks; a peer that answers none for
         ``consent_lost_after`` seconds is reported disconnected, for ``consent_expire_after`` failed.
+        Readings are billed on these events, so they are checked fast.
+    :param viewer_consent: the consent checks of a stream's viewers (not its publisher, not an edge's pull):
+        nobody is billed on a viewer's connection, so they follow RFC 7675's pace (a check every ~5 s, expiry
+        after 30 s) instead of one check per second, which per viewer cost the relay more Python than its media.
     :param connect_timeout: a peer not connected this long after its answer is failed and closed.
     :param video_queue_frames, audio_queue_frames: per-subscriber queue bounds.
     :param video_codecs: video codecs the relay negotiates, in order of preference. Publisher and
@@ -123,6 +130,7 @@ class Relay(AsyncIOEventEmitter):
         consent_interval: float = 1.0,
         consent_lost_after: float = 2.0,
         consent_expire_after: float = 15.0,
+        viewer_consent: ConsentPolicy = VIEWER_CONSENT,
         connect_timeout: float = 30.0,
         video_queue_frames: int = 15,
         audio_queue_frames: int = 25,
@@ -149,6 +157,7 @@ class Relay(AsyncIOEventEmitter):
         self.metrics = RelayMetrics(self.registry, self.census)
         self._keyframe_interval = keyframe_interval
         self._consent = ConsentPolicy(consent_interval, consent_lost_after, consent_expire_after)
+        self._viewer_consent = viewer_consent
         self._connect_timeout = connect_timeout
         self._queue_frames = {"video": video_queue_frames, "audio": audio_queue_frames}
         self._video_codecs = tuple(video_codecs)
@@ -194,7 +203,8 @@ class Relay(AsyncIOEventEmitter):
             sent keyframes only under overload (``shed_lag``), which would starve all of them.
         """
         stream = self._stream(stream_id)
-        answer = await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_viewer, always=pull)
+        answer = await self._join(stream, self._streams, participant_id, offer_sdp, stream.admit_viewer, always=pull,
+                                  consent=self._consent if pull else self._viewer_consent)
         if pull:
             self._pullers.add(participant_id)
         return answer
@@ -414,6 +424,7 @@ class Relay(AsyncIOEventEmitter):
         admit: Callable[[str], None],
         *,
         always: bool = False,
+        consent: ConsentPolicy | None = None,
     ) -> str:
         self._check_open()
         offer = check_offer(offer_sdp, self._candidates)  # before anything is admitted or allocated
@@ -435,16 +446,16 @@ class Relay(AsyncIOEventEmitter):
         registry[scope.id] = scope
         if participant is None:
             participant = Participant(participant_id, scope)
-        return await self._negotiate(participant, offer)
+        return await self._negotiate(participant, offer, consent or self._consent)
 
-    async def _negotiate(self, participant: Participant, offer: Offer) -> str:
+    async def _negotiate(self, participant: Participant, offer: Offer, consent: ConsentPolicy) -> str:
         scope = participant.scope
         router = scope.router
         peer = Peer(
             participant_id=participant.id,
             scope=scope.id,
             config=configuration(self._ice_servers),
-            consent=self._consent,
+            consent=consent,
             on_state=self._on_peer_state,
             on_chat=self._on_chat,
             forwarded=self.metrics.forwarded,

@@ -128,6 +128,24 @@ async def accepted_session(http: TestClient, reader: Party, client: Party, sessi
     return session_id
 
 
+async def video_reading(http: TestClient | aiohttp.ClientSession, reader: Party, client: Party, rate: int, *,
+                        accepted: bool = True) -> str:
+    """A video reading at ``rate`` a minute, over HTTP (a test app or a real node): the reader's rate set and
+    online, the client's request made (at that rate) and, with ``accepted``, the reader's accept. Its id."""
+    resp = await http.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": rate})
+    assert resp.status == 200, await resp.text()
+    resp = await http.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
+    assert resp.status == 200, await resp.text()
+    resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
+                           json={"readerId": reader.id, "sessionType": "video", "expectedCents": rate})
+    assert resp.status == 201, await resp.text()
+    session_id = str((await resp.json())["session"]["id"])
+    if accepted:
+        resp = await http.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)
+        assert resp.status == 200, await resp.text()
+    return session_id
+
+
 def at_least(low: int) -> Callable[[Any], bool]:
     """A field match for :meth:`Signal.expect` on the real clock, where a late tick may skip a second."""
     return lambda found: isinstance(found, int) and found >= low

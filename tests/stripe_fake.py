@@ -12,16 +12,24 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import stripe
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from config import Settings
 from tests.billing.connect_fake import FakeConnect
 
 WEBHOOK_SECRET = "whsec_test_secret_for_soulseer_tests"
 SECRET_KEY = "sk_test_soulseer_fake"
+
+
+def with_stripe(settings: Settings, api_base: str, **changes: Any) -> Settings:
+    """``settings`` with payments configured against a fake at ``api_base`` (the test keys, a public URL)."""
+    return replace(settings, stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
+                   stripe_api_base=api_base, public_url="https://soulseer.test", **changes)
 
 
 class FakeStripe:

@@ -5,7 +5,7 @@ both call these."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -14,6 +14,12 @@ from api.core.errors import Invalid, NotFound
 from api.marketplace import reviews
 from billing import goodwill
 from billing.ledger import Txn
+
+
+class UserAction(Protocol):
+    """What an operator does to an account with a reason (:func:`suspend`, :func:`reinstate`)."""
+
+    async def __call__(self, pool: asyncpg.Pool, *, admin_id: str, user_id: str, reason: str) -> None: ...
 
 
 def reason_of(raw: Any) -> str:

@@ -190,23 +190,21 @@ def _back(auth: AuthContext, path: str, notice: str) -> web.HTTPSeeOther:
 
 
 async def suspend_form(request: web.Request) -> web.Response:
-    auth, form = await _form(request)
-    try:
-        await actions.suspend(request.app[DATABASE].pool, admin_id=auth.user.id,
-                              user_id=path_uuid(request, "userId"), reason=actions.reason_of(form.get("reason")))
-    except ApiError as exc:
-        raise _back(auth, "/admin/users", exc.message) from None
-    raise _back(auth, "/admin/users", "Suspended.")
+    return await _user_form(request, actions.suspend, "Suspended.")
 
 
 async def reinstate_form(request: web.Request) -> web.Response:
+    return await _user_form(request, actions.reinstate, "Reinstated.")
+
+
+async def _user_form(request: web.Request, act: actions.UserAction, done: str) -> web.Response:
     auth, form = await _form(request)
     try:
-        await actions.reinstate(request.app[DATABASE].pool, admin_id=auth.user.id,
-                                user_id=path_uuid(request, "userId"), reason=actions.reason_of(form.get("reason")))
+        await act(request.app[DATABASE].pool, admin_id=auth.user.id, user_id=path_uuid(request, "userId"),
+                  reason=actions.reason_of(form.get("reason")))
     except ApiError as exc:
         raise _back(auth, "/admin/users", exc.message) from None
-    raise _back(auth, "/admin/users", "Reinstated.")
+    raise _back(auth, "/admin/users", done)
 
 
 async def refund_form(request: web.Request) -> web.Response:

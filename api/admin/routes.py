@@ -36,20 +36,20 @@ async def users(request: web.Request) -> web.Response:
 @operation(summary="Suspend a user (ends their logins)", roles=("admin",), request="{reason}", response="{ok}",
            tags=("admin",))
 async def suspend(request: web.Request) -> web.Response:
-    admin = await require(request, "admin")
-    body = await read_json(request)
-    await actions.suspend(_pool(request), admin_id=admin.id, user_id=path_uuid(request, "userId"),
-                          reason=actions.reason_of(body.get("reason")))
-    return web.json_response({"ok": True})
+    return await _on_user(request, actions.suspend)
 
 
 @operation(summary="Reinstate a suspended user", roles=("admin",), request="{reason}", response="{ok}",
            tags=("admin",))
 async def reinstate(request: web.Request) -> web.Response:
+    return await _on_user(request, actions.reinstate)
+
+
+async def _on_user(request: web.Request, act: actions.UserAction) -> web.Response:
     admin = await require(request, "admin")
     body = await read_json(request)
-    await actions.reinstate(_pool(request), admin_id=admin.id, user_id=path_uuid(request, "userId"),
-                            reason=actions.reason_of(body.get("reason")))
+    await act(_pool(request), admin_id=admin.id, user_id=path_uuid(request, "userId"),
+              reason=actions.reason_of(body.get("reason")))
     return web.json_response({"ok": True})
 
 

@@ -14,6 +14,10 @@ from config import Settings
 
 log = logging.getLogger(__name__)
 
+# What a database that is away raises (refused or dropped connections, a server shutting down): a background
+# sweep that meets one is tried again at its next interval.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (OSError, asyncpg.PostgresError)
+
 
 class EmbeddedPostgres:
     """A private PostgreSQL server in a data folder, so one command runs the whole platform."""

@@ -13,7 +13,6 @@ an ``.eml`` file into ``<SOULSEER_DATA_DIR>/mail``, and the log says where, so a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,9 @@ import aiosmtplib
 import asyncpg
 from aiohttp import web
 
+from api.core.database import OUTAGE_ERRORS
 from api.core.keys import DATABASE, SETTINGS
+from api.core.periodic import Periodic
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -127,52 +128,27 @@ async def send_due(pool: asyncpg.Pool, transport: Transport, *, now: datetime | 
             return sent
 
 
-class MailWorker:
+class MailWorker(Periodic):
     """Sends the outbox on this node every ``interval`` seconds, and at once when :meth:`wake` is called (after
     a commit that queued a mail)."""
 
     def __init__(self, app: web.Application) -> None:
+        super().__init__("mail-worker", self.send_now, interval=app[SETTINGS].mail_sweep_interval_seconds,
+                         expected=OUTAGE_ERRORS)
         self._app = app
         self.transport = Transport(app[SETTINGS])
-        self.interval = app[SETTINGS].mail_sweep_interval_seconds
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def start(self) -> None:
         log.info("mail is sent by %s", self.transport.describe(), extra={"transport": self.transport.describe()})
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="mail-worker")
+        super().start()
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
-            try:
-                await send_due(self._app[DATABASE].pool, self.transport)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("mail pass failed; retrying next interval", extra={"reason": repr(exc)})
+    async def send_now(self) -> int:
+        return await send_due(self._app[DATABASE].pool, self.transport)
 
 
 MAIL = web.AppKey("mail_worker", MailWorker)
 
 
-async def _running(app: web.Application):  # type: ignore[no-untyped-def]
-    worker = app[MAIL]
-    worker.start()
-    yield
-    await worker.stop()
-
-
 def setup(app: web.Application) -> None:
-    app[MAIL] = MailWorker(app)
-    app.cleanup_ctx.append(_running)
+    app[MAIL] = worker = MailWorker(app)
+    app.cleanup_ctx.append(worker.lifetime)

@@ -10,16 +10,17 @@ waits in the table (the worker also looks every few seconds, in case a wake-up w
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from api.core.database import OUTAGE_ERRORS
 from api.core.keys import DATABASE
+from api.core.periodic import Periodic
 from api.marketplace.alert_policy import Interest, should_alert
 from api.realtime import notifications
 
@@ -29,7 +30,7 @@ CHANNEL = "reader_online"
 POLL_SECONDS = 5.0
 BATCH = 50
 KIND = "reader-online"
-WORKER = web.AppKey("online_alert_worker", asyncio.Task)
+WORKER = web.AppKey("online_alert_worker", Periodic)
 
 _INTERESTED = """
 SELECT i.client_id, bool_or(i.favourite) AS favourite, bool_or(i.watching) AS watching, oa.alerted_at
@@ -85,7 +86,7 @@ async def run_once(app: web.Application, *, now: datetime | None = None) -> int:
 class _Listener:
     """A connection of its own that hears ``NOTIFY reader_online`` (a pooled one would be given back)."""
 
-    def __init__(self, url: str, wake: asyncio.Event) -> None:
+    def __init__(self, url: str, wake: Callable[[], None]) -> None:
         self._url, self._wake = url, wake
         self._conn: asyncpg.Connection | None = None
 
@@ -94,8 +95,8 @@ class _Listener:
             return
         try:
             self._conn = await asyncpg.connect(self._url)
-            await self._conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-        except (OSError, asyncpg.PostgresError) as exc:  # polling carries on meanwhile
+            await self._conn.add_listener(CHANNEL, lambda *_: self._wake())
+        except OUTAGE_ERRORS as exc:  # polling carries on meanwhile
             log.warning("online alerts cannot listen", extra={"error": str(exc)})
             self._conn = None
 
@@ -104,29 +105,20 @@ class _Listener:
             await self._conn.close()
 
 
-async def _loop(app: web.Application, listener: _Listener, wake: asyncio.Event) -> None:
-    while True:
-        await listener.ensure()
-        wake.clear()
-        try:
-            while await run_once(app) == BATCH:
-                pass
-        except Exception:  # a database outage: the events wait in their table
-            log.exception("online alerts pass failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), POLL_SECONDS)
-
-
-async def _worker(app: web.Application):  # type: ignore[no-untyped-def]
-    wake = asyncio.Event()
+async def _worker(app: web.Application) -> AsyncIterator[None]:
     url = app[DATABASE].url
     assert url is not None  # the database is open by now
-    listener = _Listener(url, wake)
-    app[WORKER] = asyncio.create_task(_loop(app, listener, wake), name="online-alerts")
+
+    async def handle_waiting() -> None:  # a database outage fails it: the events wait in their table
+        await listener.ensure()
+        while await run_once(app) == BATCH:
+            pass
+
+    app[WORKER] = worker = Periodic("online-alerts", handle_waiting, interval=POLL_SECONDS, at_start=True)
+    listener = _Listener(url, worker.wake)
+    worker.start()
     yield
-    app[WORKER].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await app[WORKER]
+    await worker.stop()
     await listener.close()
 
 

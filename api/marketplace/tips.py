@@ -7,7 +7,6 @@ confirmed (``expectedCents``); a retry with the same ``requestId`` returns the f
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from typing import Any
 
@@ -19,20 +18,18 @@ from api.cluster import CLUSTER
 from api.cluster.limits import SharedUserAndAddressLimiter
 from api.core import validation as v
 from api.core.client_address import client_address
-from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
+from api.core.errors import Conflict, NotFound, TooManyRequests
 from api.core.keys import BILLING_METRICS, DATABASE
 from api.core.openapi import operation
 from api.core.times import iso
 from api.realtime import notifications
+from api.streams.gift_payment import GiftRequest, charge_gift, check_replay, read_gift_request
 from billing import ledger
-from billing.errors import InsufficientFunds
-from billing.prices import confirm_price, dollars
 
 log = logging.getLogger(__name__)
 
 TIP_LIMITER = web.AppKey("tip_limiter", SharedUserAndAddressLimiter)
 TIPS_PER_MINUTE = 10
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _SELECT = ("SELECT t.*, g.name, g.icon FROM reading_tips t JOIN gifts g ON g.id = t.gift_id")
 
 
@@ -46,10 +43,8 @@ def tip_json(row: asyncpg.Record) -> dict[str, Any]:
             "requestId": row["request_id"], "createdAt": iso(row["created_at"])}
 
 
-def _replay(row: asyncpg.Record, session_id: str, gift_id: str) -> web.Response:
-    if str(row["session_id"]) != session_id or str(row["gift_id"]) != gift_id:
-        raise Conflict("this requestId was already used for a different tip", code="request_id_reused",
-                       field="requestId")
+def _replay(row: asyncpg.Record, session_id: str, wanted: GiftRequest) -> web.Response:
+    check_replay(row, wanted, place="session_id", place_id=session_id, what="tip")
     return web.json_response({"tip": tip_json(row), "replayed": True}, status=201)
 
 
@@ -61,17 +56,12 @@ def _replay(row: asyncpg.Record, session_id: str, gift_id: str) -> web.Response:
 async def send_tip(request: web.Request) -> web.Response:
     user = await require(request, "client")
     session_id = v.path_uuid(request, "sessionId")
-    body = await v.read_json(request)
-    gift_id = v.uuid_value(body.get("giftId"), "giftId")
-    expected = v.cents(body, "expectedCents")
-    assert expected is not None
-    request_id = v.text(body, "requestId", max_len=64)
-    if not _REQUEST_ID.match(request_id):
-        raise Invalid("requestId must be 1 to 64 letters, digits or . _ : -", field="requestId")
+    wanted = await read_gift_request(request)
+    gift_id, request_id = wanted.gift_id, wanted.request_id
     pool = request.app[DATABASE].pool
     found = await pool.fetchrow(f"{_SELECT} WHERE t.client_id = $1 AND t.request_id = $2", user.id, request_id)
     if found is not None:  # a retry answers with the first tip, whatever happened since
-        return _replay(found, session_id, gift_id)
+        return _replay(found, session_id, wanted)
     wait = await request.app[TIP_LIMITER].hit(user.id, client_address(request), token=request_id)
     if wait > 0:
         raise TooManyRequests("too many tips at once; slow down", headers={"Retry-After": str(int(wait) + 1)})
@@ -85,35 +75,28 @@ async def send_tip(request: web.Request) -> web.Response:
             raise NotFound("no such reading", code="reading_not_found")
         if reading["status"] != "ended" or reading["started_at"] is None:
             raise Conflict("a reader can be tipped after a reading that took place", code="reading_not_ended")
-        gift = await conn.fetchrow("SELECT name, price_cents FROM gifts WHERE id = $1 AND active", gift_id)
-        if gift is None:
-            raise Invalid("no such gift in the catalogue", code="gift_not_found", field="giftId")
-        confirm_price(expected, gift["price_cents"], what=f"The gift {gift['name']}")
         reader_id = str(reading["reader_id"])
-        try:
-            txn = await ledger.charge(conn, client_id=user.id, reader_id=reader_id, cents=gift["price_cents"],
-                                      key=tip_key(user.id, request_id), kind="gift", ref=tip_id,
-                                      memo=f"tip {gift['name']} after reading {session_id}")
-        except InsufficientFunds:
-            raise PaymentRequired(f"your balance does not cover {gift['name']} "
-                                  f"({dollars(gift['price_cents'])})") from None
+        paid = await charge_gift(conn, wanted, client_id=user.id, reader_id=reader_id,
+                                 key=tip_key(user.id, request_id), ref=tip_id,
+                                 memo=lambda name: f"tip {name} after reading {session_id}")
         inserted = await conn.fetchval(
             "INSERT INTO reading_tips (id, session_id, client_id, reader_id, gift_id, price_cents, request_id,"
             " ledger_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (client_id, request_id) DO NOTHING"
-            " RETURNING id", tip_id, session_id, user.id, reader_id, gift_id, gift["price_cents"], request_id, txn.key)
+            " RETURNING id", tip_id, session_id, user.id, reader_id, gift_id, paid.price_cents, request_id,
+            paid.txn.key)
         stored = None
         if inserted is not None:
             stored = await notifications.store(conn, reader_id, "tip-received", {
-                "sessionId": session_id, "priceCents": gift["price_cents"],
-                "message": f"{user.display_name} sent you a {gift['name']} after your reading."})
+                "sessionId": session_id, "priceCents": paid.price_cents,
+                "message": f"{user.display_name} sent you a {paid.name} after your reading."})
         balance = await ledger.balance(conn, user.id)
-    request.app[BILLING_METRICS].recorded(txn)
+    request.app[BILLING_METRICS].recorded(paid.txn)
     row = await pool.fetchrow(f"{_SELECT} WHERE t.client_id = $1 AND t.request_id = $2", user.id, request_id)
     assert row is not None
     if stored is None:  # the same request raced itself: the other one paid (the ledger key made this a replay)
-        return _replay(row, session_id, gift_id)
+        return _replay(row, session_id, wanted)
     notifications.deliver(request.app, [stored])
-    log.info("tip sent", extra={"sessionId": session_id, "userId": user.id, "giftId": gift_id, "txnId": txn.id})
+    log.info("tip sent", extra={"sessionId": session_id, "userId": user.id, "giftId": gift_id, "txnId": paid.txn.id})
     return web.json_response({"tip": tip_json(row), "balanceCents": balance}, status=201)
 
 

@@ -7,8 +7,6 @@ share the work instead of queueing), re-checks it is still owed, and writes the 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,7 +15,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from api.core.database import OUTAGE_ERRORS
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
+from api.core.periodic import Periodic
 from api.messages.refund_rule import refund_due
 from api.realtime import notifications
 from billing import ledger
@@ -92,65 +92,35 @@ async def _refund_one(pool: asyncpg.Pool, message_id: str, *, now: datetime,
     return stored, txn
 
 
-class RefundSweeper:
+class RefundSweeper(Periodic):
     """Runs :func:`sweep` every ``interval`` seconds; ``clock`` is injectable so tests can jump past 72 hours."""
 
     def __init__(self, pool: Callable[[], asyncpg.Pool], *, window: timedelta, interval: float,
                  clock: Clock = utc_now, deliver: Deliver | None = None,
                  metrics: BillingMetrics | None = None) -> None:
+        super().__init__("refund-sweeper", self.sweep_now, interval=interval, expected=OUTAGE_ERRORS)
         self._pool = pool
         self._deliver = deliver
         self._metrics = metrics
         self.window = window
-        self.interval = interval
         self.clock = clock
-        self.sweeps = 0
         self.refunded = 0
-        self._swept = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="refund-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def wait_for_sweeps(self, count: int, timeout: float = 10.0) -> None:
-        """Wait until at least ``count`` sweeps have completed since start (tests wait on this, not on time)."""
-        async with self._swept:
-            await asyncio.wait_for(self._swept.wait_for(lambda: self.sweeps >= count), timeout)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                self.refunded += await sweep(self._pool(), now=self.clock(), window=self.window,
-                                             deliver=self._deliver, metrics=self._metrics)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("refund sweep failed; retrying next interval", extra={"reason": repr(exc)})
-            async with self._swept:
-                self.sweeps += 1
-                self._swept.notify_all()
+    async def sweep_now(self) -> int:
+        """One sweep at the sweeper's clock (what the loop does each interval); returns how many it refunded."""
+        refunded = await sweep(self._pool(), now=self.clock(), window=self.window, deliver=self._deliver,
+                               metrics=self._metrics)
+        self.refunded += refunded
+        return refunded
 
 
 REFUND_SWEEPER = web.AppKey("refund_sweeper", RefundSweeper)
 
 
-async def _running(app: web.Application):  # type: ignore[no-untyped-def]
-    sweeper = app[REFUND_SWEEPER]
-    sweeper.start()
-    yield
-    await sweeper.stop()
-
-
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
-    app[REFUND_SWEEPER] = RefundSweeper(
+    app[REFUND_SWEEPER] = sweeper = RefundSweeper(
         lambda: app[DATABASE].pool, window=timedelta(seconds=settings.message_refund_after_seconds),
         interval=settings.message_sweep_interval_seconds,
         deliver=lambda stored: notifications.deliver(app, stored), metrics=app[BILLING_METRICS])
-    app.cleanup_ctx.append(_running)
+    app.cleanup_ctx.append(sweeper.lifetime)

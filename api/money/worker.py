@@ -5,23 +5,19 @@ account row and one payout per reader can be in transit, and every Stripe call r
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS, STRIPE
+from api.core.periodic import Periodic
 from billing import payouts, withdrawals
 from billing.errors import BillingError
-
-log = logging.getLogger(__name__)
 
 TICK_SECONDS = 30.0
 # A Stripe call still unanswered after this long is asked again (its own request has long timed out).
 RETRY_AFTER = timedelta(seconds=60)
-WORKER = web.AppKey("money_out_worker", asyncio.Task)
+WORKER = web.AppKey("money_out_worker", Periodic)
 
 
 async def run_once(app: web.Application, now: datetime) -> None:
@@ -50,22 +46,8 @@ async def run_once(app: web.Application, now: datetime) -> None:
         metrics.recorded((await payouts.send(pool, gateway, payout))[1])
 
 
-async def _loop(app: web.Application) -> None:
-    while True:
-        try:
-            await run_once(app, datetime.now(UTC))
-        except Exception:  # a database or Stripe outage: try again next tick
-            log.exception("money-out worker pass failed")
-        await asyncio.sleep(TICK_SECONDS)
-
-
-async def _worker(app: web.Application):  # type: ignore[no-untyped-def]
-    app[WORKER] = asyncio.create_task(_loop(app), name="money-out-worker")
-    yield
-    app[WORKER].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await app[WORKER]
-
-
 def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_worker)
+    # A database or Stripe outage fails a pass: it is logged and the next tick tries again.
+    app[WORKER] = worker = Periodic("money-out-worker", lambda: run_once(app, datetime.now(UTC)),
+                                    interval=TICK_SECONDS, at_start=True)
+    app.cleanup_ctx.append(worker.lifetime)

@@ -25,7 +25,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import asyncpg
 from aiohttp import web
@@ -34,6 +34,7 @@ from api.cluster import CLUSTER
 from api.cluster.link import ClusterUnavailable
 from api.core.errors import Conflict
 from api.core.keys import BILLING_METRICS, DATABASE, NODE_ID, SETTINGS
+from api.core.periodic import Periodic
 from api.readings import leases as reading_leases
 from api.readings import online, receipts, scheduling
 from api.readings.chat import ReadingChat
@@ -63,7 +64,10 @@ class LiveReadings:
         self._lease_clock = lease_clock
         self._runtimes: dict[str, ReadingRuntime] = {}
         self._starting: dict[str, asyncio.Task[ReadingRuntime | None]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        # A failed renewal is logged and tried again: the runtimes fence themselves when their leases run out by
+        # their own clock.
+        self.renewal = Periodic("reading leases", self.renew, interval=RENEW_SECONDS, expected=DB_ERRORS)
+        self._sweeping = Periodic("readings sweep", self.sweep, interval=SWEEP_SECONDS, expected=DB_ERRORS)
         self._settings = app[SETTINGS]
         self.chat = ReadingChat(app, relay, clock=clock)  # readings' chat, from sockets and data channels
         self.node_id = app[NODE_ID]
@@ -94,12 +98,8 @@ class LiveReadings:
         adopted = await self.adopt()
         if adopted:
             log.info("readings adopted at start-up", extra={"count": len(adopted), "sessionIds": adopted})
-        # A failed renewal is logged and tried again: the runtimes fence themselves when their leases run out
-        # by their own clock.
-        self._tasks = [asyncio.create_task(_every(RENEW_SECONDS, self.renew, "reading leases not renewed"),
-                                           name="reading leases"),
-                       asyncio.create_task(_every(SWEEP_SECONDS, self.sweep, "readings sweep failed"),
-                                           name="readings sweep")]
+        self.renewal.start()
+        self._sweeping.start()
 
     async def close(self) -> None:
         """Stop sweeping and hand every running reading over: its state persisted, its lease released (and, in a
@@ -108,10 +108,10 @@ class LiveReadings:
         self._closing = True
         if self.homes is not None:
             await self.homes.close()  # no more starts asked by other nodes
-        for task in [*self._tasks, *self._starting.values()]:
+        for task in self._starting.values():
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._starting.values(), return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(self.renewal.stop(), self._sweeping.stop(), *self._starting.values(),
+                             return_exceptions=True)
         await self.chat.close()
         runtimes = list(self._runtimes.values())
         handed = [asyncio.wait_for(rt.hand_over(), HAND_OVER_SECONDS) for rt in runtimes]
@@ -335,12 +335,3 @@ class LiveReadings:
 
 LIVE_READINGS = web.AppKey("live_readings", LiveReadings)
 
-
-async def _every(seconds: float, step: Callable[[], Awaitable[None]], failed: str) -> None:
-    """Run ``step`` every ``seconds`` for ever; a database error is logged (``failed``) and the next run tries again."""
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await step()
-        except DB_ERRORS as exc:
-            log.warning("%s: %s", failed, exc)

@@ -10,8 +10,6 @@ skipped. A reminder whose moment had already passed at booking (a reading booked
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -20,8 +18,10 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from api.core.database import OUTAGE_ERRORS
 from api.core.keys import DATABASE, SETTINGS
 from api.core.mail import MAIL
+from api.core.periodic import Periodic
 from api.readings import receipts
 from api.readings.store import COLUMNS, FROM, session_json
 from api.realtime import notifications
@@ -88,29 +88,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class ReminderSweeper:
+class ReminderSweeper(Periodic):
     """Runs :func:`sweep` every ``interval`` seconds on this node; ``clock`` is injectable for tests."""
 
     def __init__(self, pool: Callable[[], asyncpg.Pool], *, interval: float, deliver: Callable[[Stored], None],
                  on_due: OnDue | None = None, clock: Callable[[], datetime] = utc_now) -> None:
+        super().__init__("reminder-sweeper", self.sweep_now, interval=interval, expected=OUTAGE_ERRORS)
         self._pool = pool
         self._deliver = deliver
         self.on_due = on_due
-        self.interval = interval
         self.clock = clock
-        self.sweeps = 0
-        self._swept = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="reminder-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def sweep_now(self) -> Stored:
         """One sweep at the sweeper's clock, its notifications pushed (what the loop does each interval)."""
@@ -118,30 +105,8 @@ class ReminderSweeper:
         self._deliver(stored)
         return stored
 
-    async def wait_for_sweeps(self, count: int, timeout: float = 10.0) -> None:
-        async with self._swept:
-            await asyncio.wait_for(self._swept.wait_for(lambda: self.sweeps >= count), timeout)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sweep_now()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("reminder sweep failed; retrying next interval", extra={"reason": repr(exc)})
-            async with self._swept:
-                self.sweeps += 1
-                self._swept.notify_all()
-
 
 REMINDER_SWEEPER = web.AppKey("reminder_sweeper", ReminderSweeper)
-
-
-async def _running(app: web.Application):  # type: ignore[no-untyped-def]
-    sweeper = app[REMINDER_SWEEPER]
-    sweeper.start()
-    yield
-    await sweeper.stop()
 
 
 def setup(app: web.Application) -> None:
@@ -155,7 +120,7 @@ def setup(app: web.Application) -> None:
         if stored:
             app[MAIL].wake()
 
-    app[REMINDER_SWEEPER] = ReminderSweeper(lambda: app[DATABASE].pool,
-                                            interval=app[SETTINGS].reminder_sweep_interval_seconds,
-                                            deliver=deliver, on_due=mail_them)
-    app.cleanup_ctx.append(_running)
+    app[REMINDER_SWEEPER] = sweeper = ReminderSweeper(lambda: app[DATABASE].pool,
+                                                      interval=app[SETTINGS].reminder_sweep_interval_seconds,
+                                                      deliver=deliver, on_due=mail_them)
+    app.cleanup_ctx.append(sweeper.lifetime)

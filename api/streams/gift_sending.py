@@ -8,7 +8,6 @@ finds the first gift and moves nothing, and a failure moves nothing either.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from typing import Any
 
@@ -19,21 +18,19 @@ from api.accounts.auth import User, require
 from api.cluster import CLUSTER
 from api.cluster.limits import SharedRateLimiter
 from api.core import validation as v
-from api.core.errors import Conflict, Invalid, NotFound, PaymentRequired, TooManyRequests
+from api.core.errors import Conflict, NotFound, TooManyRequests
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS
 from api.core.openapi import operation
 from api.core.times import iso
+from api.streams.gift_payment import GiftRequest, charge_gift, check_replay, read_gift_request
 from api.streams.hub import STREAM_HUB
 from billing import ledger
-from billing.errors import InsufficientFunds
-from billing.prices import confirm_price, dollars
 
 log = logging.getLogger(__name__)
 
 GIFT_LIMITER = web.AppKey("gift_limiter", SharedRateLimiter)
 # The per-viewer flood limit counts gifts per this many seconds (SOULSEER_GIFT_RATE_LIMIT of them).
 GIFT_WINDOW_SECONDS = 10.0
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 _SENT = ("SELECT gs.id, gs.stream_id, gs.sender_id, u.display_name AS sender_name, gs.gift_id, g.name, g.icon,"
          " gs.price_cents, gs.request_id, gs.created_at FROM gift_sends gs JOIN gifts g ON g.id = gs.gift_id"
@@ -64,10 +61,8 @@ async def _existing(db: asyncpg.Pool | asyncpg.Connection, user: User, request_i
                              user.id, request_id)
 
 
-def _replay(row: asyncpg.Record, stream_id: str, gift_id: str) -> web.Response:
-    if str(row["stream_id"]) != stream_id or str(row["gift_id"]) != gift_id:
-        raise Conflict("this requestId was already used for a different gift", code="request_id_reused",
-                       field="requestId")
+def _replay(row: asyncpg.Record, stream_id: str, wanted: GiftRequest) -> web.Response:
+    check_replay(row, wanted, place="stream_id", place_id=stream_id, what="gift")
     return web.json_response({"gift": sent_json(row), "replayed": True}, status=201)
 
 
@@ -82,19 +77,14 @@ def _replay(row: asyncpg.Record, stream_id: str, gift_id: str) -> web.Response:
 async def send_gift(request: web.Request) -> web.Response:
     user = await require(request, "client")
     stream_id = v.path_uuid(request, "streamId")
-    body = await v.read_json(request)
-    gift_id = v.uuid_value(body.get("giftId"), "giftId")
-    expected = v.cents(body, "expectedCents")
-    assert expected is not None
-    request_id = v.text(body, "requestId", max_len=64)
-    if not _REQUEST_ID.match(request_id):
-        raise Invalid("requestId must be 1 to 64 letters, digits or . _ : -", field="requestId")
+    wanted = await read_gift_request(request)
+    gift_id, request_id = wanted.gift_id, wanted.request_id
     pool = request.app[DATABASE].pool
 
     # A retry of a gift already made answers with it, whatever happened since (stream ended, rate limit).
     found = await _existing(pool, user, request_id)
     if found is not None:
-        return _replay(found, stream_id, gift_id)
+        return _replay(found, stream_id, wanted)
     # Concurrent retries of one requestId are one gift: they use one place in the limit, not one each.
     wait = await request.app[GIFT_LIMITER].hit(f"{user.id}:{stream_id}", token=request_id)
     if wait > 0:
@@ -109,33 +99,25 @@ async def send_gift(request: web.Request) -> web.Response:
             raise NotFound("no such stream", code="stream_not_found")
         if stream["status"] != "live":
             raise Conflict("this stream has ended", code="stream_ended")
-        gift = await conn.fetchrow("SELECT name, price_cents FROM gifts WHERE id = $1 AND active", gift_id)
-        if gift is None:
-            raise Invalid("no such gift in the catalogue", code="gift_not_found", field="giftId")
-        confirm_price(expected, gift["price_cents"], what=f"The gift {gift['name']}")
-        try:
-            txn = await ledger.charge(conn, client_id=user.id, reader_id=str(stream["reader_id"]),
-                                      cents=gift["price_cents"], key=gift_key(user.id, request_id), kind="gift",
-                                      ref=send_id, memo=f"gift {gift['name']} on stream {stream_id}")
-        except InsufficientFunds:
-            raise PaymentRequired(f"your balance does not cover {gift['name']} "
-                                  f"({dollars(gift['price_cents'])})") from None
+        paid = await charge_gift(conn, wanted, client_id=user.id, reader_id=str(stream["reader_id"]),
+                                 key=gift_key(user.id, request_id), ref=send_id,
+                                 memo=lambda name: f"gift {name} on stream {stream_id}")
         inserted = await conn.fetchval(
             "INSERT INTO gift_sends (id, stream_id, sender_id, gift_id, request_id, price_cents, ledger_txn_id,"
             " ledger_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT (sender_id, request_id) DO NOTHING RETURNING id",
-            send_id, stream_id, user.id, gift_id, request_id, gift["price_cents"], str(txn.id), txn.key)
+            send_id, stream_id, user.id, gift_id, request_id, paid.price_cents, str(paid.txn.id), paid.txn.key)
         balance = await ledger.balance(conn, user.id)
-    request.app[BILLING_METRICS].recorded(txn)  # committed (a replay counts nothing)
+    request.app[BILLING_METRICS].recorded(paid.txn)  # committed (a replay counts nothing)
     if inserted is None:
         # The same request raced itself: the other one paid (the ledger key made this charge a replay).
         row = await _existing(pool, user, request_id)
         assert row is not None
-        return _replay(row, stream_id, gift_id)
+        return _replay(row, stream_id, wanted)
     row = await _existing(pool, user, request_id)
     assert row is not None
     log.info("gift sent", extra={"streamId": stream_id, "userId": user.id, "giftId": gift_id,
-                                 "priceCents": gift["price_cents"], "txnId": str(txn.id)})
+                                 "priceCents": paid.price_cents, "txnId": str(paid.txn.id)})
     await request.app[STREAM_HUB].gift_sent(stream_id, broadcast_json(row))
     return web.json_response({"gift": sent_json(row), "balanceCents": balance}, status=201)
 

@@ -27,6 +27,7 @@ from api.cluster.node import ClusterNode
 from api.cluster.placement import Placement
 from api.core.errors import ApiError
 from api.core.keys import DATABASE
+from api.core.periodic import Periodic
 from api.realtime.socket import SignalingSocket
 from api.streams.hub import StreamHub
 from api.streams.store import fetch_stream
@@ -55,7 +56,8 @@ class StreamHomes:
         self._wait_for_publisher = wait_for_publisher
         self.placement = Placement(node)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._loop: asyncio.Task[None] | None = None
+        self._keeping = Periodic("stream homes", self._keep, interval=CLAIM_SECONDS)
+        self._adopt_at = 0.0
         node.bus.on(STARTED, self._on_started)
         node.bus.on(ENDED, self._on_ended)
         node.bus.on(GIFT, self._on_gift)
@@ -136,7 +138,8 @@ class StreamHomes:
 
     async def start(self) -> None:
         await self.adopt_orphans()
-        self._loop = asyncio.create_task(self._keep(), name="stream homes")
+        self._adopt_at = time.monotonic() + ADOPT_SECONDS
+        self._keeping.start()
 
     async def adopt_orphans(self) -> list[str]:
         """Live streams with no live home are placed again; those placed here wait for their reader (the grace
@@ -163,17 +166,12 @@ class StreamHomes:
         return adopted
 
     async def _keep(self) -> None:
-        adopt_at = time.monotonic() + ADOPT_SECONDS
-        while True:
-            await asyncio.sleep(CLAIM_SECONDS)
-            try:
-                with contextlib.suppress(ClusterUnavailable):
-                    await self.placement.claim([room(sid) for sid in self._hub.live_here()])
-                if time.monotonic() >= adopt_at:
-                    adopt_at = time.monotonic() + ADOPT_SECONDS
-                    await self.adopt_orphans()
-            except Exception:
-                log.exception("keeping stream homes failed")
+        """Every few seconds: claim the rooms of the streams live here, and now and then adopt orphans."""
+        with contextlib.suppress(ClusterUnavailable):
+            await self.placement.claim([room(sid) for sid in self._hub.live_here()])
+        if time.monotonic() >= self._adopt_at:
+            self._adopt_at = time.monotonic() + ADOPT_SECONDS
+            await self.adopt_orphans()
 
     async def let_go(self) -> None:
         """This node is stopping: the streams it holds lose their home here, so their next join (the publisher's
@@ -188,8 +186,6 @@ class StreamHomes:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, *([self._loop] if self._loop else []), return_exceptions=True)
+        await asyncio.gather(self._keeping.stop(), *self._tasks, return_exceptions=True)

@@ -37,6 +37,17 @@ async def earned(pool: asyncpg.Pool, client: str, reader: str, cents: int, key: 
     await ledger.charge(pool, client_id=client, reader_id=reader, cents=cents, key=key, kind="gift", ref=key)
 
 
+async def started_payout(pool: asyncpg.Pool, fake: FakeConnect, gateway: StripeGateway,
+                         trigger: str) -> tuple[str, str, payouts.Payout]:
+    """A client, a connected reader who earned $70.00 of their $100.00 gift (key ``g1``), and a payout of it
+    started (not sent yet)."""
+    client, reader = await make_pair(pool)
+    await accounts(pool, reader, fake, gateway)
+    await earned(pool, client, reader, 10_000, "g1")
+    payout, _ = await payouts.start(pool, reader, trigger=trigger, hold=HOLD, minimum_cents=0, now=now() + LATER)
+    return client, reader, payout
+
+
 async def balances(pool: asyncpg.Pool, reader: str) -> dict[str, int]:
     rows = await pool.fetch("SELECT account, balance_cents FROM ledger_accounts WHERE owner_id = $1", reader)
     return {r["account"]: r["balance_cents"] for r in rows}
@@ -82,10 +93,7 @@ async def test_a_payout_moves_earnings_to_in_transit_then_paid_out(pool: asyncpg
 
 async def test_a_refused_transfer_puts_the_earnings_back(pool: asyncpg.Pool, fake_and_gateway) -> None:
     fake, gateway = fake_and_gateway
-    client, reader = await make_pair(pool)
-    await accounts(pool, reader, fake, gateway)
-    await earned(pool, client, reader, 10_000, "g1")
-    payout, _ = await payouts.start(pool, reader, trigger="on_demand", hold=HOLD, minimum_cents=0, now=now() + LATER)
+    _, reader, payout = await started_payout(pool, fake, gateway, "on_demand")
     fake.refuse = 400
     payout, failed = await payouts.send(pool, gateway, payout)
     assert payout.status == "failed" and failed is not None and "refused" in (payout.failure or "")
@@ -96,10 +104,7 @@ async def test_a_refused_transfer_puts_the_earnings_back(pool: asyncpg.Pool, fak
 async def test_a_lost_answer_is_resolved_by_asking_again_with_the_same_key(pool: asyncpg.Pool,
                                                                            fake_and_gateway) -> None:
     fake, gateway = fake_and_gateway
-    client, reader = await make_pair(pool)
-    await accounts(pool, reader, fake, gateway)
-    await earned(pool, client, reader, 10_000, "g1")
-    payout, _ = await payouts.start(pool, reader, trigger="scheduled", hold=HOLD, minimum_cents=0, now=now() + LATER)
+    *_, payout = await started_payout(pool, fake, gateway, "scheduled")
     fake.lose_answer = True
     fake.unavailable = 0
     # The library retries once on a 500 with the same key and gets the first answer: one transfer.
@@ -113,10 +118,7 @@ async def test_a_lost_answer_is_resolved_by_asking_again_with_the_same_key(pool:
 async def test_an_unanswered_transfer_stays_in_transit_until_asked_again(pool: asyncpg.Pool,
                                                                          fake_and_gateway) -> None:
     fake, gateway = fake_and_gateway
-    client, reader = await make_pair(pool)
-    await accounts(pool, reader, fake, gateway)
-    await earned(pool, client, reader, 10_000, "g1")
-    payout, _ = await payouts.start(pool, reader, trigger="scheduled", hold=HOLD, minimum_cents=0, now=now() + LATER)
+    _, reader, payout = await started_payout(pool, fake, gateway, "scheduled")
     dead = StripeGateway(secret_key="sk_test_x", webhook_secret=None, api_base="http://127.0.0.1:9",
                          public_url="http://127.0.0.1:8080")
     try:
@@ -171,10 +173,7 @@ def transfer_event(event_id: str, event_type: str, transfer_id: str, payout_id: 
 async def test_a_reversed_transfer_moves_the_reversed_part_back_to_earnings_once(pool: asyncpg.Pool,
                                                                                 fake_and_gateway) -> None:
     fake, gateway = fake_and_gateway
-    client, reader = await make_pair(pool)
-    await accounts(pool, reader, fake, gateway)
-    await earned(pool, client, reader, 10_000, "g1")
-    payout, _ = await payouts.start(pool, reader, trigger="on_demand", hold=HOLD, minimum_cents=0, now=now() + LATER)
+    _, reader, payout = await started_payout(pool, fake, gateway, "on_demand")
     payout, _ = await payouts.send(pool, gateway, payout)
     assert payout.stripe_transfer_id is not None
     outcome = await stripe_events.handle_event(
@@ -192,10 +191,7 @@ async def test_a_reversed_transfer_moves_the_reversed_part_back_to_earnings_once
 async def test_the_transfer_created_webhook_confirms_a_payout_whose_answer_was_lost(pool: asyncpg.Pool,
                                                                                    fake_and_gateway) -> None:
     fake, gateway = fake_and_gateway
-    client, reader = await make_pair(pool)
-    await accounts(pool, reader, fake, gateway)
-    await earned(pool, client, reader, 10_000, "g1")
-    payout, _ = await payouts.start(pool, reader, trigger="on_demand", hold=HOLD, minimum_cents=0, now=now() + LATER)
+    *_, payout = await started_payout(pool, fake, gateway, "on_demand")
     event = transfer_event("evt_c1", "transfer.created", "tr_from_webhook", payout.id)
     assert await stripe_events.handle_event(pool, event) == "payout_paid"
     assert (await payouts.get(pool, payout.id)).status == "paid"  # type: ignore[union-attr]
@@ -206,10 +202,7 @@ async def test_the_transfer_created_webhook_confirms_a_payout_whose_answer_was_l
 async def test_a_late_refund_after_a_payout_leaves_earnings_negative_and_nothing_payable(
         pool: asyncpg.Pool, fake_and_gateway) -> None:
     fake, gateway = fake_and_gateway
-    client, reader = await make_pair(pool)
-    await accounts(pool, reader, fake, gateway)
-    await earned(pool, client, reader, 10_000, "g1")
-    payout, _ = await payouts.start(pool, reader, trigger="on_demand", hold=HOLD, minimum_cents=0, now=now() + LATER)
+    client, reader, payout = await started_payout(pool, fake, gateway, "on_demand")
     await payouts.send(pool, gateway, payout)
     await ledger.refund_charge(pool, original_key="g1", cents=10_000, key="g1:goodwill")
     assert (await balances(pool, reader))["earnings"] == -7_000

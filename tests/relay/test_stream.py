@@ -92,9 +92,9 @@ async def test_a_viewer_joining_mid_stream_gets_a_keyframe_promptly(
     logger.info("late viewer: answer -> first decoded frame %.3f s", time_to_first_frame)
     assert requests, "the relay sent the publisher a PLI"
     assert time_to_first_frame < 2.0
-    # The early viewer was not disturbed: it goes on decoding. (Not "has decoded more than 30 by now": a late
-    # viewer served from the relay's cache of the latest keyframe can decode before the early one's 31st frame.)
-    await early.wait_decoded("video", 31, timeout=5)
+    # The early viewer was not disturbed: it goes on decoding (a fixed count right after the late viewer's first
+    # frame raced with it, as that frame can come within one frame time).
+    await early.wait_decoded("video", early.decoded["video"] + 10, timeout=5)
 
 
 async def test_subscriber_keyframe_requests_are_forwarded_upstream_throttled(

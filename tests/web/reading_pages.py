@@ -77,6 +77,25 @@ async def request_and_accept(client: Party, reader: Party, kind: str) -> str:
     return session_id
 
 
+async def chat_under_way(browser: Browser, server: TestServer, console: Console,
+                         database_url: str) -> tuple[Party, Party, str]:
+    """A ready reader and a funded client (no camera) in a chat reading, accepted and connected on both pages:
+    ``(client, reader, session id)``."""
+    reader = await ready_reader(browser, server, console)
+    client = await funded_client(browser, server, console, database_url, media=False)
+    session_id = await request_and_accept(client, reader, "chat")
+    for party in (client, reader):
+        await expect(party.page.locator("[data-connection]")).to_have_text("Connected")
+    return client, reader, session_id
+
+
+async def end_reading(by: Party, *parties: Party) -> None:
+    """``by`` ends the reading from its page; each of ``parties`` then sees the summary."""
+    await by.page.get_by_role("button", name="End reading").click()
+    for party in parties:
+        await expect(party.page.get_by_role("heading", name=ENDED)).to_be_visible()
+
+
 async def rising(page: Page, expression: str, *, above: int = 0, timeout: float = 20.0) -> int:
     """Wait until a stats counter passes ``above`` and then rises again; returns the last value."""
     deadline = time.monotonic() + timeout

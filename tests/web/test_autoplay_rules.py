@@ -8,15 +8,14 @@ the page and the tab's title whether or not it can ring."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.web.conftest import Console
+from tests.chromium import CHROMIUM_ARGS
+from tests.web.conftest import Console, launched
 from tests.web.pages_setup import post, signed_in
 from tests.web.reading_pages import Party, done, funded_client, ready_reader, rising
 from tests.web.test_stream_pages import STREAM_FRAMES, STREAM_SENT
@@ -27,14 +26,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser() -> AsyncIterator[Browser]:
     """Chromium with its default autoplay policy (sound needs a click), unlike the other browser tests."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with launched(CHROMIUM_ARGS) as chromium:
+        yield chromium
 
 
 @pytest.mark.slow

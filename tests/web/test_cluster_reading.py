@@ -12,9 +12,9 @@ from playwright.async_api import Browser, expect
 from tests.api.cluster.processes import free_port, node_env, ready, serve
 from tests.web.conftest import Console
 from tests.web.reading_pages import (
-    ENDED,
     FRAMES_DECODED,
     done,
+    end_reading,
     funded_client,
     ready_reader,
     request_and_accept,
@@ -43,9 +43,7 @@ async def test_a_video_reading_on_two_nodes_sharing_the_port(browser: Browser, d
         await send_chat(client.page, reader.page, "Hello across the cluster.")
         await send_chat(reader.page, client.page, "Hello back.")
         await expect(client.page.locator("[data-charged]")).to_have_text("$1.99")
-        await client.page.get_by_role("button", name="End reading").click()
-        for party in (client, reader):
-            await expect(party.page.get_by_role("heading", name=ENDED)).to_be_visible()
+        await end_reading(client, client, reader)
         await done(console, client, reader)
     log = (tmp_path / "serve.log").read_text()
     assert "node-1" in log and "node-2" in log

@@ -15,6 +15,7 @@ from tests.web.reading_pages import (
     ENDED,
     FRAMES_DECODED,
     done,
+    end_reading,
     funded_client,
     ready_reader,
     request_and_accept,
@@ -50,9 +51,7 @@ async def test_a_video_reading_from_request_to_summary(browser: Browser, server:
     await reader.page.set_viewport_size(PHONE)
     await shot(reader.page, "reading-room-video-phone")
 
-    await client.page.get_by_role("button", name="End reading").click()
-    for party in (client, reader):
-        await expect(party.page.get_by_role("heading", name=ENDED)).to_be_visible()
+    await end_reading(client, client, reader)
     await expect(client.page.locator("[data-summary-reason]")).to_have_text("You ended the reading.")
     await expect(reader.page.locator("[data-summary-reason]")).to_have_text("Ada Lovelace ended the reading.")
     await expect(client.page.locator("[data-summary-transcript]")).to_contain_text("What would you like")

@@ -11,7 +11,14 @@ from playwright.async_api import Browser, expect
 
 from tests.web.conftest import Console, shot
 from tests.web.pages_setup import post
-from tests.web.reading_pages import ENDED, done, funded_client, ready_reader, request_and_accept, send_chat
+from tests.web.reading_pages import (
+    ENDED,
+    chat_under_way,
+    done,
+    funded_client,
+    ready_reader,
+    send_chat,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -19,11 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 async def test_the_chat_survives_a_reload_and_the_reader_is_told_the_client_left(
         browser: Browser, server: TestServer, database_url: str) -> None:
     console = Console()
-    reader = await ready_reader(browser, server, console)
-    client = await funded_client(browser, server, console, database_url, media=False)
-    session_id = await request_and_accept(client, reader, "chat")
-    for party in (client, reader):
-        await expect(party.page.locator("[data-connection]")).to_have_text("Connected")
+    client, reader, session_id = await chat_under_way(browser, server, console, database_url)
     await send_chat(client.page, reader.page, "Is this a good time to change jobs?")
     await send_chat(reader.page, client.page, "Let's look at what is pulling you each way.")
 

@@ -13,34 +13,31 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, expect
 
 from api.pages.format import money
-from billing.statements import reading_totals
+from billing.statements import ReadingTotals, reading_totals
 from config import Settings
 from tests.web.conftest import Console, start_app, stop_app
-from tests.web.reading_pages import ENDED, done, funded_client, ready_reader, request_and_accept
+from tests.web.reading_pages import chat_under_way, done, end_reading
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+
+async def _ledger_totals(database_url: str, session_id: str) -> ReadingTotals:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        return await reading_totals(pool, session_id)
+    finally:
+        await pool.close()
 
 
 async def test_the_summaries_and_history_show_the_ledgers_money_after_the_last_minute_is_refunded(
         browser: Browser, server: TestServer, database_url: str) -> None:
     console = Console()
-    reader = await ready_reader(browser, server, console)
-    client = await funded_client(browser, server, console, database_url, media=False)
-    session_id = await request_and_accept(client, reader, "chat")
-    for party in (client, reader):
-        await expect(party.page.locator("[data-connection]")).to_have_text("Connected")
+    client, reader, session_id = await chat_under_way(browser, server, console, database_url)
     # The first minute is charged at its start: the reader's live share is 70% of it.
     await expect(client.page.locator("[data-charged]")).to_have_text("$0.99")
     await expect(reader.page.locator("[data-charged]")).to_have_text("$0.69")
-    await reader.page.get_by_role("button", name="End reading").click()
-    for party in (client, reader):
-        await expect(party.page.get_by_role("heading", name=ENDED)).to_be_visible()
-
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
-    try:
-        totals = await reading_totals(pool, session_id)
-    finally:
-        await pool.close()
+    await end_reading(reader, client, reader)
+    totals = await _ledger_totals(database_url, session_id)
     # Most of the minute went back: the ledger's figures are well under the live ones.
     assert 0 < totals.charged_cents < 99 and totals.earned_cents < 69
     earned, charged = money(totals.earned_cents), money(totals.charged_cents)
@@ -78,20 +75,10 @@ async def intro_server(settings: Settings, browser: Browser) -> AsyncIterator[Te
 async def test_a_free_intro_minute_is_the_readers_earnings_on_the_summary_and_costs_the_client_nothing(
         browser: Browser, intro_server: TestServer, database_url: str) -> None:
     console = Console()
-    reader = await ready_reader(browser, intro_server, console)
-    client = await funded_client(browser, intro_server, console, database_url, media=False)
-    session_id = await request_and_accept(client, reader, "chat")
-    for party in (client, reader):
-        await expect(party.page.locator("[data-connection]")).to_have_text("Connected")
+    client, reader, session_id = await chat_under_way(browser, intro_server, console, database_url)
     await expect(reader.page.locator("[data-charged]")).to_have_text("$0.69")  # the platform pays the minute
-    await client.page.get_by_role("button", name="End reading").click()
-    for party in (client, reader):
-        await expect(party.page.get_by_role("heading", name=ENDED)).to_be_visible()
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
-    try:
-        totals = await reading_totals(pool, session_id)
-    finally:
-        await pool.close()
+    await end_reading(client, client, reader)
+    totals = await _ledger_totals(database_url, session_id)
     assert totals.charged_cents == 0 and totals.earned_cents > 0
     await expect(reader.page.locator("[data-summary-amount]")).to_have_text(money(totals.earned_cents))
     await expect(client.page.locator("[data-summary-amount]")).to_have_text("$0.00")

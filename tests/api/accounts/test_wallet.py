@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -14,21 +13,13 @@ from api.app import create_app
 from billing import ledger
 from config import Settings
 from tests.api.helpers import bearer_user
-from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
-
-
-@pytest.fixture
-async def fake_stripe() -> AsyncIterator[tuple[FakeStripe, str]]:
-    fake = FakeStripe()
-    async with fake.running() as url:
-        yield fake, url
+from tests.stripe_fake import SECRET_KEY, FakeStripe, with_stripe
 
 
 @pytest.fixture
 async def paying_client(settings: Settings, fake_stripe: tuple[FakeStripe, str]) -> AsyncIterator[TestClient]:
     """The app with Stripe configured, talking to the fake Stripe."""
-    configured = replace(settings, stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
-                         stripe_api_base=fake_stripe[1], public_url="https://soulseer.test")
+    configured = with_stripe(settings, fake_stripe[1])
     async with TestClient(TestServer(create_app(configured), host="127.0.0.1")) as test_client:
         yield test_client
 

@@ -26,7 +26,7 @@ from billing.meter import net_cents
 from tests.api.cluster.processes import cluster_view, free_port, node_env, ready, serve
 from tests.api.readings.test_media import connect_media
 from tests.billing.invariants import assert_ledger_invariants
-from tests.reading_steps import Party, Signal, at_least, deposit, quick_user, session_row, wait_for
+from tests.reading_steps import Party, Signal, at_least, deposit, quick_user, session_row, video_reading, wait_for
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)
@@ -96,16 +96,17 @@ async def open_side(opened: list[aiohttp.ClientSession], node: Node, party: Part
     return side
 
 
-async def video_reading(node: Node, reader: Party, client: Party) -> str:
+async def _people(pool: asyncpg.Pool) -> tuple[Party, Party, Party]:
+    """An admin (to ask the nodes who they are), a reader, and a client with $50.00."""
+    admin, reader, client = (await quick_user(pool, "admin"), await quick_user(pool, "reader"),
+                             await quick_user(pool, "client"))
+    await deposit(pool, client.id, 5_000)
+    return admin, reader, client
+
+
+async def video_reading_on(node: Node, reader: Party, client: Party) -> str:
     async with aiohttp.ClientSession(base_url=node.base) as http:
-        await http.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": RATE})
-        await http.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
-        resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
-                               json={"readerId": reader.id, "sessionType": "video", "expectedCents": RATE})
-        session_id = str((await resp.json())["session"]["id"])
-        resp = await http.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)
-        assert resp.status == 200, await resp.text()
-    return session_id
+        return await video_reading(http, reader, client, RATE)
 
 
 async def home_of(pool: asyncpg.Pool, session_id: str, nodes: list[Node]) -> Node:
@@ -131,12 +132,10 @@ async def check_the_money(pool: asyncpg.Pool, session_id: str, client: Party) ->
 
 async def test_a_reading_whose_home_is_killed_goes_on_on_a_survivor_and_the_outage_is_not_billed(
         database_url: str, pool: asyncpg.Pool, tmp_path: Path, redis_server_url: str, redis_prefix: str) -> None:
-    admin, reader, client = (await quick_user(pool, "admin"), await quick_user(pool, "reader"),
-                             await quick_user(pool, "client"))
-    await deposit(pool, client.id, 5_000)
+    admin, reader, client = await _people(pool)
     with cluster(3, database_url, redis_server_url, redis_prefix, tmp_path) as nodes:
         await started(nodes, admin, pool)
-        session_id = await video_reading(nodes[0], reader, client)
+        session_id = await video_reading_on(nodes[0], reader, client)
         home = await home_of(pool, session_id, nodes)
         client_node, reader_node = [n for n in nodes if n is not home]
         async with sessions() as opened:
@@ -189,12 +188,10 @@ async def test_a_reading_whose_home_is_killed_goes_on_on_a_survivor_and_the_outa
 
 async def test_a_drained_node_hands_its_reading_over_and_exits_and_the_reading_goes_on_elsewhere(
         database_url: str, pool: asyncpg.Pool, tmp_path: Path, redis_server_url: str, redis_prefix: str) -> None:
-    admin, reader, client = (await quick_user(pool, "admin"), await quick_user(pool, "reader"),
-                             await quick_user(pool, "client"))
-    await deposit(pool, client.id, 5_000)
+    admin, reader, client = await _people(pool)
     with cluster(2, database_url, redis_server_url, redis_prefix, tmp_path) as nodes:
         await started(nodes, admin, pool)
-        session_id = await video_reading(nodes[0], reader, client)
+        session_id = await video_reading_on(nodes[0], reader, client)
         home = await home_of(pool, session_id, nodes)
         other = next(n for n in nodes if n is not home)
         async with sessions() as opened:

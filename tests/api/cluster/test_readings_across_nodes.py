@@ -16,7 +16,7 @@ from billing.meter import net_cents
 from tests.api.cluster.processes import cluster_view, free_port, node_env, ready, serve
 from tests.api.readings.test_media import connect_media
 from tests.billing.invariants import assert_ledger_invariants
-from tests.reading_steps import Signal, at_least, deposit, quick_user, session_row, wait_for
+from tests.reading_steps import Signal, at_least, deposit, quick_user, session_row, video_reading, wait_for
 
 pytestmark = pytest.mark.slow
 RATE = 600  # 10 cents a second
@@ -45,13 +45,7 @@ async def test_a_video_reading_with_its_sockets_on_two_nodes_and_its_room_on_a_t
         node_ids = [(await cluster_view(base, admin))["nodeId"] for base in bases]
 
         async with aiohttp.ClientSession(base_url=bases[0]) as http:
-            await http.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": RATE})
-            await http.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
-            resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
-                                   json={"readerId": reader.id, "sessionType": "video", "expectedCents": RATE})
-            session_id = str((await resp.json())["session"]["id"])
-            resp = await http.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)
-            assert resp.status == 200, await resp.text()
+            session_id = await video_reading(http, reader, client, RATE)
 
         async def running() -> bool:
             return (await session_row(pool, session_id))["lease_owner"] is not None

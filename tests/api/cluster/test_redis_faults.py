@@ -21,6 +21,7 @@ from api.readings.homes import room
 from billing import ledger
 from billing.meter import net_cents
 from config import Settings
+from tests import reading_steps
 from tests.api.readings.test_media import connect_media
 from tests.reading_steps import Signal, at_least, deposit, lease_owner, quick_user, running_app, session_row, wait_for
 
@@ -55,12 +56,7 @@ async def test_a_reading_carries_on_while_redis_restarts_and_signaling_recovers(
     await deposit(pool, other_client.id, 5_000)
     async with running_app(cluster, node_name="a") as a, running_app(cluster, node_name="b") as b:
         await wait_for(lambda: _nodes_seen(a, admin.headers, 2), timeout=10, interval=0.1)
-        await a.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": RATE})
-        await a.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
-        resp = await a.post("/api/webrtc/client/request-session", headers=client.headers,
-                            json={"readerId": reader.id, "sessionType": "video", "expectedCents": RATE})
-        session_id = str((await resp.json())["session"]["id"])
-        assert (await a.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)).status == 200
+        session_id = await reading_steps.video_reading(a, reader, client, RATE)
         owner = await lease_owner(pool, session_id)
         home, edge = (a, b) if a.server.app[CLUSTER].node_id == owner else (b, a)
         client_ws = await Signal.open(home, client)  # on the home

@@ -8,7 +8,6 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -20,22 +19,13 @@ from api.money import worker
 from billing import connect, ledger, payouts
 from config import Settings
 from tests.api.users import quick_user
-from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, signed
-
-
-@pytest.fixture
-async def fake_stripe() -> AsyncIterator[tuple[FakeStripe, str]]:
-    fake = FakeStripe()
-    async with fake.running() as url:
-        yield fake, url
+from tests.stripe_fake import FakeStripe, signed, with_stripe
 
 
 @pytest.fixture
 async def app_client(settings: Settings, fake_stripe: tuple[FakeStripe, str]) -> AsyncIterator[TestClient]:
     """The app with Stripe configured, payouts payable at once and from $10 on demand."""
-    configured = replace(settings, stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
-                         stripe_api_base=fake_stripe[1], public_url="https://soulseer.test", payout_hold_days=0,
-                         payout_minimum_cents=1_000)
+    configured = with_stripe(settings, fake_stripe[1], payout_hold_days=0, payout_minimum_cents=1_000)
     async with TestClient(TestServer(create_app(configured), host="127.0.0.1")) as test_client:
         yield test_client
 

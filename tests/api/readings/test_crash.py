@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,64 +24,27 @@ from api.readings import booking
 from billing import ledger, slots
 from billing.meter import net_cents, prorated_refund
 from billing.scheduled_policy import Booking, not_given_refund
+from tests.api.cluster import processes
 from tests.api.readings.test_media import connect_media
 from tests.billing.invariants import assert_ledger_invariants
-from tests.reading_steps import Party, Signal, at_least, deposit, quick_user, session_row, wait_for
+from tests.reading_steps import Party, Signal, at_least, deposit, quick_user, session_row, video_reading, wait_for
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[3]
 RATE = 600  # 10 cents a second, so a few seconds make a visible refund
 LEASE_SECONDS = 3
 PRICE = 1000  # a scheduled reading's flat price (15 or 30 minutes)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def serve(database_url: str, port: int, log: Path, grace: int = 60) -> Iterator[subprocess.Popen[bytes]]:
+@asynccontextmanager
+async def serving(database_url: str, port: int, log: Path, grace: int = 60) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A ``soulseer serve`` on ``port``, ready (its start-up adoption done); stopped with SIGTERM at the end if it
+    still runs."""
     env = {**os.environ, "DATABASE_URL": database_url, "SOULSEER_PORT": str(port), "SOULSEER_LOG_JSON": "false",
            "SOULSEER_GRACE_SECONDS": str(grace), "SOULSEER_SECRET_KEY": "crash-test-secret-key",
            "SOULSEER_READING_LEASE_SECONDS": str(LEASE_SECONDS), "SOULSEER_INTRO_FREE_MINUTES": "0"}
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    try:
+    with processes.serve(env, log, stop_timeout=15) as process:
+        await processes.ready(f"http://127.0.0.1:{port}")
         yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-async def _ready(base: str) -> None:
-    async with aiohttp.ClientSession() as http:
-
-        async def up() -> bool:
-            try:
-                async with http.get(f"{base}/readyz") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(up, timeout=30, interval=0.1)
-
-
-async def _video_reading(http: aiohttp.ClientSession, reader: Party, client: Party) -> str:
-    await http.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": RATE})
-    await http.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
-    resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
-                           json={"readerId": reader.id, "sessionType": "video", "expectedCents": RATE})
-    session_id = str((await resp.json())["session"]["id"])
-    assert (await http.post(f"/api/webrtc/reader/accept-session/{session_id}", headers=reader.headers)).status == 200
-    return session_id
 
 
 async def _join(http: aiohttp.ClientSession, session_id: str, parties: dict[str, Party]) -> dict[str, Signal]:
@@ -101,7 +62,7 @@ def _kill(process: subprocess.Popen[bytes], how: signal.Signals) -> None:
 
 def _server_place(tmp_path: Path) -> tuple[int, str, Path]:
     """A free port for a ``soulseer serve``, its base URL, and where its log goes."""
-    port = _free_port()
+    port = processes.free_port()
     return port, f"http://127.0.0.1:{port}", tmp_path / "serve.log"
 
 
@@ -116,7 +77,7 @@ async def _parties(pool: asyncpg.Pool) -> tuple[Party, Party]:
 async def _started_video_reading(http: aiohttp.ClientSession, reader: Party, client: Party,
                                  peers: list[Any]) -> tuple[str, dict[str, Signal]]:
     """A video reading both parties joined with media (their peers kept in ``peers``), started."""
-    session_id = await _video_reading(http, reader, client)
+    session_id = await video_reading(http, reader, client, RATE)
     sockets = await _join(http, session_id, {"client": client, "reader": reader})
     for role in ("client", "reader"):
         peers.append(await connect_media(sockets[role], role))
@@ -129,8 +90,7 @@ async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_set
     port, base, log = _server_place(tmp_path)
     reader, client = await _parties(pool)
     peers = []
-    with serve(database_url, port, log) as first:
-        await _ready(base)
+    async with serving(database_url, port, log) as first:
         async with aiohttp.ClientSession(base_url=base) as http:
             session_id, _sockets = await _started_video_reading(http, reader, client, peers)
 
@@ -146,9 +106,7 @@ async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_set
     assert crashed["status"] == "active" and crashed["charged_cents"] == RATE
     seconds = crashed["meter_billable_seconds"]
 
-    with serve(database_url, port, log, grace=5):
-        await _ready(base)
-
+    async with serving(database_url, port, log, grace=5):
         async def settled() -> bool:
             return (await session_row(pool, session_id))["status"] == "ended"
 
@@ -169,8 +127,8 @@ async def test_a_reading_interrupted_by_kill_9_whose_parties_never_return_is_set
     assert {str(n["user_id"]) for n in notes} == {client.id, reader.id}
 
     # A third start finds nothing more to do: no second refund, no second notification.
-    with serve(database_url, port, log):
-        await _ready(base)  # start-up adoption runs before the server is ready
+    async with serving(database_url, port, log):
+        pass  # start-up adoption runs before the server is ready
     assert await pool.fetchval("SELECT count(*) FROM ledger_transactions WHERE ref = $1", session_id) == 2
     assert await ledger.balance(pool, client.id) == 5_000 - row["charged_cents"]
     assert len(await pool.fetch("SELECT 1 FROM notifications WHERE kind = 'session-ended'")) == 2
@@ -182,8 +140,7 @@ async def test_a_video_reading_goes_on_after_kill_9_when_its_parties_rejoin_and_
     port, base, log = _server_place(tmp_path)
     reader, client = await _parties(pool)
     peers = []
-    with serve(database_url, port, log) as first:
-        await _ready(base)
+    async with serving(database_url, port, log) as first:
         async with aiohttp.ClientSession(base_url=base) as http:
             session_id, sockets = await _started_video_reading(http, reader, client, peers)
             await sockets["client"].expect("session-state", timeout=10, billableSeconds=at_least(2))
@@ -195,8 +152,7 @@ async def test_a_video_reading_goes_on_after_kill_9_when_its_parties_rejoin_and_
     assert crashed["status"] == "active" and before >= 2
 
     peers = []
-    with serve(database_url, port, log):
-        await _ready(base)
+    async with serving(database_url, port, log):
         async with aiohttp.ClientSession(base_url=base) as http:
             # The browsers re-join (the join waits for the dead owner's lease to lapse) and offer again.
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
@@ -249,15 +205,13 @@ async def test_a_scheduled_reading_killed_before_its_start_resumes_when_its_part
     port, base, log = _server_place(tmp_path)
     reader, client = await _parties(pool)
     session_id, _ = await _scheduled(pool, reader, client, timedelta(minutes=6), 15)
-    with serve(database_url, port, log) as first:
-        await _ready(base)
+    async with serving(database_url, port, log) as first:
         async with aiohttp.ClientSession(base_url=base) as http:
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
             await sockets["client"].expect("start-session", timeout=10)
             await sockets["client"].expect("session-state", timeout=10, billableSeconds=at_least(2))
             _kill(first, signal.SIGKILL)
-    with serve(database_url, port, log):
-        await _ready(base)
+    async with serving(database_url, port, log):
         async with aiohttp.ClientSession(base_url=base) as http:
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
             state = await sockets["client"].expect("session-state", running=True, timeout=10)
@@ -283,8 +237,7 @@ async def test_a_scheduled_reading_stopped_by_sigterm_whose_parties_do_not_retur
     port, base, log = _server_place(tmp_path)
     reader, client = await _parties(pool)
     session_id, starts_at = await _scheduled(pool, reader, client, -timedelta(seconds=30), 30)
-    with serve(database_url, port, log) as first:
-        await _ready(base)
+    async with serving(database_url, port, log) as first:
         async with aiohttp.ClientSession(base_url=base) as http:
             sockets = await _join(http, session_id, {"client": client, "reader": reader})
             await sockets["client"].expect("start-session", timeout=10)
@@ -292,9 +245,7 @@ async def test_a_scheduled_reading_stopped_by_sigterm_whose_parties_do_not_retur
             _kill(first, signal.SIGTERM)
     handed = await session_row(pool, session_id)
     assert handed["status"] == "active"  # handed over, not ended
-    with serve(database_url, port, log, grace=3):
-        await _ready(base)
-
+    async with serving(database_url, port, log, grace=3):
         async def ended() -> bool:
             return (await session_row(pool, session_id))["status"] == "ended"
 

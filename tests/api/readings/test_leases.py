@@ -154,9 +154,7 @@ async def test_a_runtime_that_cannot_renew_fences_itself_until_it_can(settings: 
         session_id, _, client_ws, _ = await started(http, pool)
         await minute_charged(pool, session_id)
         live = http.app[LIVE_READINGS]
-        keeper = live._tasks[0]
-        keeper.cancel()  # the keeper cannot reach the database any more
-        await asyncio.gather(keeper, return_exceptions=True)
+        await live.renewal.stop()  # the keeper cannot reach the database any more
         lease_clock.advance(11)  # the lease ran out by the runtime's own clock
         clock.advance(61)  # and the meter would charge minute 1 now
         live.wake()

@@ -71,6 +71,16 @@ async def _book(http: TestClient, client: Party, reader: Party, starts_at: datet
     return body
 
 
+async def _booked(http: TestClient, pool: asyncpg.Pool, ahead: timedelta,
+                  session_type: str = "chat") -> tuple[Party, Party, str]:
+    """A reader and a client with money, and a 15-minute reading the client booked in the reader's slot starting
+    ``ahead`` of now: ``(reader, client, reading id)``."""
+    reader, customer = await reader_and_client(http, pool)
+    starts_at = await _slot(pool, reader, ahead)
+    booked = await _book(http, customer, reader, starts_at, session_type=session_type)
+    return reader, customer, booked["session"]["id"]
+
+
 async def test_booking_a_slot_pays_the_flat_price_and_tells_the_reader(client: TestClient, pool: asyncpg.Pool) -> None:
     reader, customer = await reader_and_client(client, pool)
     starts_at = await _slot(pool, reader, timedelta(days=2))
@@ -155,9 +165,7 @@ async def test_a_scheduled_reading_cannot_be_joined_before_its_window(client: Te
 async def test_a_reader_who_does_not_come_leaves_the_client_refunded(settings: Settings, pool: asyncpg.Pool) -> None:
     clock = ManualClock()
     async with running_app(settings, clock=clock, schedule_early_join_seconds=3600, reader_no_show_seconds=300) as http:
-        reader, customer = await reader_and_client(http, pool)
-        starts_at = await _slot(pool, reader, timedelta(minutes=10))
-        session_id = (await _book(http, customer, reader, starts_at))["session"]["id"]
+        _, customer, session_id = await _booked(http, pool, timedelta(minutes=10), "video")
         ws = await Signal.open(http, customer)
         await ws.join(session_id)
         clock.advance(10 * 60 + 301)
@@ -213,10 +221,8 @@ async def test_ending_a_booked_reading_refunds_and_frees_its_slot_by_the_rules(
     clock = ManualClock()
     async with running_app(settings, clock=clock, schedule_early_join_seconds=3600,
                            late_cancel_refund_percent=40) as http:
-        reader, customer = await reader_and_client(http, pool)
         ahead = timedelta(days=2) if when == "days before" else timedelta(minutes=10)
-        starts_at = await _slot(pool, reader, ahead)
-        session_id = (await _book(http, customer, reader, starts_at, session_type="chat"))["session"]["id"]
+        reader, customer, session_id = await _booked(http, pool, ahead)
         if when != "days before":
             client_ws = await Signal.open(http, customer)
             await client_ws.join(session_id)
@@ -250,9 +256,7 @@ async def test_a_reader_who_leaves_a_reading_under_way_for_good_refunds_the_minu
         settings: Settings, pool: asyncpg.Pool) -> None:
     clock = ManualClock()
     async with running_app(settings, clock=clock, schedule_early_join_seconds=3600, grace_seconds=60) as http:
-        reader, customer = await reader_and_client(http, pool)
-        starts_at = await _slot(pool, reader, timedelta(minutes=10))
-        session_id = (await _book(http, customer, reader, starts_at, session_type="chat"))["session"]["id"]
+        reader, customer, session_id = await _booked(http, pool, timedelta(minutes=10))
         client_ws, reader_ws = await join_and_start(http, session_id, customer, reader)
         clock.advance(12 * 60 + 30)  # 2.5 minutes into the booked time
         http.app[LIVE_READINGS].wake()
@@ -276,9 +280,7 @@ async def test_a_reader_who_only_came_early_for_a_moment_is_the_no_show_and_the_
     # connected together: it is the reader's no-show.
     clock = ManualClock()
     async with running_app(settings, clock=clock, schedule_early_join_seconds=3600, reader_no_show_seconds=300) as http:
-        reader, customer = await reader_and_client(http, pool)
-        starts_at = await _slot(pool, reader, timedelta(minutes=5))
-        session_id = (await _book(http, customer, reader, starts_at, session_type="chat"))["session"]["id"]
+        reader, customer, session_id = await _booked(http, pool, timedelta(minutes=5))
         reader_ws = await Signal.open(http, reader)
         await reader_ws.join(session_id)
         await reader_ws.expect("session-state", connected={"client": False, "reader": True})
@@ -300,9 +302,7 @@ async def test_a_client_who_never_came_while_the_reader_waited_is_the_no_show(
         settings: Settings, pool: asyncpg.Pool) -> None:
     clock = ManualClock()
     async with running_app(settings, clock=clock, schedule_early_join_seconds=3600, reader_no_show_seconds=300) as http:
-        reader, customer = await reader_and_client(http, pool)
-        starts_at = await _slot(pool, reader, timedelta(minutes=5))
-        session_id = (await _book(http, customer, reader, starts_at, session_type="chat"))["session"]["id"]
+        reader, customer, session_id = await _booked(http, pool, timedelta(minutes=5))
         reader_ws = await Signal.open(http, reader)
         await reader_ws.join(session_id)
         clock.advance(5 * 60 + 300)

@@ -28,6 +28,7 @@ from tests.reading_steps import (
     quick_user,
     running_app,
     session_row,
+    video_reading,
     wait_for,
 )
 from tests.relay.endpoints import Endpoint
@@ -51,11 +52,7 @@ async def _video_reading(http: TestClient, pool: asyncpg.Pool) -> tuple[str, Par
     reader = await quick_user(pool, "reader")
     client = await quick_user(pool, "client")
     await deposit(pool, client.id, 5_000)
-    await http.post("/api/webrtc/reader/rates", headers=reader.headers, json={"videoCents": RATE})
-    await http.post("/api/webrtc/reader/availability", headers=reader.headers, json={"status": "online"})
-    resp = await http.post("/api/webrtc/client/request-session", headers=client.headers,
-                           json={"readerId": reader.id, "sessionType": "video", "expectedCents": RATE})
-    return str((await resp.json())["session"]["id"]), reader, client
+    return await video_reading(http, reader, client, RATE, accepted=False), reader, client
 
 
 @pytest.mark.slow
