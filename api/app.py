@@ -83,7 +83,7 @@ def _node_load(app: web.Application, cpu: float) -> Load:
     relay = app[RELAY]
     census = relay.census()
     return Load(cpu=round(cpu, 3), participants=census.peers, readings=len(app[LIVE_READINGS]),
-                streams=census.streams, viewers=census.viewers, busy=relay.load is not None and relay.load.busy)
+                streams=census.streams, viewers=census.viewers, busy=relay.busy)
 
 
 async def _drain(app: web.Application) -> None:

@@ -37,6 +37,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cpu_quota import make_group, remove
 from bench.fanout import (
     Child,
     Row,
@@ -86,19 +87,22 @@ def print_late(nodes: int, times: list[list[float]]) -> None:
 
 
 async def run(nodes: int, series: list[int], window: float, settings: ViewerSettings,
-              late: int = 0, seed: int = 1) -> list[list[Row]]:
-    """Rows per N, one per relay (origin first); then ``late`` late joiners per relay (printed)."""
+              late: int = 0, seed: int = 1, quota: float = 0.0) -> list[list[Row]]:
+    """Rows per N, one per relay (origin first); then ``late`` late joiners per relay (printed). ``quota``: each
+    relay confined to that many cores (bench/cpu_quota.py), as if each had a machine of its own that small."""
     urls = [f"http://127.0.0.1:{free_port()}" for _ in range(nodes)]
+    groups = [make_group(quota, f"soulseer-bench-{os.getpid()}-{nodes}-{i}") for i in range(nodes)] if quota else []
+    confine = [("--cgroup", str(group)) for group in groups] or [() for _ in urls]
     children: list[Child] = []
     procs: list[list[ViewerProcess]] = [[] for _ in urls]
     results: list[list[Row]] = []
     try:
-        origin = await Child.start("origin", "--role", "relay", "--port", urls[0].rsplit(":", 1)[1])
+        origin = await Child.start("origin", "--role", "relay", "--port", urls[0].rsplit(":", 1)[1], *confine[0])
         children.append(origin)
         await origin.read()
-        for url in urls[1:]:
+        for url, confined in zip(urls[1:], confine[1:], strict=True):
             edge = await Child.start("edge", "--role", "relay", "--port", url.rsplit(":", 1)[1],
-                                     "--pull-from", urls[0])
+                                     "--pull-from", urls[0], *confined)
             children.append(edge)
             await edge.read()
         publisher = await Child.start("publisher", "--role", "publisher", "--relay", urls[0])
@@ -130,6 +134,8 @@ async def run(nodes: int, series: list[int], window: float, settings: ViewerSett
     finally:
         for child in [*(p.child for g in procs for p in g), *reversed(children)]:
             await child.stop()
+        for group in groups:
+            remove(group)
     return results
 
 
@@ -171,9 +177,12 @@ def summarize(one: list[list[Row]], two: list[list[Row]]) -> None:
 async def orchestrate(args: argparse.Namespace) -> None:
     settings = ViewerSettings(args.viewers_per_process, 1, args.viewer_poll_ms, args.viewer_nice)
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    if args.relay_cpu_quota:
+        print(f"# each relay confined to {args.relay_cpu_quota:g} of a core (a machine of its own that small)",
+              flush=True)
     print(HEADER, flush=True)
-    one = await run(1, args.series, args.window, settings, args.late_joiners, args.seed)
-    two = await run(2, args.series, args.window, settings, args.late_joiners, args.seed)
+    one = await run(1, args.series, args.window, settings, args.late_joiners, args.seed, args.relay_cpu_quota)
+    two = await run(2, args.series, args.window, settings, args.late_joiners, args.seed, args.relay_cpu_quota)
     summarize(one, two)
 
 
@@ -187,6 +196,9 @@ def main() -> None:
     parser.add_argument("--viewer-nice", type=int, default=10)
     parser.add_argument("--late-joiners", type=int, default=20,
                         help="viewers joining one at a time on each relay after the series (0: none)")
+    parser.add_argument("--relay-cpu-quota", type=float, default=0.0,
+                        help="confine each relay to this many cores (a cgroup CPU quota; needs root), so that the "
+                             "relays, not the load generator sharing their machine, reach their limit first")
     parser.add_argument("--seed", type=int, default=1, help="the late joiners' random pauses")
     args = parser.parse_args()
     started = time.monotonic()

@@ -46,6 +46,7 @@ from typing import Any
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench.* modules, as the other benchmarks do
 
 
 class Child:
@@ -358,9 +359,21 @@ async def orchestrate(args: argparse.Namespace) -> None:
           f"{settings.per_process} viewers per process, {settings.probes} of them probes, "
           f"sockets polled every {settings.poll_ms:g} ms, viewer processes at nice {settings.nice}", flush=True)
     print(HEADER, flush=True)
-    relay_args = ("--wire", args.wire, "--relay-loop", args.relay_loop, *(("--overload",) if args.overload else ()))
+    relay_args: tuple[str, ...] = ("--wire", args.wire, "--relay-loop", args.relay_loop,
+                                   *(("--overload",) if args.overload else ()))
     stop_below = 0.0 if args.keep_going or args.overload else 0.99
-    passthrough = await run_mode("passthrough", series, window, stop_below, settings, relay_args)
+    group = None
+    if args.relay_cpu_quota:
+        from bench.cpu_quota import make_group, remove
+
+        group = make_group(args.relay_cpu_quota, f"soulseer-bench-{os.getpid()}")
+        relay_args = (*relay_args, "--cgroup", str(group))
+        print(f"# the passthrough relay is confined to {args.relay_cpu_quota:g} of a core ({group})", flush=True)
+    try:
+        passthrough = await run_mode("passthrough", series, window, stop_below, settings, relay_args)
+    finally:
+        if group is not None:
+            remove(group)
     if args.overload:
         held = [r for r in passthrough if r.delivered >= 0.99]
         refusing = [r for r in passthrough if r.refused]
@@ -432,6 +445,10 @@ def main() -> None:
     parser.add_argument("--mode", default="passthrough", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--relay", help=argparse.SUPPRESS)
+    parser.add_argument("--relay-cpu-quota", type=float, default=0.0,
+                        help="confine the relay process to this many cores (a cgroup CPU quota, as a container's "
+                             "CPU limit; needs root): its knee then comes before the load generator's")
+    parser.add_argument("--cgroup", help=argparse.SUPPRESS)  # the relay role joins this cgroup first
     parser.add_argument("--pull-from", help=argparse.SUPPRESS)  # a relay that is an edge of this origin
     parser.add_argument("--prefix", default="v", help=argparse.SUPPRESS)
     parser.add_argument("--probes", type=int, default=1, help=argparse.SUPPRESS)
@@ -445,6 +462,10 @@ def main() -> None:
             import uvloop
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        if args.cgroup:
+            from bench.cpu_quota import join
+
+            join(Path(args.cgroup))  # before the relay exists: it reads its CPU budget when it is made
         asyncio.run(serve(args.mode, args.port, args.wire, args.overload, args.pull_from))
     elif args.role == "publisher":
         from bench.fanout_peers import run_publisher

@@ -168,8 +168,13 @@ class JanusSignal:
 
     async def watch(self, viewer: Viewer, feed: int) -> None:
         handle = await self._handle()
-        attached = await self._request(handle, {"request": "join", "room": self._room, "ptype": "subscriber",
-                                                "streams": [{"feed": feed}]})
+        try:
+            attached = await self._request(handle, {"request": "join", "room": self._room, "ptype": "subscriber",
+                                                    "streams": [{"feed": feed}]})
+        except RuntimeError as exc:
+            if "No such feed" in str(exc):  # Janus dropped its publisher (overloaded): counted, not fatal
+                raise Refused("publisher_gone") from exc
+            raise
         answer = await viewer.answer_offer(attached["jsep"]["sdp"])
         await self._request(handle, {"request": "start"}, {"type": "answer", "sdp": answer})
 

@@ -41,16 +41,21 @@ class LoopMonitor:
     :param quantile: which quantile of the window's probes :meth:`lag` reports. The median: a loop past its
         capacity is late on most probes, while a burst of joins (DTLS handshakes) or a keyframe fanned out to
         everyone makes only a few probes late, and must not close the door on its own.
+    :param full_cpu: CPU (of a core) at which the loop's thread has no room left, late or not yet: it counts as
+        :attr:`busy` there too, since a newcomer would make it late (a median lag reacts a window later, and
+        meanwhile a join storm gets in). None: only the lag counts.
     :param thread_clock: CPU seconds of the loop's thread (read on the loop).
     """
 
     def __init__(self, *, interval: float = 0.05, window: float = 2.0, max_lag: float = 0.03,
-                 quantile: float = 0.5, min_cpu: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 quantile: float = 0.5, min_cpu: float = 0.5, full_cpu: float | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  thread_clock: Callable[[], float] = time.thread_time) -> None:
         self.interval = interval
         self.max_lag = max_lag
         self.quantile = quantile
         self.min_cpu = min_cpu
+        self.full_cpu = full_cpu
         self._clock = clock
         self._thread_clock = thread_clock
         self._samples: deque[tuple[float, float, float]] = deque()  # (when, lag, thread CPU seconds)
@@ -97,7 +102,8 @@ class LoopMonitor:
 
     @property
     def busy(self) -> bool:
-        return self.overloaded(self.max_lag)
+        """Whether a newcomer should be refused: the loop is late because of its own work, or its thread is full."""
+        return self.overloaded(self.max_lag) or (self.full_cpu is not None and self.cpu() >= self.full_cpu)
 
     def _tick(self) -> None:
         now = self._clock()

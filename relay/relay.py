@@ -37,6 +37,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 from relay import events
 from relay.aiortc_hooks import ConsentPolicy
+from relay.cpu_budget import cpu_budget as detect_cpu_budget
 from relay.errors import (
     RelayBusyError,
     RelayClosedError,
@@ -112,6 +113,10 @@ class Relay(AsyncIOEventEmitter):
         in. None: no limit.
     :param shed_lag: loop lag (seconds, same measure) at which some video subscribers are sent keyframes only
         for a while (newest first) instead of every viewer losing video together; None: never.
+    :param cpu_budget: cores the relay may use (at most 1: it forwards on one thread); the loop counts as
+        overloaded at half of it while late (admission) and 0.8 of it (shedding), and full at 0.95 of it (admission,
+        late or not). None: from the process's CPU quota and
+        affinity (``relay/cpu_budget.py``), so a relay in a container limited to 0.4 of a core defends itself there.
     :param wire: the direct path's writer, "compiled" (``relay/_wire.c``) or "python"; None: the
         compiled one if it was built (see ``relay.wire``).
     :param candidates: which remote ICE candidates are used (:class:`relay.ice.CandidatePolicy`; the
@@ -143,6 +148,7 @@ class Relay(AsyncIOEventEmitter):
         max_loop_lag: float | None = None,
         shed_lag: float | None = None,
         max_cpu: float | None = None,
+        cpu_budget: float | None = None,
         cpu_sample_interval: float = 1.0,
         candidates: CandidatePolicy | None = None,
     ) -> None:
@@ -166,10 +172,15 @@ class Relay(AsyncIOEventEmitter):
         self._max_video_bitrate = max_video_bitrate
         self._direct_send = direct_send
         self._wire = wire_kind(wire) if direct_send else PYTHON
-        self.loop_monitor = LoopMonitor(max_lag=max_loop_lag if max_loop_lag is not None else 0.03)
+        self.cpu_budget = cpu_budget if cpu_budget is not None else detect_cpu_budget()
+        if self.cpu_budget < 1.0:
+            logger.info("relay CPU budget: %.2f of a core (CPU quota or affinity)", self.cpu_budget)
+        self.loop_monitor = LoopMonitor(max_lag=max_loop_lag if max_loop_lag is not None else 0.03,
+                                        min_cpu=0.5 * self.cpu_budget, full_cpu=0.95 * self.cpu_budget)
         self._max_loop_lag = max_loop_lag
         self._shedder = (
-            Shedder(self.loop_monitor, self._video_subscribers, high=shed_lag, low=min(0.015, shed_lag / 4))
+            Shedder(self.loop_monitor, self._video_subscribers, high=shed_lag, low=min(0.015, shed_lag / 4),
+                    min_cpu=0.8 * self.cpu_budget)
             if shed_lag is not None else None
         )
         self._candidates = candidates or CandidatePolicy()
@@ -382,11 +393,18 @@ class Relay(AsyncIOEventEmitter):
                                participant_id, self.load.rate, self.load.limit)
                 raise RelayBusyError("the media server is at capacity right now; please try again in a minute")
 
+    @property
+    def busy(self) -> bool:
+        """Whether a newcomer would be refused for load now (``relay_busy``): the CPU limit, or the loop late or
+        full (what :meth:`_check_capacity` and :meth:`_check_loop` refuse on; the cluster places elsewhere then)."""
+        return (self.load is not None and self.load.busy) or (self._max_loop_lag is not None and self.loop_monitor.busy)
+
     def _check_loop(self, participant_id: str) -> None:
         self._start_overload_watch()
         if self._max_loop_lag is not None and self.loop_monitor.busy:
-            logger.warning("refusing %s: relay loop %.0f ms late (limit %.0f ms)", participant_id,
-                           self.loop_monitor.lag() * 1000, self._max_loop_lag * 1000)
+            logger.warning("refusing %s: relay loop %.0f ms late (limit %.0f ms), its thread at %.2f of a core "
+                           "(budget %.2f)", participant_id, self.loop_monitor.lag() * 1000, self._max_loop_lag * 1000,
+                           self.loop_monitor.cpu(), self.cpu_budget)
             raise RelayBusyError("the media server is at capacity right now; please try again in a minute")
 
     def _start_overload_watch(self) -> None:

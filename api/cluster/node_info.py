@@ -21,7 +21,7 @@ class Load:
     readings: int = 0
     streams: int = 0
     viewers: int = 0
-    busy: bool = False  # its relay is at its CPU limit: it takes no new participants (relay_busy)
+    busy: bool = False  # its relay takes no new participants now (relay_busy: CPU limit, loop late or full)
 
 
 @dataclass(frozen=True)

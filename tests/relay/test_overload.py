@@ -50,6 +50,17 @@ def test_the_loop_is_overloaded_when_it_is_late_and_its_own_thread_is_busy() -> 
     assert not monitor.busy, "only the last window counts"
 
 
+def test_a_loop_whose_thread_is_full_is_busy_before_it_is_late() -> None:
+    # A relay confined to 0.35 of a core (a container's CPU limit) with 0.95 of it used: one more viewer would make
+    # it late, and a median lag would notice only a window later, after a join storm got in.
+    clock = Clock()
+    monitor = LoopMonitor(max_lag=0.03, min_cpu=0.5 * 0.35, full_cpu=0.95 * 0.35, clock=clock)
+    feed(monitor, clock, lag=0.002, cpu_share=0.30)
+    assert not monitor.busy
+    feed(monitor, clock, lag=0.002, cpu_share=0.34)
+    assert monitor.busy, "full, though punctual"
+
+
 class FakeSubscriber:
     def __init__(self, created_at: float) -> None:
         self.created_at = created_at
@@ -166,12 +177,10 @@ async def test_newcomers_are_refused_while_the_loop_lags_and_the_publisher_and_v
     endpoints: Callable[..., Endpoint]
 ) -> None:
     registry = CollectorRegistry()
-    relay = Relay(ice_servers=[], registry=registry, max_loop_lag=0.03, shed_lag=0.05)
-    # The spinner below gets whatever share of a core this shared machine leaves it; the half-core floor
-    # itself is covered by test_the_loop_is_overloaded_when_it_is_late_and_its_own_thread_is_busy.
-    relay.loop_monitor.min_cpu = 0.1
-    assert relay._shedder is not None
-    relay._shedder.min_cpu = 0.1
+    # The spinner below gets whatever share of a core this shared machine leaves it: the relay is given a small CPU
+    # budget (as in a container with a quota), so that share counts as all it has. The half-core floor itself is
+    # covered by test_the_loop_is_overloaded_when_it_is_late_and_its_own_thread_is_busy.
+    relay = Relay(ice_servers=[], registry=registry, max_loop_lag=0.03, shed_lag=0.05, cpu_budget=0.125)
     stop = asyncio.Event()
     try:
         publisher = endpoints("publisher", send=("video",), receive=(), data_channel=False)
