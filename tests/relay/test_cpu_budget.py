@@ -45,5 +45,6 @@ async def test_the_overload_defences_count_the_loop_busy_at_its_share_of_the_bud
         relay.loop_monitor.record(0.05, 0.0, 0.0)
         relay.loop_monitor.record(0.05, 1.0, 0.35)  # 0.35 of a core, nearly all a 0.4 quota lets it have
         assert relay.loop_monitor.busy
+        assert relay.busy, "what the cluster's placement reads: this node takes no newcomers now"
     finally:
         await relay.close()
