@@ -88,6 +88,9 @@ class Peer:
     :param direct_send: subscribers' frames are written by the fan-out (see relay.outlet).
     :param wire: the writer implementation of the direct path (see relay.wire).
     :param candidates: which remote candidates are used (see :class:`relay.ice.CandidatePolicy`).
+    :param read_first: read this peer's sockets until empty at each wake-up, as a publisher's are, though it only
+        receives: an edge's pull, whose consent answers must not wait behind its RTCP when the loop is late, or the
+        pull expires and the edge's whole audience loses the stream.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class Peer:
         direct_send: bool = True,
         wire: WireKind = PYTHON,
         candidates: CandidatePolicy | None = None,
+        read_first: bool = False,
     ) -> None:
         self.participant_id = participant_id
         self.scope = scope
@@ -123,6 +127,7 @@ class Peer:
         self._connect_timeout = connect_timeout
         self._direct_send = direct_send
         self._wire = wire
+        self._read_first = read_first
         self._timeout: asyncio.TimerHandle | None = None
         self._channel: RTCDataChannel | None = None
         self._offer: SessionSummary | None = None
@@ -184,8 +189,8 @@ class Peer:
                 await self.pc.addIceCandidate(candidate)
             watch_consent(ice_connections(self.pc), self._consent, self._on_consent)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
-            if self.published:  # a publisher's packets are read first (relay/overload.py)
-                drain_datagrams(ice_connections(self.pc))
+            if self.published or self._read_first:  # a publisher's or a pull's packets are read first
+                drain_datagrams(ice_connections(self.pc))  # (relay/overload.py)
         except (ValueError, OperationError, InvalidAccessError, InvalidStateError, InternalError) as exc:
             raise BadSdpError(f"cannot negotiate offer: {exc}") from exc
         answer = parse_session(self.pc.localDescription.sdp)

@@ -464,9 +464,10 @@ class Relay(AsyncIOEventEmitter):
         registry[scope.id] = scope
         if participant is None:
             participant = Participant(participant_id, scope)
-        return await self._negotiate(participant, offer, consent or self._consent)
+        return await self._negotiate(participant, offer, consent or self._consent, read_first=always)
 
-    async def _negotiate(self, participant: Participant, offer: Offer, consent: ConsentPolicy) -> str:
+    async def _negotiate(self, participant: Participant, offer: Offer, consent: ConsentPolicy, *,
+                         read_first: bool = False) -> str:
         scope = participant.scope
         router = scope.router
         peer = Peer(
@@ -482,6 +483,7 @@ class Relay(AsyncIOEventEmitter):
             direct_send=self._direct_send,
             wire=self._wire,
             candidates=self._candidates,
+            read_first=read_first,
         )
         old = participant.peer
         participant.peer = peer

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from relay.aiortc_hooks import take_encoded_frames
+from relay.aiortc_hooks import drain_datagrams, ice_connections, take_encoded_frames
 from relay.depacketizer import AudioAssembler
 from relay.errors import BadSdpError
 from relay.forwarder import Source
@@ -74,6 +74,9 @@ class Upstream:
     async def offer(self) -> str:
         """The offer for the origin's relay (every ICE candidate in it: aiortc gathers before it returns)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        # The edge's publisher: its sockets are read until empty at each wake-up (relay/overload.py), so that an
+        # edge busy with its own viewers never lets the stream's media, or its consent answers, overflow the kernel.
+        drain_datagrams(ice_connections(self.pc))
         return str(self.pc.localDescription.sdp)
 
     async def accept(self, answer_sdp: str) -> None:
