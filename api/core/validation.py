@@ -194,6 +194,16 @@ def integer(body: dict[str, Any], name: str, *, options: Collection[int] | None 
     return value
 
 
+def canonical_uuid(raw: Any) -> str | None:
+    """``raw`` as a canonical UUID string, or None if it is not one (for signaling, which answers in its own words)."""
+    if not isinstance(raw, str) or len(raw) > 64:
+        return None
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return None
+
+
 def uuid_value(raw: Any, name: str) -> str:
     """A canonical UUID string, or a 422 (body fields) naming the field."""
     if not isinstance(raw, str):

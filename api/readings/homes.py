@@ -28,6 +28,7 @@ from api.cluster.link import ClusterUnavailable
 from api.cluster.node import ClusterNode
 from api.cluster.placement import Placement
 from api.core.errors import ApiError, Conflict
+from api.core.validation import canonical_uuid
 from api.readings.states import Actor, State
 from api.readings.store import fetch
 from api.realtime.socket import SignalingSocket
@@ -88,12 +89,8 @@ class ReadingHomes:
                             gone: frozenset[str]) -> str | None:
         """Where a ``join {sessionId}`` goes; None (here) for whatever the readings channel itself refuses (a bad
         id, someone else's reading, one not open), so that its error is the one the browser gets."""
-        raw = message.get("sessionId")
-        try:
-            session_id = str(uuid.UUID(raw)) if isinstance(raw, str) and len(raw) <= 64 else ""
-        except ValueError:
-            return None
-        if not session_id:
+        session_id = canonical_uuid(message.get("sessionId"))
+        if session_id is None:
             return None
         try:
             row = await fetch(self._live.pool, session_id)

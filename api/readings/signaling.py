@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from api.core.keys import DATABASE, SETTINGS
+from api.core.validation import canonical_uuid
 from api.readings import scheduling
 from api.readings.live import LIVE_READINGS
 from api.readings.runtime import ReadingRuntime, participant_id
@@ -71,10 +71,9 @@ class ReadingSignaling:
     async def join(self, socket: SignalingSocket, message: dict[str, Any]) -> None:
         raw = string_field(message, "sessionId", max_len=64)
         await socket.leave_other(self)  # a socket is on one stream or one reading at a time
-        try:
-            session_id = str(uuid.UUID(raw))
-        except ValueError:
-            raise SignalingError("unknown_session", "no such session") from None
+        session_id = canonical_uuid(raw)
+        if session_id is None:
+            raise SignalingError("unknown_session", "no such session")
         app = self._app
         # A login revoked (logout) since the socket opened must not join anything.
         if not await socket.logged_in():

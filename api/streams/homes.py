@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +27,7 @@ from api.cluster.placement import Placement
 from api.core.errors import ApiError
 from api.core.keys import DATABASE
 from api.core.periodic import Periodic
+from api.core.validation import canonical_uuid
 from api.realtime.socket import SignalingSocket
 from api.streams.hub import StreamHub
 from api.streams.store import fetch_stream
@@ -69,12 +69,8 @@ class StreamHomes:
 
     async def home_of(self, socket: SignalingSocket, message: dict[str, Any], gone: frozenset[str]) -> str | None:
         """Where a ``join {streamId}`` goes; None (here) for what the streams channel refuses itself."""
-        raw = message.get("streamId")
-        try:
-            stream_id = str(uuid.UUID(raw)) if isinstance(raw, str) and len(raw) <= 64 else ""
-        except ValueError:
-            return None
-        if not stream_id:
+        stream_id = canonical_uuid(message.get("streamId"))
+        if stream_id is None:
             return None
         try:
             row = await fetch_stream(self._app[DATABASE].pool, stream_id)

@@ -31,6 +31,7 @@ from api.core.errors import NotFound, TooManyRequests
 from api.core.keys import DATABASE, RELAY, SETTINGS
 from api.core.ratelimit import RateLimiter
 from api.core.times import now_iso
+from api.core.validation import canonical_uuid
 from api.realtime import transport
 from api.realtime.bridge import bridged, carried_over, keep_resumable
 from api.realtime.socket import SignalingError, SignalingSocket
@@ -120,12 +121,8 @@ class StreamSignaling:
     # -- joining and leaving -----------------------------------------------------------------------------------
     async def join(self, socket: SignalingSocket, message: dict[str, Any]) -> None:
         await socket.leave_other(self)  # a socket is on one stream or one reading at a time
-        raw = message.get("streamId")
-        try:
-            stream_id = str(uuid.UUID(raw)) if isinstance(raw, str) else ""
-        except ValueError:
-            stream_id = ""
-        if not stream_id:
+        stream_id = canonical_uuid(message.get("streamId"))
+        if stream_id is None:
             raise SignalingError("unknown_stream", "no such stream")
         if socket.channel is self:
             await self.leave(socket)
