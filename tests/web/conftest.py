@@ -65,24 +65,28 @@ async def stop_app(test_server: TestServer, browser: Browser) -> None:
     await test_server.close()
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def server(settings: Settings, browser: Browser) -> AsyncIterator[TestServer]:
-    """The whole app on 127.0.0.1 at a free port; ``server.make_url("/")`` is its address."""
-    test_server = await start_app(settings)
+@asynccontextmanager
+async def app_with(settings: Settings, browser: Browser, **changes: object) -> AsyncIterator[TestServer]:
+    """The app started with ``settings`` changed as given (none: as they are), stopped after the test's pages."""
+    test_server = await start_app(replace(settings, **changes) if changes else settings)
     try:
         yield test_server
     finally:
         await stop_app(test_server, browser)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def server(settings: Settings, browser: Browser) -> AsyncIterator[TestServer]:
+    """The whole app on 127.0.0.1 at a free port; ``server.make_url("/")`` is its address."""
+    async with app_with(settings, browser) as test_server:
+        yield test_server
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def quick_expiry_server(settings: Settings, browser: Browser) -> AsyncIterator[TestServer]:
     """The app with reading requests that expire after 5 seconds."""
-    test_server = await start_app(replace(settings, request_expiry_seconds=5))
-    try:
+    async with app_with(settings, browser, request_expiry_seconds=5) as test_server:
         yield test_server
-    finally:
-        await stop_app(test_server, browser)
 
 
 class Console:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from urllib.parse import quote
 
 import asyncpg
@@ -18,7 +17,7 @@ from playwright.async_api import Browser, Route, expect
 from billing import ledger
 from config import Settings
 from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
-from tests.web.conftest import Console, shot, start_app, stop_app
+from tests.web.conftest import Console, app_with, shot
 from tests.web.pages_setup import signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -34,12 +33,9 @@ async def stripe() -> AsyncIterator[tuple[FakeStripe, str]]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def money_server(settings: Settings, browser: Browser, stripe: tuple[FakeStripe, str]
                        ) -> AsyncIterator[TestServer]:
-    test_server = await start_app(replace(settings, stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
-                                          stripe_api_base=stripe[1], payout_hold_days=0, payout_minimum_cents=500))
-    try:
+    async with app_with(settings, browser, stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
+                        stripe_api_base=stripe[1], payout_hold_days=0, payout_minimum_cents=500) as test_server:
         yield test_server
-    finally:
-        await stop_app(test_server, browser)
 
 
 async def _earn(settings: Settings, reader_id: str, cents: int) -> None:

@@ -4,7 +4,6 @@ says what is missing), not once every tab of theirs has closed, and not after a 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
 import pytest_asyncio
@@ -12,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, expect
 
 from config import Settings
-from tests.web.conftest import Console, shot, start_app, stop_app
+from tests.web.conftest import Console, app_with, shot
 from tests.web.pages_setup import post, signed_in
 from tests.web.reading_pages import done, funded_client, ready_reader
 
@@ -22,11 +21,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 @pytest_asyncio.fixture(loop_scope="module")
 async def quick_server(settings: Settings, browser: Browser) -> AsyncIterator[TestServer]:
     """Readers shown away 2 s after their last socket closes; requests expire after 5 s."""
-    test_server = await start_app(replace(settings, away_after_seconds=2, request_expiry_seconds=5))
-    try:
+    async with app_with(settings, browser, away_after_seconds=2, request_expiry_seconds=5) as test_server:
         yield test_server
-    finally:
-        await stop_app(test_server, browser)
 
 
 async def _listed(context: BrowserContext, reader_id: str) -> str | None:

@@ -4,7 +4,6 @@ opened later, and the history, all agree with what GET /api/webrtc/session/{id} 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -15,7 +14,7 @@ from playwright.async_api import Browser, expect
 from api.pages.format import money
 from billing.statements import ReadingTotals, reading_totals
 from config import Settings
-from tests.web.conftest import Console, start_app, stop_app
+from tests.web.conftest import Console, app_with
 from tests.web.reading_pages import chat_under_way, done, end_reading
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -65,11 +64,8 @@ async def test_the_summaries_and_history_show_the_ledgers_money_after_the_last_m
 @pytest_asyncio.fixture(loop_scope="module")
 async def intro_server(settings: Settings, browser: Browser) -> AsyncIterator[TestServer]:
     """The app with the intro offer on: a client's first minute with a new reader is free."""
-    test_server = await start_app(replace(settings, intro_free_minutes=1))
-    try:
+    async with app_with(settings, browser, intro_free_minutes=1) as test_server:
         yield test_server
-    finally:
-        await stop_app(test_server, browser)
 
 
 async def test_a_free_intro_minute_is_the_readers_earnings_on_the_summary_and_costs_the_client_nothing(

@@ -4,7 +4,6 @@ signed webhook, see the new balance and the transaction."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -16,7 +15,7 @@ from playwright.async_api import Browser, expect
 from config import Settings
 from tests.reading_steps import deposit
 from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event, signed
-from tests.web.conftest import Console, shot, start_app, stop_app
+from tests.web.conftest import Console, app_with, shot
 from tests.web.pages_setup import signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -34,12 +33,9 @@ async def stripe() -> AsyncIterator[FakeStripe]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def paying_server(settings: Settings, browser: Browser, stripe: FakeStripe) -> AsyncIterator[TestServer]:
-    test_server = await start_app(replace(settings, stripe_secret_key=SECRET_KEY,
-                                         stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=stripe.api_base))
-    try:
+    async with app_with(settings, browser, stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
+                        stripe_api_base=stripe.api_base) as test_server:
         yield test_server
-    finally:
-        await stop_app(test_server, browser)
 
 
 async def test_adding_funds_through_checkout_credits_the_wallet(browser: Browser, paying_server: TestServer,
