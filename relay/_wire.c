@@ -10,7 +10,10 @@
  * binding, so nothing here links libsrtp), and hands the frame to the kernel in one sendmmsg: each
  * run of equal-sized packets is one message with UDP generic segmentation offload (UDP_SEGMENT).
  * fanout() does that for a list of writers in one call, so a frame costs the interpreter one call
- * however many subscribers it goes to.
+ * however many subscribers it goes to. A writer given srtp_protect_rtcp and a report interval also
+ * sends the sender's RTCP sender report (SR + SDES CNAME, as aiortc's RTCRtpSender._run_rtcp builds
+ * it) with a frame when one is due, SRTCP-protected in the same buffer and the same sendmmsg: the
+ * relay then has no report task, timer or Python work per subscriber.
  *
  * Everything runs on the event loop's thread with the GIL held: the static buffers are not shared.
  * Built by setuptools from pyproject.toml with gcc and the Python headers only.
@@ -44,6 +47,11 @@
 #define EXT_MAX 256
 
 typedef int (*srtp_protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
+
+#include <time.h>
+
+#define CNAME_MAX 255
+#define REPORT_MAX (28 + 8 + 2 + CNAME_MAX + 2 + 3) /* SR, SDES header + SSRC, item, end, padding */
 
 static int gso_enabled = 1; /* cleared, for the process, by the first refusal */
 
@@ -86,6 +94,16 @@ typedef struct {
     /* What aiortc's sender loop would have counted (read lazily, see relay.aiortc_hooks). */
     unsigned long long frames, packets, octets, wire_bytes, ntp_time;
     uint32_t rtp_timestamp;
+    /* Sender reports: srtp_protect_rtcp (NULL: none are sent), the CNAME, the mean interval. */
+    srtp_protect_fn protect_rtcp;
+    unsigned char cname[CNAME_MAX];
+    int cname_len;
+    unsigned int report_interval_ms;
+    unsigned long long next_report; /* NTP time from which the next report is due (0: the first frame) */
+    uint32_t report_seed;           /* xorshift32 state for the interval's jitter */
+    unsigned long long reports;
+    uint32_t lsr;    /* the last report's middle 32 bits of NTP time, as aiortc's __lsr */
+    double lsr_time; /* and the wall clock when it was sent, as aiortc's __lsr_time */
 } Writer;
 
 static PyTypeObject WriterType;
@@ -116,6 +134,60 @@ static int write_header(Writer *w, unsigned char *out, int marker, uint16_t sequ
         }
     }
     return 12 + w->extensions_len;
+}
+
+static void put32(unsigned char *out, uint32_t value) {
+    out[0] = (uint8_t)(value >> 24);
+    out[1] = (uint8_t)(value >> 16);
+    out[2] = (uint8_t)(value >> 8);
+    out[3] = (uint8_t)value;
+}
+
+/* The sender report aiortc sends (RtcpSrPacket, then RtcpSdesPacket with the CNAME): its length. */
+static int write_report(Writer *w, unsigned char *out, unsigned long long ntp, uint32_t timestamp) {
+    out[0] = 0x80;
+    out[1] = 200;
+    out[2] = 0;
+    out[3] = 6;
+    put32(out + 4, w->ssrc);
+    put32(out + 8, (uint32_t)(ntp >> 32));
+    put32(out + 12, (uint32_t)ntp);
+    put32(out + 16, timestamp);
+    put32(out + 20, (uint32_t)w->packets);
+    put32(out + 24, (uint32_t)w->octets);
+    int n = 28;
+    if (w->cname_len > 0) {
+        int start = n;
+        out[n++] = 0x81;
+        out[n++] = 202;
+        n += 2;
+        put32(out + n, w->ssrc);
+        n += 4;
+        out[n++] = 1;
+        out[n++] = (uint8_t)w->cname_len;
+        memcpy(out + n, w->cname, (size_t)w->cname_len);
+        n += w->cname_len;
+        out[n++] = 0;
+        out[n++] = 0;
+        while ((n - start) % 4) out[n++] = 0;
+        int words = (n - start - 4) / 4;
+        out[start + 2] = (uint8_t)(words >> 8);
+        out[start + 3] = (uint8_t)words;
+    }
+    return n;
+}
+
+/* NTP time (seconds << 32) until the next report: the mean interval times 0.5..1.5, as aiortc's
+ * 0.5 + random(); relay/wire.py's PyWriter draws the same numbers. */
+static unsigned long long report_delay(Writer *w) {
+    uint32_t x = w->report_seed;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    w->report_seed = x;
+    unsigned long long ms = w->report_interval_ms;
+    unsigned long long us = ms * 500ULL + ((ms * 1000ULL * (x >> 16)) >> 16);
+    return (us << 32) / 1000000ULL;
 }
 
 static int gso_refused(int err) {
@@ -250,6 +322,29 @@ static int send_frame(Writer *w, PyObject *payloads, uint32_t pts, unsigned long
     w->wire_bytes += (unsigned long long)wire_bytes;
     w->ntp_time = ntp;
     w->rtp_timestamp = timestamp;
+    if (w->protect_rtcp != NULL && ntp >= w->next_report) {
+        if (offset + REPORT_MAX + SRTP_TRAILER > WIRE_BUFFER || in_buffer == MAX_PACKETS) {
+            if (ok && !flush(w, in_buffer)) ok = 0;
+            offset = in_buffer = 0;
+        }
+        unsigned char *out = wire_buffer + offset;
+        int length = write_report(w, out, ntp, timestamp);
+        int code = w->protect_rtcp(w->srtp, out, &length);
+        if (code) {
+            PyErr_Format(PyExc_RuntimeError, "srtp_protect_rtcp failed (%d)", code);
+            return -1;
+        }
+        packet_offset[in_buffer] = offset;
+        packet_size[in_buffer] = length;
+        in_buffer++;
+        w->wire_bytes += (unsigned long long)length;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        w->reports++;
+        w->lsr = (uint32_t)(ntp >> 16);
+        w->lsr_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+        w->next_report = ntp + report_delay(w);
+    }
     if (ok && !flush(w, in_buffer)) ok = 0;
     return ok;
 }
@@ -291,20 +386,22 @@ static int parse_address(PyObject *addr, struct sockaddr_storage *out, socklen_t
 
 static int Writer_init(Writer *self, PyObject *args, PyObject *kwargs) {
     static char *names[] = {"fd", "addr", "protect", "srtp", "keep", "ssrc", "payload_type", "sequence", "origin",
-                            "extensions", "abs_send_time_at", "history_size", NULL};
+                            "extensions", "abs_send_time_at", "history_size", "protect_rtcp", "cname",
+                            "report_interval_ms", NULL};
     int fd, abs_send_time_at = -1, history_size = 128, payload_type;
-    unsigned long long protect, srtp;
+    unsigned long long protect, srtp, protect_rtcp = 0;
     unsigned long ssrc, origin;
-    unsigned int sequence;
+    unsigned int sequence, report_interval_ms = 0;
     PyObject *addr, *keep;
-    Py_buffer extensions = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOKKOkiIky*|ii", names, &fd, &addr, &protect, &srtp, &keep,
+    Py_buffer extensions = {0}, cname = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOKKOkiIky*|iiKy*I", names, &fd, &addr, &protect, &srtp, &keep,
                                      &ssrc, &payload_type, &sequence, &origin, &extensions, &abs_send_time_at,
-                                     &history_size))
+                                     &history_size, &protect_rtcp, &cname, &report_interval_ms))
         return -1;
     int failed = 0;
     if (extensions.len > EXT_MAX || abs_send_time_at + 3 > extensions.len || history_size < 1 ||
-        history_size > HISTORY_MAX || payload_type < 0 || payload_type > 127 || protect == 0 || srtp == 0) {
+        history_size > HISTORY_MAX || payload_type < 0 || payload_type > 127 || protect == 0 || srtp == 0 ||
+        cname.len > CNAME_MAX || (protect_rtcp != 0 && report_interval_ms == 0)) {
         PyErr_SetString(PyExc_ValueError, "bad writer parameters");
         failed = 1;
     } else if (parse_address(addr, &self->addr, &self->addr_len) < 0) {
@@ -313,8 +410,11 @@ static int Writer_init(Writer *self, PyObject *args, PyObject *kwargs) {
     if (!failed) {
         memcpy(self->extensions, extensions.buf, (size_t)extensions.len);
         self->extensions_len = (int)extensions.len;
+        if (cname.len > 0) memcpy(self->cname, cname.buf, (size_t)cname.len);
+        self->cname_len = (int)cname.len;
     }
     PyBuffer_Release(&extensions);
+    if (cname.obj != NULL) PyBuffer_Release(&cname);
     if (failed) return -1;
     self->history = PyMem_Calloc((size_t)history_size, sizeof(HistorySlot));
     if (self->history == NULL) {
@@ -334,6 +434,10 @@ static int Writer_init(Writer *self, PyObject *args, PyObject *kwargs) {
     self->payload_type = (uint8_t)payload_type;
     self->sequence = (uint16_t)sequence;
     self->origin = (uint32_t)origin;
+    self->protect_rtcp = (srtp_protect_fn)(uintptr_t)protect_rtcp;
+    self->report_interval_ms = report_interval_ms;
+    self->report_seed = (uint32_t)ssrc ^ 0x9E3779B9u;
+    if (self->report_seed == 0) self->report_seed = 1;
     Py_INCREF(keep);
     Py_XSETREF(self->keep, keep);
     return 0;
@@ -421,6 +525,10 @@ static PyObject *Writer_get_counts(Writer *self, void *Py_UNUSED(closure)) {
                          self->wire_bytes);
 }
 
+static PyObject *Writer_get_report(Writer *self, void *Py_UNUSED(closure)) {
+    return Py_BuildValue("(Kkd)", self->reports, (unsigned long)self->lsr, self->lsr_time);
+}
+
 static PyObject *Writer_get_sequence(Writer *self, void *Py_UNUSED(closure)) {
     return PyLong_FromUnsignedLong(self->sequence);
 }
@@ -439,6 +547,8 @@ static PyGetSetDef Writer_getset[] = {
     {"sequence", (getter)Writer_get_sequence, NULL, "the next RTP sequence number", NULL},
     {"counts", (getter)Writer_get_counts, NULL,
      "(NTP time, RTP timestamp) of the last frame, payload octets, packets, protected bytes sent", NULL},
+    {"report", (getter)Writer_get_report, NULL,
+     "(sender reports sent, the last one's LSR, the wall clock it was sent at), as aiortc's __lsr/__lsr_time", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -36,7 +36,9 @@ forwards encoded media, so it meets aiortc (and asyncio) at eight private seams 
    ``__rtp_history`` becomes a :class:`RawHistory` that asks the writer for a packet only when a NACK
    does, and the sender's and transport's counters are read from the writer (:class:`CountedSender`,
    :class:`CountedDtlsTransport`). aiortc still owns the sender's RTCP (SR, NACK, PLI, RR), the
-   negotiation and the teardown; audio senders' SRs go out at libwebrtc's 5 s (:func:`report_every`).
+   negotiation and the teardown. Sender reports go out at libwebrtc's pace, audio every 5 s and video every
+   1 s (:func:`report_every`): aiortc's loop sends them until a writer takes over, which then sends them
+   with its frames (:func:`report_handles`) while the loop only waits to send the BYE.
    The packets of a frame are SRTP-protected in place, side by side in one buffer, through libsrtp's
    ``srtp_protect`` (the compiled writer calls it through the pointer :func:`srtp_handles` takes from
    pylibsrtp's binding; the Python writer through the binding, :class:`SrtpWire`), and written to a
@@ -95,6 +97,7 @@ from aiortc.rtp import (
     RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
+    is_rtcp,
     pack_remb_fci,
 )
 from aiortc.utils import random32, uint32_add
@@ -306,22 +309,27 @@ class SrtpWire:
             self._sock.close()
             self._sock = None
 
-    def write(self, packets: list[bytes]) -> tuple[bool, int]:
-        """Protect and send ``packets``; (False if the socket was full and the rest dropped, bytes protected)."""
-        view, cdata, length, srtp, protect = self._view, self._cdata, self._length, self._srtp, srtp_lib.srtp_protect
+    def write(self, packets: list[bytes], report: bytes | None = None) -> tuple[bool, int]:
+        """Protect and send ``packets``, then the RTCP ``report`` if any.
+
+        (False if the socket was full and the rest dropped, bytes protected).
+        """
+        view, cdata, length, srtp = self._view, self._cdata, self._length, self._srtp
         runs: list[tuple[int, int]] = []
         offset = protected = 0
         sent = True
-        for data in packets:
+        last = len(packets)
+        for i, data in enumerate(packets if report is None else [*packets, report]):
             size = len(data)
             if offset + size + _SRTP_TRAILER > _WIRE_BUFFER:
                 sent = sent and self._send(runs)
                 runs, offset = [], 0
             view[offset : offset + size] = data
             length[0] = size
-            code = protect(srtp, cdata + offset, length)
+            rtcp = i == last
+            code = (srtp_lib.srtp_protect_rtcp if rtcp else srtp_lib.srtp_protect)(srtp, cdata + offset, length)
             if code:
-                raise SrtpError(f"srtp_protect failed ({code})")
+                raise SrtpError(f"srtp_protect{'_rtcp' if rtcp else ''} failed ({code})")
             runs.append((offset, length[0]))
             offset += length[0]
             protected += length[0]
@@ -418,6 +426,20 @@ def _sender_count(key: str, index: int) -> property:
     return property(get, set)
 
 
+def _sender_report(key: str, index: int) -> property:
+    # __lsr / __lsr_time: the writer's (report[1], report[2]) once it has sent a report, else aiortc's.
+    def get(self: Any) -> Any:
+        writer = self.__dict__.get("_relay_writer")
+        if writer is not None and writer.report[0]:
+            return writer.report[index]
+        return self.__dict__[key]
+
+    def set(self: Any, value: Any) -> None:
+        self.__dict__[key] = value
+
+    return property(get, set)
+
+
 def _transport_count(key: str, index: int) -> property:
     # Bytes and packets sent (the writers' counts 4 and 3) on top of what aiortc's _send_rtp and
     # _write_ssl count (RTCP, retransmissions, DTLS) in the same attribute.
@@ -440,6 +462,8 @@ CountedSender = type("RTCRtpSender", (RTCRtpSender,), {
     "_RTCRtpSender__rtp_timestamp": _sender_count("_RTCRtpSender__rtp_timestamp", 1),
     "_RTCRtpSender__octet_count": _sender_count("_RTCRtpSender__octet_count", 2),
     "_RTCRtpSender__packet_count": _sender_count("_RTCRtpSender__packet_count", 3),
+    "_RTCRtpSender__lsr": _sender_report("_RTCRtpSender__lsr", 1),
+    "_RTCRtpSender__lsr_time": _sender_report("_RTCRtpSender__lsr_time", 2),
     "__module__": __name__,
 })
 #: The same for the DTLS transport's ``__tx_bytes`` / ``__tx_packets`` (transport stats), shared
@@ -477,6 +501,11 @@ def srtp_handles(session: SrtpSession) -> tuple[int, int]:
     protect = int(srtp_ffi.cast("uintptr_t", srtp_ffi.addressof(srtp_lib, "srtp_protect")))
     srtp = int(srtp_ffi.cast("uintptr_t", session._srtp[0]))  # type: ignore[attr-defined]
     return protect, srtp
+
+
+def report_handles() -> int:
+    """``srtp_protect_rtcp``'s address, for a writer that sends its sender's reports (see :func:`srtp_handles`)."""
+    return int(srtp_ffi.cast("uintptr_t", srtp_ffi.addressof(srtp_lib, "srtp_protect_rtcp")))
 
 
 def extension_block(extensions_map: HeaderExtensionsMap, mid: str | None, abs_send_time: int) -> bytes:
@@ -540,12 +569,21 @@ class DirectPath:
         session = self._dtls._tx_srtp
         protect, srtp = srtp_handles(session)
         extensions, abs_send_time_at = extension_template(self._extensions_map, self.mid)
+        interval = self._sender.__dict__.get("_relay_report_interval")  # set by report_every()
+        cname: str | None = self._sender._RTCRtpSender__cname
+        reports = {} if interval is None else {
+            "protect_rtcp": report_handles(), "cname": (cname or "").encode()[:255],
+            "report_interval_ms": max(1, round(interval * 1000)),
+        }
         writer = make(
             self.transport.get_extra_info("socket").fileno(), self.addr, protect, srtp, session,
             self.ssrc, self.payload_type, sequence, origin, extensions, abs_send_time_at, self.history_size,
+            **reports,
         )
         self._sender._RTCRtpSender__rtp_history = RawHistory(self._extensions_map, writer.packet)
         count_from_writer(self._sender, self._dtls, writer)
+        if reports:
+            reporting_from_writer(self._sender)
         self._writer = writer
         return writer
 
@@ -615,25 +653,39 @@ def _rtp_finished(self: Any) -> None:
     self._RTCRtpSender__rtp_exited.set()
 
 
-#: Mean seconds between two RTCP sender reports of an audio sender. aiortc sends one every 0.5-1.5 s for
-#: every sender; libwebrtc, which browsers run, reports audio every 5 s (video every 1 s). An SR and its
-#: SDES cost the relay ~0.1 ms of Python per subscriber: audio at libwebrtc's pace halves their cost.
+#: Mean seconds between two RTCP sender reports of an audio sender, and of a video sender. aiortc sends
+#: one every 0.5-1.5 s for every sender; libwebrtc, which browsers run, reports audio every 5 s and video
+#: every 1 s. Built in Python, an SR and its SDES cost ~0.1 ms per subscriber; the writers build them in C.
 AUDIO_SR_INTERVAL = 5.0
+VIDEO_SR_INTERVAL = 1.0
 
 
 def report_every(sender: RTCRtpSender, interval: float) -> None:
-    """Make ``sender`` send its RTCP SR + SDES every ``interval`` s on average (aiortc: 1 s); before it starts."""
+    """Make ``sender`` send its RTCP SR + SDES every ``interval`` s on average (aiortc: 1 s); before it starts.
+
+    The writer of a direct path (:meth:`DirectPath.open_writer`) takes the interval and the reports over.
+    """
     s: Any = sender
+    s.__dict__["_relay_report_interval"] = interval
     s._run_rtcp = types.MethodType(lambda self, _i=interval: _run_rtcp_every(self, _i), sender)
 
 
+def reporting_from_writer(sender: RTCRtpSender) -> None:
+    """The sender's writer sends its reports from now on: its report loop stops, and reads LSR from the writer."""
+    s: Any = sender
+    s.__dict__["_relay_reports"] = True
+
+
 async def _run_rtcp_every(self: Any, interval: float) -> None:
-    # aiortc 1.16 RTCRtpSender._run_rtcp() with the mean interval as a parameter.
+    # aiortc 1.16 RTCRtpSender._run_rtcp() with the mean interval as a parameter, and parked (only the BYE
+    # is left for it to send) once the sender's writer sends the reports.
     self._RTCRtpSender__log_debug("- RTCP started")
     self._RTCRtpSender__rtcp_started.set()
     try:
         while True:
             await asyncio.sleep(interval * (0.5 + random.random()))
+            if self.__dict__.get("_relay_reports"):
+                await asyncio.get_running_loop().create_future()  # parked until the sender stops (cancelled)
             packets: list[Any] = [
                 RtcpSrPacket(
                     ssrc=self._ssrc,
@@ -743,6 +795,93 @@ def _read_all(transport: Any, burst: int) -> None:
             transport._fatal_error(exc, "Fatal read error on datagram transport")
             return
         transport._protocol.datagram_received(data, addr)
+
+
+def receive_inline(pc: RTCPeerConnection) -> int:
+    """Hand ``pc``'s SRTP and SRTCP to aiortc's handlers as each datagram arrives, not through a queue and a task.
+
+    aioice puts every datagram it does not answer itself on its connection's ``asyncio.Queue``; the DTLS
+    transport's task wakes up for it, and only then unprotects and handles it. That hop (a queue, a future, a
+    task step and a turn of the loop) was most of the Python cost of a publisher's 150 packets a second and of
+    every viewer's RTCP. Once DTLS has keys, :func:`_inline_datagram` does the same steps as aiortc 1.16's
+    ``RTCDtlsTransport._recv_next`` for SRTP and SRTCP, in the same order, synchronously; DTLS records (and so
+    data channels), and anything that arrives while the queue still holds datagrams, take the queue as before,
+    so nothing is reordered. Call once, after ``setLocalDescription``. Returns the connections changed.
+    """
+    changed = 0
+    dtls_by_connection: dict[int, tuple[Connection, RTCDtlsTransport]] = {}
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        dtls_by_connection[id(dtls.transport._connection)] = (dtls.transport._connection, dtls)
+    for connection, dtls in dtls_by_connection.values():
+        c: Any = connection
+        c.data_received = functools.partial(_inline_datagram, connection, dtls)
+        changed += 1
+    return changed
+
+
+def _inline_datagram(connection: Any, dtls: Any, data: bytes, component: int) -> None:
+    # aiortc 1.16 RTCDtlsTransport._recv_next, its SRTP/SRTCP branch, run as the datagram arrives.
+    queue = connection._queue
+    rx_srtp = dtls._rx_srtp
+    if rx_srtp is None or not 127 < data[0] < 192 or queue.qsize() or dtls._state is not DtlsState.CONNECTED:
+        queue.put_nowait((data, component))
+        return
+    dtls._RTCDtlsTransport__rx_bytes += len(data)
+    dtls._RTCDtlsTransport__rx_packets += 1
+    arrival_time_ms = clock.current_ms()
+    try:
+        if is_rtcp(data):
+            run_eagerly(dtls._handle_rtcp_data(rx_srtp.unprotect_rtcp(data)))
+        else:
+            run_eagerly(dtls._handle_rtp_data(rx_srtp.unprotect(data), arrival_time_ms=arrival_time_ms))
+    except SrtpError as exc:
+        logger.debug("SRTP unprotect failed: %s", exc)
+
+
+def run_eagerly(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` now, up to its first real suspension; a task finishes what remains.
+
+    aiortc's RTP and RTCP handlers are coroutines that almost never wait (a NACK or PLI they send goes out
+    through a chain of awaits ending in a synchronous ``sendto``). Python 3.12's eager tasks do this; on 3.11
+    it is this step: the handler's work happens inside the datagram's callback, with no task, unless it awaits
+    a future that is not done, which a task then waits for as the handler's own task would.
+    """
+    try:
+        waiting = coro.send(None)
+    except StopIteration:
+        return
+    except ConnectionError:  # a NACK or PLI answered while the transport closes
+        return
+    except Exception:  # as in RTCDtlsTransport.__run: a handler's failure is logged, not raised into aioice
+        logger.warning("RTP/RTCP handler failed", exc_info=True)
+        return
+    task = asyncio.ensure_future(_finish(coro, waiting))
+    _finishing.add(task)  # a task the loop holds only weakly
+    task.add_done_callback(_finishing.discard)
+
+
+_finishing: set[asyncio.Future[None]] = set()
+
+
+async def _finish(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    try:
+        while True:
+            # What a task does with what a coroutine yields: a future to wait for, or None (a bare yield).
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait([waiting])
+            try:
+                waiting = coro.send(None)
+            except StopIteration:
+                return
+    except ConnectionError:
+        pass
+    except Exception:
+        logger.warning("RTP/RTCP handler failed", exc_info=True)
+    finally:
+        coro.close()
 
 
 def ice_connections(pc: RTCPeerConnection) -> list[Connection]:

@@ -26,6 +26,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 
 from relay.aiortc_hooks import (
     AUDIO_SR_INTERVAL,
+    VIDEO_SR_INTERVAL,
     ConsentPolicy,
     DirectPath,
     direct_rtp_loop,
@@ -34,6 +35,7 @@ from relay.aiortc_hooks import (
     lean_rtp_loop,
     on_keyframe_request,
     pack_without_encoder,
+    receive_inline,
     report_every,
     take_encoded_frames,
     watch_consent,
@@ -189,6 +191,7 @@ class Peer:
                 await self.pc.addIceCandidate(candidate)
             watch_consent(ice_connections(self.pc), self._consent, self._on_consent)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
+            receive_inline(self.pc)
             if self.published or self._read_first:  # a publisher's or a pull's packets are read first
                 drain_datagrams(ice_connections(self.pc))  # (relay/overload.py)
         except (ValueError, OperationError, InvalidAccessError, InvalidStateError, InternalError) as exc:
@@ -280,8 +283,7 @@ class Peer:
         packer = Packetizer(codec, self._forwarded[track.kind], cache)
         pack_without_encoder(sender, packer)
         on_keyframe_request(sender, lambda: track.request_keyframe("pli"))
-        if track.kind == "audio":
-            report_every(sender, AUDIO_SR_INTERVAL)
+        report_every(sender, AUDIO_SR_INTERVAL if track.kind == "audio" else VIDEO_SR_INTERVAL)
         if not self._direct_send:
             lean_rtp_loop(sender)
             return

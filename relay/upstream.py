@@ -25,7 +25,7 @@ from collections.abc import Callable
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from relay.aiortc_hooks import drain_datagrams, ice_connections, take_encoded_frames
+from relay.aiortc_hooks import drain_datagrams, ice_connections, receive_inline, take_encoded_frames
 from relay.depacketizer import AudioAssembler
 from relay.errors import BadSdpError
 from relay.forwarder import Source
@@ -77,6 +77,7 @@ class Upstream:
         # The edge's publisher: its sockets are read until empty at each wake-up (relay/overload.py), so that an
         # edge busy with its own viewers never lets the stream's media, or its consent answers, overflow the kernel.
         drain_datagrams(ice_connections(self.pc))
+        receive_inline(self.pc)
         return str(self.pc.localDescription.sdp)
 
     async def accept(self, answer_sdp: str) -> None:

@@ -5,7 +5,10 @@ A *writer* is one subscriber sender's end of the wire. For each frame it writes 
 and the negotiated header-extension block (with the frame's abs-send-time) in front of the
 payload the source built once for everyone, SRTP-protects the packets side by side in one buffer
 and hands them to the kernel in as few calls as it accepts (equal-sized packets as one UDP GSO
-send). It keeps the last ``history_size`` packets for NACKs (as references to the shared payloads,
+send). A writer given ``protect_rtcp`` and ``report_interval_ms`` also sends the sender's RTCP sender
+report (SR + SDES CNAME, as aiortc's ``RTCRtpSender._run_rtcp`` builds it) with the first frame and then
+with a frame every 0.5-1.5 intervals, SRTCP-protected in the same send: no report task or timer per
+subscriber. It keeps the last ``history_size`` packets for NACKs (as references to the shared payloads,
 rebuilt only when asked for) and bumps aiortc's SR and transport counters as aiortc's own loop does.
 
 There are two writers with one behaviour, checked byte for byte against each other by the tests:
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,6 +36,7 @@ from relay.aiortc_hooks import SrtpWire, allow_gso
 logger = logging.getLogger(__name__)
 
 _HEAD = struct.Struct("!BBHII")
+_REPORT = struct.Struct("!BBHIIIIII")
 
 
 class FrameWriter(Protocol):
@@ -51,6 +56,9 @@ class FrameWriter(Protocol):
     @property
     def sequence(self) -> int: ...
 
+    @property
+    def report(self) -> tuple[int, int, float]: ...
+
     def send(self, payloads: list[bytes], pts: int, ntp_time: int) -> bool: ...
 
     def packet(self, key: int) -> bytes | None: ...
@@ -68,6 +76,12 @@ class PyWriter:
     :param keep: pylibsrtp's ``Session`` that owns that ``srtp_t``.
     :param extensions: the header-extension block as negotiated, with zeros where abs-send-time
         goes, ``abs_send_time_at`` bytes in (-1: not negotiated).
+    :param protect_rtcp: ``srtp_protect_rtcp``'s address (0: the writer sends no sender reports).
+    :param cname: the SDES CNAME sent with each report.
+    :param report_interval_ms: the mean interval between two reports.
+
+    :attr:`report` is (reports sent, the last one's LSR, the wall clock it was sent at): what aiortc keeps
+    as ``__lsr`` and ``__lsr_time`` to measure the round trip from the receiver's reports.
 
     :attr:`counts` is what aiortc's own loop would have counted: (NTP time, RTP timestamp) of the
     last frame for the next SR, payload octets, packets and protected bytes sent
@@ -88,7 +102,12 @@ class PyWriter:
         extensions: bytes,
         abs_send_time_at: int = -1,
         history_size: int = 128,
+        protect_rtcp: int = 0,
+        cname: bytes = b"",
+        report_interval_ms: int = 0,
     ) -> None:
+        if len(cname) > 255 or (protect_rtcp and not report_interval_ms):
+            raise ValueError("bad writer parameters")
         self.owner: Any = None
         self._wire = SrtpWire(keep, fd, addr)
         self._ssrc = ssrc
@@ -102,6 +121,12 @@ class PyWriter:
         self._closed = False
         self.frames = 0
         self.counts: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+        self._reports_on = bool(protect_rtcp)
+        self._cname = bytes(cname)
+        self._report_interval_ms = report_interval_ms
+        self._next_report = 0
+        self._report_seed = ((ssrc & 0xFFFFFFFF) ^ 0x9E3779B9) or 1
+        self.report: tuple[int, int, float] = (0, 0, 0.0)
 
     @property
     def closed(self) -> bool:
@@ -140,11 +165,29 @@ class PyWriter:
             sequence = (sequence + 1) & 0xFFFF
         self._sequence = sequence
         self.frames += 1
-        sent, wire_bytes = self._wire.write(packets)
         _, _, total_octets, total_packets, total_bytes = self.counts
-        self.counts = (ntp_time, timestamp, total_octets + octets, total_packets + len(packets),
-                       total_bytes + wire_bytes)
+        total_octets += octets
+        total_packets += len(packets)
+        report = None
+        if self._reports_on and ntp_time >= self._next_report:
+            report = sender_report(self._ssrc, ntp_time, timestamp, total_packets, total_octets, self._cname)
+            reports, _, _ = self.report
+            self.report = (reports + 1, (ntp_time >> 16) & 0xFFFFFFFF, time.time())
+            self._next_report = ntp_time + self._report_delay()
+        sent, wire_bytes = self._wire.write(packets, report)
+        self.counts = (ntp_time, timestamp, total_octets, total_packets, total_bytes + wire_bytes)
         return sent
+
+    def _report_delay(self) -> int:
+        # relay/_wire.c's report_delay: the interval times 0.5..1.5, in NTP units, from xorshift32.
+        x = self._report_seed
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self._report_seed = x
+        ms = self._report_interval_ms
+        us = ms * 500 + ((ms * 1000 * (x >> 16)) >> 16)
+        return (us << 32) // 1000000
 
     def packet(self, key: int) -> bytes | None:
         """The cleartext RTP packet sent last in history slot ``key`` (sequence % history size)."""
@@ -153,6 +196,17 @@ class PyWriter:
             return None
         payload, sequence, timestamp, abs_send_time, marker = entry
         return self._header(marker, sequence, timestamp, abs_send_time) + payload
+
+
+def sender_report(ssrc: int, ntp_time: int, timestamp: int, packets: int, octets: int, cname: bytes) -> bytes:
+    """The RTCP compound aiortc's sender loop sends: an SR without report blocks, then SDES with the CNAME."""
+    report = _REPORT.pack(0x80, 200, 6, ssrc, ntp_time >> 32, ntp_time & 0xFFFFFFFF, timestamp,
+                          packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
+    if not cname:
+        return report
+    chunk = struct.pack("!IBB", ssrc, 1, len(cname)) + cname + b"\x00\x00"
+    chunk += b"\x00" * (-len(chunk) % 4)
+    return report + struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
 
 
 def py_fanout(writers: list[Any], payloads: list[bytes], pts: int, ntp_time: int) -> list[Any]:

@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import threading
 from asyncio.selector_events import _SelectorDatagramTransport  # type: ignore[attr-defined]
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -66,6 +67,12 @@ FINGERPRINTS = {
     "aioice.StunProtocol.send_data": (StunProtocol.send_data, "8bfbce074a897482"),
     # asyncio's datagram transport, read until empty for publishers (aiortc_hooks seam 8; Python 3.11).
     "asyncio _SelectorDatagramTransport._read_ready": (_SelectorDatagramTransport._read_ready, "a94e5a17ae974496"),
+    # SRTP and SRTCP handled as each datagram arrives (receive_inline): the steps of _recv_next it repeats.
+    "RTCDtlsTransport._recv_next": (RTCDtlsTransport._recv_next, "998076720c05aa13"),
+    "RTCDtlsTransport._handle_rtp_data": (RTCDtlsTransport._handle_rtp_data, "5def9061cc3da1f6"),
+    "RTCDtlsTransport._handle_rtcp_data": (RTCDtlsTransport._handle_rtcp_data, "5469e786d77b37b2"),
+    "aioice.Connection.data_received": (Connection.data_received, "5631b17fab717d6b"),
+    "aioice.Connection.recvfrom": (Connection.recvfrom, "676acc01e4a9a9da"),
     "pylibsrtp.Session.__init__": (pylibsrtp.Session.__init__, "2d5acb2032893aeb"),
     "pylibsrtp.Session.__process": (pylibsrtp.Session._Session__process, "924e126dae5c15b8"),  # type: ignore[attr-defined]
 }
@@ -98,16 +105,18 @@ async def test_private_attributes_the_hooks_touch_exist_on_real_objects() -> Non
         assert hasattr(receiver, f"_RTCRtpReceiver{name}"), name
     for name in ("__encoder", "__rtp_started", "__rtp_exited", "__track", "__rtp_history", "__mid",
                  "__rtp_header_extensions_map", "__ntp_timestamp", "__rtp_timestamp", "__octet_count",
-                 "__packet_count", "__log_debug"):
+                 "__packet_count", "__log_debug", "__cname", "__lsr", "__lsr_time"):
         assert hasattr(sender, f"_RTCRtpSender{name}"), name
     assert callable(getattr(sender, "_RTCRtpSender__log_warning", None))
     assert callable(getattr(receiver, "_run_rtcp", None))
     connections = aiortc_hooks.ice_connections(pc)
     assert len(connections) == 1 and isinstance(connections[0], aioice.Connection)
     assert hasattr(connections[0], "_nominated") and callable(connections[0].build_request)
+    assert isinstance(connections[0]._queue, asyncio.Queue)
     assert hasattr(sender, "_enabled") and hasattr(sender, "_ssrc")
     dtls = sender.transport
-    for name in ("_tx_srtp", "_state", "_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets"):
+    for name in ("_tx_srtp", "_rx_srtp", "_state", "_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets",
+                 "_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets"):
         assert hasattr(dtls, name), name
     assert hasattr(HeaderExtensionsMap(), "_HeaderExtensionsMap__ids")
     assert hasattr(pylibsrtp.Session(), "_srtp")
@@ -326,6 +335,80 @@ def test_srtp_protect_has_the_libsrtp_2_signature_the_compiled_writer_calls() ->
     assert str(ffi.typeof(lib.srtp_protect)) == "<ctype 'srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)'>"
     protect, srtp = aiortc_hooks.srtp_handles(pylibsrtp.Session())
     assert protect and srtp
+    assert str(ffi.typeof(lib.srtp_protect_rtcp)) == str(ffi.typeof(lib.srtp_protect)), "the writers' SR path"
+    assert aiortc_hooks.report_handles()
+
+
+async def test_run_eagerly_runs_a_handler_now_and_lets_a_task_finish_one_that_waits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    steps: list[str] = []
+    later: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def at_once() -> None:
+        steps.append("at once")
+
+    async def waits() -> None:
+        steps.append("before")
+        steps.append(await later)
+        await asyncio.sleep(0)
+        steps.append("after")
+
+    async def fails() -> None:
+        raise ValueError("a bad packet")
+
+    aiortc_hooks.run_eagerly(at_once())
+    assert steps == ["at once"], "no task, no turn of the loop"
+    aiortc_hooks.run_eagerly(waits())
+    assert steps == ["at once", "before"]
+    later.set_result("resumed")
+    await asyncio.wait_for(until(lambda: "after" in steps), 5)
+    assert steps == ["at once", "before", "resumed", "after"]
+    aiortc_hooks.run_eagerly(fails())
+    assert "RTP/RTCP handler failed" in caplog.text
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
+
+
+async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue() -> None:
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender_pc.addTrack(PacketTrack(encode_vp8(30)))
+    frames: list[bytes] = []
+
+    class Collect:
+        def add(self, packet: Any) -> tuple[bool, None]:
+            if packet.marker:
+                frames.append(b"")
+            return False, None
+
+    receiver_pc.on("track", lambda track: aiortc_hooks.take_encoded_frames(
+        next(t.receiver for t in receiver_pc.getTransceivers() if t.receiver.track is track), Collect()))
+    channel = sender_pc.createDataChannel("chat")
+    got: list[str] = []
+    receiver_pc.on("datachannel", lambda ch: ch.on("message", got.append))
+    await sender_pc.setLocalDescription(await sender_pc.createOffer())
+    await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+    await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+    assert aiortc_hooks.receive_inline(receiver_pc) == 1
+    [connection] = aiortc_hooks.ice_connections(receiver_pc)
+    queued: list[bytes] = []
+    put = connection._queue.put_nowait
+    connection._queue.put_nowait = lambda item: (queued.append(item[0]) if item else None, put(item))[1]
+    await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+    await asyncio.wait_for(until(lambda: channel.readyState == "open"), 10)
+    channel.send("hello")
+    await asyncio.wait_for(until(lambda: len(frames) >= 20 and got == ["hello"]), 10)
+    dtls: Any = next(iter(receiver_pc.getTransceivers())).receiver.transport
+    srtp_queued = [d for d in queued if 127 < d[0] < 192]
+    assert not srtp_queued or len(srtp_queued) < 5, "SRTP after the handshake is handled as it arrives"
+    assert any(19 < d[0] < 64 for d in queued), "DTLS records (the handshake, the data channel) take the queue"
+    assert dtls._RTCDtlsTransport__rx_packets >= len(frames), "aiortc's transport counters still count"
+    await sender_pc.close()
+    await receiver_pc.close()
 
 
 async def test_aiortc_reads_a_direct_senders_counters_from_its_writer() -> None:

@@ -182,3 +182,37 @@ async def test_audio_subscribers_get_sender_reports_at_the_audio_interval_with_w
     # SRs come every ~0.2 s here and count what the direct path has sent by then (20 decoded: >= 20 sent).
     stats = await asyncio.wait_for(reported(20), 5)
     assert stats.bytesSent >= 20, "the SR counts the direct path's octets too"
+
+
+async def test_video_subscribers_get_sender_reports_from_the_writer_and_the_relay_measures_their_round_trip(
+    relay: Relay, endpoints: Callable[..., Endpoint]
+) -> None:
+    publisher = endpoints("publisher", send=("video",), receive=(), data_channel=False)
+    await publisher.accept(await relay.publish_stream("s", publisher.name, await publisher.offer()))
+    viewer = endpoints("viewer", send=(), receive=("video",), data_channel=False)
+    await viewer.accept(await relay.watch_stream("s", viewer.name, await viewer.offer()))
+    await viewer.wait_decoded("video", 5)
+    sender = subscriber_sender(relay, "viewer", "video")
+    assert sender.__dict__.get("_relay_reports"), "the writer sends the reports, aiortc's loop only waits"
+
+    async def both() -> tuple[Any, Any]:
+        while True:
+            remote = [s for s in (await viewer.pc.getStats()).values() if s.type == "remote-outbound-rtp"]
+            measured = [s for s in (await sender.getStats()).values()
+                        if s.type == "remote-inbound-rtp" and s.roundTripTime is not None]
+            if remote and remote[0].packetsSent and measured:
+                return remote[0], measured[0]
+            await asyncio.sleep(0.1)
+
+    # The viewer's receiver reports answer the writer's SRs (LSR/DLSR): the relay's sender can only measure
+    # the round trip from them if it reads the LSR and the time it went out from the writer.
+    remote, measured = await asyncio.wait_for(both(), 10)
+    assert remote.bytesSent > 0
+    assert 0 <= measured.roundTripTime < 1.0
+
+
+def subscriber_sender(relay: Relay, participant: str, kind: str) -> Any:
+    peer = relay._participants[participant].peer
+    assert peer is not None
+    [sender] = [t.sender for t in peer.pc.getTransceivers() if t.kind == kind]
+    return sender

@@ -1,4 +1,4 @@
-"""The compiled writer sends byte for byte what the pure-Python one sends, and both send aiortc's RTP."""
+"""The compiled writer sends byte for byte what the pure-Python one sends, and both send aiortc's RTP and SRs."""
 
 from __future__ import annotations
 
@@ -10,11 +10,19 @@ from typing import Any
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import (
+    HeaderExtensionsMap,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    is_rtcp,
+)
 from pylibsrtp import Policy, Session
 
 from relay import wire
-from relay.aiortc_hooks import extension_template, srtp_handles
+from relay.aiortc_hooks import extension_template, report_handles, srtp_handles
 
 compiled = pytest.mark.skipif(wire.COMPILED is None, reason="relay._wire is not built")
 
@@ -171,3 +179,80 @@ async def test_fanout_writes_a_frame_to_every_writer_with_its_own_sequence_numbe
         assert [p.payload for p in got] == payloads
     for writer in writers:
         writer.close()
+
+
+CNAME = b"relay-cname"
+
+
+def reporting_writer(kind: wire.WireKind, key: bytes, sink: Sink, interval_ms: int = 1000) -> Any:
+    session = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    protect, srtp = srtp_handles(session)
+    block, at = extension_template(extensions_map(), MID)
+    return kind.writer(sink.sender.fileno(), sink.sock.getsockname(), protect, srtp, session, SSRC, PAYLOAD_TYPE,
+                       100, 0, block, at, 128, report_handles(), CNAME, interval_ms)
+
+
+#: NTP times (seconds << 32) of four frames: the first report goes with the first frame, the next one
+#: 0.5-1.5 intervals (here 1 s) later, so not with a frame 0.4 s on, and always with one 1.6 s on.
+REPORT_TIMES = [NTP, NTP + (4 << 32) // 10, NTP + (16 << 32) // 10, NTP + (40 << 32) // 10]
+
+
+async def send_reporting(kind: wire.WireKind, key: bytes, sink: Sink, gso: bool) -> tuple[list[bytes], Any]:
+    writer = reporting_writer(kind, key, sink)
+    previous = wire.set_gso(gso)
+    try:
+        for (payloads, pts), ntp in zip(FRAMES, REPORT_TIMES, strict=True):
+            assert writer.send(payloads, pts, ntp)
+    finally:
+        wire.set_gso(previous[0])
+    reports = writer.report[0]
+    datagrams = await sink.take(sum(len(p) for p, _ in FRAMES) + reports)
+    return datagrams, writer
+
+
+def aiortc_report(ntp: int, timestamp: int, packets: int, octets: int) -> bytes:
+    """The SR + SDES aiortc's RTCRtpSender._run_rtcp sends for these values."""
+    sr = RtcpSrPacket(ssrc=SSRC, sender_info=RtcpSenderInfo(
+        ntp_timestamp=ntp, rtp_timestamp=timestamp, packet_count=packets, octet_count=octets))
+    sdes = RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=SSRC, items=[(1, CNAME)])])
+    return bytes(sr) + bytes(sdes)
+
+
+@pytest.mark.parametrize("gso", [True, False], ids=["gso", "no-gso"])
+async def test_writers_send_aiortcs_sender_report_with_the_first_frame_and_then_at_the_interval(
+    sinks: Callable[[], Sink], gso: bool
+) -> None:
+    key = os.urandom(30)
+    kinds = [wire.PYTHON] + ([wire.COMPILED] if wire.COMPILED is not None else [])
+    sent = [await send_reporting(kind, key, sinks(), gso) for kind in kinds]
+    datagrams, writer = sent[0]
+    for other, other_writer in sent[1:]:
+        assert other == datagrams, "the compiled writer sends the same datagrams, SRs included, byte for byte"
+        assert other_writer.report[:2] == writer.report[:2] and other_writer.counts == writer.counts
+    inbound = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    reports = [inbound.unprotect_rtcp(d) for d in datagrams if is_rtcp(d)]
+    rtp = [inbound.unprotect(d) for d in datagrams if not is_rtcp(d)]
+    assert len(rtp) == sum(len(p) for p, _ in FRAMES)
+    # Reports with frames 1, 3 and 4 (0.4 s is too early, 1.6 s and 4.0 s are past 1.5 intervals), each
+    # counting every packet and octet sent up to and including its frame, with that frame's times.
+    expected = []
+    packets = octets = 0
+    for i, ((payloads, pts), ntp) in enumerate(zip(FRAMES, REPORT_TIMES, strict=True)):
+        packets += len(payloads)
+        octets += sum(len(p) for p in payloads)
+        if i != 1:
+            expected.append(aiortc_report(ntp, pts, packets, octets))
+    assert reports == expected
+    assert writer.report[0] == 3 and writer.report[1] == (REPORT_TIMES[-1] >> 16) & 0xFFFFFFFF
+    assert writer.counts[4] == sum(len(d) for d in datagrams), "the SRTCP bytes count as sent on the transport"
+    assert writer.counts[3] == len(rtp), "the SR is not an RTP packet of the sender's"
+    for _, w in sent:
+        w.close()
+
+
+@pytest.mark.parametrize("kind", ["python", "compiled"])
+async def test_a_writer_refuses_reports_without_an_interval(sinks: Callable[[], Sink], kind: str) -> None:
+    if kind == "compiled" and wire.COMPILED is None:
+        pytest.skip("relay._wire is not built")
+    with pytest.raises(ValueError, match="bad writer parameters"):
+        reporting_writer(wire.wire_kind(kind), os.urandom(30), sinks(), interval_ms=0)
