@@ -102,6 +102,7 @@ from aiortc.rtp import (
 )
 from aiortc.utils import random32, uint32_add
 from pylibsrtp import Error as SrtpError
+from pylibsrtp import Policy
 from pylibsrtp import Session as SrtpSession
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
@@ -882,6 +883,49 @@ async def _finish(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
         logger.warning("RTP/RTCP handler failed", exc_info=True)
     finally:
         coro.close()
+
+
+#: Replay window of the relay's outbound SRTP sessions (aiortc: 1024). libsrtp shifts the whole window at every
+#: packet it protects, and the relay protects each packet once per subscriber: 64 (RFC 3711's minimum) is 2
+#: words to shift instead of 32. A sender never rejects its own packets (``allow_repeat_tx``), so nothing else changes.
+TX_REPLAY_WINDOW = 64
+
+
+def narrow_tx_window(pc: RTCPeerConnection) -> int:
+    """Give ``pc``'s outbound SRTP sessions a :data:`TX_REPLAY_WINDOW` window; call before DTLS connects."""
+    changed = 0
+    for dtls in {id(t.receiver.transport): t.receiver.transport for t in pc.getTransceivers()}.values():
+        d: Any = dtls
+        d._setup_srtp = types.MethodType(_setup_srtp_narrow, dtls)
+        changed += 1
+    return changed
+
+
+def _setup_srtp_narrow(self: Any) -> None:
+    # aiortc 1.16 RTCDtlsTransport._setup_srtp(), with the outbound session's window TX_REPLAY_WINDOW.
+    openssl_profile = self._ssl.get_selected_srtp_profile()
+    for srtp_profile in self._srtp_profiles:
+        if srtp_profile.openssl_profile == openssl_profile:
+            self._RTCDtlsTransport__log_debug("x DTLS handshake negotiated %s", srtp_profile.openssl_profile.decode())
+            break
+    else:
+        self._RTCDtlsTransport__log_debug("x DTLS handshake failed (no SRTP profile negotiated)")
+        self._set_state(DtlsState.FAILED)
+        return
+    view = self._ssl.export_keying_material(
+        b"EXTRACTOR-dtls_srtp", 2 * (srtp_profile.key_length + srtp_profile.salt_length)
+    )
+    tx, rx = (1, 0) if self._role == "server" else (0, 1)
+    rx_policy = Policy(key=srtp_profile.get_key_and_salt(view, rx), ssrc_type=Policy.SSRC_ANY_INBOUND,
+                       srtp_profile=srtp_profile.libsrtp_profile)
+    rx_policy.allow_repeat_tx = True
+    rx_policy.window_size = 1024
+    self._rx_srtp = SrtpSession(rx_policy)
+    tx_policy = Policy(key=srtp_profile.get_key_and_salt(view, tx), ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+                       srtp_profile=srtp_profile.libsrtp_profile)
+    tx_policy.allow_repeat_tx = True
+    tx_policy.window_size = TX_REPLAY_WINDOW
+    self._tx_srtp = SrtpSession(tx_policy)
 
 
 def ice_connections(pc: RTCPeerConnection) -> list[Connection]:

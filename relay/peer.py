@@ -33,6 +33,7 @@ from relay.aiortc_hooks import (
     drain_datagrams,
     ice_connections,
     lean_rtp_loop,
+    narrow_tx_window,
     on_keyframe_request,
     pack_without_encoder,
     receive_inline,
@@ -192,6 +193,7 @@ class Peer:
             watch_consent(ice_connections(self.pc), self._consent, self._on_consent)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
             receive_inline(self.pc)
+            narrow_tx_window(self.pc)
             if self.published or self._read_first:  # a publisher's or a pull's packets are read first
                 drain_datagrams(ice_connections(self.pc))  # (relay/overload.py)
         except (ValueError, OperationError, InvalidAccessError, InvalidStateError, InternalError) as exc:

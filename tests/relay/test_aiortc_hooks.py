@@ -69,6 +69,8 @@ FINGERPRINTS = {
     "asyncio _SelectorDatagramTransport._read_ready": (_SelectorDatagramTransport._read_ready, "a94e5a17ae974496"),
     # SRTP and SRTCP handled as each datagram arrives (receive_inline): the steps of _recv_next it repeats.
     "RTCDtlsTransport._recv_next": (RTCDtlsTransport._recv_next, "998076720c05aa13"),
+    # The outbound SRTP session's replay window (narrow_tx_window): _setup_srtp, copied with one change.
+    "RTCDtlsTransport._setup_srtp": (RTCDtlsTransport._setup_srtp, "75cc6ec308f16da1"),
     "RTCDtlsTransport._handle_rtp_data": (RTCDtlsTransport._handle_rtp_data, "5def9061cc3da1f6"),
     "RTCDtlsTransport._handle_rtcp_data": (RTCDtlsTransport._handle_rtcp_data, "5469e786d77b37b2"),
     "aioice.Connection.data_received": (Connection.data_received, "5631b17fab717d6b"),
@@ -373,7 +375,7 @@ async def until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue() -> None:
+async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue_with_a_narrow_tx_window() -> None:
     sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     sender_pc.addTrack(PacketTrack(encode_vp8(30)))
@@ -394,6 +396,7 @@ async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue() ->
     await receiver_pc.setRemoteDescription(sender_pc.localDescription)
     await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
     assert aiortc_hooks.receive_inline(receiver_pc) == 1
+    assert aiortc_hooks.narrow_tx_window(receiver_pc) == 1
     [connection] = aiortc_hooks.ice_connections(receiver_pc)
     queued: list[bytes] = []
     put = connection._queue.put_nowait
@@ -407,6 +410,14 @@ async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue() ->
     assert not srtp_queued or len(srtp_queued) < 5, "SRTP after the handshake is handled as it arrives"
     assert any(19 < d[0] < 64 for d in queued), "DTLS records (the handshake, the data channel) take the queue"
     assert dtls._RTCDtlsTransport__rx_packets >= len(frames), "aiortc's transport counters still count"
+    [sender] = sender_pc.getSenders()
+
+    async def receiver_reports() -> None:
+        while not any(s.type == "remote-inbound-rtp" for s in (await sender.getStats()).values()):
+            await asyncio.sleep(0.1)
+
+    # The receiver's RTCP goes out through the session narrow_tx_window built, and the other end decrypts it.
+    await asyncio.wait_for(receiver_reports(), 10)
     await sender_pc.close()
     await receiver_pc.close()
 
