@@ -266,6 +266,20 @@ static int flush(Writer *w, int count) {
     return 1;
 }
 
+/* SRTP- or SRTCP-protect (with fn) the length bytes at wire_buffer + offset in place and add them to the
+ * buffer's round of packets: the protected length, -1 on error (exception set). */
+static int add_protected(Writer *w, srtp_protect_fn fn, const char *what, int offset, int length, int *in_buffer) {
+    int code = fn(w->srtp, wire_buffer + offset, &length);
+    if (code) {
+        PyErr_Format(PyExc_RuntimeError, "%s failed (%d)", what, code);
+        return -1;
+    }
+    packet_offset[*in_buffer] = offset;
+    packet_size[*in_buffer] = length;
+    (*in_buffer)++;
+    return length;
+}
+
 /* Write one frame to one subscriber: 1 sent, 0 socket full, -1 error (exception set). */
 static int send_frame(Writer *w, PyObject *payloads, uint32_t pts, unsigned long long ntp) {
     Py_ssize_t count = PyList_GET_SIZE(payloads);
@@ -301,15 +315,8 @@ static int send_frame(Writer *w, PyObject *payloads, uint32_t pts, unsigned long
         slot->timestamp = timestamp;
         slot->abs_send_time = abs_send_time;
         slot->marker = (uint8_t)marker;
-        int length = packet_len;
-        int code = w->protect(w->srtp, out, &length);
-        if (code) {
-            PyErr_Format(PyExc_RuntimeError, "srtp_protect failed (%d)", code);
-            return -1;
-        }
-        packet_offset[in_buffer] = offset;
-        packet_size[in_buffer] = length;
-        in_buffer++;
+        int length = add_protected(w, w->protect, "srtp_protect", offset, packet_len, &in_buffer);
+        if (length < 0) return -1;
         offset += length;
         octets += size;
         wire_bytes += length; /* as aiortc counts: the protected packet */
@@ -327,16 +334,9 @@ static int send_frame(Writer *w, PyObject *payloads, uint32_t pts, unsigned long
             if (ok && !flush(w, in_buffer)) ok = 0;
             offset = in_buffer = 0;
         }
-        unsigned char *out = wire_buffer + offset;
-        int length = write_report(w, out, ntp, timestamp);
-        int code = w->protect_rtcp(w->srtp, out, &length);
-        if (code) {
-            PyErr_Format(PyExc_RuntimeError, "srtp_protect_rtcp failed (%d)", code);
-            return -1;
-        }
-        packet_offset[in_buffer] = offset;
-        packet_size[in_buffer] = length;
-        in_buffer++;
+        int length = write_report(w, wire_buffer + offset, ntp, timestamp);
+        length = add_protected(w, w->protect_rtcp, "srtp_protect_rtcp", offset, length, &in_buffer);
+        if (length < 0) return -1;
         w->wire_bytes += (unsigned long long)length;
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);

@@ -1,7 +1,7 @@
 """Every place the relay reaches into aiortc 1.16 / aioice 0.13 / pylibsrtp 1.0 internals, and nowhere else.
 
 aiortc is built for endpoints that decode what they receive and encode what they send. A relay
-forwards encoded media, so it meets aiortc (and asyncio) at eight private seams (see docs/design.md, relay notes):
+forwards encoded media, so it meets aiortc (and asyncio) at nine private seams (docs/aiortc.md lists them all):
 
 1. ``RTCRtpReceiver.receive()`` starts a decoder thread fed from a private queue. We replace it,
    per receiver, with the same steps minus the thread (:func:`take_encoded_frames`).
@@ -50,6 +50,10 @@ forwards encoded media, so it meets aiortc (and asyncio) at eight private seams 
 8. asyncio's datagram transport reads one datagram per wake-up of the loop; a publisher's sockets are
    read until empty instead (:func:`drain_datagrams`), so that an overloaded loop never drops the
    publisher's media and consent answers in the kernel (see relay/overload.py).
+9. aioice puts each datagram it does not answer itself on a queue that the DTLS transport's task reads;
+   :func:`receive_inline` handles SRTP and SRTCP as the datagram arrives instead (:func:`run_eagerly`), and
+   :func:`narrow_tx_window` gives the outbound SRTP session a 64-packet replay window (aiortc: 1024), which
+   libsrtp shifts at every packet the writers protect.
 
 Packetization reuses aiortc's codec packetizers (:func:`vp8_payloads`, :func:`h264_payloads`).
 ``tests/relay/test_aiortc_hooks.py`` fingerprints every hooked method: an aiortc upgrade that moves
