@@ -811,7 +811,9 @@ def receive_inline(pc: RTCPeerConnection) -> int:
     every viewer's RTCP. Once DTLS has keys, :func:`_inline_datagram` does the same steps as aiortc 1.16's
     ``RTCDtlsTransport._recv_next`` for SRTP and SRTCP, in the same order, synchronously; DTLS records (and so
     data channels), and anything that arrives while the queue still holds datagrams, take the queue as before,
-    so nothing is reordered. Call once, after ``setLocalDescription``. Returns the connections changed.
+    so nothing is reordered. Each socket's protocol also hands such a datagram (first byte 128-191, which no STUN
+    message has) straight to the connection, where aioice first tries to parse it as STUN and catches the error.
+    Call once, after ``setLocalDescription``. Returns the connections changed.
     """
     changed = 0
     dtls_by_connection: dict[int, tuple[Connection, RTCDtlsTransport]] = {}
@@ -821,8 +823,21 @@ def receive_inline(pc: RTCPeerConnection) -> int:
     for connection, dtls in dtls_by_connection.values():
         c: Any = connection
         c.data_received = functools.partial(_inline_datagram, connection, dtls)
+        for protocol in list(c._protocols):
+            if type(protocol).datagram_received is StunProtocol.datagram_received:
+                protocol.datagram_received = functools.partial(_media_first, protocol, protocol.datagram_received)
         changed += 1
     return changed
+
+
+def _media_first(protocol: Any, stun_received: Callable[[bytes, tuple[Any, ...]], None], data: bytes,
+                 addr: tuple[Any, ...]) -> None:
+    # aioice 0.13 StunProtocol.datagram_received gives what does not parse as STUN to its connection; RTP and
+    # RTCP (RFC 7983's 128-191) never parse, so they go there without the attempt.
+    if data and 127 < data[0] < 192:
+        protocol.receiver.data_received(data, protocol.local_candidate.component)
+    else:
+        stun_received(data, addr)
 
 
 def _inline_datagram(connection: Any, dtls: Any, data: bytes, component: int) -> None:

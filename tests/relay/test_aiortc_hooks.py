@@ -74,6 +74,7 @@ FINGERPRINTS = {
     "RTCDtlsTransport._handle_rtp_data": (RTCDtlsTransport._handle_rtp_data, "5def9061cc3da1f6"),
     "RTCDtlsTransport._handle_rtcp_data": (RTCDtlsTransport._handle_rtcp_data, "5469e786d77b37b2"),
     "aioice.Connection.data_received": (Connection.data_received, "5631b17fab717d6b"),
+    "aioice.StunProtocol.datagram_received": (StunProtocol.datagram_received, "ff4c8b910d45fb3a"),
     "aioice.Connection.recvfrom": (Connection.recvfrom, "676acc01e4a9a9da"),
     "pylibsrtp.Session.__init__": (pylibsrtp.Session.__init__, "2d5acb2032893aeb"),
     "pylibsrtp.Session.__process": (pylibsrtp.Session._Session__process, "924e126dae5c15b8"),  # type: ignore[attr-defined]
@@ -375,7 +376,9 @@ async def until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue_with_a_narrow_tx_window() -> None:
+async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue_with_a_narrow_tx_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     sender_pc.addTrack(PacketTrack(encode_vp8(30)))
@@ -397,6 +400,10 @@ async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue_with
     await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
     assert aiortc_hooks.receive_inline(receiver_pc) == 1
     assert aiortc_hooks.narrow_tx_window(receiver_pc) == 1
+    parsed_as_stun: list[bytes] = []
+    parse = aioice.stun.parse_message
+    monkeypatch.setattr(aioice.stun, "parse_message", lambda data, *args, **kwargs: (
+        parsed_as_stun.append(data), parse(data, *args, **kwargs))[1])
     [connection] = aiortc_hooks.ice_connections(receiver_pc)
     queued: list[bytes] = []
     put = connection._queue.put_nowait
@@ -409,6 +416,8 @@ async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue_with
     srtp_queued = [d for d in queued if 127 < d[0] < 192]
     assert not srtp_queued or len(srtp_queued) < 5, "SRTP after the handshake is handled as it arrives"
     assert any(19 < d[0] < 64 for d in queued), "DTLS records (the handshake, the data channel) take the queue"
+    assert parsed_as_stun and not [d for d in parsed_as_stun if 127 < d[0] < 192], (
+        "STUN is parsed as before; RTP and RTCP skip the attempt")
     assert dtls._RTCDtlsTransport__rx_packets >= len(frames), "aiortc's transport counters still count"
     [sender] = sender_pc.getSenders()
 
