@@ -35,7 +35,7 @@ forwards encoded media, so it meets aiortc (and asyncio) at nine private seams (
    (``relay.wire``: compiled from ``relay/_wire.c``, or its Python twin). The sender's
    ``__rtp_history`` becomes a :class:`RawHistory` that asks the writer for a packet only when a NACK
    does, and the sender's and transport's counters are read from the writer (:class:`CountedSender`,
-   :class:`CountedDtlsTransport`). aiortc still owns the sender's RTCP (SR, NACK, PLI, RR), the
+   :class:`CountedDtlsTransport`). aiortc still owns the sender's other RTCP (NACK, PLI, RR, BYE), the
    negotiation and the teardown. Sender reports go out at libwebrtc's pace, audio every 5 s and video every
    1 s (:func:`report_every`): aiortc's loop sends them until a writer takes over, which then sends them
    with its frames (:func:`report_handles`) while the loop only waits to send the BYE.
