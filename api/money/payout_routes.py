@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from api.accounts.auth import User, csrf_ok, require
+from api.accounts.auth import AuthContext, User, csrf_ok, require
 from api.core.errors import BadRequest
 from api.core.keys import BILLING_METRICS, DATABASE, SETTINGS, STRIPE
 from api.core.openapi import operation
@@ -138,19 +138,26 @@ async def earnings_page(request: web.Request) -> web.Response:
                         payouts_enabled=request.app[SETTINGS].stripe_secret_key is not None)
 
 
-async def _form_write(request: web.Request) -> User:
+async def _form_write(request: web.Request) -> AuthContext:
     """A page form's write: the reader's cookie login and the CSRF token from the form."""
     auth = await page_auth(request, "reader")
     form = await request.post()
     token = form.get("csrf")
     if not csrf_ok(request, auth, token if isinstance(token, str) else None):
         raise web.HTTPForbidden(text="missing or wrong CSRF token")
-    return auth.user
+    return auth
 
 
 async def connect_form(request: web.Request) -> web.Response:
-    user = await _form_write(request)
-    raise web.HTTPSeeOther(await _onboarding_url(request, user))
+    """The form's post, without JavaScript or before it loaded: a page that goes on to Stripe's onboarding.
+
+    Not a redirect: the pages' CSP (``form-action 'self'``, api/core/csp.py) also covers the redirects of a form's
+    navigation, so a 303 to Stripe was blocked and the reader's click did nothing. A link (and a meta refresh) is
+    an ordinary navigation.
+    """
+    auth = await _form_write(request)
+    return await render(request, "earnings_connect.html", auth, script="earnings",
+                        onboarding_url=await _onboarding_url(request, auth.user))
 
 
 async def connect_refresh(request: web.Request) -> web.Response:
@@ -173,8 +180,8 @@ async def connect_return(request: web.Request) -> web.Response:
 
 
 async def payout_form(request: web.Request) -> web.Response:
-    user = await _form_write(request)
-    await _pay(request, user)
+    auth = await _form_write(request)
+    await _pay(request, auth.user)
     raise web.HTTPSeeOther("/earnings?notice=paid")
 
 

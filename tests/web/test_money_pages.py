@@ -132,3 +132,24 @@ async def test_an_operator_suspends_a_user_from_the_console_with_a_reason(
     target_page = await target_context.new_page()
     await target_page.goto("/wallet")
     await expect(target_page).to_have_url(f"{money_server.make_url('/login')}?next=/wallet")
+
+
+async def test_setting_up_payouts_reaches_stripe_before_the_pages_script_has_run(
+        browser: Browser, money_server: TestServer, stripe: tuple[FakeStripe, str]) -> None:
+    """A click before earnings.js has loaded (or without JavaScript) posts the form itself.
+
+    The page's CSP blocks a form's redirect to another site, so that post answers with a page that goes on to
+    Stripe; a redirect left the reader on the earnings page with nothing happening.
+    """
+    context, _ = await signed_in(browser, money_server, "reader", "Madame Vega")
+
+    async def stripe_onboarding(route: Route) -> None:
+        await route.fulfill(status=200, content_type="text/html", body="<h1>Stripe onboarding</h1>")
+
+    await context.route("https://connect.stripe.test/**", stripe_onboarding)
+    await context.route("**/static/js/**", lambda route: route.abort())  # the page's scripts never run
+    page = await context.new_page()
+    await page.goto("/earnings")
+    await page.get_by_role("button", name="Set up payouts").click()
+    await expect(page.get_by_role("heading", name="Stripe onboarding")).to_be_visible()
+    assert len(stripe[0].connect.accounts) == 1
