@@ -842,6 +842,8 @@ def _media_first(protocol: Any, stun_received: Callable[[bytes, tuple[Any, ...]]
 
 def _inline_datagram(connection: Any, dtls: Any, data: bytes, component: int) -> None:
     # aiortc 1.16 RTCDtlsTransport._recv_next, its SRTP/SRTCP branch, run as the datagram arrives.
+    if not data:
+        return  # an empty datagram carries nothing (aiortc's data[0] would fail and end the DTLS transport)
     queue = connection._queue
     rx_srtp = dtls._rx_srtp
     if rx_srtp is None or not 127 < data[0] < 192 or queue.qsize() or dtls._state is not DtlsState.CONNECTED:

@@ -11,6 +11,8 @@ import asyncio
 import fractions
 import hashlib
 import inspect
+import logging
+import socket
 import threading
 from asyncio.selector_events import _SelectorDatagramTransport  # type: ignore[attr-defined]
 from collections.abc import Callable
@@ -377,7 +379,7 @@ async def until(condition: Callable[[], bool]) -> None:
 
 
 async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue_with_a_narrow_tx_window(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -419,6 +421,14 @@ async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue_with
     assert parsed_as_stun and not [d for d in parsed_as_stun if 127 < d[0] < 192], (
         "STUN is parsed as before; RTP and RTCP skip the attempt")
     assert dtls._RTCDtlsTransport__rx_packets >= len(frames), "aiortc's transport counters still count"
+    # An empty datagram to the receiver's socket (anyone can send one) is dropped, not fatal to the transport.
+    pair = connection._nominated[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        stranger.sendto(b"", (pair.local_candidate.host, pair.local_candidate.port))
+    seen = len(frames)
+    await asyncio.wait_for(until(lambda: len(frames) >= seen + 10), 10)
+    assert dtls.state == "connected"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "nothing failed on it"
     [sender] = sender_pc.getSenders()
 
     async def receiver_reports() -> None:
