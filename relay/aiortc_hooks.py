@@ -320,6 +320,7 @@ class SrtpWire:
         (False if the socket was full and the rest dropped, bytes protected).
         """
         view, cdata, length, srtp = self._view, self._cdata, self._length, self._srtp
+        protect, protect_rtcp = srtp_lib.srtp_protect, srtp_lib.srtp_protect_rtcp
         runs: list[tuple[int, int]] = []
         offset = protected = 0
         sent = True
@@ -332,7 +333,7 @@ class SrtpWire:
             view[offset : offset + size] = data
             length[0] = size
             rtcp = i == last
-            code = (srtp_lib.srtp_protect_rtcp if rtcp else srtp_lib.srtp_protect)(srtp, cdata + offset, length)
+            code = (protect_rtcp if rtcp else protect)(srtp, cdata + offset, length)
             if code:
                 raise SrtpError(f"srtp_protect{'_rtcp' if rtcp else ''} failed ({code})")
             runs.append((offset, length[0]))

@@ -73,12 +73,14 @@ async def sinks() -> AsyncIterator[Callable[[], Sink]]:
 
 
 def make_writer(kind: wire.WireKind, key: bytes, sink: Sink, *, sequence: int = 65530, origin: int = 0xFFFFFF00,
-                extensions: HeaderExtensionsMap | None = None) -> Any:
+                extensions: HeaderExtensionsMap | None = None, report_interval_ms: int | None = None) -> Any:
+    """A writer to ``sink``; with ``report_interval_ms``, one that sends sender reports (CNAME below)."""
     session = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
     protect, srtp = srtp_handles(session)
     block, at = extension_template(extensions or extensions_map(), MID)
+    reports = () if report_interval_ms is None else (report_handles(), CNAME, report_interval_ms)
     return kind.writer(sink.sender.fileno(), sink.sock.getsockname(), protect, srtp, session, SSRC, PAYLOAD_TYPE,
-                       sequence, origin, block, at, 128)
+                       sequence, origin, block, at, 128, *reports)
 
 
 #: Frames as the fan-out hands them over: (payloads, pts). A delta frame (equal packets and a shorter
@@ -184,21 +186,13 @@ async def test_fanout_writes_a_frame_to_every_writer_with_its_own_sequence_numbe
 CNAME = b"relay-cname"
 
 
-def reporting_writer(kind: wire.WireKind, key: bytes, sink: Sink, interval_ms: int = 1000) -> Any:
-    session = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
-    protect, srtp = srtp_handles(session)
-    block, at = extension_template(extensions_map(), MID)
-    return kind.writer(sink.sender.fileno(), sink.sock.getsockname(), protect, srtp, session, SSRC, PAYLOAD_TYPE,
-                       100, 0, block, at, 128, report_handles(), CNAME, interval_ms)
-
-
 #: NTP times (seconds << 32) of four frames: the first report goes with the first frame, the next one
 #: 0.5-1.5 intervals (here 1 s) later, so not with a frame 0.4 s on, and always with one 1.6 s on.
 REPORT_TIMES = [NTP, NTP + (4 << 32) // 10, NTP + (16 << 32) // 10, NTP + (40 << 32) // 10]
 
 
 async def send_reporting(kind: wire.WireKind, key: bytes, sink: Sink, gso: bool) -> tuple[list[bytes], Any]:
-    writer = reporting_writer(kind, key, sink)
+    writer = make_writer(kind, key, sink, sequence=100, origin=0, report_interval_ms=1000)
     previous = wire.set_gso(gso)
     try:
         for (payloads, pts), ntp in zip(FRAMES, REPORT_TIMES, strict=True):
@@ -255,4 +249,4 @@ async def test_a_writer_refuses_reports_without_an_interval(sinks: Callable[[], 
     if kind == "compiled" and wire.COMPILED is None:
         pytest.skip("relay._wire is not built")
     with pytest.raises(ValueError, match="bad writer parameters"):
-        reporting_writer(wire.wire_kind(kind), os.urandom(30), sinks(), interval_ms=0)
+        make_writer(wire.wire_kind(kind), os.urandom(30), sinks(), report_interval_ms=0)
