@@ -1,7 +1,7 @@
 """Every place the relay reaches into aiortc 1.16 / aioice 0.13 / pylibsrtp 1.0 internals, and nowhere else.
 
 aiortc is built for endpoints that decode what they receive and encode what they send. A relay
-forwards encoded media, so it meets aiortc (and asyncio) at nine private seams (docs/aiortc.md lists them all):
+forwards encoded media, so it meets aiortc (and asyncio) at ten private seams (docs/aiortc.md lists them all):
 
 1. ``RTCRtpReceiver.receive()`` starts a decoder thread fed from a private queue. We replace it,
    per receiver, with the same steps minus the thread (:func:`take_encoded_frames`).
@@ -54,6 +54,8 @@ forwards encoded media, so it meets aiortc (and asyncio) at nine private seams (
    :func:`receive_inline` handles SRTP and SRTCP as the datagram arrives instead (:func:`run_eagerly`), and
    :func:`narrow_tx_window` gives the outbound SRTP session a 64-packet replay window (aiortc: 1024), which
    libsrtp shifts at every packet the writers protect.
+10. The metrics' loss and RTT come from the receiver reports each sender keeps (:func:`reported_reception`),
+    not from ``getStats``, which builds the transport's stats in a task per sender for every poll.
 
 Packetization reuses aiortc's codec packetizers (:func:`vp8_payloads`, :func:`h264_payloads`).
 ``tests/relay/test_aiortc_hooks.py`` fingerprints every hooked method: an aiortc upgrade that moves
@@ -104,6 +106,7 @@ from aiortc.rtp import (
     is_rtcp,
     pack_remb_fci,
 )
+from aiortc.stats import RTCRemoteInboundRtpStreamStats
 from aiortc.utils import random32, uint32_add
 from pylibsrtp import Error as SrtpError
 from pylibsrtp import Policy
@@ -948,6 +951,18 @@ def _setup_srtp_narrow(self: Any) -> None:
     tx_policy.allow_repeat_tx = True
     tx_policy.window_size = TX_REPLAY_WINDOW
     self._tx_srtp = SrtpSession(tx_policy)
+
+
+def reported_reception(sender: RTCRtpSender) -> list[RTCRemoteInboundRtpStreamStats]:
+    """What the far end last reported receiving from ``sender`` (its RTCP receiver reports), read in place.
+
+    ``RTCRtpSender.getStats`` returns these same entries, kept up to date by ``_handle_rtcp_packet``, but first
+    builds an outbound entry and the transport's stats, in a task per sender (``RTCPeerConnection.getStats``
+    gathers them): for a relay polling hundreds of viewers for its metrics, Python work per viewer that the
+    metrics never read.
+    """
+    stats: dict[str, Any] = sender._RTCRtpSender__stats  # type: ignore[attr-defined]
+    return [entry for entry in stats.values() if isinstance(entry, RTCRemoteInboundRtpStreamStats)]
 
 
 def ice_connections(pc: RTCPeerConnection) -> list[Connection]:

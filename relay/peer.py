@@ -38,6 +38,7 @@ from relay.aiortc_hooks import (
     pack_without_encoder,
     receive_inline,
     report_every,
+    reported_reception,
     take_encoded_frames,
     watch_consent,
 )
@@ -237,21 +238,23 @@ class Peer:
         return True
 
     async def quality(self) -> PeerQuality:
-        """Loss and RTT from this peer's RTCP reports (aiortc's public stats)."""
+        """Loss and RTT from this peer's RTCP reports: the far end's receiver reports on what we send, and aiortc's
+        own reception counts of what a publisher sends us (a viewer's receivers get nothing, and are not asked)."""
         result = PeerQuality()
-        report = await self.pc.getStats()
-        for stats in report.values():
-            kind = getattr(stats, "type", "")
-            if kind == "inbound-rtp":
-                lost = max(0, stats.packetsLost)
-                total = lost + stats.packetsReceived
-                result.up.packets_lost += lost
-                result.up.fraction_lost.append(lost / total if total else 0.0)
-            elif kind == "remote-inbound-rtp":
-                result.down.packets_lost += max(0, stats.packetsLost)
-                result.down.fraction_lost.append(stats.fractionLost / 256)
-                if stats.roundTripTime is not None:
-                    result.down.rtt.append(stats.roundTripTime)
+        if self.published:
+            for receiver in self.pc.getReceivers():
+                for stats in (await receiver.getStats()).values():
+                    if getattr(stats, "type", "") == "inbound-rtp":
+                        lost = max(0, stats.packetsLost)
+                        total = lost + stats.packetsReceived
+                        result.up.packets_lost += lost
+                        result.up.fraction_lost.append(lost / total if total else 0.0)
+        for sender in self.pc.getSenders():
+            for report in reported_reception(sender):
+                result.down.packets_lost += max(0, report.packetsLost)
+                result.down.fraction_lost.append(report.fractionLost / 256)
+                if report.roundTripTime is not None:
+                    result.down.rtt.append(report.roundTripTime)
         if self.published and result.down.rtt:
             # aiortc measures RTT only on its senders; the path is the same in both directions.
             result.up.rtt = list(result.down.rtt)

@@ -51,6 +51,8 @@ FINGERPRINTS = {
     "RTCRtpReceiver.stop": (RTCRtpReceiver.stop, "63734b6894ce67a5"),
     "RTCRtpSender._next_encoded_frame": (RTCRtpSender._next_encoded_frame, "89dd9fa4fb33741c"),
     "RTCRtpSender._handle_rtcp_packet": (RTCRtpSender._handle_rtcp_packet, "a4ee4c7355f8de7a"),
+    # Receiver reports read where _handle_rtcp_packet keeps them (reported_reception), as getStats returns them.
+    "RTCRtpSender.getStats": (RTCRtpSender.getStats, "5da0142919c095e3"),
     "RTCRtpSender._send_keyframe": (RTCRtpSender._send_keyframe, "26c49629470d1928"),
     "RTCRtpSender._run_rtp": (RTCRtpSender._run_rtp, "ff597a1d554cb373"),
     "RTCRtpSender._run_rtcp": (RTCRtpSender._run_rtcp, "51e0a924eac4e39b"),
@@ -319,6 +321,35 @@ async def _run_sender(lean: bool, frames: list[RTCEncodedFrame], monkeypatch: py
     }
     await sender.stop()
     return result
+
+
+async def test_a_senders_receiver_reports_are_read_in_place_as_getstats_returns_them() -> None:
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender = sender_pc.addTrack(PacketTrack(await asyncio.to_thread(encode_vp8, 30)))
+    aiortc_hooks.pack_without_encoder(sender, Packetizer("VP8", ForwardCounters()))
+    consumers: list[asyncio.Task[None]] = []
+
+    @receiver_pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        async def consume() -> None:
+            while True:
+                await track.recv()
+
+        consumers.append(asyncio.ensure_future(consume()))
+
+    try:
+        await connect(sender_pc, receiver_pc)
+        assert aiortc_hooks.reported_reception(sender) == []
+        await asyncio.wait_for(until(lambda: bool(aiortc_hooks.reported_reception(sender))), 10)  # RR: 0.5-1.5 s
+        [report] = aiortc_hooks.reported_reception(sender)
+        assert report.packetsReceived > 0 and report.ssrc == receiver_pc.getReceivers()[0]._RTCRtpReceiver__rtcp_ssrc
+        assert [report] == [s for s in (await sender.getStats()).values() if s.type == "remote-inbound-rtp"]
+    finally:
+        for task in consumers:
+            task.cancel()
+        await sender_pc.close()
+        await receiver_pc.close()
 
 
 async def test_lean_rtp_loop_sends_exactly_what_aiortcs_loop_sends(monkeypatch: pytest.MonkeyPatch) -> None:
