@@ -79,6 +79,9 @@ FINGERPRINTS = {
     "RTCDtlsTransport._handle_rtcp_data": (RTCDtlsTransport._handle_rtcp_data, "5469e786d77b37b2"),
     "aioice.Connection.data_received": (Connection.data_received, "5631b17fab717d6b"),
     "aioice.StunProtocol.datagram_received": (StunProtocol.datagram_received, "ff4c8b910d45fb3a"),
+    # Consent checks on the nominated pair answered ahead of aioice (relay/stun.py): what it would answer and do.
+    "aioice.Connection.request_received": (Connection.request_received, "dcdc9a3862c1a0b4"),
+    "aioice.Connection.check_incoming": (Connection.check_incoming, "cb3e32bd47e5fa82"),
     "aioice.Connection.recvfrom": (Connection.recvfrom, "676acc01e4a9a9da"),
     "pylibsrtp.Session.__init__": (pylibsrtp.Session.__init__, "2d5acb2032893aeb"),
     "pylibsrtp.Session.__process": (pylibsrtp.Session._Session__process, "924e126dae5c15b8"),  # type: ignore[attr-defined]
@@ -473,6 +476,36 @@ async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue_with
     await asyncio.wait_for(receiver_reports(), 10)
     await sender_pc.close()
     await receiver_pc.close()
+
+
+async def test_consent_checks_on_the_nominated_pair_are_answered_ahead_of_aioice() -> None:
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender_pc.addTrack(PacketTrack(encode_vp8(3)))
+    try:
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        aiortc_hooks.receive_inline(receiver_pc)
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        await asyncio.wait_for(until(lambda: receiver_pc.connectionState == "connected"), 10)
+        [checker], [answerer] = aiortc_hooks.ice_connections(sender_pc), aiortc_hooks.ice_connections(receiver_pc)
+        seen_by_aioice: list[bool] = []
+        handle = answerer.request_received
+        answerer.request_received = lambda message, *args: (  # type: ignore[method-assign]
+            seen_by_aioice.append("USE-CANDIDATE" in message.attributes), handle(message, *args))[1]
+        pair = checker._nominated[1]
+        key = checker.remote_password.encode()
+        for nominate in (False, False, True):
+            response, _ = await pair.protocol.request(checker.build_request(pair, nominate=nominate),
+                                                      pair.remote_addr, integrity_key=key, retransmissions=1)
+            assert response.message_class == aioice.stun.Class.RESPONSE
+            assert response.attributes["XOR-MAPPED-ADDRESS"] == (pair.local_candidate.host,
+                                                                pair.local_candidate.port)
+        assert seen_by_aioice == [True], "plain checks are answered before aioice; a nomination still reaches it"
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
 
 
 async def test_aiortc_reads_a_direct_senders_counters_from_its_writer() -> None:
