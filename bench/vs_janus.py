@@ -362,16 +362,24 @@ def print_result(result: Result) -> None:
           f"{row.load:>5.1f}", flush=True)
 
 
-def summarize(results: list[tuple[int, Result]]) -> None:
+def summarize(results: list[tuple[int, int, Result]]) -> None:
+    """Per N, the two systems' measurements of one round side by side; with several rounds, the median round (by
+    the CPU ratio) and every round's ratio."""
     print()
-    by_n: dict[int, dict[str, Result]] = {}
-    for n, result in results:
-        by_n.setdefault(n, {})[result.system] = result
-    for n, pair in sorted(by_n.items()):
-        ours, theirs = pair.get("soulseer"), pair.get("janus")
-        if ours is None or theirs is None:
+    by_n: dict[int, dict[int, dict[str, Result]]] = {}
+    for n, round_, result in results:
+        by_n.setdefault(n, {}).setdefault(round_, {})[result.system] = result
+    for n, by_round in sorted(by_n.items()):
+        rounds = [(pair["soulseer"], pair["janus"]) for pair in by_round.values() if len(pair) == 2]
+        if not rounds:
             continue
-        ratio = ours.row.cpu_per_viewer / max(theirs.row.cpu_per_viewer, 1e-9)
+        ratios = sorted((ours.row.cpu_per_viewer / max(theirs.row.cpu_per_viewer, 1e-9), k)
+                        for k, (ours, theirs) in enumerate(rounds))
+        ratio, median = ratios[(len(ratios) - 1) // 2]
+        ours, theirs = rounds[median]
+        if len(rounds) > 1:
+            print(f"N={n}: ratios of {len(rounds)} rounds " + ", ".join(f"{r:.2f}x" for r, _ in ratios) +
+                  "; the median round:")
         g2g = ""
         if ours.row.latency_median is not None and theirs.row.latency_median is not None:
             g2g = f"; g2g p50 {ours.row.latency_median * 1000:.0f} vs {theirs.row.latency_median * 1000:.0f} ms"
@@ -380,7 +388,7 @@ def summarize(results: list[tuple[int, Result]]) -> None:
               f"{ours.mb_per_viewer:.2f} / {theirs.mb_per_viewer:.2f} MB; ttff p50 {ours.row.ttff_median:.2f} / "
               f"{theirs.row.ttff_median:.2f} s{g2g}")
     for system in ("soulseer", "janus"):
-        held = [(n, r) for n, r in results if r.system == system and r.row.delivered >= 0.99 and r.admitted >= n]
+        held = [(n, r) for n, _, r in results if r.system == system and r.row.delivered >= 0.99 and r.admitted >= n]
         if held:
             n, best = max(held, key=lambda item: item[0])
             print(f"{system}: largest N at >= 99% delivery: {n} viewers at {best.row.relay_cpu * 100:.0f}% of a core")
@@ -418,16 +426,23 @@ async def orchestrate(args: argparse.Namespace) -> None:
             servers["janus"] = janus
             await janus.start()
         print(HEADER, flush=True)
-        results: list[tuple[int, Result]] = []
-        for i, n in enumerate(args.series):
-            order = systems if i % 2 == 0 else list(reversed(systems))
-            for name in order:
-                server = servers[name]
-                tokens = server.tokens[1 : n + 1] if isinstance(server, SoulSeer) else [""] * n
-                result = await run_one(server, n, args.window, settings, tokens)
-                if result is not None:
-                    results.append((n, result))
-                    print_result(result)
+        results: list[tuple[int, int, Result]] = []
+        for round_ in range(args.rounds):
+            if round_ and "janus" in servers:
+                # Janus's cost grows from round to round on one process (25, 30, 41% of a core at N = 100 over three
+                # rounds, its memory 44, 56, 70 MB; SoulSeer's stayed at 13.5-14.7%): each round gets a fresh one.
+                await servers["janus"].stop()
+                janus = servers["janus"] = Janus(janus.binary, address, event_loops)
+                await janus.start()
+            for i, n in enumerate(args.series):
+                order = systems if (i + round_) % 2 == 0 else list(reversed(systems))
+                for name in order:
+                    server = servers[name]
+                    tokens = server.tokens[1 : n + 1] if isinstance(server, SoulSeer) else [""] * n
+                    result = await run_one(server, n, args.window, settings, tokens)
+                    if result is not None:
+                        results.append((n, round_, result))
+                        print_result(result)
         summarize(results)
     finally:
         for server in servers.values():
@@ -487,6 +502,8 @@ def main() -> None:
     parser.add_argument("--series", type=counts, default=[50, 100, 200, 300, 400, 500, 600],
                         help="comma-separated viewer counts, measured in rising order")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured at each N for each system")
+    parser.add_argument("--rounds", type=int, default=1, help="measure the whole series this many times (the "
+                        "systems' order alternating), and report each N's median ratio")
     parser.add_argument("--systems", type=lambda s: s.split(","), default=["soulseer", "janus"],
                         help="comma-separated: soulseer, janus (both by default)")
     parser.add_argument("--event-loops", type=int, default=0, help="Janus event_loops (default: the machine's cores)")
