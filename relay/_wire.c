@@ -15,6 +15,9 @@
  * it) with a frame when one is due, SRTCP-protected in the same buffer and the same sendmmsg: the
  * relay then has no report task, timer or Python work per subscriber.
  *
+ * receive_rtp() is the other direction, for a publisher's packets: srtp_unprotect (through its address, the
+ * same way) and the RTP header read, in one call (relay/receive.py).
+ *
  * Everything runs on the event loop's thread with the GIL held: the static buffers are not shared.
  * Built by setuptools from pyproject.toml with gcc and the Python headers only.
  */
@@ -612,6 +615,50 @@ static PyObject *wire_fanout(PyObject *module, PyObject *args) {
     return full;
 }
 
+/* receive_rtp(unprotect, srtp, datagram): a publisher's SRTP packet unprotected (srtp_unprotect through its
+ * address, as for srtp_protect) into a static buffer and its RTP header read as aiortc's RtpPacket.parse reads
+ * it, less the CSRC list and the header extensions, which nothing on the relay's receiving side reads. Returns
+ * (payload_type, marker, sequence_number, timestamp, ssrc, payload, padding_size); libsrtp's status (an int)
+ * if unprotecting failed; None if the packet is not RTP as aiortc would parse it. relay/wire.py's
+ * python_receive_rtp is its twin. */
+#define RECEIVE_MAX 65536
+static unsigned char receive_buffer[RECEIVE_MAX + SRTP_TRAILER];
+
+static PyObject *wire_receive_rtp(PyObject *module, PyObject *args) {
+    unsigned long long unprotect, srtp;
+    Py_buffer datagram;
+    if (!PyArg_ParseTuple(args, "KKy*", &unprotect, &srtp, &datagram)) return NULL;
+    if (datagram.len < 12 || datagram.len > RECEIVE_MAX) {
+        PyBuffer_Release(&datagram);
+        Py_RETURN_NONE;
+    }
+    int length = (int)datagram.len;
+    memcpy(receive_buffer, datagram.buf, (size_t)length);
+    PyBuffer_Release(&datagram);
+    int status = ((srtp_protect_fn)(uintptr_t)unprotect)((void *)(uintptr_t)srtp, receive_buffer, &length);
+    if (status != 0) return PyLong_FromLong(status);
+    const unsigned char *p = receive_buffer;
+    if (length < 12 || (p[0] >> 6) != 2) Py_RETURN_NONE;
+    int pos = 12 + 4 * (p[0] & 0x0F);
+    if (length < pos) Py_RETURN_NONE;
+    if (p[0] & 0x10) {
+        if (length < pos + 4) Py_RETURN_NONE;
+        pos += 4 + 4 * ((p[pos + 2] << 8) | p[pos + 3]);
+        if (length < pos) Py_RETURN_NONE;
+    }
+    int end = length, padding = 0;
+    if (p[0] & 0x20) {
+        padding = p[length - 1];
+        if (padding == 0 || padding > length - pos) Py_RETURN_NONE;
+        end = length - padding;
+    }
+    unsigned int sequence = ((unsigned int)p[2] << 8) | p[3];
+    unsigned long timestamp = ((unsigned long)p[4] << 24) | ((unsigned long)p[5] << 16) | ((unsigned long)p[6] << 8) | p[7];
+    unsigned long ssrc = ((unsigned long)p[8] << 24) | ((unsigned long)p[9] << 16) | ((unsigned long)p[10] << 8) | p[11];
+    return Py_BuildValue("(iiIkky#i)", p[1] & 0x7F, p[1] >> 7, sequence, timestamp, ssrc,
+                         (const char *)(p + pos), (Py_ssize_t)(end - pos), padding);
+}
+
 static PyObject *wire_set_gso(PyObject *module, PyObject *arg) {
     int previous = gso_enabled;
     int value = PyObject_IsTrue(arg);
@@ -624,6 +671,9 @@ static PyMethodDef wire_methods[] = {
     {"fanout", wire_fanout, METH_VARARGS,
      "fanout(writers, payloads, pts, ntp_time) -> list: write one frame to every writer; those whose socket "
      "was full"},
+    {"receive_rtp", wire_receive_rtp, METH_VARARGS,
+     "receive_rtp(unprotect, srtp, datagram) -> (payload_type, marker, sequence_number, timestamp, ssrc, payload, "
+     "padding_size) | int | None: SRTP unprotected and the RTP header read (see relay/wire.py)"},
     {"set_gso", wire_set_gso, METH_O, "set_gso(enabled) -> bool: allow UDP GSO (tests); returns the previous value"},
     {NULL, NULL, 0, NULL},
 };

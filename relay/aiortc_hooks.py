@@ -85,12 +85,14 @@ from typing import Any, Protocol
 from aioice import Connection, stun
 from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, clock
+from aiortc.codecs import depayload
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcrtpsender import RTP_HISTORY_SIZE, random_sequence_number
 from aiortc.rtcrtpsender import logger as sender_logger
 from aiortc.rtp import (
@@ -109,12 +111,14 @@ from aiortc.rtp import (
 )
 from aiortc.stats import RTCRemoteInboundRtpStreamStats
 from aiortc.utils import random32, uint32_add
+from pylibsrtp import ERRORS as SRTP_ERRORS
 from pylibsrtp import Error as SrtpError
 from pylibsrtp import Policy
 from pylibsrtp import Session as SrtpSession
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
 
+from relay.receive import rtp_reader, vp8_depayload
 from relay.stun import answer_binding
 
 logger = logging.getLogger(__name__)
@@ -150,6 +154,7 @@ def take_encoded_frames(receiver: RTCRtpReceiver, assembler: FrameAssembler) -> 
     r: Any = receiver
     r._RTCRtpReceiver__jitter_buffer = assembler
     r._RTCRtpReceiver__remote_bitrate_estimator = None
+    r._relay_assembler = assembler  # what _receive_rtp recognises (and feeds) once SRTP is handled inline
     r.receive = types.MethodType(_receive_without_decoder, receiver)
 
 
@@ -878,14 +883,70 @@ def _inline_datagram(connection: Any, dtls: Any, data: bytes, component: int) ->
         return
     dtls._RTCDtlsTransport__rx_bytes += len(data)
     dtls._RTCDtlsTransport__rx_packets += 1
-    arrival_time_ms = clock.current_ms()
     try:
         if is_rtcp(data):
             run_eagerly(dtls._handle_rtcp_data(rx_srtp.unprotect_rtcp(data)))
         else:
-            run_eagerly(dtls._handle_rtp_data(rx_srtp.unprotect(data), arrival_time_ms=arrival_time_ms))
+            _receive_rtp(dtls, rx_srtp, data)
     except SrtpError as exc:
         logger.debug("SRTP unprotect failed: %s", exc)
+    except Exception:  # as run_eagerly: a handler's failure is logged, never raised into the socket's reader
+        logger.warning("RTP/RTCP handler failed", exc_info=True)
+
+
+def _receive_rtp(dtls: Any, rx_srtp: SrtpSession, data: bytes) -> None:
+    # aiortc 1.16 RTCDtlsTransport._handle_rtp_data, then RTCRtpReceiver._handle_rtp_packet for a receiver whose
+    # frames go to the relay (take_encoded_frames): the same steps, as plain calls instead of two coroutines, less
+    # those that cannot apply: no header extensions parsed and no arrival time taken (no bitrate estimator reads
+    # them), no decoder, an assembler that never asks for a PLI, no __active_ssrc kept (for
+    # getSynchronizationSources, which the relay never calls). SRTP and the header in one call (relay/receive.py).
+    # Retransmissions (RTX) and any other receiver take aiortc's coroutine.
+    reader = getattr(dtls, "_relay_reader", None)
+    if reader is None or reader[0] is not rx_srtp:
+        reader = dtls._relay_reader = (rx_srtp, rtp_reader(rx_srtp, unprotect_handles(rx_srtp)))
+    fields = reader[1](data)
+    if fields is None:
+        return  # not RTP (aiortc: "x RTP parsing failed")
+    if isinstance(fields, int):
+        raise SrtpError(SRTP_ERRORS[fields] if 0 <= fields < len(SRTP_ERRORS) else f"status {fields}")
+    payload_type, marker, sequence_number, timestamp, ssrc, payload, padding_size = fields
+    packet = RtpPacket(payload_type=payload_type, marker=marker, sequence_number=sequence_number,
+                       timestamp=timestamp, ssrc=ssrc, payload=payload)
+    packet.padding_size = padding_size
+    receiver = dtls._rtp_router.route_rtp(packet)
+    if receiver is None:
+        return
+    assembler = getattr(receiver, "_relay_assembler", None)
+    codec = receiver._RTCRtpReceiver__codecs.get(payload_type)
+    name = codec.name if codec is not None else ""
+    if assembler is None or codec is None or name.lower() == "rtx":
+        run_eagerly(receiver._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
+        return
+    streams = receiver._RTCRtpReceiver__remote_streams
+    stream = streams.get(ssrc)
+    if stream is None:
+        stream = streams[ssrc] = StreamStatistics(codec.clockRate)
+    stream.add(packet)
+    nack = receiver._RTCRtpReceiver__nack_generator
+    if nack is not None and nack.add(packet):
+        run_eagerly(receiver._send_rtcp_nack(ssrc, sorted(nack.missing)))
+    try:
+        if not payload:
+            packet._data = b""  # type: ignore[attr-defined]
+        elif name == "VP8":
+            packet._data = vp8_depayload(payload)  # type: ignore[attr-defined]
+        else:
+            packet._data = depayload(codec, payload)  # type: ignore[attr-defined]
+    except ValueError:
+        return
+    assembler.add(packet)
+
+
+def unprotect_handles(session: SrtpSession) -> tuple[int, int]:
+    """``srtp_unprotect``'s address and ``session``'s ``srtp_t``, for relay/_wire.c's ``receive_rtp`` (see
+    :func:`srtp_handles`: the same signature in libsrtp 2). ``session`` must outlive the reader."""
+    unprotect = int(srtp_ffi.cast("uintptr_t", srtp_ffi.addressof(srtp_lib, "srtp_unprotect")))
+    return unprotect, int(srtp_ffi.cast("uintptr_t", session._srtp[0]))  # type: ignore[attr-defined]
 
 
 def run_eagerly(coro: Coroutine[Any, Any, None]) -> None:

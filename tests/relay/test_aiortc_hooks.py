@@ -31,11 +31,11 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSe
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from aiortc.rtcrtpsender import RTCEncodedFrame
-from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, unpack_remb_fci
+from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, is_rtcp, unpack_remb_fci
 
 from relay import aiortc_hooks
 from relay.depacketizer import VideoAssembler
@@ -76,6 +76,9 @@ FINGERPRINTS = {
     # The outbound SRTP session's replay window (narrow_tx_window): _setup_srtp, copied with one change.
     "RTCDtlsTransport._setup_srtp": (RTCDtlsTransport._setup_srtp, "75cc6ec308f16da1"),
     "RTCDtlsTransport._handle_rtp_data": (RTCDtlsTransport._handle_rtp_data, "5def9061cc3da1f6"),
+    # _receive_rtp repeats _handle_rtp_data and _handle_rtp_packet's steps with these of aiortc's.
+    "RtpRouter.route_rtp": (RtpRouter.route_rtp, "e4bcc08d181438b7"),
+    "RTCRtpReceiver._send_rtcp_nack": (RTCRtpReceiver._send_rtcp_nack, "5735e597c91b5cf6"),
     "RTCDtlsTransport._handle_rtcp_data": (RTCDtlsTransport._handle_rtcp_data, "5469e786d77b37b2"),
     "aioice.Connection.data_received": (Connection.data_received, "5631b17fab717d6b"),
     "aioice.StunProtocol.datagram_received": (StunProtocol.datagram_received, "ff4c8b910d45fb3a"),
@@ -476,6 +479,62 @@ async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue_with
     await asyncio.wait_for(receiver_reports(), 10)
     await sender_pc.close()
     await receiver_pc.close()
+
+
+async def test_a_lost_packet_is_nacked_and_its_retransmission_reaches_the_assembler_in_place() -> None:
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender_pc.addTrack(PacketTrack(encode_vp8(30)))
+    received: list[int] = []
+    depayloaded: list[bytes] = []
+
+    class Collect:
+        def add(self, packet: Any) -> tuple[bool, None]:
+            received.append(packet.sequence_number)
+            depayloaded.append(aiortc_hooks.depayloaded(packet))
+            return False, None
+
+    receiver_pc.on("track", lambda track: aiortc_hooks.take_encoded_frames(
+        next(t.receiver for t in receiver_pc.getTransceivers() if t.receiver.track is track), Collect()))
+    try:
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        aiortc_hooks.receive_inline(receiver_pc)
+        [connection] = aiortc_hooks.ice_connections(receiver_pc)
+        inline = connection.data_received
+        media = 0
+        dropped: list[int] = []
+        ssrcs: list[bytes] = []
+
+        def lossy(data: bytes, component: int) -> None:
+            nonlocal media
+            if 127 < data[0] < 192 and not is_rtcp(data):
+                ssrcs.append(data[8:12])  # in the clear in SRTP
+                media += 1
+                if media in (40, 41, 70) and data[8:12] == ssrcs[0]:  # not the retransmissions (RTX, another SSRC)
+                    dropped.append(media)
+                    return
+            inline(data, component)
+
+        connection.data_received = lossy
+        nacks: list[list[int]] = []
+        [transceiver] = receiver_pc.getTransceivers()
+        send_nack = transceiver.receiver._send_rtcp_nack
+        transceiver.receiver._send_rtcp_nack = lambda ssrc, lost: (nacks.append(lost), send_nack(ssrc, lost))[1]
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+
+        def whole() -> bool:
+            return sorted(set(received)) == list(range(received[0], max(received) + 1))
+
+        # Every lost packet came back (by RTX, which aiortc's own path unwraps) while the stream went on.
+        await asyncio.wait_for(until(lambda: len(dropped) == 3 and media > 80 and whole()), 15)
+        assert len(set(ssrcs)) == 2, "the retransmissions came as RTX"
+        assert len(nacks) >= 2 and sum(len(lost) for lost in nacks) >= 3
+        assert all(depayloaded), "each packet reached the assembler depayloaded"
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
 
 
 async def test_consent_checks_on_the_nominated_pair_are_answered_ahead_of_aioice() -> None:
