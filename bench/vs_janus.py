@@ -383,9 +383,13 @@ def summarize(results: list[tuple[int, int, Result]]) -> None:
         g2g = ""
         if ours.row.latency_median is not None and theirs.row.latency_median is not None:
             g2g = f"; g2g p50 {ours.row.latency_median * 1000:.0f} vs {theirs.row.latency_median * 1000:.0f} ms"
+        # Memory from the first round: a process keeps what it allocated, so later rounds start from a higher idle
+        # RSS and show less per viewer than they hold.
+        first_ours, first_theirs = rounds[0]
         print(f"N={n}: CPU per viewer SoulSeer {ours.row.cpu_per_viewer * 100:.3f}% / Janus "
               f"{theirs.row.cpu_per_viewer * 100:.3f}% of a core = {ratio:.2f}x; memory per viewer "
-              f"{ours.mb_per_viewer:.2f} / {theirs.mb_per_viewer:.2f} MB; ttff p50 {ours.row.ttff_median:.2f} / "
+              f"{first_ours.mb_per_viewer:.2f} / {first_theirs.mb_per_viewer:.2f} MB; "
+              f"ttff p50 {ours.row.ttff_median:.2f} / "
               f"{theirs.row.ttff_median:.2f} s{g2g}")
     for system in ("soulseer", "janus"):
         held = [(n, r) for n, _, r in results if r.system == system and r.row.delivered >= 0.99 and r.admitted >= n]
