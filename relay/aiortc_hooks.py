@@ -46,7 +46,8 @@ forwards encoded media, so it meets aiortc (and asyncio) at ten private seams (d
    generic segmentation offload (``UDP_SEGMENT``, Linux >= 4.18) where the kernel accepts it.
 7. aioice checks consent freshness every 5 s and gives up after 6 failures (~30 s). Billing needs a
    dead peer noticed in seconds, so :func:`watch_consent` installs a per-connection check with our
-   own interval, reporting lost and regained consent.
+   own interval, reporting lost and regained consent; each check is made from the bytes (relay/stun.py)
+   where the connection receives inline, and its answer recognised there.
 8. asyncio's datagram transport reads one datagram per wake-up of the loop; a publisher's sockets are
    read until empty instead (:func:`drain_datagrams`), so that an overloaded loop never drops the
    publisher's media and consent answers in the kernel (see relay/overload.py).
@@ -83,6 +84,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aioice import Connection, stun
+from aioice.candidate import candidate_priority
 from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.codecs import depayload
@@ -119,7 +121,7 @@ from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
 
 from relay.receive import rtp_reader, vp8_depayload
-from relay.stun import answer_binding
+from relay.stun import answer_binding, binding_request, is_binding_success
 
 logger = logging.getLogger(__name__)
 
@@ -836,6 +838,7 @@ def receive_inline(pc: RTCPeerConnection) -> int:
     for connection, dtls in dtls_by_connection.values():
         c: Any = connection
         c.data_received = functools.partial(_inline_datagram, connection, dtls)
+        c._relay_checks = {}  # the consent checks _LeanCheck sent, by transaction id, for _media_first
         for protocol in list(c._protocols):
             if type(protocol).datagram_received is StunProtocol.datagram_received:
                 protocol.datagram_received = functools.partial(_media_first, protocol, protocol.datagram_received)
@@ -855,6 +858,10 @@ def _media_first(protocol: Any, stun_received: Callable[[bytes, tuple[Any, ...]]
         response = _consent_answer(protocol, data, addr)
         if response is not None:
             protocol.transport.sendto(response, addr)
+            return
+    elif data[:2] == b"\x01\x01" and len(data) >= 20:
+        check = protocol.receiver._relay_checks.get(data[8:20])
+        if check is not None and check.answer(data):
             return
     stun_received(data, addr)
 
@@ -1099,23 +1106,33 @@ async def _query_consent(self: Any, policy: ConsentPolicy, on_change: Callable[[
     lost = False
     checks: set[asyncio.Task[None]] = set()
 
-    async def check(pair: Any) -> None:
+    lean: list[_LeanCheck] = []
+
+    def answered() -> None:
         nonlocal last_answer
+        last_answer = loop.time()
+
+    async def check(pair: Any) -> None:
         request = self.build_request(pair, nominate=False)
         key = self.remote_password.encode("utf8")
         try:
             await pair.protocol.request(request, pair.remote_addr, integrity_key=key, retransmissions=1)
         except (stun.TransactionError, ConnectionError, OSError):
             return
-        last_answer = loop.time()
+        answered()
 
     try:
         while True:
             await asyncio.sleep(policy.interval * (0.8 + 0.4 * random.random()))
+            pending = getattr(self, "_relay_checks", None)
             for pair in list(self._nominated.values()):
+                if pending is not None and type(pair.protocol) is StunProtocol:
+                    lean.append(_LeanCheck(self, pair, pending, answered))
+                    continue
                 task = asyncio.ensure_future(check(pair))
                 checks.add(task)
                 task.add_done_callback(checks.discard)
+            lean[:] = [c for c in lean if c.waiting]
             silent = loop.time() - last_answer
             if silent >= policy.expire_after:
                 logger.info("ICE consent expired: no answer for %.1f s", silent)
@@ -1132,3 +1149,68 @@ async def _query_consent(self: Any, policy: ConsentPolicy, on_change: Callable[[
     finally:
         for task in checks:
             task.cancel()
+        for lean_check in lean:
+            lean_check.cancel()
+
+
+#: aioice's first retransmission of a request (stun.RETRY_RTO), and the wait of a check with one retransmission.
+CHECK_RETRANSMIT = 0.5
+CHECK_TIMEOUT = 1.5
+
+
+class _LeanCheck:
+    """One consent check sent from the bytes (relay/stun.py), as aioice's ``protocol.request(...,
+    retransmissions=1)`` sends it: once, again 0.5 s later, given up 1.5 s in; no future, task or ``Message``.
+
+    Its answer is recognised by :func:`_media_first` through the connection's ``_relay_checks`` (which
+    :func:`receive_inline` installs with it), which calls :meth:`answer`.
+    """
+
+    __slots__ = (
+        "_addr",
+        "_answered",
+        "_key",
+        "_pending",
+        "_request",
+        "_timers",
+        "_transaction_id",
+        "_transport",
+    )
+
+    def __init__(self, connection: Any, pair: Any, pending: dict[bytes, _LeanCheck],
+                 answered: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        self._transaction_id = os.urandom(12)
+        self._key = connection.remote_password.encode("utf8")
+        self._request = binding_request(
+            self._transaction_id, username=f"{connection.remote_username}:{connection.local_username}",
+            password=self._key, priority=candidate_priority(pair.component, "prflx"),
+            controlling=connection.ice_controlling, tie_breaker=connection._tie_breaker)
+        self._transport = pair.protocol.transport
+        self._addr = pair.remote_addr
+        self._pending = pending
+        self._answered = answered
+        pending[self._transaction_id] = self
+        self._send()
+        self._timers = (loop.call_later(CHECK_RETRANSMIT, self._send), loop.call_later(CHECK_TIMEOUT, self.cancel))
+
+    @property
+    def waiting(self) -> bool:
+        return self._transaction_id in self._pending
+
+    def answer(self, response: bytes) -> bool:
+        """Take ``response`` if it is this check's signed success; whether it was."""
+        if not is_binding_success(response, self._transaction_id, self._key):
+            return False
+        self.cancel()
+        self._answered()
+        return True
+
+    def cancel(self) -> None:
+        self._pending.pop(self._transaction_id, None)
+        for timer in self._timers:
+            timer.cancel()
+
+    def _send(self) -> None:
+        if not self._transport.is_closing():
+            self._transport.sendto(self._request, self._addr)

@@ -1,12 +1,14 @@
-"""Answering an ICE consent check (a STUN Binding request, RFC 8489 and RFC 7675) on the bytes.
+"""ICE consent checks (STUN Binding, RFC 8489 and RFC 7675) made and answered on the bytes.
 
-Once a connection is up, every peer keeps asking the relay for consent: Chrome every 2.5 s, aiortc every 5 s.
-aioice parses each request into a ``Message`` of attribute objects, looks for its candidate pair among all of
-the connection's, and builds the answer the same way (XORing the address byte by byte, serialising the message
-three times for MESSAGE-INTEGRITY and FINGERPRINT): ~140 us of CPU per check, per viewer, for a reply that is
-the same 60 bytes each time. :func:`answer_binding` checks and answers in a few microseconds, byte for byte as
-aioice would. It knows only a plain consent check: anything else (no or a wrong MESSAGE-INTEGRITY, a role
-conflict, a nomination, a malformed message) answers ``None``, and aioice handles the datagram as before.
+Once a connection is up, every peer keeps asking the relay for consent (Chrome every 2.5 s, aiortc every 5 s)
+and the relay asks each peer (relay/aiortc_hooks.py, every 5 s for a viewer). aioice parses each message into
+a ``Message`` of attribute objects, looks for its candidate pair among all of the connection's, and builds
+each message the same way (XORing an address byte by byte, serialising the message three times for
+MESSAGE-INTEGRITY and FINGERPRINT), with a future, a task and timers per check it makes: ~140 us of CPU per
+check, per viewer. Here :func:`answer_binding` checks and answers a peer's check, and :func:`binding_request`
+and :func:`is_binding_success` make the relay's and recognise their answers, in a few microseconds, byte for
+byte as aioice would. Only plain consent is handled: anything else (no or a wrong MESSAGE-INTEGRITY, a role
+conflict, a nomination, an error response, a malformed message) is left to aioice.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _ATTRIBUTE = struct.Struct("!HH")
 BINDING_REQUEST = 0x0001
 BINDING_SUCCESS = 0x0101
 USERNAME = 0x0006
+PRIORITY = 0x0024
 MESSAGE_INTEGRITY = 0x0008
 XOR_MAPPED_ADDRESS = 0x0020
 USE_CANDIDATE = 0x0025
@@ -40,43 +43,14 @@ def answer_binding(request: bytes, addr: tuple[str, int], *, local_ufrag: str, r
     ``<local_ufrag>:<remote_ufrag>`` and whose MESSAGE-INTEGRITY is ``password``'s HMAC-SHA1, with a correct
     FINGERPRINT if it has one, and no role conflict; and plain: no USE-CANDIDATE, which aioice must see.
     """
-    if len(request) < 20:
+    read = _signed(request, BINDING_REQUEST, password)
+    if read is None:
         return None
-    kind, length, cookie, transaction_id = _HEADER.unpack_from(request)
-    if kind != BINDING_REQUEST or cookie != COOKIE or length + 20 != len(request):
-        return None
-    username: bytes | None = None
-    integrity_at = -1
-    pos = 20
-    end = len(request)
-    while pos <= end - 4:
-        attr_type, attr_len = _ATTRIBUTE.unpack_from(request, pos)
-        value_at = pos + 4
-        if value_at + attr_len > end:
-            return None
-        if attr_type == FINGERPRINT:
-            if attr_len != 4 or value_at + 4 != end or integrity_at < 0:
-                return None
-            (fingerprint,) = struct.unpack_from("!I", request, value_at)
-            if fingerprint != _fingerprint(request[:pos]):
-                return None
-        elif integrity_at < 0:  # what follows MESSAGE-INTEGRITY (but FINGERPRINT) is not authenticated: ignored
-            if attr_type == USERNAME:
-                username = request[value_at:value_at + attr_len]
-            elif attr_type == MESSAGE_INTEGRITY:
-                if attr_len != 20:
-                    return None
-                integrity_at = pos
-            elif attr_type == USE_CANDIDATE or attr_type == (ICE_CONTROLLING if controlling else ICE_CONTROLLED):
-                return None  # a nomination, or a role conflict: aioice's to handle
-        pos = value_at + attr_len + (-attr_len % 4)
-    if username is None or integrity_at < 0:
-        return None
-    local, colon, remote = username.partition(b":")
+    transaction_id, attributes = read
+    if USE_CANDIDATE in attributes or (ICE_CONTROLLING if controlling else ICE_CONTROLLED) in attributes:
+        return None  # a nomination, or a role conflict: aioice's to handle
+    local, colon, remote = attributes.get(USERNAME, b"").partition(b":")
     if not colon or local != local_ufrag.encode() or (remote_ufrag is not None and remote != remote_ufrag.encode()):
-        return None
-    expected = _integrity(request[:integrity_at], password)
-    if not hmac.compare_digest(request[integrity_at + 4:integrity_at + 24], expected):
         return None
     try:
         return binding_success(transaction_id, addr, password)
@@ -94,8 +68,74 @@ def binding_success(transaction_id: bytes, addr: tuple[str, int], password: byte
         host = int.from_bytes(socket.inet_pton(socket.AF_INET6, addr[0]), "big")
         pad = int.from_bytes(_COOKIE_BYTES + transaction_id, "big")
         mapped = struct.pack("!BBH", 0, 2, port) + (host ^ pad).to_bytes(16, "big")
-    body = _ATTRIBUTE.pack(XOR_MAPPED_ADDRESS, len(mapped)) + mapped
-    message = _HEADER.pack(BINDING_SUCCESS, len(body), COOKIE, transaction_id) + body
+    return _sign(BINDING_SUCCESS, transaction_id, _attribute(XOR_MAPPED_ADDRESS, mapped), password)
+
+
+def binding_request(transaction_id: bytes, *, username: str, password: bytes, priority: int, controlling: bool,
+                    tie_breaker: int) -> bytes:
+    """A consent check, as aioice 0.13's ``Connection.build_request`` (not nominating) and
+    ``add_message_integrity`` write it: USERNAME, PRIORITY, ICE-CONTROLLING or -CONTROLLED, MESSAGE-INTEGRITY,
+    FINGERPRINT."""
+    role = ICE_CONTROLLING if controlling else ICE_CONTROLLED
+    body = (_attribute(USERNAME, username.encode("utf8")) + _attribute(PRIORITY, struct.pack("!I", priority))
+            + _attribute(role, struct.pack("!Q", tie_breaker)))
+    return _sign(BINDING_REQUEST, transaction_id, body, password)
+
+
+def is_binding_success(response: bytes, transaction_id: bytes, password: bytes) -> bool:
+    """Whether ``response`` is a Binding success for the check ``transaction_id``, signed with ``password``: what
+    aioice's ``Transaction`` given that integrity key accepts (anything else, it ignores or fails)."""
+    read = _signed(response, BINDING_SUCCESS, password)
+    return read is not None and read[0] == transaction_id
+
+
+def _signed(message: bytes, kind: int, password: bytes) -> tuple[bytes, dict[int, bytes]] | None:
+    """The transaction id and the attributes before MESSAGE-INTEGRITY of a ``kind`` message signed with
+    ``password``, whose FINGERPRINT (if it has one) is right; None for anything else. As aioice's parser does,
+    what follows MESSAGE-INTEGRITY (but FINGERPRINT) is ignored: it is not authenticated."""
+    if len(message) < 20:
+        return None
+    message_type, length, cookie, transaction_id = _HEADER.unpack_from(message)
+    if message_type != kind or cookie != COOKIE or length + 20 != len(message):
+        return None
+    attributes: dict[int, bytes] = {}
+    integrity_at = -1
+    pos = 20
+    end = len(message)
+    while pos <= end - 4:
+        attr_type, attr_len = _ATTRIBUTE.unpack_from(message, pos)
+        value_at = pos + 4
+        if value_at + attr_len > end:
+            return None
+        if attr_type == FINGERPRINT:
+            if attr_len != 4 or value_at + 4 != end or integrity_at < 0:
+                return None
+            (fingerprint,) = struct.unpack_from("!I", message, value_at)
+            if fingerprint != _fingerprint(message[:pos]):
+                return None
+        elif integrity_at < 0:
+            if attr_type == MESSAGE_INTEGRITY:
+                if attr_len != 20:
+                    return None
+                integrity_at = pos
+            else:
+                attributes[attr_type] = message[value_at:value_at + attr_len]  # the last one, as aioice's
+        pos = value_at + attr_len + (-attr_len % 4)
+    if integrity_at < 0:
+        return None
+    expected = _integrity(message[:integrity_at], password)
+    if not hmac.compare_digest(message[integrity_at + 4:integrity_at + 24], expected):
+        return None
+    return transaction_id, attributes
+
+
+def _attribute(attr_type: int, value: bytes) -> bytes:
+    return _ATTRIBUTE.pack(attr_type, len(value)) + value + bytes(-len(value) % 4)
+
+
+def _sign(kind: int, transaction_id: bytes, body: bytes, password: bytes) -> bytes:
+    # The message, then its MESSAGE-INTEGRITY and FINGERPRINT, the header's length counting both.
+    message = _HEADER.pack(kind, len(body), COOKIE, transaction_id) + body
     message += _ATTRIBUTE.pack(MESSAGE_INTEGRITY, 20) + _integrity(message, password)
     message = _with_length(message, len(message) - 20 + 8)
     return message + _ATTRIBUTE.pack(FINGERPRINT, 4) + struct.pack("!I", _fingerprint(message))

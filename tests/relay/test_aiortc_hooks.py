@@ -62,6 +62,8 @@ FINGERPRINTS = {
     "H264Encoder._split_bitstream": (H264Encoder._split_bitstream, "f6a4817f670e6e26"),
     "aioice.Connection.query_consent": (Connection.query_consent, "fe49173a650a378a"),
     "aioice.Connection.connect": (Connection.connect, "da51be46190141ee"),
+    # Consent checks made from the bytes (relay/stun.py binding_request) write what build_request builds.
+    "aioice.Connection.build_request": (Connection.build_request, "cd68d42d3765c2d1"),
     # The direct send path (aiortc_hooks seam 6).
     "RTCRtpSender._retransmit": (RTCRtpSender._retransmit, "ae0b2491944b52dc"),
     "RTCRtpSender.send": (RTCRtpSender.send, "3969482b77a2a65f"),
@@ -562,6 +564,42 @@ async def test_consent_checks_on_the_nominated_pair_are_answered_ahead_of_aioice
             assert response.attributes["XOR-MAPPED-ADDRESS"] == (pair.local_candidate.host,
                                                                 pair.local_candidate.port)
         assert seen_by_aioice == [True], "plain checks are answered before aioice; a nomination still reaches it"
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
+
+
+async def test_the_relays_consent_checks_are_made_from_the_bytes_and_their_answers_counted() -> None:
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender_pc.addTrack(PacketTrack(encode_vp8(3)))
+    changes: list[str] = []
+    try:
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        [checker] = aiortc_hooks.ice_connections(receiver_pc)
+        aiortc_hooks.watch_consent([checker], aiortc_hooks.ConsentPolicy(0.1, 0.6, 30.0), changes.append)
+        aiortc_hooks.receive_inline(receiver_pc)
+        through_aioice: list[object] = []  # aioice's transactions (ICE's own checks, until it connects)
+        for protocol in checker._protocols:
+            protocol.request = lambda *args, _request=protocol.request, **kwargs: (  # type: ignore[misc]
+                through_aioice.append(args), _request(*args, **kwargs))[1]
+        [answerer] = aiortc_hooks.ice_connections(sender_pc)
+        checks: list[bool] = []
+        answering = [True]
+        handle = answerer.request_received
+        answerer.request_received = lambda message, *args: (  # type: ignore[method-assign]
+            checks.append("USE-CANDIDATE" in message.attributes), answering[0] and handle(message, *args))[1]
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        await asyncio.wait_for(until(lambda: receiver_pc.iceConnectionState == "completed"), 10)
+        through_aioice.clear()
+        checks.clear()
+        await asyncio.wait_for(until(lambda: checks.count(False) >= 8), 10)  # 0.8 s of checks, 0.1 s apart
+        assert changes == [] and through_aioice == [], "every check was answered, none went through aioice"
+        answering[0] = False
+        await asyncio.wait_for(until(lambda: changes == ["lost"]), 5)
+        assert not checker._relay_checks or len(checker._relay_checks) <= 16, "unanswered checks are given up"
     finally:
         await sender_pc.close()
         await receiver_pc.close()

@@ -9,7 +9,7 @@ from aioice import stun
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.stun import answer_binding
+from relay.stun import answer_binding, binding_request, is_binding_success
 
 LOCAL, REMOTE, PASSWORD = "loca", "remo", b"the-local-password-of-22+"
 
@@ -97,3 +97,32 @@ def test_attributes_after_the_integrity_are_ignored_as_aioice_ignores_them() -> 
 def test_any_bytes_are_answered_or_left_to_aioice_and_never_raise(data: bytes) -> None:
     assert answer(b"\x00\x01" + data) is None or data
     assert answer(bytes(check())[:20] + data) is None or data
+
+
+@pytest.mark.parametrize("controlling", [True, False])
+def test_a_consent_check_is_made_byte_for_byte_as_aioice_makes_it(controlling: bool) -> None:
+    request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    request.attributes["USERNAME"] = f"{REMOTE}:{LOCAL}"  # aioice 0.13 Connection.build_request(nominate=False)
+    request.attributes["PRIORITY"] = 1853824767
+    request.attributes["ICE-CONTROLLING" if controlling else "ICE-CONTROLLED"] = 0x1234567890ABCDEF
+    request.add_message_integrity(PASSWORD)
+    made = binding_request(request.transaction_id, username=f"{REMOTE}:{LOCAL}", password=PASSWORD,
+                           priority=1853824767, controlling=controlling, tie_breaker=0x1234567890ABCDEF)
+    assert made == bytes(request)
+
+
+def test_only_a_signed_success_for_the_check_counts_as_its_answer() -> None:
+    request = check()
+    success = aioices_answer(request, ("192.0.2.7", 50123))
+    assert is_binding_success(success, request.transaction_id, PASSWORD)
+    assert not is_binding_success(success, b"\x00" * 12, PASSWORD), "another check's answer"
+    assert not is_binding_success(success, request.transaction_id, b"another password")
+    assert not is_binding_success(success[:-8], request.transaction_id, b"another password")
+    assert is_binding_success(success[:-8][:2] + struct.pack("!H", len(success) - 28) + success[4:-8],
+                              request.transaction_id, PASSWORD), "a success without FINGERPRINT is one"
+    error = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.ERROR,
+                         transaction_id=request.transaction_id)
+    error.attributes["ERROR-CODE"] = (487, "Role Conflict")
+    error.add_message_integrity(PASSWORD)
+    assert not is_binding_success(bytes(error), request.transaction_id, PASSWORD), "an error is aioice's"
+    assert not is_binding_success(bytes(request), request.transaction_id, PASSWORD), "a request is not an answer"
