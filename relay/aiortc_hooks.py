@@ -838,15 +838,15 @@ def receive_inline(pc: RTCPeerConnection) -> int:
     for connection, dtls in dtls_by_connection.values():
         c: Any = connection
         c.data_received = functools.partial(_inline_datagram, connection, dtls)
-        c._relay_checks = {}  # the consent checks _LeanCheck sent, by transaction id, for _media_first
+        c._relay_checks = {}  # the consent checks _LeanCheck sent, by transaction id, for _ahead_of_aioice
         for protocol in list(c._protocols):
             if type(protocol).datagram_received is StunProtocol.datagram_received:
-                protocol.datagram_received = functools.partial(_media_first, protocol, protocol.datagram_received)
+                protocol.datagram_received = functools.partial(_ahead_of_aioice, protocol, protocol.datagram_received)
         changed += 1
     return changed
 
 
-def _media_first(protocol: Any, stun_received: Callable[[bytes, tuple[Any, ...]], None], data: bytes,
+def _ahead_of_aioice(protocol: Any, stun_received: Callable[[bytes, tuple[Any, ...]], None], data: bytes,
                  addr: tuple[Any, ...]) -> None:
     # aioice 0.13 StunProtocol.datagram_received gives what does not parse as STUN to its connection; RTP and
     # RTCP (RFC 7983's 128-191) never parse, so they go there without the attempt. A consent check on the
@@ -1162,7 +1162,7 @@ class _LeanCheck:
     """One consent check sent from the bytes (relay/stun.py), as aioice's ``protocol.request(...,
     retransmissions=1)`` sends it: once, again 0.5 s later, given up 1.5 s in; no future, task or ``Message``.
 
-    Its answer is recognised by :func:`_media_first` through the connection's ``_relay_checks`` (which
+    Its answer is recognised by :func:`_ahead_of_aioice` through the connection's ``_relay_checks`` (which
     :func:`receive_inline` installs with it), which calls :meth:`answer`.
     """
 
