@@ -119,6 +119,10 @@ class Server:
     async def stop(self) -> None:
         raise NotImplementedError
 
+    async def restart(self) -> None:
+        """A fresh process, with what the run set up (accounts, a room) kept."""
+        raise NotImplementedError
+
 
 class SoulSeer(Server):
     name = "soulseer"
@@ -136,7 +140,6 @@ class SoulSeer(Server):
         self.stream_id = ""
 
     async def start(self, viewers: int) -> None:
-        import aiohttp
         import asyncpg
         from argon2 import PasswordHasher
 
@@ -145,6 +148,23 @@ class SoulSeer(Server):
         from bench.scratch import create_database
 
         await create_database(self._admin_url, self.db_name, migrated=False)
+        await self._start_process()
+        password_hash = PasswordHasher().hash("bench password, not a secret")
+        conn = await asyncpg.connect(self.db_url)
+        try:
+            for i in range(viewers + 1):
+                role = "reader" if i == 0 else "client"
+                async with conn.transaction():
+                    account = await insert_account(conn, f"{uuid.uuid4().hex}@bench.test", password_hash,
+                                                   f"bench {i}", role)
+                    token, _ = await start_login(conn, str(account["id"]), user_agent="bench", address=None)
+                self.tokens.append(token)
+        finally:
+            await conn.close()
+
+    async def _start_process(self) -> None:
+        import aiohttp
+
         env = {**os.environ, "DATABASE_URL": self.db_url, "SOULSEER_PORT": str(self.port),
                "SOULSEER_LOG_LEVEL": "WARNING", "SOULSEER_MAX_PARTICIPANTS": "5000",
                "SOULSEER_MAX_VIEWERS_PER_STREAM": "5000", "PYTHONPATH": str(ROOT),
@@ -168,18 +188,6 @@ class SoulSeer(Server):
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError(f"soulseer serve did not become ready (see {self.log.name})")
-        password_hash = PasswordHasher().hash("bench password, not a secret")
-        conn = await asyncpg.connect(self.db_url)
-        try:
-            for i in range(viewers + 1):
-                role = "reader" if i == 0 else "client"
-                async with conn.transaction():
-                    account = await insert_account(conn, f"{uuid.uuid4().hex}@bench.test", password_hash,
-                                                   f"bench {i}", role)
-                    token, _ = await start_login(conn, str(account["id"]), user_agent="bench", address=None)
-                self.tokens.append(token)
-        finally:
-            await conn.close()
 
     async def prepare(self) -> None:
         import aiohttp
@@ -210,6 +218,14 @@ class SoulSeer(Server):
     async def stop(self) -> None:
         from bench.scratch import drop_database
 
+        self._stop_process()
+        await drop_database(self._admin_url, self.db_name)
+
+    async def restart(self) -> None:
+        self._stop_process()
+        await self._start_process()
+
+    def _stop_process(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(20)
@@ -217,20 +233,26 @@ class SoulSeer(Server):
             self.process.kill()
             self.process.wait()
         self.log.close()
-        await drop_database(self._admin_url, self.db_name)
 
 
 class Janus(Server):
     name = "janus"
 
     def __init__(self, binary: str, address: str, event_loops: int) -> None:
+
+        self.binary = binary
+        self.address = address
+        self.event_loops = event_loops
+        self._configure()
+
+    def _configure(self) -> None:
+        """A new folder, configuration and port (the previous process's are gone with it)."""
         from bench.stream_signals import janus_config
 
         self.folder = tempfile.mkdtemp(prefix="vs-janus-")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/janus"
-        self.config = janus_config(self.folder, port=self.port, address=address, event_loops=event_loops)
-        self.binary = binary
+        self.config = janus_config(self.folder, port=self.port, address=self.address, event_loops=self.event_loops)
         self.feed = 0
 
     async def start(self) -> None:
@@ -272,6 +294,11 @@ class Janus(Server):
             self.process.wait()
         self.log.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    async def restart(self) -> None:
+        await self.stop()
+        self._configure()
+        await self.start()
 
 
 async def wait_idle(pid: int, limit: float = 0.05, timeout: float = 30.0) -> None:
@@ -319,6 +346,9 @@ async def run_one(server: Server, n: int, window: float, settings: ViewerSetting
         if refused:
             print(f"# {server.name} {n}: {refused} viewers refused ({', '.join(why)})", flush=True)
         admitted = n - refused
+        if not admitted:
+            print(f"# {server.name} {n}: no viewer admitted, nothing to measure", flush=True)
+            return None
         await asyncio.sleep(2.0)
         before = await snapshot(server, publisher, procs)
         await asyncio.sleep(window)
@@ -432,16 +462,16 @@ async def orchestrate(args: argparse.Namespace) -> None:
         print(HEADER, flush=True)
         results: list[tuple[int, int, Result]] = []
         for round_ in range(args.rounds):
-            if round_ and "janus" in servers:
+            if round_ and "janus" in servers and not args.fresh:
                 # Janus's cost grows from round to round on one process (25, 30, 41% of a core at N = 100 over three
                 # rounds, its memory 44, 56, 70 MB; SoulSeer's stayed at 13.5-14.7%): each round gets a fresh one.
-                await servers["janus"].stop()
-                janus = servers["janus"] = Janus(janus.binary, address, event_loops)
-                await janus.start()
+                await servers["janus"].restart()
             for i, n in enumerate(args.series):
                 order = systems if (i + round_) % 2 == 0 else list(reversed(systems))
                 for name in order:
                     server = servers[name]
+                    if args.fresh and (round_ or i):
+                        await server.restart()
                     tokens = server.tokens[1 : n + 1] if isinstance(server, SoulSeer) else [""] * n
                     result = await run_one(server, n, args.window, settings, tokens)
                     if result is not None:
@@ -506,6 +536,8 @@ def main() -> None:
     parser.add_argument("--series", type=counts, default=[50, 100, 200, 300, 400, 500, 600],
                         help="comma-separated viewer counts, measured in rising order")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured at each N for each system")
+    parser.add_argument("--fresh", action="store_true", help="measure each N of each system on a fresh process "
+                        "(a process keeps the cost of what it served before: Janus's grows from run to run)")
     parser.add_argument("--rounds", type=int, default=1, help="measure the whole series this many times (the "
                         "systems' order alternating), and report each N's median ratio")
     parser.add_argument("--systems", type=lambda s: s.split(","), default=["soulseer", "janus"],
