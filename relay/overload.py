@@ -141,8 +141,10 @@ class Shedder:
     def __init__(self, monitor: LoopMonitor, subscribers: Callable[[], Iterable[Sheddable]], *,
                  interval: float = 0.5, high: float = 0.06, low: float = 0.015, step: float = 0.1,
                  hold: float = 5.0, persist: float = 2.0, min_cpu: float = 0.8,
-                 clock: Callable[[], float] = time.monotonic, on_change: Callable[[int], None] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, on_change: Callable[[int], None] | None = None,
+                 joining: Callable[[], bool] = lambda: False) -> None:
         self._monitor = monitor
+        self._joining = joining
         self._subscribers = subscribers
         self._interval = interval
         self.high, self.low = high, low
@@ -178,7 +180,9 @@ class Shedder:
             del self._shed_at[gone]
         lag = self._monitor.lag()
         changed = 0
-        overloaded = self._monitor.overloaded(self.high, self.min_cpu)
+        # While newcomers are still connecting, a late loop is their handshakes': admission refuses the next ones,
+        # and shedding the audience already served would only cost it video (the lag ends with the joins).
+        overloaded = self._monitor.overloaded(self.high, self.min_cpu) and not self._joining()
         if not overloaded:
             self._overloaded_since = None
         elif self._overloaded_since is None:

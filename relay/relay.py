@@ -62,6 +62,9 @@ from relay.upstream import Upstream
 from relay.wire import PYTHON, wire_kind
 
 #: RFC 7675's pace for a stream's viewers: a check about every 5 s, consent expired after 30 s without an answer.
+#: Seconds a connecting newcomer counts as joining, for the shedder (relay/overload.py): DTLS and ICE take well under
+#: one on a loop that keeps up; a join storm on a loaded relay takes a few.
+JOIN_SETTLE = 5.0
 VIEWER_CONSENT = ConsentPolicy(interval=5.0, lost_after=12.0, expire_after=30.0)
 
 logger = logging.getLogger(__name__)
@@ -180,7 +183,7 @@ class Relay(AsyncIOEventEmitter):
         self._max_loop_lag = max_loop_lag
         self._shedder = (
             Shedder(self.loop_monitor, self._video_subscribers, high=shed_lag, low=min(0.015, shed_lag / 4),
-                    min_cpu=0.8 * self.cpu_budget)
+                    min_cpu=0.8 * self.cpu_budget, joining=self._joining)
             if shed_lag is not None else None
         )
         self._candidates = candidates or CandidatePolicy()
@@ -412,6 +415,13 @@ class Relay(AsyncIOEventEmitter):
             self.loop_monitor.start()
             if self._shedder is not None:
                 self._shedder.start()
+
+    def _joining(self) -> bool:
+        """Whether a newcomer is still connecting (for at most JOIN_SETTLE seconds: a peer that never connects, or a
+        stream of them, cannot hold the shedder off for longer)."""
+        now = time.monotonic()
+        return any(p.peer is not None and p.peer.state in ("new", "connecting")
+                   and now - p.peer.created_at < JOIN_SETTLE for p in self._participants.values())
 
     def _video_subscribers(self) -> list[SubscriberTrack]:
         """What the overload shedder may send keyframes only: every video subscriber but other relays' pulls."""

@@ -100,6 +100,28 @@ def test_shedder_sends_the_newest_viewers_keyframes_only_while_overloaded_and_re
     assert shedder.shed_count == 0 and not any(v.keyframes_only for v in viewers)
 
 
+def test_a_late_loop_sheds_nothing_while_newcomers_are_connecting_and_sheds_if_it_stays_late_after() -> None:
+    # A join storm on a relay near its budget (DTLS handshakes) makes the loop late for seconds: admission refuses
+    # the next newcomers, but the audience already served keeps its video. A lag that outlasts the joins is load.
+    clock = Clock()
+    monitor = LoopMonitor(max_lag=0.03, min_cpu=0.5, clock=clock)
+    viewers = [FakeSubscriber(created_at=float(i)) for i in range(20)]
+    joining = [True]
+    shedder = Shedder(monitor, lambda: viewers, high=0.06, low=0.015, step=0.1, hold=10.0, persist=2.0, clock=clock,
+                      joining=lambda: joining[0])
+    for _ in range(4):
+        feed(monitor, clock, lag=0.08, cpu_share=1.0)
+        shedder.tick()
+    assert shedder.shed_count == 0, "8 s late, all of it while newcomers connected"
+    joining[0] = False
+    feed(monitor, clock, lag=0.08, cpu_share=1.0)
+    shedder.tick()
+    assert shedder.shed_count == 0, "`persist` counts from the end of the joins"
+    feed(monitor, clock, lag=0.08, cpu_share=1.0)
+    shedder.tick()
+    assert shedder.shed_count == 2
+
+
 def packet(pts: int) -> av.Packet:
     p = av.Packet(b"\x00" * 100)
     p.pts = pts
