@@ -62,10 +62,10 @@ from relay.upstream import Upstream
 from relay.wire import PYTHON, wire_kind
 
 #: RFC 7675's pace for a stream's viewers: a check about every 5 s, consent expired after 30 s without an answer.
+VIEWER_CONSENT = ConsentPolicy(interval=5.0, lost_after=12.0, expire_after=30.0)
 #: Seconds a connecting newcomer counts as joining, for the shedder (relay/overload.py): DTLS and ICE take well under
 #: one on a loop that keeps up; a join storm on a loaded relay takes a few.
 JOIN_SETTLE = 5.0
-VIEWER_CONSENT = ConsentPolicy(interval=5.0, lost_after=12.0, expire_after=30.0)
 
 logger = logging.getLogger(__name__)
 

@@ -174,10 +174,16 @@ def encode_vp8(count: int) -> list[av.Packet]:
     return packets
 
 
-async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+async def answer(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    """Offer and answer, short of the offerer applying the answer: the answerer's candidates are gathered (the
+    hooks that need its sockets can be installed) and nothing connects yet."""
     await offerer.setLocalDescription(await offerer.createOffer())
     await answerer.setRemoteDescription(offerer.localDescription)
     await answerer.setLocalDescription(await answerer.createAnswer())
+
+
+async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    await answer(offerer, answerer)
     await offerer.setRemoteDescription(answerer.localDescription)
 
 
@@ -436,9 +442,7 @@ async def test_srtp_is_handled_as_it_arrives_and_dtls_still_takes_the_queue_with
     channel = sender_pc.createDataChannel("chat")
     got: list[str] = []
     receiver_pc.on("datachannel", lambda ch: ch.on("message", got.append))
-    await sender_pc.setLocalDescription(await sender_pc.createOffer())
-    await receiver_pc.setRemoteDescription(sender_pc.localDescription)
-    await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+    await answer(sender_pc, receiver_pc)
     assert aiortc_hooks.receive_inline(receiver_pc) == 1
     assert aiortc_hooks.narrow_tx_window(receiver_pc) == 1
     # The sender gets the receiver's RTCP (its first report comes 0.5-1.5 s in): it receives inline too, or
@@ -499,9 +503,7 @@ async def test_a_lost_packet_is_nacked_and_its_retransmission_reaches_the_assemb
     receiver_pc.on("track", lambda track: aiortc_hooks.take_encoded_frames(
         next(t.receiver for t in receiver_pc.getTransceivers() if t.receiver.track is track), Collect()))
     try:
-        await sender_pc.setLocalDescription(await sender_pc.createOffer())
-        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
-        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await answer(sender_pc, receiver_pc)
         aiortc_hooks.receive_inline(receiver_pc)
         [connection] = aiortc_hooks.ice_connections(receiver_pc)
         inline = connection.data_received
@@ -544,9 +546,7 @@ async def test_consent_checks_on_the_nominated_pair_are_answered_ahead_of_aioice
     receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     sender_pc.addTrack(PacketTrack(encode_vp8(3)))
     try:
-        await sender_pc.setLocalDescription(await sender_pc.createOffer())
-        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
-        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await answer(sender_pc, receiver_pc)
         aiortc_hooks.receive_inline(receiver_pc)
         await sender_pc.setRemoteDescription(receiver_pc.localDescription)
         await asyncio.wait_for(until(lambda: receiver_pc.connectionState == "connected"), 10)
@@ -575,9 +575,7 @@ async def test_the_relays_consent_checks_are_made_from_the_bytes_and_their_answe
     sender_pc.addTrack(PacketTrack(encode_vp8(3)))
     changes: list[str] = []
     try:
-        await sender_pc.setLocalDescription(await sender_pc.createOffer())
-        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
-        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await answer(sender_pc, receiver_pc)
         [checker] = aiortc_hooks.ice_connections(receiver_pc)
         aiortc_hooks.watch_consent([checker], aiortc_hooks.ConsentPolicy(0.1, 0.6, 30.0), changes.append)
         aiortc_hooks.receive_inline(receiver_pc)
